@@ -1,0 +1,110 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Every Ishtar target builds in Swift 6 language mode with strict concurrency and
+/// treats every warning as an error, so a warning can never land.
+let strict: [SwiftSetting] = [
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "Ishtar",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ishtar", targets: ["ishtar"]),
+        .library(name: "IshtarCrypto", targets: ["IshtarCrypto"]),
+        .library(name: "IshtarBitcoin", targets: ["IshtarBitcoin"]),
+        .library(name: "IshtarBitcoinRPC", targets: ["IshtarBitcoinRPC"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C system libraries, found through pkg-config; Debian packages named as providers.
+        .systemLibrary(
+            name: "CSecp256k1", pkgConfig: "libsecp256k1",
+            providers: [.apt(["libsecp256k1-dev"])]),
+        .systemLibrary(
+            name: "CRocksDB", pkgConfig: "rocksdb",
+            providers: [.apt(["librocksdb-dev"])]),
+        .systemLibrary(
+            name: "CCurl", pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]),
+
+        .target(
+            name: "IshtarCrypto",
+            dependencies: [
+                "CSecp256k1",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "IshtarBitcoin",
+            dependencies: [
+                "IshtarCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "IshtarBitcoinRPC",
+            dependencies: [
+                "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "IshtarConsensus",
+            dependencies: [
+                "IshtarCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "IshtarCLI",
+            dependencies: [
+                "IshtarCrypto",
+                "IshtarBitcoin",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "ishtar",
+            dependencies: ["IshtarCLI"],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "IshtarBench",
+            dependencies: [
+                "IshtarCrypto",
+                "IshtarBitcoin",
+                "CSecp256k1",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+
+        .testTarget(
+            name: "IshtarCryptoTests",
+            dependencies: ["IshtarCrypto", "CSecp256k1"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "IshtarBitcoinTests",
+            dependencies: ["IshtarBitcoin", "IshtarCrypto"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "IshtarBitcoinRPCTests",
+            dependencies: ["IshtarBitcoinRPC"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "IshtarConsensusTests",
+            dependencies: ["IshtarConsensus", "IshtarCrypto"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "IshtarCLITests",
+            dependencies: ["IshtarCLI", "IshtarCrypto"],
+            swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

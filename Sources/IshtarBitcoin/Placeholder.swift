@@ -1,0 +1,1 @@
+// IshtarBitcoin: being written in this change; replaced as the module lands.

@@ -1,0 +1,1 @@
+// IshtarBitcoinRPC: being written in this change; replaced as the module lands.

@@ -1,0 +1,1 @@
+// IshtarCLI: being written in this change; replaced as the module lands.

@@ -1,0 +1,1 @@
+// IshtarConsensus: being written in this change; replaced as the module lands.

@@ -1,0 +1,1 @@
+// IshtarCrypto: being written in this change; replaced as the module lands.

@@ -1,0 +1,1 @@
+print("ishtar: being written")
