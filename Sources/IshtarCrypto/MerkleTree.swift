@@ -1,0 +1,159 @@
+import Crypto
+import Foundation
+
+/// RFC-6962 Merkle trees (PROTOCOL §4), as CometBFT builds them: leaf = SHA256(0x00 ‖ leaf),
+/// inner = SHA256(0x01 ‖ left ‖ right), a node over k > 1 items splits at the largest power of
+/// two strictly below k, and the empty tree's root is SHA256("").
+public enum MerkleTree {
+    /// SHA256(0x00 ‖ leaf).
+    public static func leafHash(_ leaf: some DataProtocol) -> Data {
+        var hasher = SHA256()
+        hasher.update(data: [UInt8(0x00)])
+        hasher.update(data: leaf)
+        return Data(hasher.finalize())
+    }
+
+    /// SHA256(0x01 ‖ left ‖ right).
+    public static func innerHash(_ left: Data, _ right: Data) -> Data {
+        var hasher = SHA256()
+        hasher.update(data: [UInt8(0x01)])
+        hasher.update(data: left)
+        hasher.update(data: right)
+        return Data(hasher.finalize())
+    }
+
+    /// SHA256(""), the root of a tree with no leaves.
+    public static let emptyRoot = Data(SHA256.hash(data: Data()))
+
+    /// The largest power of two strictly below `count` (`count` ≥ 2).
+    static func splitPoint(_ count: Int) -> Int {
+        Int(splitPoint(UInt64(count)))
+    }
+
+    /// The largest power of two strictly below `count` (`count` ≥ 2), for proof totals.
+    static func splitPoint(_ count: UInt64) -> UInt64 {
+        var split: UInt64 = 1
+        while split < count - split {
+            split <<= 1
+        }
+        return split
+    }
+
+    /// The root over `leaves`; O(n) hashes, each leaf hashed once.
+    public static func root(leaves: [Data]) -> Data {
+        guard !leaves.isEmpty else { return emptyRoot }
+        let hashes = leaves.map { leafHash($0) }
+        return subtreeRoot(hashes, hashes.startIndex, hashes.endIndex)
+    }
+
+    private static func subtreeRoot(_ hashes: [Data], _ lower: Int, _ upper: Int) -> Data {
+        let count = upper - lower
+        if count == 1 { return hashes[lower] }
+        let middle = lower + splitPoint(count)
+        return innerHash(subtreeRoot(hashes, lower, middle), subtreeRoot(hashes, middle, upper))
+    }
+
+    /// The inclusion proof of `leaves[index]`.
+    public static func proof(leaves: [Data], index: Int) throws(CryptoError) -> MerkleProof {
+        guard index >= 0, index < leaves.count else {
+            throw .indexOutOfRange(field: "Merkle leaf index", index: index, count: leaves.count)
+        }
+        let hashes = leaves.map { leafHash($0) }
+        var lower = 0
+        var upper = hashes.count
+        var topDown = [Data]()
+        while upper - lower > 1 {
+            let middle = lower + splitPoint(upper - lower)
+            if index < middle {
+                topDown.append(subtreeRoot(hashes, middle, upper))
+                upper = middle
+            } else {
+                topDown.append(subtreeRoot(hashes, lower, middle))
+                lower = middle
+            }
+        }
+        return MerkleProof(index: UInt64(index), total: UInt64(leaves.count), aunts: topDown.reversed())
+    }
+
+    /// The root and every leaf's proof at once, in O(n log n).
+    public static func proofs(leaves: [Data]) -> (root: Data, proofs: [MerkleProof]) {
+        guard !leaves.isEmpty else { return (emptyRoot, []) }
+        let hashes = leaves.map { leafHash($0) }
+        var aunts = [[Data]](repeating: [], count: hashes.count)
+        let root = buildProofs(hashes, 0, hashes.count, &aunts)
+        let total = UInt64(leaves.count)
+        let proofs = aunts.enumerated().map { MerkleProof(index: UInt64($0.offset), total: total, aunts: $0.element) }
+        return (root, proofs)
+    }
+
+    /// Returns the subtree root; appends to each leaf's aunts bottom-up (children first).
+    private static func buildProofs(_ hashes: [Data], _ lower: Int, _ upper: Int, _ aunts: inout [[Data]]) -> Data {
+        let count = upper - lower
+        if count == 1 { return hashes[lower] }
+        let middle = lower + splitPoint(count)
+        let left = buildProofs(hashes, lower, middle, &aunts)
+        let right = buildProofs(hashes, middle, upper, &aunts)
+        for i in lower..<middle { aunts[i].append(right) }
+        for i in middle..<upper { aunts[i].append(left) }
+        return innerHash(left, right)
+    }
+}
+
+/// An RFC-6962 inclusion proof in CometBFT's layout: sibling hashes ("aunts") from the leaf's
+/// level up to the root's children.
+public struct MerkleProof: Sendable, Hashable, Codable {
+    /// The leaf's position, 0-based.
+    public var index: UInt64
+    /// The number of leaves in the tree.
+    public var total: UInt64
+    /// Sibling hashes, 32 bytes each, bottom-up.
+    public var aunts: [Data]
+
+    /// A proof from its parts (not checked until ``computeRoot(leaf:)``).
+    public init(index: UInt64, total: UInt64, aunts: [Data]) {
+        self.index = index
+        self.total = total
+        self.aunts = aunts
+    }
+
+    /// The root this proof implies for `leaf`. Throws if index ≥ total, if an aunt is not
+    /// 32 bytes, or if the number of aunts is not the leaf's exact depth for `total`.
+    public func computeRoot(leaf: some DataProtocol) throws(CryptoError) -> Data {
+        guard total > 0, index < total else {
+            throw .indexOutOfRange(
+                field: "Merkle proof index", index: Int(clamping: index), count: Int(clamping: total))
+        }
+        for aunt in aunts where aunt.count != 32 {
+            throw .invalidLength(field: "Merkle proof aunt", expected: 32, actual: aunt.count)
+        }
+        // Walk down from the root to learn, per level, which side the path takes.
+        var goesLeft = [Bool]()
+        var position = index
+        var size = total
+        while size > 1 {
+            let split = MerkleTree.splitPoint(size)
+            if position < split {
+                goesLeft.append(true)
+                size = split
+            } else {
+                goesLeft.append(false)
+                position -= split
+                size -= split
+            }
+        }
+        guard goesLeft.count == aunts.count else {
+            throw .invalidLength(field: "Merkle proof aunts", expected: goesLeft.count, actual: aunts.count)
+        }
+        var hash = MerkleTree.leafHash(leaf)
+        for (aunt, left) in zip(aunts, goesLeft.reversed()) {
+            hash = left ? MerkleTree.innerHash(hash, aunt) : MerkleTree.innerHash(aunt, hash)
+        }
+        return hash
+    }
+
+    /// Whether `leaf` is at ``index`` of a ``total``-leaf tree with this `root`.
+    public func verify(leaf: some DataProtocol, root: Data) -> Bool {
+        guard let computed = try? computeRoot(leaf: leaf) else { return false }
+        return computed == root
+    }
+}

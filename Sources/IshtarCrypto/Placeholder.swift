@@ -1,1 +1,0 @@
-// IshtarCrypto: being written in this change; replaced as the module lands.

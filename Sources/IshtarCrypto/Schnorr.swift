@@ -1,0 +1,262 @@
+import CSecp256k1
+import Crypto
+import Foundation
+
+/// BIP-340 Schnorr signatures and BIP-341 key tweaking over libsecp256k1.
+public enum Schnorr {
+    /// A secp256k1 secret key: a scalar in [1, n). Its bytes are wiped when the last copy dies.
+    public struct PrivateKey: Sendable {
+        let secret: SecretBox
+
+        /// `d·G` with its real parity (BIP-340 signs with −d when it is odd).
+        public let point: Point
+
+        /// Generates a key from the system's secure random number generator.
+        public init() {
+            while true {
+                var candidate = secureRandomBytes(count: 32)
+                defer { candidate.withUnsafeMutableBytes { secureZero($0) } }
+                if let key = try? PrivateKey(rawRepresentation: candidate) {
+                    self = key
+                    return
+                }
+            }
+        }
+
+        /// Parses a 32-byte big-endian secret, rejecting zero and values ≥ n.
+        public init(rawRepresentation: some DataProtocol) throws(CryptoError) {
+            let scalar = try Scalar(rawRepresentation: rawRepresentation, field: "private key")
+            try self.init(scalar: scalar)
+        }
+
+        /// A key from a nonzero scalar.
+        public init(scalar: Scalar) throws(CryptoError) {
+            guard !scalar.isZero else { throw .zeroScalar(field: "private key") }
+            self.point = try Point(scalarTimesGenerator: scalar)
+            self.secret = SecretBox(scalar.bytes)
+        }
+
+        /// The 32-byte secret. Handle with care: this copy is not wiped.
+        public var rawRepresentation: Data { secret.value.data }
+
+        /// The secret as a scalar.
+        public var scalar: Scalar { Scalar(bytes: secret.value) }
+
+        /// The BIP-340 x-only public key.
+        public var publicKey: PublicKey { PublicKey(point: point) }
+
+        /// The BIP-340 signature of `message` (any length) with 32 bytes of auxiliary randomness.
+        ///
+        /// libsecp256k1 0.2.0's `secp256k1_schnorrsig_sign32` takes only 32-byte messages, so this
+        /// uses `secp256k1_schnorrsig_sign_custom`, which implements BIP-340 for any length
+        /// (the 2022 vectors include 0-, 1-, 17- and 100-byte messages).
+        public func signature(
+            for message: some DataProtocol, auxiliaryRandomness: some DataProtocol
+        ) throws(CryptoError) -> Signature {
+            guard auxiliaryRandomness.count == 32 else {
+                throw .invalidLength(field: "auxiliary randomness", expected: 32, actual: auxiliaryRandomness.count)
+            }
+            var aux = [UInt8](auxiliaryRandomness)
+            let messageBytes = [UInt8](message)
+            var keypair = try makeKeypair()
+            defer { withUnsafeMutableBytes(of: &keypair) { secureZero($0) } }
+            var signature = [UInt8](repeating: 0, count: 64)
+            let ok = aux.withUnsafeMutableBytes { auxPointer in
+                var parameters = secp256k1_schnorrsig_extraparams(
+                    magic: (0xda, 0x6f, 0xb3, 0x8c), noncefp: nil, ndata: auxPointer.baseAddress)
+                return messageBytes.withNonNullPointer { messagePointer in
+                    secp256k1_schnorrsig_sign_custom(
+                        secpContext, &signature, messagePointer, messageBytes.count, &keypair, &parameters)
+                }
+            }
+            guard ok == 1 else { throw .libraryFailure(operation: "secp256k1_schnorrsig_sign_custom") }
+            return Signature(bytes: signature)
+        }
+
+        /// The BIP-340 signature of `message` with fresh auxiliary randomness.
+        public func signature(for message: some DataProtocol) throws(CryptoError) -> Signature {
+            try signature(for: message, auxiliaryRandomness: secureRandomBytes(count: 32))
+        }
+
+        /// The BIP-341 key-path signing key for an output whose internal key is this key:
+        /// negated if `d·G` has odd y, then plus `H_TapTweak(P.x ‖ merkleRoot)`.
+        ///
+        /// - Parameter merkleRoot: 32 bytes, or `nil` for a key-path-only output.
+        public func tapTweaked(merkleRoot: Data?) throws(CryptoError) -> PrivateKey {
+            let tweak = try Schnorr.tapTweak(xOnly: point.xOnlyRepresentation, merkleRoot: merkleRoot)
+            var keypair = try makeKeypair()
+            defer { withUnsafeMutableBytes(of: &keypair) { secureZero($0) } }
+            guard secp256k1_keypair_xonly_tweak_add(secpContext, &keypair, tweak) == 1 else {
+                throw .invalidTweak(field: "taproot tweak")
+            }
+            var tweaked = Bytes32()
+            defer { tweaked.zeroize() }
+            _ = tweaked.withMutableUInt8Pointer { secp256k1_keypair_sec(secpContext, $0, &keypair) }
+            return try PrivateKey(scalar: Scalar(bytes: tweaked))
+        }
+
+        private func makeKeypair() throws(CryptoError) -> secp256k1_keypair {
+            var keypair = secp256k1_keypair()
+            let ok = secret.withUInt8Pointer { secp256k1_keypair_create(secpContext, &keypair, $0) }
+            guard ok == 1 else { throw .libraryFailure(operation: "secp256k1_keypair_create") }
+            return keypair
+        }
+    }
+
+    /// A BIP-340 x-only public key: the point with this x and even y.
+    public struct PublicKey: Sendable {
+        var xonly: secp256k1_xonly_pubkey
+
+        /// The 32-byte x coordinate.
+        public let rawRepresentation: Data
+
+        /// Parses 32 bytes, which must be the x coordinate of a curve point (x < p).
+        public init(rawRepresentation: some DataProtocol) throws(CryptoError) {
+            try self.init(rawRepresentation: rawRepresentation, field: "public key")
+        }
+
+        /// Parses 32 bytes, naming `field` in any error.
+        public init(rawRepresentation: some DataProtocol, field: String) throws(CryptoError) {
+            let bytes = [UInt8](rawRepresentation)
+            guard bytes.count == 32 else {
+                throw .invalidLength(field: field, expected: 32, actual: bytes.count)
+            }
+            var xonly = secp256k1_xonly_pubkey()
+            guard secp256k1_xonly_pubkey_parse(secpContext, &xonly, bytes) == 1 else {
+                throw .pointNotOnCurve(field: field)
+            }
+            self.xonly = xonly
+            self.rawRepresentation = Data(bytes)
+        }
+
+        /// The x-only key of `point` (its parity is dropped).
+        public init(point: Point) {
+            var full = point.pubkey
+            var xonly = secp256k1_xonly_pubkey()
+            // Conversion of a valid key always succeeds.
+            _ = secp256k1_xonly_pubkey_from_pubkey(secpContext, &xonly, nil, &full)
+            self.xonly = xonly
+            self.rawRepresentation = point.xOnlyRepresentation
+        }
+
+        /// The point this key stands for: x with even y.
+        public var point: Point {
+            do {
+                return try Point(xOnly: rawRepresentation)
+            } catch {
+                // The bytes were validated as an x coordinate on construction.
+                preconditionFailure("validated x-only key failed to lift")
+            }
+        }
+
+        /// BIP-340 verification. Any message length is accepted.
+        public func isValidSignature(_ signature: Signature, for message: some DataProtocol) -> Bool {
+            let messageBytes = [UInt8](message)
+            var key = xonly
+            return signature.bytes.withNonNullPointer { signaturePointer in
+                messageBytes.withNonNullPointer { messagePointer in
+                    secp256k1_schnorrsig_verify(
+                        secpContext, signaturePointer, messagePointer, messageBytes.count, &key)
+                }
+            } == 1
+        }
+
+        /// The BIP-341 output key `Q = P + H_TapTweak(P.x ‖ merkleRoot)·G` and Q's y parity
+        /// (the control block's low bit).
+        ///
+        /// - Parameter merkleRoot: 32 bytes, or `nil` for a key-path-only output.
+        public func tapTweaked(merkleRoot: Data?) throws(CryptoError) -> (outputKey: PublicKey, parityOdd: Bool) {
+            let tweak = try Schnorr.tapTweak(xOnly: rawRepresentation, merkleRoot: merkleRoot)
+            var key = xonly
+            var output = secp256k1_pubkey()
+            guard secp256k1_xonly_pubkey_tweak_add(secpContext, &output, &key, tweak) == 1 else {
+                throw .invalidTweak(field: "taproot tweak")
+            }
+            var parity: Int32 = 0
+            var outputXonly = secp256k1_xonly_pubkey()
+            _ = secp256k1_xonly_pubkey_from_pubkey(secpContext, &outputXonly, &parity, &output)
+            let outputKey = PublicKey(point: Point(pubkey: output))
+            return (outputKey, parity == 1)
+        }
+    }
+
+    /// A 64-byte BIP-340 signature `R.x ‖ s`. Its contents are checked by verification, not here.
+    public struct Signature: Sendable, Hashable {
+        let bytes: [UInt8]
+
+        init(bytes: [UInt8]) {
+            self.bytes = bytes
+        }
+
+        /// Wraps 64 bytes.
+        public init(rawRepresentation: some DataProtocol) throws(CryptoError) {
+            guard rawRepresentation.count == 64 else {
+                throw .invalidLength(field: "signature", expected: 64, actual: rawRepresentation.count)
+            }
+            self.bytes = [UInt8](rawRepresentation)
+        }
+
+        /// The 64 bytes.
+        public var rawRepresentation: Data { Data(bytes) }
+
+        /// The first 32 bytes, R's x coordinate.
+        public var nonceX: Data { Data(bytes[0..<32]) }
+
+        /// The last 32 bytes, s (not reduced or range-checked).
+        public var sBytes: Data { Data(bytes[32..<64]) }
+    }
+
+    /// `H_TapTweak(x ‖ merkleRoot)` as raw bytes, with the root's length checked.
+    static func tapTweak(xOnly: Data, merkleRoot: Data?) throws(CryptoError) -> [UInt8] {
+        var hasher = TaggedHash.hasher(tag: "TapTweak")
+        hasher.update(data: xOnly)
+        if let merkleRoot {
+            guard merkleRoot.count == 32 else {
+                throw .invalidLength(field: "taproot merkle root", expected: 32, actual: merkleRoot.count)
+            }
+            hasher.update(data: merkleRoot)
+        }
+        return [UInt8](hasher.finalize())
+    }
+}
+
+extension Schnorr.PrivateKey: Equatable {
+    /// Equal when the secrets are equal (compared without early exit).
+    public static func == (lhs: Schnorr.PrivateKey, rhs: Schnorr.PrivateKey) -> Bool {
+        lhs.secret.value == rhs.secret.value
+    }
+}
+
+extension Schnorr.PrivateKey: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// Redacted; shows only the public key.
+    public var description: String { "Schnorr.PrivateKey(<redacted>, publicKey: \(publicKey.rawRepresentation.hexString))" }
+    /// Redacted, as ``description``.
+    public var debugDescription: String { description }
+    /// No children, so `dump` cannot print the secret either.
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
+}
+
+extension Schnorr.PublicKey: Hashable, Comparable, CustomStringConvertible {
+    /// Equal when the x coordinates are equal.
+    public static func == (lhs: Schnorr.PublicKey, rhs: Schnorr.PublicKey) -> Bool {
+        lhs.rawRepresentation == rhs.rawRepresentation
+    }
+
+    /// Hashes the x coordinate.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(rawRepresentation)
+    }
+
+    /// Byte-wise order of the 32 x-only bytes, the order taproot multisig scripts sort keys in.
+    public static func < (lhs: Schnorr.PublicKey, rhs: Schnorr.PublicKey) -> Bool {
+        lhs.rawRepresentation.lexicographicallyPrecedes(rhs.rawRepresentation)
+    }
+
+    /// The x coordinate in hex.
+    public var description: String { rawRepresentation.hexString }
+}
+
+extension Schnorr.Signature: CustomStringConvertible {
+    /// The 64 bytes in hex.
+    public var description: String { rawRepresentation.hexString }
+}

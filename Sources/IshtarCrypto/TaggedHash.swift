@@ -1,0 +1,49 @@
+import Crypto
+import Foundation
+
+/// BIP-340 tagged hashes: `SHA256(SHA256(tag) ‖ SHA256(tag) ‖ data)`.
+public enum TaggedHash {
+    /// Tags hashed on hot paths (signing, verifying, taproot); their 64-byte prefix is absorbed
+    /// once into a SHA-256 state that every call copies instead of rehashing the tag twice.
+    static let cachedTags: [String] = [
+        "BIP0340/challenge", "TapLeaf", "TapBranch", "TapTweak", "TapSighash",
+        "SchnorrAdaptor/aux", "SchnorrAdaptor/nonce",
+    ]
+
+    private static let cache: [String: SHA256] = {
+        var states = [String: SHA256]()
+        for tag in cachedTags {
+            states[tag] = makeHasher(tag: tag)
+        }
+        return states
+    }()
+
+    private static func makeHasher(tag: String) -> SHA256 {
+        let tagDigest = SHA256.hash(data: Data(tag.utf8))
+        var hasher = SHA256()
+        hasher.update(data: Data(tagDigest))
+        hasher.update(data: Data(tagDigest))
+        return hasher
+    }
+
+    /// A SHA-256 state that has already absorbed the tag prefix; feed it data and finalize.
+    public static func hasher(tag: String) -> SHA256 {
+        cache[tag] ?? makeHasher(tag: tag)
+    }
+
+    /// The 32-byte tagged hash of `data`.
+    public static func hash(tag: String, data: some DataProtocol) -> Data {
+        var hasher = hasher(tag: tag)
+        hasher.update(data: data)
+        return Data(hasher.finalize())
+    }
+
+    /// The BIP-340 challenge `H_challenge(R.x ‖ P.x ‖ m) mod n`.
+    static func challenge(nonceX: some DataProtocol, publicKeyX: some DataProtocol, message: some DataProtocol) -> Scalar {
+        var hasher = hasher(tag: "BIP0340/challenge")
+        hasher.update(data: nonceX)
+        hasher.update(data: publicKeyX)
+        hasher.update(data: message)
+        return Scalar(reducing: Data(hasher.finalize()))
+    }
+}
