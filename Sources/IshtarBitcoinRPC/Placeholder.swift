@@ -1,1 +1,0 @@
-// IshtarBitcoinRPC: being written in this change; replaced as the module lands.
