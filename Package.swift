@@ -18,7 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
@@ -55,6 +55,10 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
+            name: "IshtarStore",
+            dependencies: ["CRocksDB"],
+            swiftSettings: strict),
+        .target(
             name: "IshtarConsensus",
             dependencies: [
                 "IshtarCrypto",
@@ -62,13 +66,21 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
+            name: "IshtarKeys",
+            dependencies: [
+                "IshtarCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+        .target(
             name: "IshtarCLI",
             dependencies: [
                 "IshtarCrypto",
+                "IshtarKeys",
                 "IshtarBitcoin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strict),
         .executableTarget(
@@ -98,12 +110,20 @@ let package = Package(
             dependencies: ["IshtarBitcoinRPC"],
             swiftSettings: strict),
         .testTarget(
+            name: "IshtarStoreTests",
+            dependencies: ["IshtarStore"],
+            swiftSettings: strict),
+        .testTarget(
             name: "IshtarConsensusTests",
             dependencies: ["IshtarConsensus", "IshtarCrypto"],
             swiftSettings: strict),
         .testTarget(
+            name: "IshtarKeysTests",
+            dependencies: ["IshtarKeys", "IshtarCrypto"],
+            swiftSettings: strict),
+        .testTarget(
             name: "IshtarCLITests",
-            dependencies: ["IshtarCLI", "IshtarCrypto"],
+            dependencies: ["IshtarCLI", "IshtarKeys", "IshtarCrypto", "ishtar"],
             swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

@@ -1,1 +1,4 @@
-print("ishtar: being written")
+import Foundation
+import IshtarCLI
+
+exit(IshtarMain.run(Array(CommandLine.arguments.dropFirst())))

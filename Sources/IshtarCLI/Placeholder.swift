@@ -1,1 +1,0 @@
-// IshtarCLI: being written in this change; replaced as the module lands.

@@ -1,0 +1,1 @@
+// IshtarStore: being written.

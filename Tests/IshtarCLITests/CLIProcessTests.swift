@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+
+/// Runs the real `ishtar` binary, built beside the test bundle, as a child process.
+struct IshtarProcess {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var binary: URL {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("ishtar")
+    }
+
+    static func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "ISHTAR_PASSPHRASE")
+        env.merge(environment) { _, new in new }
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func json(_ args: [String], environment: [String: String] = [:]) throws -> [String: Any] {
+        let r = try run(args + ["--json"], environment: environment)
+        #expect(r.status == 0, "ishtar \(args.joined(separator: " ")) failed: \(r.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
+        return try #require(obj as? [String: Any], "not a JSON object: \(r.stdout)")
+    }
+}
+
+private func scratch() throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ishtar-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.path
+}
+
+@Suite(.serialized) struct CLIProcessTests {
+    @Test func keyLifecycleAndDoubleSignLeaksTheKey() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let keyPath = dir + "/fp.key", pwPath = dir + "/pw"
+        try Data("hunter2 but longer\n".utf8).write(to: URL(fileURLWithPath: pwPath))
+
+        let gen = try IshtarProcess.json(["keys", "generate", "--output", keyPath, "--passphrase-file", pwPath])
+        let publicKey = try #require(gen["public_key"] as? String)
+        #expect(gen["secret_key"] == nil, "secret printed without --show-secret")
+        #expect(gen["encrypted"] as? Bool == true)
+        let mode = try FileManager.default.attributesOfItem(atPath: keyPath)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+
+        let shown = try IshtarProcess.json(["keys", "show", "--key-file", keyPath])
+        #expect(shown["public_key"] as? String == publicKey)
+        #expect(shown["secret_key"] == nil)
+        let secret = try #require(
+            try IshtarProcess.json(["keys", "show", "--key-file", keyPath, "--show-secret"],
+                                   environment: ["ISHTAR_PASSPHRASE": "hunter2 but longer"])["secret_key"] as? String)
+        #expect(secret.count == 64)
+
+        let common = ["--key-file", keyPath, "--passphrase-file", pwPath, "--chain-id", "ishtar-test", "--height", "42"]
+        let r1 = try IshtarProcess.json(["eots", "randomness"] + common)
+        let r2 = try IshtarProcess.json(["eots", "randomness"] + common)
+        #expect(r1["public_randomness"] as? String == r2["public_randomness"] as? String, "randomness must be deterministic")
+        let pubRand = try #require(r1["public_randomness"] as? String)
+
+        let m1 = "000000000000002a" + String(repeating: "11", count: 32)
+        let m2 = "000000000000002a" + String(repeating: "22", count: 32)
+        let s1 = try #require(try IshtarProcess.json(["eots", "sign"] + common + ["--message-hex", m1])["signature"] as? String)
+        let s2 = try #require(try IshtarProcess.json(["eots", "sign"] + common + ["--message-hex", m2])["signature"] as? String)
+
+        let ok = try IshtarProcess.run(["eots", "verify", "--public-key", publicKey, "--public-randomness", pubRand,
+                                        "--message-hex", m1, "--signature", s1])
+        #expect(ok.status == 0)
+        #expect(ok.stdout.contains("valid"))
+        let bad = try IshtarProcess.run(["eots", "verify", "--public-key", publicKey, "--public-randomness", pubRand,
+                                         "--message-hex", m2, "--signature", s1])
+        #expect(bad.status == 1, "a wrong signature must exit 1")
+
+        let extracted = try IshtarProcess.json([
+            "eots", "extract", "--public-key", publicKey, "--public-randomness", pubRand,
+            "--message1-hex", m1, "--signature1", s1, "--message2-hex", m2, "--signature2", s2,
+        ])
+        #expect(extracted["secret_key"] as? String == secret, "two signatures at one height must reveal the key")
+    }
+
+    /// Every malformed input exits 2 with exactly one line on stderr naming the problem.
+    @Test(arguments: [
+        (["eots", "verify", "--public-key", "zz", "--public-randomness", String(repeating: "00", count: 32),
+          "--message-hex", "00", "--signature", String(repeating: "00", count: 32)], "--public-key"),
+        (["eots", "verify", "--public-key", String(repeating: "01", count: 31), "--public-randomness", String(repeating: "00", count: 32),
+          "--message-hex", "00", "--signature", String(repeating: "00", count: 32)], "expected 32 bytes"),
+        // BIP-340 vector 5: an x coordinate with no point on the curve.
+        (["eots", "verify", "--public-key", "EEFDEA4CDB677750A420FEE807EACF21EB9898AE79B9768766E4FAA04A2D4A34",
+          "--public-randomness", "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+          "--message-hex", "00", "--signature", String(repeating: "00", count: 32)], "--public-key"),
+        // s = n: a scalar out of range.
+        (["eots", "verify", "--public-key", "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+          "--public-randomness", "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+          "--message-hex", "00", "--signature", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141"], "--signature"),
+        (["eots", "verify", "--public-key", "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+          "--public-randomness", "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+          "--message-hex", "abc", "--signature", String(repeating: "00", count: 32)], "--message-hex"),
+        (["eots", "randomness", "--key-file", "/nonexistent/key", "--chain-id", "c", "--height", "1"], "not found"),
+        (["eots", "randomness", "--key-file", "/tmp/x", "--chain-id", "c", "--height", "-1"], "height"),
+        (["keys", "generate"], "passphrase"),
+        (["no-such-command"], "no-such-command"),
+    ] as [([String], String)])
+    func badInputExitsTwoWithOneLine(args: [String], mentions: String) throws {
+        let r = try IshtarProcess.run(args)
+        #expect(r.status == 2, "stdout: \(r.stdout) stderr: \(r.stderr)")
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "expected one error line, got: \(r.stderr)")
+        #expect(r.stderr.lowercased().contains(mentions.lowercased()), "error should mention \(mentions): \(r.stderr)")
+    }
+
+    @Test func wrongPassphraseIsABadInput() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let keyPath = dir + "/k"
+        _ = try IshtarProcess.json(["keys", "generate", "--output", keyPath], environment: ["ISHTAR_PASSPHRASE": "right"])
+        let r = try IshtarProcess.run(["eots", "randomness", "--key-file", keyPath, "--chain-id", "c", "--height", "1"],
+                                      environment: ["ISHTAR_PASSPHRASE": "wrong"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("wrong passphrase"))
+    }
+
+    @Test func helpTeachesAndExitsZero() throws {
+        let r = try IshtarProcess.run(["eots", "sign", "--help"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("LEAKS YOUR SECRET KEY"))
+        let top = try IshtarProcess.run(["--help"])
+        #expect(top.status == 0 && top.stdout.contains("keys") && top.stdout.contains("eots"))
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import IshtarCrypto
+import Testing
+
+@testable import IshtarKeys
+
+/// Cheap scrypt settings keep the suite fast; the format and code path are the real ones.
+private let fastScrypt = ScryptParameters(n: 1 << 12, r: 8, p: 1)
+
+private func temporaryDirectory() throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ishtar-keys-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.path
+}
+
+@Suite struct KeyFileTests {
+    @Test func encryptedRoundTripOnDisk() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let key = Schnorr.PrivateKey()
+        let file = try KeyFile(privateKey: key, protection: .passphrase(Data("correct horse".utf8), fastScrypt))
+        let path = dir + "/k.json"
+        try KeyFileStore.write(file, to: path)
+
+        let attrs = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attrs[.posixPermissions] as? Int) == 0o600)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(!text.contains(key.rawRepresentation.hexString), "the secret must not appear in the file")
+
+        let loaded = try KeyFileStore.read(from: path)
+        #expect(loaded.isEncrypted)
+        let unlocked = try loaded.unlock(passphrase: Data("correct horse".utf8))
+        #expect(unlocked.rawRepresentation == key.rawRepresentation)
+        #expect(try loaded.publicKeyValue().rawRepresentation == key.publicKey.rawRepresentation)
+    }
+
+    @Test func wrongPassphraseIsRejected() throws {
+        let file = try KeyFile(privateKey: Schnorr.PrivateKey(), protection: .passphrase(Data("a".utf8), fastScrypt))
+        #expect(throws: KeyFileError.wrongPassphrase) { try file.unlock(passphrase: Data("b".utf8)) }
+        #expect(throws: KeyFileError.passphraseRequired) { try file.unlock(passphrase: nil) }
+        #expect(throws: KeyFileError.emptyPassphrase) { try file.unlock(passphrase: Data()) }
+    }
+
+    @Test func swappedPublicKeyFailsAuthentication() throws {
+        var file = try KeyFile(privateKey: Schnorr.PrivateKey(), protection: .passphrase(Data("pw".utf8), fastScrypt))
+        file.publicKey = Schnorr.PrivateKey().publicKey.rawRepresentation.hexString
+        // The public key is bound into the AEAD, so the swap is caught before the secret is used.
+        #expect(throws: KeyFileError.wrongPassphrase) { try file.unlock(passphrase: Data("pw".utf8)) }
+    }
+
+    @Test func plaintextFileMustMatchItsPublicKey() throws {
+        var file = try KeyFile(privateKey: Schnorr.PrivateKey(), protection: .insecurePlaintext)
+        #expect(!file.isEncrypted)
+        file.publicKey = Schnorr.PrivateKey().publicKey.rawRepresentation.hexString
+        #expect(throws: KeyFileError.publicKeyMismatch) { try file.unlock(passphrase: nil) }
+    }
+
+    @Test func refusesOverwriteAndOpenPermissions() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/k.json"
+        let file = try KeyFile(privateKey: Schnorr.PrivateKey(), protection: .insecurePlaintext)
+        try KeyFileStore.write(file, to: path)
+        #expect(throws: KeyFileError.alreadyExists(path: path)) { try KeyFileStore.write(file, to: path) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+        #expect(throws: KeyFileError.insecurePermissions(path: path, mode: "644")) { try KeyFileStore.read(from: path) }
+        #expect(throws: KeyFileError.fileNotFound(path: dir + "/nope")) { try KeyFileStore.read(from: dir + "/nope") }
+    }
+
+    @Test(arguments: [
+        ("", "not valid JSON"),
+        ("{}", "missing field \"version\""),
+        (#"{"version":1,"key_type":"secp256k1-bip340"}"#, "missing field \"public_key\""),
+    ])
+    func malformedJSONNamesTheProblem(json: String, reason: String) {
+        #expect(throws: KeyFileError.malformed(reason: reason)) { try KeyFile(jsonData: Data(json.utf8)) }
+    }
+
+    @Test func structuralChecksOnLoad() throws {
+        let good = try KeyFile(privateKey: Schnorr.PrivateKey(), protection: .passphrase(Data("pw".utf8), fastScrypt))
+        var newer = good
+        newer.version = 2
+        #expect(throws: KeyFileError.unsupportedVersion(2)) { try KeyFile(jsonData: newer.jsonData()) }
+
+        var huge = good
+        huge.encrypted?.kdfParams.n = 1 << 30
+        #expect(throws: KeyFileError.self) { try KeyFile(jsonData: huge.jsonData()) }
+
+        var both = good
+        both.insecurePlaintextSecretKey = "00"
+        #expect(throws: KeyFileError.self) { try KeyFile(jsonData: both.jsonData()) }
+
+        var badKey = good
+        badKey.publicKey = String(repeating: "ff", count: 32)  // x ≥ p: not on the curve
+        #expect(throws: KeyFileError.self) { try KeyFile(jsonData: badKey.jsonData()) }
+
+        #expect(try KeyFile(jsonData: good.jsonData()) == good)
+    }
+
+    @Test func passphraseSources() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/pw"
+        try Data("s3cret\r\nignored\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(try PassphraseSource.resolve(file: path, environment: [:]) == Data("s3cret".utf8))
+        #expect(try PassphraseSource.resolve(file: nil, environment: ["ISHTAR_PASSPHRASE": "env"]) == Data("env".utf8))
+        #expect(try PassphraseSource.resolve(file: nil, environment: [:]) == nil)
+        #expect(throws: KeyFileError.emptyPassphrase) { try PassphraseSource.resolve(file: nil, environment: ["ISHTAR_PASSPHRASE": ""]) }
+    }
+}
