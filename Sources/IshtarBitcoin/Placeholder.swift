@@ -1,1 +1,0 @@
-// IshtarBitcoin: being written in this change; replaced as the module lands.
