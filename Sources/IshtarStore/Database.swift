@@ -1,0 +1,401 @@
+import CRocksDB
+import Foundation
+
+/// A native resource that depends on an open `rocksdb_t` (an iterator or a snapshot).
+/// The database keeps a registry of them so `close()` can release them *before*
+/// `rocksdb_close` — RocksDB requires that, and an explicit close must actually close
+/// (free the `LOCK`) even while a forgotten iterator is still referenced somewhere.
+class DependentHandle {
+    /// Frees the native resource; idempotent. Called either by the owner's `deinit`
+    /// (under the database's shared lock) or by `close()` (under the exclusive lock),
+    /// never concurrently with a use of the resource.
+    func release(db: OpaquePointer) {}
+}
+
+/// A RocksDB database: the production `KeyValueStore`.
+///
+/// `@unchecked Sendable` because RocksDB's `rocksdb_t` is thread-safe for concurrent
+/// reads and writes, the shared read/write options are immutable after `init`, and
+/// the only mutable state (the handle pointers, set to `nil` by `close()`, and the
+/// registry of dependent iterators/snapshots) is guarded by `lock` / `registryLock`.
+public final class Database: KeyValueStore, @unchecked Sendable {
+    /// Point-in-time read view of this database.
+    public typealias Snapshot = DatabaseSnapshot
+
+    /// The database directory.
+    public let path: String
+    /// Every column family open on this database, `"default"` first.
+    public let columnFamilies: [String]
+
+    private let settings: DatabaseOptions
+    /// Shared side: any operation using `db`/handles. Exclusive side: `close()`.
+    private let lock = ReadWriteLock()
+    /// Guarded by `lock` (written only under the exclusive side).
+    private var db: OpaquePointer?
+    /// Guarded by `lock` (written only under the exclusive side).
+    private var handles: [String: ColumnFamilyHandle]
+    private let registryLock = NSLock()
+    /// Guarded by `registryLock`.
+    private var dependents: [ObjectIdentifier: DependentHandle] = [:]
+    // Kept for the lifetime of the DB: cheap, and no doubt about what RocksDB copied.
+    private let nativeOptions: NativeOptions
+    private let syncWrites = NativeWriteOptions(sync: true)
+    private let asyncWrites = NativeWriteOptions(sync: false)
+    let readOptions: NativeReadOptions
+
+    private init(path: String, settings: DatabaseOptions, options: NativeOptions,
+                 db: OpaquePointer, handles: [String: ColumnFamilyHandle], names: [String]) {
+        self.path = path
+        self.settings = settings
+        self.nativeOptions = options
+        self.db = db
+        self.handles = handles
+        self.columnFamilies = names
+        self.readOptions = NativeReadOptions(verifyChecksums: settings.verifyChecksums)
+    }
+
+    deinit {
+        // Last reference gone (no iterator or snapshot can be alive: they hold a strong
+        // reference). Close cleanly — WAL sync, flush — ignoring errors we cannot report.
+        try? close()
+    }
+
+    // MARK: Open / close
+
+    /// Opens (by default creating) the database at `path`.
+    ///
+    /// Every column family already on disk is opened (found with
+    /// `rocksdb_list_column_families`), plus `options.columnFamilies`, created if
+    /// missing, plus `"default"`.
+    ///
+    /// - Throws: `StoreError.missingDirectory` if the parent directory does not exist,
+    ///   `.lockHeld` if another process or `Database` has it open, `.corruption` for a
+    ///   damaged database, or another classified RocksDB error.
+    public static func open(path: String, options: DatabaseOptions = DatabaseOptions()) throws -> Database {
+        guard !path.isEmpty else { throw StoreError.invalidArgument("empty database path") }
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL
+        let parent = absolute.deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        // RocksDB only creates the last path component; report a missing parent as
+        // such rather than as an opaque "IO error: While mkdir if missing".
+        if !FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) || !isDirectory.boolValue {
+            throw StoreError.missingDirectory(parent)
+        }
+
+        let native = options.makeNative()
+        let existing = try listColumnFamilies(path: path, options: native)
+
+        var names = [defaultColumnFamily]
+        for name in existing + options.columnFamilies where !names.contains(name) {
+            guard !name.isEmpty else { throw StoreError.invalidArgument("empty column family name") }
+            names.append(name)
+        }
+
+        let cNames = names.map { strdup($0) }
+        defer { cNames.forEach { free($0) } }
+        let constNames: [UnsafePointer<CChar>?] = cNames.map { UnsafePointer($0) }
+        let cfOptions = [OpaquePointer?](repeating: native.pointer, count: names.count)
+        var cfHandles = [OpaquePointer?](repeating: nil, count: names.count)
+
+        let opened = try rocksCall(path: path) { err in
+            rocksdb_open_column_families(native.pointer, path, Int32(names.count), constNames,
+                                         cfOptions, &cfHandles, err)
+        }
+        guard let opened else { throw StoreError.other("rocksdb_open_column_families returned no handle") }
+        var byName: [String: ColumnFamilyHandle] = [:]
+        for (name, handle) in zip(names, cfHandles) {
+            guard let handle else {
+                // Cannot happen after a successful open; clean up rather than leak.
+                for h in byName.values { h.release() }
+                rocksdb_close(opened)
+                throw StoreError.other("missing handle for column family \(name)")
+            }
+            byName[name] = ColumnFamilyHandle(handle)
+        }
+        return Database(path: path, settings: options, options: native, db: opened,
+                        handles: byName, names: names)
+    }
+
+    /// Column families on disk, or `[]` when there is no database yet (no `CURRENT`).
+    private static func listColumnFamilies(path: String, options: NativeOptions) throws -> [String] {
+        guard FileManager.default.fileExists(atPath: path + "/CURRENT") else { return [] }
+        var count = 0
+        let list = try rocksCall(path: path) { err in
+            rocksdb_list_column_families(options.pointer, path, &count, err)
+        }
+        guard let list else { return [] }
+        defer { rocksdb_list_column_families_destroy(list, count) }
+        return (0..<count).compactMap { i in list[i].map { String(cString: $0) } }
+    }
+
+    /// Whether `close()` has run.
+    public var isClosed: Bool { lock.withReadLock { db == nil } }
+
+    /// Closes the database: releases live iterators and snapshots (their later use
+    /// throws `.closed`), fsyncs the WAL, flushes memtables (if
+    /// `flushMemtablesOnClose`), frees the column-family handles and closes RocksDB,
+    /// releasing the `LOCK`. Waits for in-flight operations. Idempotent: closing again
+    /// does nothing. Every later operation throws `StoreError.closed`.
+    ///
+    /// - Throws: the first WAL-sync or flush error; the database is closed regardless.
+    public func close() throws {
+        try lock.withWriteLock {
+            guard let db else { return }
+            registryLock.withLock {
+                for dependent in dependents.values { dependent.release(db: db) }
+                dependents.removeAll()
+            }
+            var firstError: (any Error)?
+            do {
+                try rocksCall(path: path) { rocksdb_flush_wal(db, 1, $0) }
+            } catch { firstError = error }
+            if settings.flushMemtablesOnClose {
+                do { try flushMemtables(db) } catch { firstError = firstError ?? error }
+            }
+            for handle in handles.values { handle.release() }
+            handles = [:]
+            rocksdb_close(db)
+            self.db = nil
+            if let firstError { throw firstError }
+        }
+    }
+
+    private func flushMemtables(_ db: OpaquePointer) throws {
+        let flush = rocksdb_flushoptions_create()
+        defer { rocksdb_flushoptions_destroy(flush) }
+        rocksdb_flushoptions_set_wait(flush, 1)
+        for name in columnFamilies {
+            guard let handle = handles[name]?.pointer else { continue }
+            try rocksCall(path: path) { rocksdb_flush_cf(db, flush, handle, $0) }
+        }
+    }
+
+    /// Makes everything written so far durable: fsyncs the WAL and flushes memtables
+    /// to SST files.
+    public func flush() throws {
+        try withOpen { db in
+            try rocksCall(path: path) { rocksdb_flush_wal(db, 1, $0) }
+            try flushMemtables(db)
+        }
+    }
+
+    /// fsyncs the WAL, making earlier `sync: false` writes durable.
+    public func syncWAL() throws {
+        try withOpen { db in try rocksCall(path: path) { rocksdb_flush_wal(db, 1, $0) } }
+    }
+
+    // MARK: Internal plumbing
+
+    /// Runs `body` with the open `rocksdb_t` under the shared lock; `.closed` after close.
+    func withOpen<R>(_ body: (OpaquePointer) throws -> R) throws -> R {
+        try lock.withReadLock {
+            guard let db else { throw StoreError.closed }
+            return try body(db)
+        }
+    }
+
+    /// The handle of `name`. Call only inside `withOpen`.
+    func handle(_ name: String) throws -> OpaquePointer {
+        guard let h = handles[name]?.pointer else { throw StoreError.unknownColumnFamily(name) }
+        return h
+    }
+
+    /// Registers a dependent. Call only inside `withOpen`, so `close()` cannot run
+    /// between creating the native resource and registering it.
+    func register(_ dependent: DependentHandle) {
+        registryLock.withLock { dependents[ObjectIdentifier(dependent)] = dependent }
+    }
+
+    /// Releases a dependent from its owner's `deinit` (no-op if `close()` already did).
+    func releaseDependent(_ dependent: DependentHandle) {
+        lock.withReadLock {
+            if let db { dependent.release(db: db) }
+        }
+        registryLock.withLock { dependents[ObjectIdentifier(dependent)] = nil }
+    }
+
+    func writeOptions(sync: Bool) -> OpaquePointer {
+        sync ? syncWrites.pointer : asyncWrites.pointer
+    }
+
+    static func rawGet(db: OpaquePointer, readOptions: OpaquePointer, handle: OpaquePointer,
+                       key: Data, path: String) throws -> Data? {
+        var length = 0
+        let value = try withCBytes(key) { k, kl in
+            try rocksCall(path: path) { rocksdb_get_cf(db, readOptions, handle, k, kl, &length, $0) }
+        }
+        guard let value else { return nil }
+        // Adopt RocksDB's malloc'ed buffer instead of copying it.
+        return Data(bytesNoCopy: UnsafeMutableRawPointer(value), count: length,
+                    deallocator: .custom { pointer, _ in rocksdb_free(pointer) })
+    }
+
+    static func rawMultiGet(db: OpaquePointer, readOptions: OpaquePointer, handle: OpaquePointer,
+                            keys: [Data], path: String) throws -> [Data?] {
+        if keys.isEmpty { return [] }
+        let pinned = keys.map(PinnedBytes.init)
+        let keyPointers: [UnsafePointer<CChar>?] = pinned.map { UnsafePointer($0.pointer) }
+        let keySizes = pinned.map(\.count)
+        let cfs = [OpaquePointer?](repeating: handle, count: keys.count)
+        var values = [UnsafeMutablePointer<CChar>?](repeating: nil, count: keys.count)
+        var valueSizes = [Int](repeating: 0, count: keys.count)
+        var errors = [UnsafeMutablePointer<CChar>?](repeating: nil, count: keys.count)
+        rocksdb_multi_get_cf(db, readOptions, cfs, keys.count, keyPointers, keySizes,
+                             &values, &valueSizes, &errors)
+        var firstError: StoreError?
+        var result: [Data?] = []
+        result.reserveCapacity(keys.count)
+        for i in 0..<keys.count {
+            if let err = errors[i] {
+                firstError = firstError ?? StoreError.fromRocksDB(String(cString: err), path: path)
+                rocksdb_free(err)
+            }
+            if let value = values[i] {
+                result.append(Data(bytes: value, count: valueSizes[i]))
+                rocksdb_free(value)
+            } else {
+                result.append(nil)
+            }
+        }
+        withExtendedLifetime(pinned) {}
+        if let firstError { throw firstError }
+        return result
+    }
+
+    // MARK: Reads
+
+    /// The value of `key` in `columnFamily`, or `nil` if absent.
+    public func get(_ key: Data, in columnFamily: String) throws -> Data? {
+        try withOpen { db in
+            try Database.rawGet(db: db, readOptions: readOptions.pointer, handle: handle(columnFamily),
+                                key: key, path: path)
+        }
+    }
+
+    /// The values of `keys` in `columnFamily` (same order; `nil` for absent keys),
+    /// read at one consistent point in time.
+    public func multiGet(_ keys: [Data], in columnFamily: String = defaultColumnFamily) throws -> [Data?] {
+        try withOpen { db in
+            try Database.rawMultiGet(db: db, readOptions: readOptions.pointer, handle: handle(columnFamily),
+                                     keys: keys, path: path)
+        }
+    }
+
+    /// Iterates `range` of `columnFamily`. The iterator sees the database as of its
+    /// creation (RocksDB pins an implicit snapshot).
+    public func scan(_ columnFamily: String, _ range: KeyRange, direction: ScanDirection) throws -> StoreIterator {
+        try scan(columnFamily, range, direction: direction, snapshot: nil)
+    }
+
+    /// Iterates `range` of `columnFamily`, optionally as of `snapshot`.
+    public func scan(_ columnFamily: String, _ range: KeyRange, direction: ScanDirection = .forward,
+                     snapshot: DatabaseSnapshot?) throws -> StoreIterator {
+        let cursor = try makeCursor(columnFamily: columnFamily, lowerBound: range.lower,
+                                    upperBound: range.upper, snapshot: snapshot)
+        return StoreIterator(RangeSource(cursor: cursor, range: range, direction: direction))
+    }
+
+    /// A low-level cursor over `columnFamily` (seek / seekForPrev / next / prev).
+    /// `lowerBound` (inclusive) and `upperBound` (exclusive) are enforced by RocksDB
+    /// (`iterate_lower_bound` / `iterate_upper_bound`): the cursor becomes invalid
+    /// outside them, and RocksDB can skip tombstones beyond them.
+    public func makeCursor(columnFamily: String, lowerBound: Data? = nil, upperBound: Data? = nil,
+                           snapshot: DatabaseSnapshot? = nil) throws -> Cursor {
+        if let snapshot, snapshot.database !== self {
+            throw StoreError.invalidArgument("snapshot belongs to another database")
+        }
+        return try withOpen { db in
+            let cf = try handle(columnFamily)
+            let box = IteratorHandle(verifyChecksums: settings.verifyChecksums,
+                                     lowerBound: lowerBound, upperBound: upperBound)
+            if let snapshot {
+                guard let snap = snapshot.handle.snapshot else { throw StoreError.closed }
+                rocksdb_readoptions_set_snapshot(box.readOptions.pointer, snap)
+            }
+            box.iterator = rocksdb_create_iterator_cf(db, box.readOptions.pointer, cf)
+            register(box)
+            return Cursor(database: self, handle: box, snapshot: snapshot)
+        }
+    }
+
+    /// A consistent point-in-time view; released when the last reference goes away
+    /// (or at `close()`).
+    public func snapshot() throws -> DatabaseSnapshot {
+        try withOpen { db in
+            let box = SnapshotHandle(verifyChecksums: settings.verifyChecksums)
+            box.snapshot = rocksdb_create_snapshot(db)
+            rocksdb_readoptions_set_snapshot(box.readOptions.pointer, box.snapshot)
+            register(box)
+            return DatabaseSnapshot(database: self, handle: box)
+        }
+    }
+
+    // MARK: Writes
+
+    /// Sets `key = value` in `columnFamily`. `sync: true` (default) returns only once
+    /// the WAL is fsync'ed. For several related writes use one `WriteBatch`.
+    public func put(_ key: Data, _ value: Data, in columnFamily: String = defaultColumnFamily,
+                    sync: Bool = true) throws {
+        try withOpen { db in
+            let cf = try handle(columnFamily)
+            try withCBytes(key) { k, kl in
+                try withCBytes(value) { v, vl in
+                    try rocksCall(path: path) { rocksdb_put_cf(db, writeOptions(sync: sync), cf, k, kl, v, vl, $0) }
+                }
+            }
+        }
+    }
+
+    /// Removes `key` from `columnFamily` (no error if absent). `sync` as in `put`.
+    public func delete(_ key: Data, in columnFamily: String = defaultColumnFamily, sync: Bool = true) throws {
+        try withOpen { db in
+            let cf = try handle(columnFamily)
+            try withCBytes(key) { k, kl in
+                try rocksCall(path: path) { rocksdb_delete_cf(db, writeOptions(sync: sync), cf, k, kl, $0) }
+            }
+        }
+    }
+
+    /// Applies `batch` atomically: one WAL record, all operations or none, visible to
+    /// readers all at once.
+    ///
+    /// `sync` defaults to `true` — the call returns only after the WAL is fsync'ed, so
+    /// an acknowledged commit survives a crash or power loss. Pass `false` only for
+    /// data that can be rebuilt; a crash may then lose the latest writes (still
+    /// whole batches, never part of one).
+    ///
+    /// - Throws: `.unknownColumnFamily` (before anything is written) or a RocksDB error.
+    public func write(_ batch: WriteBatch, sync: Bool = true) throws {
+        try withOpen { db in
+            // Resolve every column family first: a bad name must fail the whole batch.
+            var cfs: [OpaquePointer] = []
+            cfs.reserveCapacity(batch.count)
+            for op in batch.operations {
+                switch op {
+                case .put(let cf, _, _), .delete(let cf, _), .deleteRange(let cf, _, _):
+                    cfs.append(try handle(cf))
+                }
+            }
+            let native = NativeWriteBatch()
+            for (op, cf) in zip(batch.operations, cfs) {
+                switch op {
+                case .put(_, let key, let value):
+                    withCBytes(key) { k, kl in
+                        withCBytes(value) { v, vl in rocksdb_writebatch_put_cf(native.pointer, cf, k, kl, v, vl) }
+                    }
+                case .delete(_, let key):
+                    withCBytes(key) { k, kl in rocksdb_writebatch_delete_cf(native.pointer, cf, k, kl) }
+                case .deleteRange(_, let start, let end):
+                    // RocksDB leaves an inverted range undefined; the empty range is a no-op.
+                    guard bytewiseLess(start, end) else { continue }
+                    withCBytes(start) { s, sl in
+                        withCBytes(end) { e, el in
+                            rocksdb_writebatch_delete_range_cf(native.pointer, cf, s, sl, e, el)
+                        }
+                    }
+                }
+            }
+            try rocksCall(path: path) { rocksdb_write(db, writeOptions(sync: sync), native.pointer, $0) }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+
+/// One key/value pair yielded by iteration. Keys and values are raw bytes.
+public typealias KeyValue = (key: Data, value: Data)
+
+/// The name of the column family every RocksDB database has.
+public let defaultColumnFamily = "default"
+
+/// Compares keys bytewise (unsigned, shorter-is-smaller on a common prefix): exactly
+/// RocksDB's default `BytewiseComparator`, i.e. `memcmp` then length. Both stores order
+/// keys with this, so code tested on `InMemoryStore` sees RocksDB's order.
+@inline(__always)
+public func bytewiseLess(_ a: Data, _ b: Data) -> Bool {
+    a.lexicographicallyPrecedes(b)
+}
+
+/// A half-open key range `[lower, upper)`; `nil` means unbounded on that side.
+public struct KeyRange: Sendable, Equatable {
+    /// Inclusive lower bound, or `nil` for "from the first key".
+    public var lower: Data?
+    /// Exclusive upper bound, or `nil` for "to the last key".
+    public var upper: Data?
+
+    /// `[lower, upper)`; either side may be `nil` (unbounded).
+    public init(lower: Data?, upper: Data?) {
+        self.lower = lower
+        self.upper = upper
+    }
+
+    /// Every key of the column family.
+    public static let all = KeyRange(lower: nil, upper: nil)
+
+    /// `[start, end)`: `end` is exclusive.
+    public static func range(_ start: Data?, _ end: Data?) -> KeyRange {
+        KeyRange(lower: start, upper: end)
+    }
+
+    /// Every key starting with `prefix`, expressed as `[prefix, successor(prefix))`.
+    /// The empty prefix is every key; a prefix of only `0xff` bytes has no successor,
+    /// so it is unbounded above (every key ≥ prefix starts with it).
+    public static func prefix(_ prefix: Data) -> KeyRange {
+        KeyRange(lower: prefix.isEmpty ? nil : prefix, upper: prefixSuccessor(prefix))
+    }
+
+    /// The smallest key greater than every key starting with `prefix`: drop trailing
+    /// `0xff` bytes and increment the last remaining byte; `nil` when none remain.
+    public static func prefixSuccessor(_ prefix: Data) -> Data? {
+        var bytes = [UInt8](prefix)
+        while let last = bytes.last {
+            if last == 0xff {
+                bytes.removeLast()
+            } else {
+                bytes[bytes.count - 1] = last + 1
+                return Data(bytes)
+            }
+        }
+        return nil
+    }
+
+    /// Whether `key` lies in `[lower, upper)`.
+    public func contains(_ key: Data) -> Bool {
+        if let lower, bytewiseLess(key, lower) { return false }
+        if let upper, !bytewiseLess(key, upper) { return false }
+        return true
+    }
+
+    /// Whether the range can contain no key at all (`lower >= upper`).
+    var isEmpty: Bool {
+        if let lower, let upper { return !bytewiseLess(lower, upper) }
+        return false
+    }
+}
+
+/// Iteration order.
+public enum ScanDirection: Sendable, Equatable {
+    /// Ascending bytewise key order.
+    case forward
+    /// Descending bytewise key order.
+    case reverse
+}
+
+/// One operation of a `WriteBatch`.
+public enum BatchOperation: Sendable, Equatable {
+    /// Set `key` to `value`.
+    case put(columnFamily: String, key: Data, value: Data)
+    /// Remove `key` (no error if absent).
+    case delete(columnFamily: String, key: Data)
+    /// Remove every key in `[start, end)`. An empty range (`start >= end`) is a no-op.
+    case deleteRange(columnFamily: String, start: Data, end: Data)
+}
+
+/// An atomic group of writes: a store applies all of them or none (RocksDB writes the
+/// batch as one WAL record). The chain's block commit is one batch.
+///
+/// It is a store-independent value so the same commit code runs against RocksDB and
+/// `InMemoryStore`; `Database.write` turns it into a native `rocksdb_writebatch_t`
+/// after checking every column family name, so a bad name fails the whole batch
+/// before anything is written. A batch that is never written has no effect.
+public struct WriteBatch: Sendable, Equatable {
+    /// The operations, applied in order (a later op on the same key wins).
+    public private(set) var operations: [BatchOperation] = []
+
+    /// An empty batch.
+    public init() {}
+
+    /// Number of operations.
+    public var count: Int { operations.count }
+    /// Whether the batch has no operations.
+    public var isEmpty: Bool { operations.isEmpty }
+
+    /// Queues `key = value` in `columnFamily`.
+    public mutating func put(_ key: Data, _ value: Data, in columnFamily: String = defaultColumnFamily) {
+        operations.append(.put(columnFamily: columnFamily, key: key, value: value))
+    }
+
+    /// Queues the removal of `key` from `columnFamily`.
+    public mutating func delete(_ key: Data, in columnFamily: String = defaultColumnFamily) {
+        operations.append(.delete(columnFamily: columnFamily, key: key))
+    }
+
+    /// Queues the removal of every key in `[start, end)` of `columnFamily`.
+    public mutating func deleteRange(_ start: Data, _ end: Data, in columnFamily: String = defaultColumnFamily) {
+        operations.append(.deleteRange(columnFamily: columnFamily, start: start, end: end))
+    }
+
+    /// Removes every queued operation.
+    public mutating func clear() { operations.removeAll(keepingCapacity: true) }
+}
+
+/// Internal source of ordered pairs behind a `StoreIterator`.
+protocol KeyValueSource: AnyObject {
+    func nextPair() throws -> KeyValue?
+}
+
+/// A single-pass iterator over `(key, value)` pairs of a range, in key order.
+///
+/// Two ways to consume it:
+/// - `while let kv = try it.nextPair() { … }` — errors are thrown where they occur
+///   (preferred: a storage error can never be mistaken for "end of range");
+/// - `for kv in it { … }` (`Sequence`) — `IteratorProtocol.next()` cannot throw, so an
+///   error ends the sequence early and is kept; call `try it.checkError()` after the
+///   loop (or use `collect()`), otherwise a truncated scan looks complete.
+///
+/// Not Sendable: a RocksDB iterator is not thread-safe; use it on one thread/task.
+public final class StoreIterator: Sequence, IteratorProtocol {
+    private let source: KeyValueSource
+    private var finished = false
+    /// The error that ended iteration through `next()`, if any.
+    public private(set) var error: (any Error)?
+
+    init(_ source: KeyValueSource) { self.source = source }
+
+    /// The next pair, `nil` at the end of the range; throws the storage error (RocksDB's
+    /// `rocksdb_iter_get_error`) if iteration failed.
+    public func nextPair() throws -> KeyValue? {
+        if finished { return nil }
+        do {
+            if let kv = try source.nextPair() { return kv }
+            finished = true
+            return nil
+        } catch {
+            finished = true
+            self.error = error
+            throw error
+        }
+    }
+
+    /// `Sequence` step: `nil` at the end *or on error* (see `checkError()`).
+    public func next() -> KeyValue? {
+        (try? nextPair()) ?? nil
+    }
+
+    /// Throws the error that ended a `for … in` loop early, if any.
+    public func checkError() throws {
+        if let error { throw error }
+    }
+
+    /// Reads every remaining pair, throwing on any storage error.
+    public func collect() throws -> [KeyValue] {
+        var out: [KeyValue] = []
+        while let kv = try nextPair() { out.append(kv) }
+        return out
+    }
+}
+
+/// Read access shared by a live store and by a snapshot of it.
+public protocol KeyValueReader {
+    /// The value of `key` in `columnFamily`, or `nil` if absent.
+    func get(_ key: Data, in columnFamily: String) throws -> Data?
+    /// Iterates `range` of `columnFamily` in `direction` order. The iterator reads a
+    /// consistent point-in-time view taken when it is created.
+    func scan(_ columnFamily: String, _ range: KeyRange, direction: ScanDirection) throws -> StoreIterator
+}
+
+/// What the chain needs from storage: point reads, atomic batch writes, ordered
+/// prefix/range iteration and consistent snapshot reads. Implemented by `Database`
+/// (RocksDB, production) and `InMemoryStore` (unit tests only).
+public protocol KeyValueStore: KeyValueReader, AnyObject, Sendable {
+    /// The type of a point-in-time read view.
+    associatedtype Snapshot: KeyValueReader & Sendable
+
+    /// The column families this store was opened with (always includes `"default"`).
+    var columnFamilies: [String] { get }
+    /// Applies `batch` atomically. With `sync == true` the call returns only once the
+    /// batch is durable (RocksDB: WAL fsync'ed) — use it for every commit.
+    func write(_ batch: WriteBatch, sync: Bool) throws
+    /// A consistent read view: later writes are invisible through it.
+    func snapshot() throws -> Snapshot
+    /// Releases the store; later operations throw `StoreError.closed`. Idempotent.
+    func close() throws
+}
+
+extension KeyValueStore {
+    /// Applies `batch` atomically and durably (`sync: true`, the safe default for commits).
+    public func write(_ batch: WriteBatch) throws {
+        try write(batch, sync: true)
+    }
+}
+
+extension KeyValueReader {
+    /// `get` in the default column family.
+    public func get(_ key: Data) throws -> Data? {
+        try get(key, in: defaultColumnFamily)
+    }
+
+    /// Forward iteration over every key starting with `prefix`.
+    public func scan(_ columnFamily: String, prefix: Data, direction: ScanDirection = .forward) throws -> StoreIterator {
+        try scan(columnFamily, .prefix(prefix), direction: direction)
+    }
+
+    /// Iteration over `[start, end)` (`end` exclusive; `nil` = unbounded).
+    public func scan(_ columnFamily: String, from start: Data?, to end: Data?, direction: ScanDirection = .forward) throws -> StoreIterator {
+        try scan(columnFamily, .range(start, end), direction: direction)
+    }
+}

@@ -1,1 +1,0 @@
-// IshtarStore: being written.

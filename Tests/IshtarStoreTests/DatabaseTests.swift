@@ -1,0 +1,335 @@
+import Foundation
+import Testing
+@testable import IshtarStore
+
+@Suite("Database (RocksDB)")
+struct DatabaseTests {
+    @Test func roundTripPerColumnFamily() throws {
+        let tmp = TempDir()
+        let db = try Database.open(path: tmp.path(), options: DatabaseOptions(columnFamilies: ["blocks", "signing"]))
+        #expect(db.columnFamilies == ["default", "blocks", "signing"])
+
+        // Same key, different value per CF: column families are separate keyspaces.
+        try db.put(d("k"), d("v-default"))
+        try db.put(d("k"), d("v-blocks"), in: "blocks")
+        try db.put(d("k"), d("v-signing"), in: "signing", sync: false)
+        #expect(try db.get(d("k")) == d("v-default"))
+        #expect(try db.get(d("k"), in: "blocks") == d("v-blocks"))
+        #expect(try db.get(d("k"), in: "signing") == d("v-signing"))
+        #expect(try db.get(d("absent"), in: "blocks") == nil)
+
+        // Empty key and empty value are legal and distinct from "absent".
+        try db.put(Data(), Data(), in: "blocks")
+        #expect(try db.get(Data(), in: "blocks") == Data())
+
+        // Binary values survive unchanged.
+        let blob = Data((0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        try db.put(b(0x00, 0xff), blob, in: "signing")
+        #expect(try db.get(b(0x00, 0xff), in: "signing") == blob)
+
+        try db.delete(d("k"), in: "blocks")
+        #expect(try db.get(d("k"), in: "blocks") == nil)
+        #expect(try db.get(d("k")) == d("v-default"))
+
+        #expect(try db.multiGet([d("k"), d("nope"), Data()], in: "blocks") == [nil, nil, Data()])
+        #expect(try db.multiGet([d("k")]) == [d("v-default")])
+        #expect(try db.multiGet([], in: "blocks") == [])
+
+        #expect(throws: StoreError.unknownColumnFamily("nope")) { try db.get(d("k"), in: "nope") }
+        #expect(throws: StoreError.unknownColumnFamily("nope")) { try db.put(d("k"), d("v"), in: "nope") }
+        #expect(throws: StoreError.unknownColumnFamily("nope")) { try db.scan("nope", .all, direction: .forward) }
+        try db.close()
+    }
+
+    @Test func columnFamiliesAndDataPersistAcrossReopen() throws {
+        let tmp = TempDir()
+        do {
+            let db = try Database.open(path: tmp.path(), options: DatabaseOptions(columnFamilies: ["a", "b"]))
+            try db.put(d("x"), d("1"), in: "a")
+            try db.put(d("y"), d("2"), in: "b")
+            try db.close()
+        }
+        // Reopen asking for no CF at all: the existing ones must still be opened
+        // (RocksDB refuses otherwise) and their data readable.
+        do {
+            let db = try Database.open(path: tmp.path())
+            #expect(db.columnFamilies == ["default", "a", "b"])
+            #expect(try db.get(d("x"), in: "a") == d("1"))
+            #expect(try db.get(d("y"), in: "b") == d("2"))
+            try db.close()
+        }
+        // Asking for a new CF adds it next to the existing ones.
+        do {
+            let db = try Database.open(path: tmp.path(), options: DatabaseOptions(columnFamilies: ["c", "a"]))
+            #expect(Set(db.columnFamilies) == ["default", "a", "b", "c"])
+            try db.put(d("z"), d("3"), in: "c")
+            try db.close()
+        }
+        let db = try Database.open(path: tmp.path())
+        #expect(try db.get(d("z"), in: "c") == d("3"))
+        #expect(try db.get(d("x"), in: "a") == d("1"))
+    }
+
+    @Test func unsyncedWritesSurviveDropWithoutExplicitClose() throws {
+        // Dropping the last reference closes in deinit (WAL sync + flush).
+        let tmp = TempDir()
+        do {
+            let db = try Database.open(path: tmp.path())
+            for i in 0..<100 { try db.put(d("k\(i)"), d("v\(i)"), sync: false) }
+        }
+        let db = try Database.open(path: tmp.path())
+        for i in 0..<100 { #expect(try db.get(d("k\(i)")) == d("v\(i)")) }
+    }
+
+    @Test func secondOpenOfSamePathReportsLockHeld() throws {
+        let tmp = TempDir()
+        let path = tmp.path()
+        let first = try Database.open(path: path)
+        #expect(throws: StoreError.lockHeld(path)) { try Database.open(path: path) }
+        // The failed open must not have disturbed the first handle.
+        try first.put(d("k"), d("v"))
+        try first.close()
+        // After close the lock is free again.
+        let second = try Database.open(path: path)
+        #expect(try second.get(d("k")) == d("v"))
+    }
+
+    @Test func missingParentDirectoryIsTyped() throws {
+        let tmp = TempDir()
+        let parent = tmp.url.appendingPathComponent("no/such").path
+        #expect(throws: StoreError.missingDirectory(parent)) {
+            try Database.open(path: parent + "/db")
+        }
+    }
+
+    @Test func openingAbsentDatabaseWithoutCreateIsInvalidArgument() throws {
+        let tmp = TempDir()
+        var options = DatabaseOptions()
+        options.createIfMissing = false
+        do {
+            _ = try Database.open(path: tmp.path(), options: options)
+            Issue.record("open should fail")
+        } catch let error as StoreError {
+            guard case .invalidArgument(let message) = error else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+            #expect(message.contains("does not exist"))
+        }
+    }
+
+    @Test func garbageCURRENTIsCorruption() throws {
+        let tmp = TempDir()
+        try Database.open(path: tmp.path()).close()
+        try Data("\u{1}\u{2}garbage".utf8).write(to: tmp.url.appendingPathComponent("db/CURRENT"))
+        do {
+            _ = try Database.open(path: tmp.path())
+            Issue.record("open should fail")
+        } catch let error as StoreError {
+            guard case .corruption = error else {
+                Issue.record("expected .corruption, got \(error)")
+                return
+            }
+        }
+    }
+
+    @Test func garbageMANIFESTIsCorruption() throws {
+        let tmp = TempDir()
+        do {
+            let db = try Database.open(path: tmp.path(), options: DatabaseOptions(columnFamilies: ["a"]))
+            try db.put(d("k"), d("v"), in: "a")
+            try db.close()
+        }
+        let dir = tmp.url.appendingPathComponent("db")
+        let manifests = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("MANIFEST-") }
+        #expect(!manifests.isEmpty)
+        var rng = SplitMix64(seed: 7)
+        let garbage = Data((0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        for name in manifests { try garbage.write(to: dir.appendingPathComponent(name)) }
+        do {
+            _ = try Database.open(path: tmp.path())
+            Issue.record("open should fail")
+        } catch let error as StoreError {
+            guard case .corruption = error else {
+                Issue.record("expected .corruption, got \(error)")
+                return
+            }
+        }
+    }
+
+    @Test func corruptTableSurfacesThroughIteratorAndGet() throws {
+        let tmp = TempDir()
+        var rng = SplitMix64(seed: 11)
+        // Random (incompressible) values so data blocks fill most of the SST file.
+        let value = { Data((0..<200).map { _ in UInt8.random(in: 0...255, using: &rng) }) }
+        do {
+            let db = try Database.open(path: tmp.path())
+            var batch = WriteBatch()
+            for i in 0..<3000 { batch.put(d(String(format: "key%05d", i)), value()) }
+            try db.write(batch)
+            try db.flush()  // memtable -> SST, so the next open reads from the file
+            try db.close()
+        }
+        let dir = tmp.url.appendingPathComponent("db")
+        let tables = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sst") }
+        try #require(!tables.isEmpty)
+        for name in tables {
+            let url = dir.appendingPathComponent(name)
+            var bytes = try Data(contentsOf: url)
+            // Flip bytes inside the data blocks (the first half of the file), leaving
+            // the footer and index intact so the open itself succeeds.
+            for offset in stride(from: bytes.count / 8, to: bytes.count / 2, by: 997) { bytes[offset] ^= 0x5a }
+            try bytes.write(to: url)
+        }
+        let db = try Database.open(path: tmp.path())
+        // The scan must end with a thrown corruption error (rocksdb_iter_get_error),
+        // not silently stop as if the range were exhausted.
+        let iterator = try db.scan(defaultColumnFamily, .all, direction: .forward)
+        #expect {
+            while try iterator.nextPair() != nil {}
+        } throws: { error in
+            guard case .corruption(let message) = error as? StoreError else { return false }
+            return message.contains("checksum") || message.contains("block")
+        }
+        // The Sequence form stops early and keeps the error.
+        let sequence = try db.scan(defaultColumnFamily, .all, direction: .forward)
+        let seen = sequence.reduce(0) { count, _ in count + 1 }
+        #expect(seen < 3000)
+        #expect(sequence.error is StoreError)
+        #expect(throws: StoreError.self) { try sequence.checkError() }
+        // A point read inside a damaged block fails too, as a typed corruption.
+        var corruptReads = 0
+        for i in stride(from: 0, to: 3000, by: 50) {
+            do { _ = try db.get(d(String(format: "key%05d", i))) } catch let error as StoreError {
+                if case .corruption = error { corruptReads += 1 } else { Issue.record("unexpected \(error)") }
+            }
+        }
+        #expect(corruptReads > 0)
+    }
+
+    @Test func useAfterCloseThrowsClosed() throws {
+        let tmp = TempDir()
+        let db = try Database.open(path: tmp.path(), options: DatabaseOptions(columnFamilies: ["a"]))
+        try db.put(d("a1"), d("1"), in: "a")
+        try db.put(d("a2"), d("2"), in: "a")
+        let snapshot = try db.snapshot()
+        let iterator = try db.scan("a", .all, direction: .forward)
+        #expect(try iterator.nextPair()?.key == d("a1"))
+        let cursor = try db.makeCursor(columnFamily: "a")
+
+        try db.close()
+        #expect(db.isClosed)
+        try db.close()  // idempotent
+
+        var batch = WriteBatch()
+        batch.put(d("k"), d("v"))
+        #expect(throws: StoreError.closed) { try db.get(d("a1"), in: "a") }
+        #expect(throws: StoreError.closed) { try db.multiGet([d("a1")], in: "a") }
+        #expect(throws: StoreError.closed) { try db.put(d("k"), d("v")) }
+        #expect(throws: StoreError.closed) { try db.delete(d("k")) }
+        #expect(throws: StoreError.closed) { try db.write(batch) }
+        #expect(throws: StoreError.closed) { try db.scan("a", .all, direction: .forward) }
+        #expect(throws: StoreError.closed) { try db.snapshot() }
+        #expect(throws: StoreError.closed) { try db.flush() }
+        #expect(throws: StoreError.closed) { try db.syncWAL() }
+        // Iterators and snapshots made before close were released by it.
+        #expect(throws: StoreError.closed) { try iterator.nextPair() }
+        #expect(throws: StoreError.closed) { try cursor.seekToFirst() }
+        #expect(throws: StoreError.closed) { try cursor.current() }
+        #expect(throws: StoreError.closed) { try snapshot.get(d("a1"), in: "a") }
+        #expect(throws: StoreError.closed) { try snapshot.scan("a", .all, direction: .forward) }
+
+        // The LOCK was released even though an iterator and a snapshot are still
+        // referenced: the data directory can be reopened right away.
+        let reopened = try Database.open(path: tmp.path())
+        #expect(try reopened.get(d("a2"), in: "a") == d("2"))
+        withExtendedLifetime((iterator, cursor, snapshot)) {}
+    }
+
+    @Test func sequenceIterationSurfacesErrorThroughCheckError() throws {
+        let tmp = TempDir()
+        let db = try Database.open(path: tmp.path())
+        for i in 0..<5 { try db.put(d("k\(i)"), d("v")) }
+        let iterator = try db.scan(defaultColumnFamily, .all, direction: .forward)
+        var seen = 0
+        for _ in iterator {
+            seen += 1
+            if seen == 2 { try db.close() }
+        }
+        #expect(seen == 2)
+        #expect(throws: StoreError.closed) { try iterator.checkError() }
+    }
+
+    @Test func cursorSeekAndSeekForPrev() throws {
+        let tmp = TempDir()
+        let db = try Database.open(path: tmp.path())
+        for k in ["b", "d", "f"] { try db.put(d(k), d(k.uppercased())) }
+        let cursor = try db.makeCursor(columnFamily: defaultColumnFamily)
+        try cursor.seek(d("c"))
+        #expect(try cursor.current()?.key == d("d"))
+        try cursor.seekForPrev(d("c"))
+        #expect(try cursor.current()?.key == d("b"))
+        try cursor.seekForPrev(d("d"))
+        #expect(try cursor.current()?.value == d("D"))
+        try cursor.prev()
+        try cursor.prev()
+        #expect(try cursor.current() == nil)
+        try cursor.seek(d("g"))
+        #expect(try cursor.current() == nil)
+        try cursor.seekToLast()
+        #expect(try cursor.current()?.key == d("f"))
+        try cursor.seekToFirst()
+        #expect(try cursor.current()?.key == d("b"))
+
+        // Native bounds: [c, f) hides b and f.
+        let bounded = try db.makeCursor(columnFamily: defaultColumnFamily, lowerBound: d("c"), upperBound: d("f"))
+        try bounded.seekToFirst()
+        #expect(try bounded.current()?.key == d("d"))
+        try bounded.next()
+        #expect(try bounded.current() == nil)
+        try bounded.seekToLast()
+        #expect(try bounded.current()?.key == d("d"))
+    }
+
+    @Test func snapshotOfAnotherDatabaseIsRejected() throws {
+        let tmp = TempDir()
+        let a = try Database.open(path: tmp.path("a"))
+        let other = try Database.open(path: tmp.path("b"))
+        let snapshot = try other.snapshot()
+        #expect(throws: StoreError.self) { try a.scan(defaultColumnFamily, .all, direction: .forward, snapshot: snapshot) }
+    }
+
+    @Test func concurrentWritersAndReaders() async throws {
+        let tmp = TempDir()
+        let db = try Database.open(path: tmp.path())
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for t in 0..<4 {
+                group.addTask {
+                    for i in 0..<200 {
+                        var batch = WriteBatch()
+                        batch.put(d("t\(t)/\(i)/a"), d("\(i)"))
+                        batch.put(d("t\(t)/\(i)/b"), d("\(i)"))
+                        try db.write(batch, sync: false)
+                        _ = try db.get(d("t\(t)/\(i)/a"))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        for t in 0..<4 {
+            #expect(try db.scan(defaultColumnFamily, prefix: d("t\(t)/")).collect().count == 400)
+        }
+    }
+
+    @Test func rawBaselineWritesReadableData() throws {
+        let tmp = TempDir()
+        let batches = (0..<10).map { n in
+            (0..<5).map { i in (key: Array("b\(n)k\(i)".utf8), value: [UInt8(n), UInt8(i)]) }
+        }
+        let elapsed = try RawRocksBaseline.writeBatches(path: tmp.path(), batches: batches, sync: false)
+        #expect(elapsed >= .zero)
+        let db = try Database.open(path: tmp.path())
+        #expect(try db.get(d("b9k4")) == b(9, 4))
+        #expect(try db.scan(defaultColumnFamily, .all, direction: .forward).collect().count == 50)
+    }
+}
