@@ -34,3 +34,36 @@ func printJSONLine(_ object: [String: Any]) {
 func progress(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
+
+/// An operation and its baseline, timed in alternating batches (A B A B …) so that a change
+/// in machine speed hits both alike; the ratio is the median of the per-pair ratios.
+struct Paired {
+    var operation: Double
+    var baseline: Double
+    var ratio: Double
+}
+
+func pairedMicroseconds(
+    iterations: Int, pairs: Int = 9, operation: (Int) -> Void, baseline: (Int) -> Void
+) -> Paired {
+    for i in 0..<max(1, iterations / 10) {
+        operation(i)
+        baseline(i)
+    }
+    let clock = ContinuousClock()
+    func batch(_ body: (Int) -> Void) -> Double {
+        let start = clock.now
+        for i in 0..<iterations { body(i) }
+        let d = clock.now - start
+        return (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) * 1e6 / Double(iterations)
+    }
+    var a: [Double] = [], b: [Double] = [], r: [Double] = []
+    for _ in 0..<pairs {
+        let x = batch(operation), y = batch(baseline)
+        a.append(x)
+        b.append(y)
+        r.append(x / y)
+    }
+    func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+    return Paired(operation: median(a), baseline: median(b), ratio: median(r))
+}

@@ -7,6 +7,7 @@ public enum Schnorr {
     /// A secp256k1 secret key: a scalar in [1, n). Its bytes are wiped when the last copy dies.
     public struct PrivateKey: Sendable {
         let secret: SecretBox
+        let keypair: KeypairBox
 
         /// `d·G` with its real parity (BIP-340 signs with −d when it is odd).
         public let point: Point
@@ -32,8 +33,13 @@ public enum Schnorr {
         /// A key from a nonzero scalar.
         public init(scalar: Scalar) throws(CryptoError) {
             guard !scalar.isZero else { throw .zeroScalar(field: "private key") }
-            self.point = try Point(scalarTimesGenerator: scalar)
-            self.secret = SecretBox(scalar.bytes)
+            let box = SecretBox(scalar.bytes)
+            // One keypair computation yields both the public point and the signing state, so
+            // signing later costs one point multiplication, as a raw libsecp256k1 call does.
+            let keypair = try KeypairBox(secret: box)
+            self.secret = box
+            self.keypair = keypair
+            self.point = keypair.publicPoint
         }
 
         /// The 32-byte secret. Handle with care: this copy is not wiped.
@@ -95,11 +101,9 @@ public enum Schnorr {
             return try PrivateKey(scalar: Scalar(bytes: tweaked))
         }
 
+        /// A copy of the cached keypair; callers wipe it when done.
         private func makeKeypair() throws(CryptoError) -> secp256k1_keypair {
-            var keypair = secp256k1_keypair()
-            let ok = secret.withUInt8Pointer { secp256k1_keypair_create(secpContext, &keypair, $0) }
-            guard ok == 1 else { throw .libraryFailure(operation: "secp256k1_keypair_create") }
-            return keypair
+            keypair.value
         }
     }
 
@@ -259,4 +263,34 @@ extension Schnorr.PublicKey: Hashable, Comparable, CustomStringConvertible {
 extension Schnorr.Signature: CustomStringConvertible {
     /// The 64 bytes in hex.
     public var description: String { rawRepresentation.hexString }
+}
+
+/// libsecp256k1's keypair (secret plus public key) for a private key, computed once and wiped
+/// when the last copy of the key goes away.
+///
+/// `@unchecked Sendable`: written once in `init`, only read afterwards; `deinit` wipes it when
+/// no other reference can exist.
+final class KeypairBox: @unchecked Sendable {
+    private var keypair = secp256k1_keypair()
+
+    init(secret: SecretBox) throws(CryptoError) {
+        let ok = secret.withUInt8Pointer { secp256k1_keypair_create(secpContext, &keypair, $0) }
+        guard ok == 1 else { throw .libraryFailure(operation: "secp256k1_keypair_create") }
+    }
+
+    var value: secp256k1_keypair { keypair }
+
+    /// The full public point, with its real parity.
+    var publicPoint: Point {
+        var pubkey = secp256k1_pubkey()
+        var copy = keypair
+        defer { withUnsafeMutableBytes(of: &copy) { secureZero($0) } }
+        // Cannot fail for a keypair that keypair_create accepted.
+        _ = secp256k1_keypair_pub(secpContext, &pubkey, &copy)
+        return Point(pubkey: pubkey)
+    }
+
+    deinit {
+        withUnsafeMutableBytes(of: &keypair) { secureZero($0) }
+    }
 }
