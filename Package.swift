@@ -97,21 +97,30 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // Shared by test targets only: the regtest-node launcher, fixtures, seeded randomness.
+        .target(
+            name: "IshtarTestSupport",
+            dependencies: [
+                "IshtarBitcoinRPC",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/IshtarTestSupport",
+            swiftSettings: strict),
         .testTarget(
             name: "IshtarCryptoTests",
-            dependencies: ["IshtarCrypto", "CSecp256k1"],
+            dependencies: ["IshtarCrypto", "CSecp256k1", "IshtarTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "IshtarBitcoinTests",
-            dependencies: ["IshtarBitcoin", "IshtarCrypto"],
+            dependencies: ["IshtarBitcoin", "IshtarCrypto", "IshtarTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "IshtarBitcoinRPCTests",
-            dependencies: ["IshtarBitcoinRPC"],
+            dependencies: ["IshtarBitcoinRPC", "IshtarTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "IshtarStoreTests",
-            dependencies: ["IshtarStore"],
+            dependencies: ["IshtarStore", "IshtarTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "IshtarConsensusTests",

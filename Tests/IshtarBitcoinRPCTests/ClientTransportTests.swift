@@ -1,3 +1,4 @@
+import IshtarTestSupport
 import Foundation
 import IshtarBitcoinRPC
 import Testing

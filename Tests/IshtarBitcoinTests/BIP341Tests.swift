@@ -1,6 +1,7 @@
 import Foundation
 import IshtarBitcoin
 import IshtarCrypto
+import IshtarTestSupport
 import Testing
 
 /// A script tree as the BIP-341 vectors write it: a leaf object or a two-element array.
@@ -112,7 +113,7 @@ struct BIP341Vectors: Decodable, Sendable {
     let scriptPubKey: [ScriptPubKeyCase]
     let keyPathSpending: [KeyPathSpending]
 
-    static let loaded = loadFixture("bip341-wallet-test-vectors.json", as: BIP341Vectors.self)
+    static let loaded = Fixtures.json("bip341-wallet-test-vectors.json", as: BIP341Vectors.self)
 }
 
 private func tapTweak(internalKey: Data, merkleRoot: Data?) -> Data {

@@ -1,5 +1,6 @@
 import Foundation
 import IshtarBitcoin
+import IshtarTestSupport
 import Testing
 
 struct BIP350Vectors: Decodable, Sendable {
@@ -20,7 +21,7 @@ struct BIP350Vectors: Decodable, Sendable {
     let segwit_address_valid: [ValidAddress]
     let segwit_address_invalid: [InvalidAddress]
 
-    static let loaded = loadFixture("bip350-vectors.json", as: BIP350Vectors.self)
+    static let loaded = Fixtures.json("bip350-vectors.json", as: BIP350Vectors.self)
 }
 
 @Suite("BIP-350 bech32m and segwit addresses")

@@ -1,6 +1,7 @@
 import Foundation
 import IshtarBitcoin
 import IshtarCrypto
+import IshtarTestSupport
 import Testing
 
 @Suite("Blocks and decoder fuzzing")

@@ -1,6 +1,7 @@
 import Foundation
 import IshtarBitcoin
 import IshtarCrypto
+import IshtarTestSupport
 import Testing
 
 /// Mainnet block 1, serialized.

@@ -1,6 +1,7 @@
 import Foundation
 import IshtarBitcoin
 import IshtarCrypto
+import IshtarTestSupport
 import Testing
 
 /// The genesis coinbase, the only transaction of every genesis block.

@@ -1,5 +1,6 @@
 import Foundation
 import IshtarCrypto
+import IshtarTestSupport
 import Testing
 
 @Suite struct AdaptorSignatureTests {
@@ -60,7 +61,7 @@ import Testing
     }
 
     @Test func ishtarProviderKeysRoundTrip() throws {
-        var rng = SeededGenerator(seed: 3)
+        var rng = SplitMix64(seed: 3)
         for _ in 0..<200 {
             let signer = try rng.privateKey()
             let provider = try rng.privateKey()
@@ -98,7 +99,7 @@ import Testing
     }
 
     @Test func extractionErrors() throws {
-        var rng = SeededGenerator(seed: 8)
+        var rng = SplitMix64(seed: 8)
         let signer = try rng.privateKey()
         let provider = try rng.privateKey()
         let message = rng.bytes(32)

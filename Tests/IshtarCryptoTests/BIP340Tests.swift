@@ -1,5 +1,6 @@
 import Foundation
 import IshtarCrypto
+import IshtarTestSupport
 import Testing
 
 @Suite struct BIP340Tests {
@@ -44,7 +45,7 @@ import Testing
     }
 
     @Test func randomKeysSignAndVerify() throws {
-        var rng = SeededGenerator(seed: 340)
+        var rng = SplitMix64(seed: 340)
         for _ in 0..<200 {
             let key = try rng.privateKey()
             let message = rng.bytes(32)

@@ -1,12 +1,13 @@
 import Foundation
 import IshtarCrypto
+import IshtarTestSupport
 import Testing
 
 @Suite struct EOTSTests {
     static let chainID = Data("ishtar-test".utf8)
 
     @Test func randomnessIsDeterministicAndDomainSeparated() throws {
-        var rng = SeededGenerator(seed: 4)
+        var rng = SplitMix64(seed: 4)
         for height in UInt64(0)..<50 {
             let key = try rng.privateKey()
             let a = EOTS.randomness(secretKey: key, chainID: Self.chainID, height: height)
@@ -33,7 +34,7 @@ import Testing
     static let pythonHMAC = "456fd9fe2bb12438e808926bb656e336cc7e72d011cdc064c7386e5cac5d5bc3"
 
     @Test func signatureIsBIP340OverSHA256AndExtractionRecoversKey() throws {
-        var rng = SeededGenerator(seed: 5)
+        var rng = SplitMix64(seed: 5)
         for height in UInt64(0)..<200 {
             let key = try rng.privateKey()
             let (secret, publicRandomness) = EOTS.randomness(secretKey: key, chainID: Self.chainID, height: height)
@@ -60,7 +61,7 @@ import Testing
     }
 
     @Test func extractionErrors() throws {
-        var rng = SeededGenerator(seed: 6)
+        var rng = SplitMix64(seed: 6)
         let key = try rng.privateKey()
         let (secret, publicRandomness) = EOTS.randomness(secretKey: key, chainID: Self.chainID, height: 1)
         let m1 = Data("block a".utf8)

@@ -1,5 +1,6 @@
 import Foundation
 import IshtarCrypto
+import IshtarTestSupport
 import Testing
 
 @Suite struct HexTests {
@@ -94,7 +95,7 @@ import Testing
     }
 
     @Test func inverseTimesValueIsOne() throws {
-        var rng = SeededGenerator(seed: 1)
+        var rng = SplitMix64(seed: 1)
         for _ in 0..<200 {
             let x = Scalar(reducing: rng.bytes(32))
             guard !x.isZero else { continue }

@@ -1,5 +1,6 @@
 import Foundation
 import IshtarCrypto
+import IshtarTestSupport
 import Testing
 
 extension Data {

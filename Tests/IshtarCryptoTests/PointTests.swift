@@ -1,5 +1,6 @@
 import Foundation
 import IshtarCrypto
+import IshtarTestSupport
 import Testing
 
 @Suite struct PointTests {
@@ -58,7 +59,7 @@ import Testing
     }
 
     @Test func scalarMultiplicationDistributes() throws {
-        var rng = SeededGenerator(seed: 7)
+        var rng = SplitMix64(seed: 7)
         for _ in 0..<50 {
             let a = Scalar(reducing: rng.bytes(32))
             let b = Scalar(reducing: rng.bytes(32))

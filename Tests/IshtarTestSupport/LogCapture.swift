@@ -2,31 +2,33 @@ import Logging
 import Synchronization
 
 /// Records every log line (message + metadata) for assertions.
-final class LogCapture: Sendable {
-    struct Line: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
+public final class LogCapture: Sendable {
+    public struct Line: Sendable {
+        public var level: Logger.Level
+        public var message: String
+        public var metadata: [String: String]
     }
+
+    public init() {}
 
     private let storage = Mutex<[Line]>([])
 
-    var lines: [Line] { storage.withLock { $0 } }
+    public var lines: [Line] { storage.withLock { $0 } }
 
-    func append(_ line: Line) { storage.withLock { $0.append(line) } }
+    public func append(_ line: Line) { storage.withLock { $0.append(line) } }
 
     /// A logger at `.trace` writing into this capture.
-    func logger() -> Logger {
+    public func logger() -> Logger {
         var logger = Logger(label: "test.bitcoin-rpc") { _ in CapturingHandler(capture: self) }
         logger.logLevel = .trace
         return logger
     }
 
     /// The per-call `debug` summary lines.
-    var callLines: [Line] { lines.filter { $0.level == .debug && $0.message == "bitcoind rpc" } }
+    public var callLines: [Line] { lines.filter { $0.level == .debug && $0.message == "bitcoind rpc" } }
 
     /// Everything logged, flattened, for "no secret leaked" checks.
-    var allText: String {
+    public var allText: String {
         lines.map { line in
             line.message + " " + line.metadata.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         }.joined(separator: "\n")

@@ -6,44 +6,40 @@
 import Foundation
 import IshtarBitcoinRPC
 
-/// Repository root, derived from this file's path (Tests/IshtarBitcoinRPCTests/Support/…).
-let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
 /// `Scripts/regtest-node`, our bitcoind-compatible regtest node.
-let regtestNodeScript: String = repositoryRoot.appendingPathComponent("Scripts/regtest-node").path
+public let regtestNodeScript: String = repositoryRoot.appendingPathComponent("Scripts/regtest-node").path
 
 /// Whether the regtest node is available (integration tests are skipped otherwise).
-let regtestNodeAvailable: Bool = FileManager.default.isExecutableFile(atPath: regtestNodeScript)
+public let regtestNodeAvailable: Bool = FileManager.default.isExecutableFile(atPath: regtestNodeScript)
 
 /// Regtest addresses used for mining. (The P2WSH one is `wsh(OP_TRUE)`, anyone can spend it
 /// with witness `[51]` — Bitcoin Core's functional tests use the same address.)
-enum TestAddress {
+public enum TestAddress {
     /// P2WPKH, BIP173 test key.
-    static let p2wpkh = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+    public static let p2wpkh = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
     /// P2TR with the secp256k1 generator's x coordinate.
-    static let p2tr = "bcrt1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqc8gma6"
+    public static let p2tr = "bcrt1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqc8gma6"
     /// P2WSH(OP_TRUE).
-    static let opTrue = "bcrt1qft5p2uhsdcdc3l2ua4ap5qqfg4pjaqlp250x7us7a8qqhrxrxfsqseac85"
+    public static let opTrue = "bcrt1qft5p2uhsdcdc3l2ua4ap5qqfg4pjaqlp250x7us7a8qqhrxrxfsqseac85"
 }
 
-struct RegtestNodeError: Error, CustomStringConvertible {
-    var description: String
+public struct RegtestNodeError: Error, CustomStringConvertible {
+    public var description: String
 }
 
 /// A `Scripts/regtest-node` subprocess on a free loopback port, in a temporary datadir.
-final class RegtestNode: @unchecked Sendable {
+public final class RegtestNode: @unchecked Sendable {
     // @unchecked: used by one test at a time; `process` is only touched from that test.
-    let datadir: URL
-    let port: Int
-    let user: String?
-    let password: String?
+    public let datadir: URL
+    public let port: Int
+    public let user: String?
+    public let password: String?
     private let process: Process
     private let ownsDatadir: Bool
 
     /// Starts a node and waits (bounded, without blocking a thread) for its ready
     /// line. `port: 0` picks a free port (the node reports it in the ready file).
-    static func start(
+    public static func start(
         user: String? = nil, password: String? = nil, datadir existing: URL? = nil, port requestedPort: Int = 0,
         readyTimeout: Duration = .seconds(60)
     ) async throws -> RegtestNode {
@@ -100,10 +96,10 @@ final class RegtestNode: @unchecked Sendable {
     }
 
     /// Path of the cookie file (cookie auth only).
-    var cookiePath: String { datadir.appendingPathComponent(".cookie").path }
+    public var cookiePath: String { datadir.appendingPathComponent(".cookie").path }
 
     /// A client for this node. Defaults: password auth if the node has one, else cookie.
-    func client(
+    public func client(
         credentials: BitcoinRPCCredentials? = nil, retry: BitcoinRPCRetryPolicy = .init(maxAttempts: 2),
         logCapture: LogCapture? = nil
     ) -> BitcoinRPCClient {
@@ -119,7 +115,7 @@ final class RegtestNode: @unchecked Sendable {
     }
 
     /// Stops the node (SIGTERM, then SIGKILL after 10 s). Keeps the datadir if `keepData`.
-    func stop(keepData: Bool = false) async {
+    public func stop(keepData: Bool = false) async {
         await Self.terminate(process)
         if ownsDatadir, !keepData { try? FileManager.default.removeItem(at: datadir) }
     }
@@ -138,7 +134,7 @@ final class RegtestNode: @unchecked Sendable {
 }
 
 /// Runs `body` with a fresh node and always stops it afterwards.
-func withRegtestNode<T>(
+public func withRegtestNode<T>(
     user: String? = "ishtar", password: String? = "test-password-\(UInt32.random(in: 0...UInt32.max))",
     _ body: (RegtestNode) async throws -> T
 ) async throws -> T {
