@@ -66,6 +66,14 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
+            name: "IshtarChain",
+            dependencies: [
+                "IshtarCrypto",
+                "IshtarStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict),
+        .target(
             name: "IshtarKeys",
             dependencies: [
                 "IshtarCrypto",
@@ -79,6 +87,7 @@ let package = Package(
                 "IshtarCrypto",
                 "IshtarKeys",
                 "IshtarBitcoin",
+                "IshtarBitcoinRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -92,6 +101,8 @@ let package = Package(
             dependencies: [
                 "IshtarCrypto",
                 "IshtarBitcoin",
+                "IshtarBitcoinRPC",
+                "IshtarStore",
                 "CSecp256k1",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -112,7 +123,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "IshtarBitcoinTests",
-            dependencies: ["IshtarBitcoin", "IshtarCrypto", "IshtarTestSupport"],
+            dependencies: ["IshtarBitcoin", "IshtarCrypto", "IshtarBitcoinRPC", "IshtarTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "IshtarBitcoinRPCTests",
@@ -125,6 +136,10 @@ let package = Package(
         .testTarget(
             name: "IshtarConsensusTests",
             dependencies: ["IshtarConsensus", "IshtarCrypto"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "IshtarChainTests",
+            dependencies: ["IshtarChain", "IshtarCrypto", "IshtarStore", "IshtarTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "IshtarKeysTests",

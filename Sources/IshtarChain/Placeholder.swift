@@ -1,0 +1,1 @@
+// IshtarChain: being written.
