@@ -1,0 +1,652 @@
+import Foundation
+import IshtarCrypto
+import IshtarStore
+
+/// The deterministic application state machine, driven through an ABCI++-shaped
+/// interface (`initChain`, `checkTx`, `prepareProposal`, `processProposal`,
+/// `finalizeBlock`, `commit`, `query`) so the same object can sit behind the embedded
+/// engine today and CometBFT later.
+///
+/// Storage (three column families, see ``columnFamilies``):
+/// - `chain.state`: every module's state under `"<module>/"`;
+/// - `chain.blocks`: `h‖BE8(height)` → block, `b‖hash` → BE8(height),
+///   `t‖txHash` → ``TxRecord`` location, `r‖BE8(height)` → ``BlockResults``;
+/// - `chain.meta`: `app` → tip (height, hashes, time), `commitment/<module>` → that
+///   module's ``StateCommitment``, `genesis` → the genesis JSON.
+///
+/// `commit` writes the block, its results, all its state changes, the commitments and the
+/// new tip in ONE synced `WriteBatch`: after a crash a block is either fully there or
+/// absent, and ``init(store:modules:verifier:)`` resumes from the last committed block.
+///
+/// Not thread-safe: the node drives it from one task (as CometBFT drives ABCI
+/// connections), and queries must be serialized with commits.
+public final class Application {
+    /// Module state.
+    public static let stateColumnFamily = "chain.state"
+    /// Blocks, results and the transaction index.
+    public static let blocksColumnFamily = "chain.blocks"
+    /// Tip and commitments.
+    public static let metaColumnFamily = "chain.meta"
+    /// Open the store with these (e.g. `DatabaseOptions(columnFamilies: Application.columnFamilies)`).
+    public static let columnFamilies = [stateColumnFamily, blocksColumnFamily, metaColumnFamily]
+
+    static let metaKey = Data("app".utf8)
+    static let genesisKey = Data("genesis".utf8)
+    static let commitmentPrefix = Data("commitment/".utf8)
+    static let zeroHash = Data(count: 32)
+
+    private let store: any KeyValueStore
+    /// Registered modules, in hook order: `consensus`, `accounts`, then the caller's.
+    public let modules: [any Module]
+    private let moduleByType: [String: any Module]
+    private let moduleByName: [String: any Module]
+    private let verifier: (any CommitVerifier)?
+
+    private var meta: AppMeta?
+    private var commitments: [String: StateCommitment] = [:]
+    private var validatorSet: ChainValidatorSet?
+    private var params: ConsensusParams?
+    private var checkState: Overlay
+    private var pending: PendingBlock?
+    private var haltReason: String?
+
+    private struct PendingBlock {
+        var block: Block
+        var blockBytes: Data
+        var hash: Data
+        var results: [TxResult]
+        var events: [Event]
+        var changes: [(key: Data, value: Data?)]
+        var commitments: [String: StateCommitment]
+        var appHash: Data
+    }
+
+    /// Opens the application over `store`, loading the last committed tip if there is one.
+    ///
+    /// - Parameters:
+    ///   - modules: extra modules after the built-in `consensus` and `accounts`; their
+    ///     order is the hook order.
+    ///   - verifier: checks last-commit signatures in block validation; `nil` checks their
+    ///     shape and voting power only.
+    public init(store: any KeyValueStore, modules extra: [any Module] = [], verifier: (any CommitVerifier)? = nil) throws(ChainError) {
+        for cf in Self.columnFamilies where !store.columnFamilies.contains(cf) { throw .missingColumnFamily(cf) }
+        let all: [any Module] = [ConsensusModule(), AccountsModule()] + extra
+        var byName: [String: any Module] = [:]
+        var byType: [String: any Module] = [:]
+        for m in all {
+            guard Self.isValidModuleName(m.name) else { throw .invalidModuleSet("bad module name \"\(m.name)\"") }
+            guard byName.updateValue(m, forKey: m.name) == nil else { throw .invalidModuleSet("duplicate module \(m.name)") }
+            for t in m.messageTypes {
+                guard t.hasPrefix(m.name + "/"), t.utf8.count > m.name.utf8.count + 1, t.utf8.count <= Message.maxTypeBytes
+                else { throw .invalidModuleSet("message type \"\(t)\" must be \"\(m.name)/<Type>\"") }
+                guard byType.updateValue(m, forKey: t) == nil else { throw .invalidModuleSet("duplicate message type \(t)") }
+            }
+        }
+        self.store = store
+        self.modules = all
+        self.moduleByName = byName
+        self.moduleByType = byType
+        self.verifier = verifier
+        self.checkState = Overlay(base: store, columnFamily: Self.stateColumnFamily)
+        try load()
+    }
+
+    /// Same as ``init(store:modules:verifier:)``: reopen after a restart.
+    public static func open(store: any KeyValueStore, modules: [any Module] = [], verifier: (any CommitVerifier)? = nil) throws(ChainError) -> Application {
+        try Application(store: store, modules: modules, verifier: verifier)
+    }
+
+    static func isValidModuleName(_ name: String) -> Bool {
+        let b = Array(name.utf8)
+        return !b.isEmpty && b.count <= 32 && b.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f }
+    }
+
+    private func load() throws(ChainError) {
+        guard let raw = try storeCall({ try store.get(Self.metaKey, in: Self.metaColumnFamily) }) else {
+            meta = nil
+            return
+        }
+        do {
+            meta = try AppMeta(decoding: raw)
+        } catch {
+            throw .corruptState("app meta: \(error)")
+        }
+        let rows = try storeCall { try store.scan(Self.metaColumnFamily, prefix: Self.commitmentPrefix).collect() }
+        var loaded: [String: StateCommitment] = [:]
+        for row in rows {
+            let name = String(decoding: row.key.dropFirst(Self.commitmentPrefix.count), as: UTF8.self)
+            do {
+                loaded[name] = try StateCommitment(bytes: row.value)
+            } catch {
+                throw .corruptState("commitment of \(name): \(error)")
+            }
+        }
+        commitments = loaded
+        try reloadConsensusState()
+    }
+
+    private func reloadConsensusState() throws(ChainError) {
+        let view = ModuleStore(module: ConsensusModule.moduleName, overlay: Overlay(base: store, columnFamily: Self.stateColumnFamily))
+        do throws(ExecutionError) {
+            validatorSet = try ConsensusModule.validators(in: view)
+            params = try ConsensusModule.params(in: view)
+        } catch {
+            switch error {
+            case .fatal(let e): throw e
+            case .rejected(let v): throw .corruptState("consensus state: \(v)")
+            }
+        }
+        guard validatorSet != nil, params != nil else { throw .corruptState("consensus module state missing") }
+    }
+
+    // MARK: - Info
+
+    /// The tip the next block must extend; `nil` before genesis.
+    public var tip: ChainTip? { meta?.tip }
+    /// The chain id; `nil` before genesis.
+    public var chainID: String? { meta?.chainID }
+    /// The validator set in force; `nil` before genesis.
+    public var validators: ChainValidatorSet? { validatorSet }
+    /// The consensus limits; `nil` before genesis.
+    public var consensusParams: ConsensusParams? { params }
+    /// The app hash after the last committed block (or genesis); `nil` before genesis.
+    public var lastAppHash: Data? { meta?.lastAppHash }
+    /// The last committed height; `nil` before genesis.
+    public var lastHeight: UInt64? { meta?.lastHeight }
+
+    private func ready() throws(ChainError) -> (AppMeta, ChainValidatorSet, ConsensusParams) {
+        if let haltReason { throw .halted(haltReason) }
+        guard let meta, let validatorSet, let params else { throw .notInitialized }
+        return (meta, validatorSet, params)
+    }
+
+    // MARK: - Genesis
+
+    /// Writes the genesis state (every module's `initGenesis`) and commits it in one
+    /// batch as "height `initialHeight − 1`". Returns the genesis app hash, which the first
+    /// block's header must carry.
+    @discardableResult
+    public func initChain(_ genesis: Genesis) throws(ChainError) -> Data {
+        if let haltReason { throw .halted(haltReason) }
+        guard meta == nil else { throw .alreadyInitialized }
+        for name in genesis.moduleParams.keys.sorted() where moduleByName[name] == nil {
+            throw .invalidGenesis(.unknownModule(name))
+        }
+        let overlay = Overlay(base: store, columnFamily: Self.stateColumnFamily)
+        let info = BlockInfo(chainID: genesis.chainID, height: genesis.initialHeight - 1, time: genesis.genesisTime, proposer: Data())
+        for module in modules {
+            let ctx = GenesisContext(block: info, validators: genesis.validators, module: module.name, overlay: overlay,
+                                     sink: EventSink(), genesis: genesis, params: genesis.moduleParams[module.name])
+            do throws(ExecutionError) {
+                try module.initGenesis(ctx)
+            } catch {
+                switch error {
+                case .fatal(let e): throw e
+                case .rejected(let v): throw .invalidGenesis(.invalidModuleParams(module: module.name, reason: v.message))
+                }
+            }
+        }
+        let changes = overlay.sortedWrites()
+        let updated = try updatedCommitments(changes)
+        let all = commitments.merging(updated) { $1 }
+        let appHash = Self.appHash(all)
+        let newMeta = AppMeta(chainID: genesis.chainID, initialHeight: genesis.initialHeight,
+                              lastHeight: genesis.initialHeight - 1, lastBlockHash: Self.zeroHash,
+                              lastAppHash: appHash, lastBlockTime: genesis.genesisTime)
+        var batch = WriteBatch()
+        Self.addStateChanges(changes, to: &batch)
+        Self.addCommitments(updated, to: &batch)
+        batch.put(Self.metaKey, newMeta.encoded, in: Self.metaColumnFamily)
+        batch.put(Self.genesisKey, genesis.jsonData(), in: Self.metaColumnFamily)
+        try writeDurably(batch)
+        meta = newMeta
+        commitments = all
+        try reloadConsensusState()
+        checkState = Overlay(base: store, columnFamily: Self.stateColumnFamily)
+        return appHash
+    }
+
+    // MARK: - Transactions
+
+    /// The stateless rules: size, canonical decoding, chain id, signature, message count,
+    /// known message types and each module's `validateMessage`.
+    private func statelessCheck(_ raw: Data, chainID: String, params: ConsensusParams) throws(ChainError) -> Result<Transaction, RuleViolation> {
+        guard raw.count <= params.maxTxBytes else {
+            return .failure(TxError.tooLarge(size: raw.count, limit: params.maxTxBytes).violation)
+        }
+        let tx: Transaction
+        do {
+            tx = try Transaction(decoding: raw)
+        } catch {
+            return .failure(TxError.malformed(error).violation)
+        }
+        do {
+            try tx.validateBasic(chainID: chainID)
+        } catch {
+            return .failure(error.violation)
+        }
+        for message in tx.messages {
+            guard let module = moduleByType[message.type] else {
+                return .failure(TxError.unknownMessageType(message.type).violation)
+            }
+            do throws(ExecutionError) {
+                try module.validateMessage(message, sender: tx.sender)
+            } catch {
+                switch error {
+                case .fatal(let e): throw e
+                case .rejected(let v): return .failure(v)
+                }
+            }
+        }
+        return .success(tx)
+    }
+
+    /// Runs one transaction (ante hooks, then its messages) in a child of `parent`,
+    /// merging its writes only on success.
+    private func execute(_ raw: Data, index: Int, isCheck: Bool, block: BlockInfo, validators: ChainValidatorSet,
+                         params: ConsensusParams, parent: Overlay) throws(ChainError) -> (TxResult, Transaction?) {
+        let tx: Transaction
+        switch try statelessCheck(raw, chainID: block.chainID, params: params) {
+        case .failure(let v): return (TxResult(violation: v), nil)
+        case .success(let t): tx = t
+        }
+        let hash = sha256(raw)
+        let overlay = Overlay(parent: parent)
+        let sink = EventSink()
+        func context(_ module: String) -> TxContext {
+            TxContext(block: block, validators: validators, module: module, overlay: overlay, sink: sink,
+                      transaction: tx, transactionHash: hash, index: index, isCheck: isCheck)
+        }
+        do throws(ExecutionError) {
+            for module in modules { try module.anteHandle(context(module.name)) }
+            for message in tx.messages {
+                guard let module = moduleByType[message.type] else {
+                    throw .rule(TxError.unknownMessageType(message.type))
+                }
+                try module.deliverMessage(message, context(module.name))
+            }
+        } catch {
+            switch error {
+            case .fatal(let e): throw e
+            case .rejected(let v): return (TxResult(violation: v), tx)
+            }
+        }
+        overlay.mergeIntoParent()
+        return (.ok(events: sink.events), tx)
+    }
+
+    /// Mempool admission (ABCI `CheckTx`): the stateless rules, then full execution
+    /// against the *check state* — the last committed state plus every transaction
+    /// admitted since — so a sender can queue nonces n, n+1, … . The check state is reset
+    /// at every commit; the node re-checks its remaining mempool then.
+    public func checkTx(_ raw: Data) throws(ChainError) -> CheckTxResult {
+        let (meta, validators, params) = try ready()
+        let info = BlockInfo(chainID: meta.chainID, height: meta.lastHeight + 1, time: meta.lastBlockTime, proposer: Data())
+        let (result, tx) = try execute(raw, index: 0, isCheck: true, block: info, validators: validators, params: params,
+                                       parent: checkState)
+        return CheckTxResult(result: result, hash: sha256(raw), sender: tx?.sender, nonce: tx?.nonce)
+    }
+
+    // MARK: - Proposals
+
+    /// Builds the transaction list of a proposal (ABCI `PrepareProposal`): keeps the
+    /// given order, drops every transaction that would fail (executed against a scratch
+    /// copy of the state after the begin-block hooks), and skips those that do not fit in
+    /// `maxTxBytes` (counted with their 4-byte length prefix).
+    public func prepareProposal(_ request: PrepareProposalRequest) throws(ChainError) -> [Data] {
+        let (meta, validators, params) = try ready()
+        let info = BlockInfo(chainID: meta.chainID, height: request.height, time: request.time, proposer: request.proposer)
+        let scratch = Overlay(base: store, columnFamily: Self.stateColumnFamily)
+        var ignored: [Event] = []
+        try runHooks(begin: true, block: info, validators: validators, overlay: scratch, events: &ignored)
+        var selected: [Data] = []
+        var used = 0
+        for (i, raw) in request.transactions.enumerated() {
+            let size = raw.count + 4
+            guard used + size <= request.maxTxBytes else { continue }
+            let (result, _) = try execute(raw, index: i, isCheck: false, block: info, validators: validators,
+                                          params: params, parent: scratch)
+            guard result.isOK else { continue }
+            selected.append(raw)
+            used += size
+        }
+        return selected
+    }
+
+    /// Decides whether to vote for a proposal (ABCI `ProcessProposal`): the block rules
+    /// (``Block/validate(tip:validators:maxBlockBytes:verifier:)``) and every
+    /// transaction's stateless rules. Stateful failures (e.g. a stale nonce) do not reject
+    /// the block: they are executed and recorded as failed, deterministically.
+    public func processProposal(_ block: Block) throws(ChainError) -> ProposalVerdict {
+        let (meta, validators, params) = try ready()
+        do {
+            try block.validate(tip: meta.tip, validators: validators, maxBlockBytes: params.maxBlockBytes, verifier: verifier)
+        } catch {
+            return .reject(error)
+        }
+        for (i, raw) in block.transactions.enumerated() {
+            if case .failure(let v) = try statelessCheck(raw, chainID: meta.chainID, params: params) {
+                return .reject(.invalidTransaction(index: i, v))
+            }
+        }
+        return .accept
+    }
+
+    /// ``processProposal(_:)`` for raw bytes: undecodable bytes are rejected.
+    public func processProposal(bytes: Data) throws(ChainError) -> ProposalVerdict {
+        do {
+            return try processProposal(Block(decoding: bytes))
+        } catch let error as CodecError {
+            return .reject(.malformed(error))
+        } catch let error as ChainError {
+            throw error
+        } catch {
+            throw .corruptState("unexpected error \(error)")
+        }
+    }
+
+    // MARK: - Blocks
+
+    /// Runs every module's begin- or end-block hook, each in its own child overlay: a hook
+    /// that *rejects* has its writes discarded and a `hook_failed` block event recorded
+    /// (deterministically on every node) instead of halting the chain; a fatal error throws.
+    private func runHooks(begin: Bool, block: BlockInfo, validators: ChainValidatorSet, overlay: Overlay,
+                          events: inout [Event]) throws(ChainError) {
+        for module in modules {
+            let child = Overlay(parent: overlay)
+            let sink = EventSink()
+            let ctx = BlockContext(block: block, validators: validators, module: module.name, overlay: child, sink: sink)
+            do throws(ExecutionError) {
+                if begin { try module.beginBlock(ctx) } else { try module.endBlock(ctx) }
+            } catch {
+                switch error {
+                case .fatal(let e): throw e
+                case .rejected(let v):
+                    events.append(Event(type: "hook_failed", attributes: [
+                        EventAttribute("module", module.name), EventAttribute("phase", begin ? "begin_block" : "end_block"),
+                        EventAttribute("codespace", v.codespace), EventAttribute("code", String(v.code)),
+                        EventAttribute("rule", v.rule), EventAttribute("message", v.message),
+                    ]))
+                    continue
+                }
+            }
+            child.mergeIntoParent()
+            events.append(contentsOf: sink.events)
+        }
+    }
+
+    /// Executes a decided block (ABCI `FinalizeBlock`): block rules, begin-block hooks,
+    /// every transaction (a failing one is recorded and leaves no trace), end-block hooks,
+    /// then the new app hash. Nothing is written until ``commit()``.
+    ///
+    /// - Throws: `.invalidBlock` if the block breaks a block rule (a decided block never
+    ///   should), `.outOfOrder` if a finalized block awaits its commit.
+    public func finalizeBlock(_ block: Block) throws(ChainError) -> FinalizeResult {
+        let (meta, validators, params) = try ready()
+        guard pending == nil else { throw .outOfOrder("finalizeBlock called twice without commit") }
+        do {
+            try block.validate(tip: meta.tip, validators: validators, maxBlockBytes: params.maxBlockBytes, verifier: verifier)
+        } catch {
+            throw .invalidBlock(error)
+        }
+        let h = block.header
+        let info = BlockInfo(chainID: h.chainID, height: h.height, time: h.time, proposer: h.proposer)
+        let overlay = Overlay(base: store, columnFamily: Self.stateColumnFamily)
+        var events: [Event] = []
+        try runHooks(begin: true, block: info, validators: validators, overlay: overlay, events: &events)
+        var results: [TxResult] = []
+        results.reserveCapacity(block.transactions.count)
+        for (i, raw) in block.transactions.enumerated() {
+            let (result, _) = try execute(raw, index: i, isCheck: false, block: info, validators: validators,
+                                          params: params, parent: overlay)
+            results.append(result)
+        }
+        try runHooks(begin: false, block: info, validators: validators, overlay: overlay, events: &events)
+        let changes = overlay.sortedWrites()
+        let updated = try updatedCommitments(changes)
+        let appHash = Self.appHash(commitments.merging(updated) { $1 })
+        let hash = block.hash
+        pending = PendingBlock(block: block, blockBytes: block.encoded, hash: hash, results: results, events: events,
+                               changes: changes, commitments: updated, appHash: appHash)
+        return FinalizeResult(height: h.height, blockHash: hash, txResults: results, events: events, appHash: appHash,
+                              validatorUpdates: [])
+    }
+
+    /// The batch that commits the pending block: state changes, block, results, tx index,
+    /// commitments and tip, together.
+    private func commitBatch(_ p: PendingBlock, newMeta: AppMeta) throws(ChainError) -> WriteBatch {
+        var batch = WriteBatch()
+        Self.addStateChanges(p.changes, to: &batch)
+        let height = p.block.header.height
+        batch.put(Self.blockKey(height), p.blockBytes, in: Self.blocksColumnFamily)
+        batch.put(Data([UInt8(ascii: "b")]) + p.hash, Self.be8(height), in: Self.blocksColumnFamily)
+        batch.put(Self.resultsKey(height), BlockResults(txResults: p.results, events: p.events, appHash: p.appHash).encoded,
+                  in: Self.blocksColumnFamily)
+        // The index keeps a transaction's first successful inclusion: a later failed replay
+        // of the same bytes (rejected by its nonce) must not hide it.
+        var indexed: [Data: Bool] = [:]
+        for (i, raw) in p.block.transactions.enumerated() {
+            let txHash = sha256(raw)
+            let ok = p.results[i].isOK
+            if let earlierOK = indexed[txHash] {
+                if earlierOK || !ok { continue }
+            } else if !ok {
+                let existing = try storeCall { try store.get(Self.txKey(txHash), in: Self.blocksColumnFamily) }
+                if existing != nil { continue }
+            }
+            indexed[txHash] = ok
+            batch.put(Self.txKey(txHash), TxRecord(height: height, index: UInt32(i), result: p.results[i]).encoded,
+                      in: Self.blocksColumnFamily)
+        }
+        Self.addCommitments(p.commitments, to: &batch)
+        batch.put(Self.metaKey, newMeta.encoded, in: Self.metaColumnFamily)
+        return batch
+    }
+
+    /// Makes the finalized block durable (ABCI `Commit`) in one synced write batch, then
+    /// resets the check state. If the write fails the application halts: reopen the store
+    /// to resume from the last durable block.
+    @discardableResult
+    public func commit() throws(ChainError) -> CommitResult {
+        let (meta, _, _) = try ready()
+        guard let p = pending else { throw .outOfOrder("commit without a finalized block") }
+        let h = p.block.header
+        let newMeta = AppMeta(chainID: meta.chainID, initialHeight: meta.initialHeight, lastHeight: h.height,
+                              lastBlockHash: p.hash, lastAppHash: p.appHash, lastBlockTime: h.time)
+        let batch = try commitBatch(p, newMeta: newMeta)
+        try writeDurably(batch)
+        self.meta = newMeta
+        commitments.merge(p.commitments) { $1 }
+        pending = nil
+        checkState = Overlay(base: store, columnFamily: Self.stateColumnFamily)
+        if p.changes.contains(where: { $0.key.starts(with: Data((ConsensusModule.moduleName + "/").utf8)) }) {
+            try reloadConsensusState()
+        }
+        return CommitResult(height: h.height, appHash: p.appHash, blockHash: p.hash)
+    }
+
+    private func writeDurably(_ batch: WriteBatch) throws(ChainError) {
+        do {
+            try storeCall { try store.write(batch, sync: true) }
+        } catch {
+            haltReason = "commit write failed: \(error)"
+            throw error
+        }
+    }
+
+    // MARK: - Commitment
+
+    /// The module a state key belongs to (the bytes before the first `/`).
+    static func moduleName(of key: Data) -> String {
+        let name = key.prefix { $0 != UInt8(ascii: "/") }
+        return String(decoding: name, as: UTF8.self)
+    }
+
+    /// The new commitments of the modules `changes` touch; old values come from the store.
+    private func updatedCommitments(_ changes: [(key: Data, value: Data?)]) throws(ChainError) -> [String: StateCommitment] {
+        var updated: [String: StateCommitment] = [:]
+        for (key, value) in changes {
+            let name = Self.moduleName(of: key)
+            var c = updated[name] ?? commitments[name] ?? StateCommitment()
+            let old = try storeCall { try store.get(key, in: Self.stateColumnFamily) }
+            if old == value { continue }
+            if let old { c.remove(key: key, value: old) }
+            if let value { c.insert(key: key, value: value) }
+            updated[name] = c
+        }
+        return updated
+    }
+
+    /// `H_"ishtar/app-hash"` over `str name ‖ digest` of every module with non-empty state,
+    /// in name order (so a newly added, still empty module does not change the hash).
+    static func appHash(_ commitments: [String: StateCommitment]) -> Data {
+        var w = BinaryWriter()
+        for name in commitments.keys.sorted() {
+            guard let c = commitments[name], !c.isEmpty else { continue }
+            w.string(name)
+            w.fixed(c.digest)
+        }
+        return TaggedHash.hash(tag: "ishtar/app-hash", data: w.bytes)
+    }
+
+    /// Recomputes the app hash from a full scan of the committed state (O(state)): an audit
+    /// of the incremental commitment, e.g. after an unclean shutdown or in tests.
+    public func recomputeAppHash() throws(ChainError) -> Data {
+        let rows = try storeCall { try store.scan(Self.stateColumnFamily, .all, direction: .forward).collect() }
+        var fresh: [String: StateCommitment] = [:]
+        for row in rows {
+            let name = Self.moduleName(of: row.key)
+            var c = fresh[name] ?? StateCommitment()
+            c.insert(key: row.key, value: row.value)
+            fresh[name] = c
+        }
+        return Self.appHash(fresh)
+    }
+
+    private static func addStateChanges(_ changes: [(key: Data, value: Data?)], to batch: inout WriteBatch) {
+        for (key, value) in changes {
+            if let value { batch.put(key, value, in: stateColumnFamily) } else { batch.delete(key, in: stateColumnFamily) }
+        }
+    }
+
+    private static func addCommitments(_ commitments: [String: StateCommitment], to batch: inout WriteBatch) {
+        for name in commitments.keys.sorted() {
+            guard let c = commitments[name] else { continue }
+            batch.put(commitmentPrefix + Data(name.utf8), c.bytes, in: metaColumnFamily)
+        }
+    }
+
+    static func be8(_ v: UInt64) -> Data {
+        var w = BinaryWriter()
+        w.u64(v)
+        return w.data
+    }
+
+    static func blockKey(_ height: UInt64) -> Data { Data([UInt8(ascii: "h")]) + be8(height) }
+    static func resultsKey(_ height: UInt64) -> Data { Data([UInt8(ascii: "r")]) + be8(height) }
+    static func txKey(_ hash: Data) -> Data { Data([UInt8(ascii: "t")]) + hash }
+
+    // MARK: - Block store
+
+    /// The committed block at `height`.
+    public func block(at height: UInt64) throws(ChainError) -> Block? {
+        guard let raw = try storeCall({ try store.get(Self.blockKey(height), in: Self.blocksColumnFamily) }) else { return nil }
+        do {
+            return try Block(decoding: raw)
+        } catch {
+            throw .corruptState("block \(height): \(error)")
+        }
+    }
+
+    /// The height of the committed block with `hash`.
+    public func height(ofBlock hash: Data) throws(ChainError) -> UInt64? {
+        guard let raw = try storeCall({ try store.get(Data([UInt8(ascii: "b")]) + hash, in: Self.blocksColumnFamily) })
+        else { return nil }
+        var r = BinaryReader(raw)
+        do {
+            return try r.u64("height")
+        } catch {
+            throw .corruptState("block index: \(error)")
+        }
+    }
+
+    /// The results of the committed block at `height`.
+    public func blockResults(at height: UInt64) throws(ChainError) -> BlockResults? {
+        guard let raw = try storeCall({ try store.get(Self.resultsKey(height), in: Self.blocksColumnFamily) }) else { return nil }
+        do {
+            return try BlockResults(decoding: raw)
+        } catch {
+            throw .corruptState("results \(height): \(error)")
+        }
+    }
+
+    /// Where the transaction with `hash` was included, and its result.
+    public func transaction(hash: Data) throws(ChainError) -> TxRecord? {
+        guard let raw = try storeCall({ try store.get(Self.txKey(hash), in: Self.blocksColumnFamily) }) else { return nil }
+        do {
+            return try TxRecord(decoding: raw)
+        } catch {
+            throw .corruptState("tx record: \(error)")
+        }
+    }
+
+    // MARK: - Query
+
+    /// Answers a query against the last committed state (ABCI `Query`). Paths:
+    /// - `/app/info` → JSON `{chain_id, last_height, last_app_hash, last_block_hash}`
+    /// - `/blocks/<height>` → canonical block bytes; `/blocks/<height>/results` → ``BlockResults``
+    /// - `/tx/<hex hash>` → ``TxRecord``
+    /// - `/modules/<module>/<path…>` → that module's ``Module/query(_:_:)``
+    ///
+    /// `height`, if given, must be the latest committed height (state is not versioned).
+    public func query(path: String, data: Data = Data(), height: UInt64? = nil) throws(ChainError) -> QueryResult {
+        let (meta, validators, _) = try ready()
+        func fail(_ e: some ChainRuleError) -> QueryResult {
+            let v = e.violation
+            return QueryResult(code: v.code, codespace: v.codespace, log: v.message, value: Data(), height: meta.lastHeight)
+        }
+        func ok(_ value: Data) -> QueryResult {
+            QueryResult(code: 0, codespace: "", log: "", value: value, height: meta.lastHeight)
+        }
+        if let height, height != meta.lastHeight {
+            return fail(QueryError.heightUnavailable(requested: height, latest: meta.lastHeight))
+        }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        switch parts.first {
+        case "app" where parts == ["app", "info"]:
+            return ok(canonicalJSON([
+                "chain_id": meta.chainID, "last_height": String(meta.lastHeight),
+                "last_app_hash": meta.lastAppHash.hexString, "last_block_hash": meta.lastBlockHash.hexString,
+            ]))
+        case "blocks" where parts.count == 2 || (parts.count == 3 && parts[2] == "results"):
+            guard let h = UInt64(parts[1]) else { return fail(QueryError.invalidArgument("height must be a number")) }
+            let key = parts.count == 2 ? Self.blockKey(h) : Self.resultsKey(h)
+            guard let raw = try storeCall({ try store.get(key, in: Self.blocksColumnFamily) }) else {
+                return fail(QueryError.notFound("block \(h)"))
+            }
+            return ok(raw)
+        case "tx" where parts.count == 2:
+            guard let hash = try? Data(hex: parts[1]), hash.count == 32 else {
+                return fail(QueryError.invalidArgument("transaction hash must be 64 hex digits"))
+            }
+            guard let record = try transaction(hash: hash) else { return fail(QueryError.notFound("transaction \(parts[1])")) }
+            return ok(record.encoded)
+        case "modules" where parts.count >= 2:
+            guard let module = moduleByName[parts[1]] else { return fail(QueryError.unknownModule(parts[1])) }
+            let info = BlockInfo(chainID: meta.chainID, height: meta.lastHeight, time: meta.lastBlockTime, proposer: Data())
+            let ctx = QueryContext(block: info, validators: validators, module: module.name,
+                                   overlay: Overlay(base: store, columnFamily: Self.stateColumnFamily), sink: EventSink())
+            do throws(ExecutionError) {
+                return ok(try module.query(QueryRequest(path: Array(parts.dropFirst(2)), data: data), ctx))
+            } catch {
+                switch error {
+                case .fatal(let e): throw e
+                case .rejected(let v):
+                    return QueryResult(code: v.code, codespace: v.codespace, log: v.message, value: Data(), height: meta.lastHeight)
+                }
+            }
+        default:
+            return fail(QueryError.unknownPath(path))
+        }
+    }
+}

@@ -1,0 +1,290 @@
+import Foundation
+import IshtarCrypto
+
+/// One precommit signature of a commit: the validator's address and its 64-byte BIP-340
+/// signature over the consensus engine's canonical vote bytes.
+public struct CommitSignature: Hashable, Sendable, BinaryCodable {
+    /// Validator address (32-byte x-only key).
+    public var address: Data
+    /// 64-byte BIP-340 signature.
+    public var signature: Data
+
+    /// A signature from its parts.
+    public init(address: Data, signature: Data) {
+        self.address = address
+        self.signature = signature
+    }
+
+    /// `address(32) ‖ signature(64)`.
+    public func encode(to w: inout BinaryWriter) {
+        w.fixed(address)
+        w.fixed(signature)
+    }
+
+    /// Inverse of ``encode(to:)``.
+    public init(from r: inout BinaryReader) throws(CodecError) {
+        address = try r.fixed(32, "commit signer")
+        signature = try r.fixed(64, "commit signature")
+    }
+}
+
+/// The commit certificate of a block, as the node layer copies it from the consensus
+/// engine's decision: > 2/3 of the power precommitted `blockHash` at `height`/`round`.
+public struct CommitInfo: Hashable, Sendable, BinaryCodable {
+    /// Height of the committed block.
+    public var height: UInt64
+    /// Consensus round of the decision.
+    public var round: UInt32
+    /// Hash of the committed block.
+    public var blockHash: Data
+    /// Strictly ascending by address.
+    public var signatures: [CommitSignature]
+
+    /// A commit from its parts.
+    public init(height: UInt64, round: UInt32, blockHash: Data, signatures: [CommitSignature]) {
+        self.height = height
+        self.round = round
+        self.blockHash = blockHash
+        self.signatures = signatures
+    }
+
+    /// `u64 height ‖ u32 round ‖ hash(32) ‖ u32 count ‖ signatures`.
+    public func encode(to w: inout BinaryWriter) {
+        w.u64(height)
+        w.u32(round)
+        w.fixed(blockHash)
+        w.count(signatures.count)
+        for s in signatures { s.encode(to: &w) }
+    }
+
+    /// Inverse of ``encode(to:)``.
+    public init(from r: inout BinaryReader) throws(CodecError) {
+        height = try r.u64("commit height")
+        round = try r.u32("commit round")
+        blockHash = try r.fixed(32, "commit block hash")
+        let n = try r.count("commit signatures", minElementSize: 96)
+        var sigs: [CommitSignature] = []
+        sigs.reserveCapacity(n)
+        for _ in 0..<n { sigs.append(try CommitSignature(from: &r)) }
+        signatures = sigs
+    }
+}
+
+/// Verifies one commit signature. The node plugs in the consensus engine's canonical vote
+/// bytes; the chain frame itself does not know them.
+public protocol CommitVerifier: Sendable {
+    /// Whether `signature` is a valid precommit for `commit` by the validator with `publicKey`.
+    func isValid(_ signature: CommitSignature, of commit: CommitInfo, chainID: String, publicKey: Data) -> Bool
+}
+
+/// A block header. Times are milliseconds since the Unix epoch (UTC).
+///
+/// Encoding: `u8 version (1) ‖ str chainID ‖ u64 height ‖ u64 time ‖ previousBlockHash(32)
+/// ‖ transactionsRoot(32) ‖ appHash(32) ‖ proposer(32) ‖ validatorsHash(32) ‖
+/// u8 present ‖ [CommitInfo]`. The block hash is SHA-256 of this encoding; the last
+/// commit's signatures are inside it, as the issue asks.
+public struct BlockHeader: Hashable, Sendable, BinaryCodable {
+    /// The only header version.
+    public static let version: UInt8 = 1
+
+    /// The chain id from genesis.
+    public var chainID: String
+    /// Height, starting at the genesis `initial_height`.
+    public var height: UInt64
+    /// Proposer's time, ms since the epoch; strictly increasing.
+    public var time: UInt64
+    /// Hash of the previous block; 32 zero bytes for the first block.
+    public var previousBlockHash: Data
+    /// RFC-6962 Merkle root of the transactions' SHA-256 hashes.
+    public var transactionsRoot: Data
+    /// The app hash after executing the previous block (or genesis).
+    public var appHash: Data
+    /// Address of the proposer.
+    public var proposer: Data
+    /// Hash of the validator set that decides this block.
+    public var validatorsHash: Data
+    /// The commit of the previous block; `nil` only for the first block.
+    public var lastCommit: CommitInfo?
+
+    /// A header from its parts.
+    public init(chainID: String, height: UInt64, time: UInt64, previousBlockHash: Data, transactionsRoot: Data,
+                appHash: Data, proposer: Data, validatorsHash: Data, lastCommit: CommitInfo?) {
+        self.chainID = chainID
+        self.height = height
+        self.time = time
+        self.previousBlockHash = previousBlockHash
+        self.transactionsRoot = transactionsRoot
+        self.appHash = appHash
+        self.proposer = proposer
+        self.validatorsHash = validatorsHash
+        self.lastCommit = lastCommit
+    }
+
+    /// The canonical encoding.
+    public func encode(to w: inout BinaryWriter) {
+        w.u8(Self.version)
+        w.string(chainID)
+        w.u64(height)
+        w.u64(time)
+        w.fixed(previousBlockHash)
+        w.fixed(transactionsRoot)
+        w.fixed(appHash)
+        w.fixed(proposer)
+        w.fixed(validatorsHash)
+        if let lastCommit {
+            w.u8(1)
+            lastCommit.encode(to: &w)
+        } else {
+            w.u8(0)
+        }
+    }
+
+    /// Inverse of ``encode(to:)``.
+    public init(from r: inout BinaryReader) throws(CodecError) {
+        let v = try r.u8("header version")
+        guard v == Self.version else { throw .unknownVersion(field: "header version", value: v) }
+        chainID = try r.string("chain id", limit: Transaction.maxChainIDBytes)
+        height = try r.u64("height")
+        time = try r.u64("time")
+        previousBlockHash = try r.fixed(32, "previous block hash")
+        transactionsRoot = try r.fixed(32, "transactions root")
+        appHash = try r.fixed(32, "app hash")
+        proposer = try r.fixed(32, "proposer")
+        validatorsHash = try r.fixed(32, "validators hash")
+        lastCommit = try r.presence("last commit") ? try CommitInfo(from: &r) : nil
+    }
+
+    /// SHA-256 of the canonical encoding: the 32-byte value consensus agrees on.
+    public var hash: Data { sha256(encoded) }
+}
+
+/// What the next block must build on: the chain's tip as the application knows it.
+public struct ChainTip: Hashable, Sendable {
+    /// The chain id.
+    public var chainID: String
+    /// The genesis `initial_height`.
+    public var initialHeight: UInt64
+    /// The last committed height (`initialHeight − 1` before the first block).
+    public var lastHeight: UInt64
+    /// Hash of the last committed block (zeros before the first block).
+    public var lastBlockHash: Data
+    /// The app hash after the last committed block (or genesis).
+    public var lastAppHash: Data
+    /// Time of the last block (genesis time before the first block), ms since the epoch.
+    public var lastBlockTime: UInt64
+
+    /// The height the next block must have.
+    public var nextHeight: UInt64 { lastHeight &+ 1 }
+}
+
+/// A block: header plus the raw transaction bytes, as proposed. Transactions stay raw so
+/// that a block with an undecodable transaction is still a decodable block that can be
+/// rejected with a precise reason.
+public struct Block: Hashable, Sendable, BinaryCodable {
+    /// The only block version.
+    public static let version: UInt8 = 1
+
+    /// The header.
+    public var header: BlockHeader
+    /// Encoded transactions, in execution order.
+    public var transactions: [Data]
+
+    /// A block from its parts.
+    public init(header: BlockHeader, transactions: [Data]) {
+        self.header = header
+        self.transactions = transactions
+    }
+
+    /// `u8 version ‖ header ‖ u32 count ‖ bytes*`.
+    public func encode(to w: inout BinaryWriter) {
+        w.u8(Self.version)
+        header.encode(to: &w)
+        w.count(transactions.count)
+        for t in transactions { w.bytes(t) }
+    }
+
+    /// Inverse of ``encode(to:)``.
+    public init(from r: inout BinaryReader) throws(CodecError) {
+        let v = try r.u8("block version")
+        guard v == Self.version else { throw .unknownVersion(field: "block version", value: v) }
+        header = try BlockHeader(from: &r)
+        let n = try r.count("transactions", minElementSize: 4)
+        var txs: [Data] = []
+        txs.reserveCapacity(n)
+        for _ in 0..<n { txs.append(try r.bytes("transaction")) }
+        transactions = txs
+    }
+
+    /// The block hash (the header's hash).
+    public var hash: Data { header.hash }
+
+    /// RFC-6962 root over the SHA-256 hashes of `transactions`.
+    public static func transactionsRoot(_ transactions: [Data]) -> Data {
+        MerkleTree.root(leaves: transactions.map { sha256($0) })
+    }
+
+    /// Builds a block whose transactions root is computed from `transactions`.
+    public static func make(
+        tip: ChainTip, time: UInt64, proposer: Data, validators: ChainValidatorSet,
+        lastCommit: CommitInfo?, transactions: [Data]
+    ) -> Block {
+        Block(header: BlockHeader(
+            chainID: tip.chainID, height: tip.nextHeight, time: time, previousBlockHash: tip.lastBlockHash,
+            transactionsRoot: transactionsRoot(transactions), appHash: tip.lastAppHash, proposer: proposer,
+            validatorsHash: validators.hash, lastCommit: lastCommit), transactions: transactions)
+    }
+
+    /// The structural and header rules: everything about a block that can be checked
+    /// without executing it. Transactions are checked separately (see
+    /// ``Application/processProposal(_:)``).
+    ///
+    /// - Parameters:
+    ///   - tip: what the block must extend.
+    ///   - validators: the current validator set.
+    ///   - maxBlockBytes: the consensus limit on the encoded block.
+    ///   - verifier: checks commit signatures; `nil` checks their shape and power only.
+    public func validate(
+        tip: ChainTip, validators: ChainValidatorSet, maxBlockBytes: Int, verifier: (any CommitVerifier)?
+    ) throws(BlockError) {
+        let size = encoded.count
+        guard size <= maxBlockBytes else { throw .tooLarge(size: size, limit: maxBlockBytes) }
+        let h = header
+        guard h.chainID == tip.chainID else { throw .wrongChainID(expected: tip.chainID, actual: h.chainID) }
+        guard h.height == tip.nextHeight else { throw .wrongHeight(expected: tip.nextHeight, actual: h.height) }
+        guard h.previousBlockHash == tip.lastBlockHash else { throw .wrongPreviousHash }
+        guard h.appHash == tip.lastAppHash else { throw .wrongAppHash(expected: tip.lastAppHash, actual: h.appHash) }
+        guard h.transactionsRoot == Block.transactionsRoot(transactions) else { throw .wrongTransactionsRoot }
+        guard h.validatorsHash == validators.hash else { throw .wrongValidatorsHash }
+        guard validators.validator(address: h.proposer) != nil else { throw .unknownProposer(h.proposer) }
+        let isFirst = h.height == tip.initialHeight
+        // The first block may carry the genesis time itself; later ones must move forward.
+        guard isFirst ? h.time >= tip.lastBlockTime : h.time > tip.lastBlockTime else {
+            throw .timeNotMonotonic(previous: tip.lastBlockTime, actual: h.time)
+        }
+        if isFirst {
+            guard h.lastCommit == nil else { throw .unexpectedLastCommit }
+            return
+        }
+        guard let commit = h.lastCommit else { throw .missingLastCommit }
+        guard commit.height == tip.lastHeight else {
+            throw .lastCommitMismatch("commit is for height \(commit.height), expected \(tip.lastHeight)")
+        }
+        guard commit.blockHash == tip.lastBlockHash else {
+            throw .lastCommitMismatch("commit is for another block than the previous one")
+        }
+        var signed: UInt64 = 0
+        var previous: Data?
+        for s in commit.signatures {
+            if let previous, !previous.lexicographicallyPrecedes(s.address) { throw .unsortedCommitSignatures }
+            previous = s.address
+            guard let v = validators.validator(address: s.address) else { throw .unknownCommitSigner(s.address) }
+            if let verifier, !verifier.isValid(s, of: commit, chainID: tip.chainID, publicKey: v.publicKey) {
+                throw .invalidCommitSignature(s.address)
+            }
+            signed += v.power
+        }
+        guard validators.isSupermajority(signed) else {
+            throw .insufficientCommitPower(signed: signed, total: validators.totalPower)
+        }
+    }
+}

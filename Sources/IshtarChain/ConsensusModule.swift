@@ -1,0 +1,109 @@
+import Foundation
+
+/// Why module parameters from genesis were rejected (codespace `"params"`).
+public enum ParamsError: ChainRuleError, Equatable {
+    /// The JSON does not have the module's parameter shape.
+    case malformed(module: String, reason: String)
+    /// A parameter is out of range.
+    case outOfRange(module: String, name: String, reason: String)
+
+    /// `"params"`.
+    public static let codespace = "params"
+
+    /// Stable code per case.
+    public var code: UInt32 {
+        switch self {
+        case .malformed: return 2
+        case .outOfRange: return 3
+        }
+    }
+
+    /// Stable rule name per case.
+    public var rule: String {
+        switch self {
+        case .malformed: return "malformed"
+        case .outOfRange: return "out-of-range"
+        }
+    }
+
+    /// One line.
+    public var description: String {
+        switch self {
+        case let .malformed(module, reason): return "\(module) parameters are malformed: \(reason)"
+        case let .outOfRange(_, name, reason): return "\(name) \(reason)"
+        }
+    }
+}
+
+extension GenesisContext {
+    /// Decodes `params` (snake_case JSON keys) into `T`, or returns `defaults` when the
+    /// genesis has no entry for this module.
+    public func decodeParams<T: Decodable>(_ type: T.Type, defaults: T) throws(ExecutionError) -> T {
+        guard let params else { return defaults }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            return try decoder.decode(T.self, from: params)
+        } catch {
+            throw .rule(ParamsError.malformed(module: module, reason: "\(error)"))
+        }
+    }
+}
+
+/// Built-in module `"consensus"`: the chain id, the governance-free validator set from
+/// genesis and the consensus limits, kept in state so the app hash covers them.
+/// Queries: `/modules/consensus/validators`, `/modules/consensus/params`.
+public struct ConsensusModule: Module {
+    /// `"consensus"`.
+    public static let moduleName = "consensus"
+    static let validatorsKey = Data("validators".utf8)
+    static let paramsKey = Data("params".utf8)
+    static let chainIDKey = Data("chain_id".utf8)
+
+    /// The module.
+    public init() {}
+
+    /// `"consensus"`.
+    public var name: String { Self.moduleName }
+
+    /// Stores the chain id, validators and consensus parameters from genesis.
+    public func initGenesis(_ context: GenesisContext) throws(ExecutionError) {
+        if let params = context.params, params != Data("{}".utf8) {
+            throw .rule(ParamsError.malformed(module: name, reason: "the consensus module takes no parameters"))
+        }
+        let g = context.genesis
+        context.store.set(Self.chainIDKey, Data(g.chainID.utf8))
+        context.store.write(g.validators, at: Self.validatorsKey)
+        context.store.write(g.consensusParams, at: Self.paramsKey)
+    }
+
+    /// The validator set in `store` (this module's slice).
+    public static func validators(in store: ModuleStore) throws(ExecutionError) -> ChainValidatorSet? {
+        try store.read(ChainValidatorSet.self, at: validatorsKey)
+    }
+
+    /// The consensus parameters in `store` (this module's slice).
+    public static func params(in store: ModuleStore) throws(ExecutionError) -> ConsensusParams? {
+        try store.read(ConsensusParams.self, at: paramsKey)
+    }
+
+    /// `validators` → JSON list; `params` → JSON object.
+    public func query(_ request: QueryRequest, _ context: QueryContext) throws(ExecutionError) -> Data {
+        switch request.path {
+        case ["validators"]:
+            guard let set = try Self.validators(in: context.store) else { throw .rule(QueryError.notFound("validator set")) }
+            return canonicalJSON([
+                "total_power": String(set.totalPower),
+                "hash": set.hash.hexString,
+                "validators": set.validators.map {
+                    ["pub_key": $0.publicKey.hexString, "power": String($0.power), "name": $0.name]
+                },
+            ])
+        case ["params"]:
+            guard let p = try Self.params(in: context.store) else { throw .rule(QueryError.notFound("consensus params")) }
+            return canonicalJSON(["max_block_bytes": p.maxBlockBytes, "max_tx_bytes": p.maxTxBytes])
+        default:
+            throw .rule(QueryError.unknownPath("/modules/consensus/" + request.path.joined(separator: "/")))
+        }
+    }
+}

@@ -1,0 +1,237 @@
+import Foundation
+import IshtarStore
+
+/// The facts of the block being executed (or, for `checkTx`, of the next block as far
+/// as they are known).
+public struct BlockInfo: Hashable, Sendable {
+    /// The chain id.
+    public var chainID: String
+    /// The block's height.
+    public var height: UInt64
+    /// The block's time, ms since the epoch (in `checkTx`: the last block's time).
+    public var time: UInt64
+    /// The proposer's address (empty in `checkTx` and genesis).
+    public var proposer: Data
+
+    /// Block facts from their parts.
+    public init(chainID: String, height: UInt64, time: UInt64, proposer: Data) {
+        self.chainID = chainID
+        self.height = height
+        self.time = time
+        self.proposer = proposer
+    }
+}
+
+/// Collects the events of one unit of execution (a transaction, a hook).
+final class EventSink {
+    var events: [Event] = []
+}
+
+/// What every module hook receives: the block facts, its own state slice, access to
+/// other modules' slices (to call *their* public API functions with — a module never
+/// reads another's keys directly), and an event sink.
+public class ExecutionContext {
+    /// The block being executed.
+    public let block: BlockInfo
+    /// The validator set in force.
+    public let validators: ChainValidatorSet
+    /// The module the hook belongs to.
+    public let module: String
+    let overlay: Overlay
+    let sink: EventSink
+
+    init(block: BlockInfo, validators: ChainValidatorSet, module: String, overlay: Overlay, sink: EventSink) {
+        self.block = block
+        self.validators = validators
+        self.module = module
+        self.overlay = overlay
+        self.sink = sink
+    }
+
+    /// This module's state.
+    public var store: ModuleStore { ModuleStore(module: module, overlay: overlay) }
+
+    /// Another module's state, for that module's public API functions
+    /// (e.g. `AccountsModule.account(key, in: context.store(of: AccountsModule.moduleName))`).
+    public func store(of module: String) -> ModuleStore { ModuleStore(module: module, overlay: overlay) }
+
+    /// Records an event; dropped if the transaction or hook is rejected.
+    public func emit(_ event: Event) { sink.events.append(event) }
+
+    /// Events emitted so far in this unit of execution.
+    public var events: [Event] { sink.events }
+}
+
+/// Context of a transaction's ante step and of each of its messages.
+public final class TxContext: ExecutionContext {
+    /// The transaction (signature already verified).
+    public let transaction: Transaction
+    /// SHA-256 of the transaction bytes.
+    public let transactionHash: Data
+    /// Position in the block (0 in `checkTx`).
+    public let index: Int
+    /// `true` in `checkTx` (mempool admission), `false` when executing a block.
+    public let isCheck: Bool
+
+    init(block: BlockInfo, validators: ChainValidatorSet, module: String, overlay: Overlay, sink: EventSink,
+         transaction: Transaction, transactionHash: Data, index: Int, isCheck: Bool) {
+        self.transaction = transaction
+        self.transactionHash = transactionHash
+        self.index = index
+        self.isCheck = isCheck
+        super.init(block: block, validators: validators, module: module, overlay: overlay, sink: sink)
+    }
+
+    /// The sender's 32-byte key (the account address).
+    public var sender: Data { transaction.sender }
+}
+
+/// Context of begin-block and end-block hooks.
+public final class BlockContext: ExecutionContext {}
+
+/// Context of genesis initialization.
+public final class GenesisContext: ExecutionContext {
+    /// The whole genesis.
+    public let genesis: Genesis
+    /// This module's parameters: canonical JSON of `modules.<name>`, or `nil` if absent
+    /// (use defaults).
+    public let params: Data?
+
+    init(block: BlockInfo, validators: ChainValidatorSet, module: String, overlay: Overlay, sink: EventSink,
+         genesis: Genesis, params: Data?) {
+        self.genesis = genesis
+        self.params = params
+        super.init(block: block, validators: validators, module: module, overlay: overlay, sink: sink)
+    }
+}
+
+/// A query addressed to a module: `/modules/<module>/<path...>`.
+public struct QueryRequest: Hashable, Sendable {
+    /// Path components after the module name (e.g. `["account", "<hex>"]`).
+    public var path: [String]
+    /// Optional request body.
+    public var data: Data
+
+    /// A request from its parts.
+    public init(path: [String], data: Data = Data()) {
+        self.path = path
+        self.data = data
+    }
+}
+
+/// Read-only context of a query, over the last committed state. Writes made through it
+/// are discarded.
+public final class QueryContext: ExecutionContext {}
+
+/// Query rules (codespace `"query"`), usable by modules for their own query paths.
+public enum QueryError: ChainRuleError, Equatable {
+    /// No handler for the path.
+    case unknownPath(String)
+    /// The path names no registered module.
+    case unknownModule(String)
+    /// The requested item does not exist.
+    case notFound(String)
+    /// A path component or the body is malformed.
+    case invalidArgument(String)
+    /// Only the latest committed height can be queried (state is not versioned).
+    case heightUnavailable(requested: UInt64, latest: UInt64)
+
+    /// `"query"`.
+    public static let codespace = "query"
+
+    /// Stable code per case.
+    public var code: UInt32 {
+        switch self {
+        case .unknownPath: return 2
+        case .unknownModule: return 3
+        case .notFound: return 4
+        case .invalidArgument: return 5
+        case .heightUnavailable: return 6
+        }
+    }
+
+    /// Stable rule name per case.
+    public var rule: String {
+        switch self {
+        case .unknownPath: return "unknown-path"
+        case .unknownModule: return "unknown-module"
+        case .notFound: return "not-found"
+        case .invalidArgument: return "invalid-argument"
+        case .heightUnavailable: return "height-unavailable"
+        }
+    }
+
+    /// One line.
+    public var description: String {
+        switch self {
+        case .unknownPath(let p): return "no query handler for \(p)"
+        case .unknownModule(let m): return "no module named \(m)"
+        case .notFound(let w): return "\(w) not found"
+        case .invalidArgument(let w): return "invalid argument: \(w)"
+        case let .heightUnavailable(requested, latest):
+            return "height \(requested) cannot be queried; only the latest (\(latest)) can"
+        }
+    }
+}
+
+/// A state-machine module. The frame owns ordering, atomicity and commitment; a module
+/// owns its rules, its state slice (`"<name>/"` prefix) and its message types.
+///
+/// Contract:
+/// - Deterministic: no clocks (use `context.block.time`), no randomness, no iteration of
+///   hash-ordered collections where order reaches state or events.
+/// - A rejected message/transaction is reported with `throw .rule(MyError.someCase)`;
+///   the frame then discards every write and event of the whole transaction.
+/// - Storage failures surface as `.fatal` (the helpers on ``ModuleStore`` do this).
+/// - Every hook has a no-op default, so a module implements only what it needs.
+public protocol Module: Sendable {
+    /// Unique name, `[a-z0-9_]{1,32}`; also the state prefix and the query path segment.
+    var name: String { get }
+    /// Message types this module handles, each `"<name>/<Type>"`.
+    var messageTypes: [String] { get }
+
+    /// Validates `context.params` and writes the module's initial state.
+    func initGenesis(_ context: GenesisContext) throws(ExecutionError)
+    /// Stateless checks of one message (decodes the payload); runs in `checkTx`,
+    /// `processProposal` and before delivery.
+    func validateMessage(_ message: Message, sender: Data) throws(ExecutionError)
+    /// Runs for every transaction, before its messages (authentication-style rules such as
+    /// nonces); called on every module in registration order.
+    func anteHandle(_ context: TxContext) throws(ExecutionError)
+    /// Executes one message: check everything first, then write.
+    func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError)
+    /// Runs at the start of every block, before its transactions.
+    func beginBlock(_ context: BlockContext) throws(ExecutionError)
+    /// Runs at the end of every block, after its transactions.
+    func endBlock(_ context: BlockContext) throws(ExecutionError)
+    /// Answers `/modules/<name>/<path...>` against the last committed state.
+    func query(_ request: QueryRequest, _ context: QueryContext) throws(ExecutionError) -> Data
+}
+
+extension Module {
+    /// No message types.
+    public var messageTypes: [String] { [] }
+    /// No genesis state.
+    public func initGenesis(_ context: GenesisContext) throws(ExecutionError) {}
+    /// Accepts every message.
+    public func validateMessage(_ message: Message, sender: Data) throws(ExecutionError) {}
+    /// No ante rule.
+    public func anteHandle(_ context: TxContext) throws(ExecutionError) {}
+    /// Rejects: a module that lists message types must implement delivery.
+    public func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError) {
+        throw .rule(TxError.unknownMessageType(message.type))
+    }
+    /// No begin-block work.
+    public func beginBlock(_ context: BlockContext) throws(ExecutionError) {}
+    /// No end-block work.
+    public func endBlock(_ context: BlockContext) throws(ExecutionError) {}
+    /// No query paths.
+    public func query(_ request: QueryRequest, _ context: QueryContext) throws(ExecutionError) -> Data {
+        throw .rule(QueryError.unknownPath("/modules/\(name)/" + request.path.joined(separator: "/")))
+    }
+}
+
+/// Canonical JSON (sorted keys) for query answers.
+public func canonicalJSON(_ object: [String: Any]) -> Data {
+    (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+}

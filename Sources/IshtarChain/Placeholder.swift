@@ -1,1 +1,0 @@
-// IshtarChain: being written.
