@@ -69,6 +69,7 @@ let package = Package(
             name: "IshtarChain",
             dependencies: [
                 "IshtarCrypto",
+                "IshtarBitcoin",
                 "IshtarStore",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -139,7 +140,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "IshtarChainTests",
-            dependencies: ["IshtarChain", "IshtarCrypto", "IshtarStore", "IshtarTestSupport"],
+            dependencies: ["IshtarChain", "IshtarCrypto", "IshtarBitcoin", "IshtarStore", "IshtarTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "IshtarKeysTests",
