@@ -6,6 +6,10 @@ import IshtarCrypto
 /// `Scripts/bench crypto`: IshtarCrypto's operations beside raw libsecp256k1 calls made
 /// directly through the same C module in the same run.
 enum CryptoBench {
+    static func pair(_ p: Paired, baselineName: String) -> [String: Double] {
+        ["us": rounded(p.operation), "\(baselineName)_us": rounded(p.baseline), "ratio": rounded(p.ratio)]
+    }
+
     static func run() -> [String: Any] {
         let n = Int(ProcessInfo.processInfo.environment["BENCH_ITERATIONS"] ?? "") ?? 2000
         progress("crypto bench: \(n) iterations per figure, median of 5 batches")
@@ -145,6 +149,14 @@ enum CryptoBench {
                 "merkle_root_10000_leaves": rounded(merkle.operation),
             ],
             "ratios": ratios,
+            // Each goal pair with the baseline measured in its own alternating batches.
+            "pairs": [
+                "bip340_sign": pair(bip340Sign, baselineName: "raw_sign"),
+                "bip340_verify": pair(bip340Verify, baselineName: "raw_verify"),
+                "eots_sign": pair(eotsSign, baselineName: "raw_sign"),
+                "eots_verify": pair(eotsVerify, baselineName: "raw_verify"),
+                "merkle_root_10000_leaves": pair(merkle, baselineName: "sha256_same_nodes"),
+            ],
             "goals_met": goals,
         ]
     }
