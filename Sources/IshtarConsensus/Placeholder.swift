@@ -1,1 +1,0 @@
-// IshtarConsensus: being written in this change; replaced as the module lands.
