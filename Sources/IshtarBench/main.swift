@@ -4,6 +4,7 @@ import Foundation
 /// last line of stdout. Every figure is paired with a baseline measured in the same run.
 let suites: [String: () -> [String: Any]] = [
     "crypto": CryptoBench.run,
+    "bitcoin": BitcoinBench.run,
 ]
 
 let args = CommandLine.arguments.dropFirst()
