@@ -22,9 +22,7 @@ enum BitcoinBench {
             "headers": count,
             "header_validation": headerFigures,
             "goals_met": ["header_validation_within_3.0x_double_sha256": headerFigures["goal_met"] as? Bool ?? false],
-            // The staking colleague fills these in when the staking layer lands.
-            "delegation_tx_set_build_sign_us": NSNull(),
-            "delegation_note": "staking layer lands separately",
+            "delegation_tx_set": DelegationBench.run(),
         ]
         if let rpc {
             result["rpc"] = [
