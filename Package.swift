@@ -20,6 +20,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C system libraries, found through pkg-config; Debian packages named as providers.
@@ -75,6 +80,24 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
+            name: "IshtarNode",
+            dependencies: [
+                "IshtarConsensus",
+                "IshtarChain",
+                "IshtarStore",
+                "IshtarCrypto",
+                "IshtarKeys",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        .target(
             name: "IshtarKeys",
             dependencies: [
                 "IshtarCrypto",
@@ -89,6 +112,7 @@ let package = Package(
                 "IshtarKeys",
                 "IshtarBitcoin",
                 "IshtarBitcoinRPC",
+                "IshtarNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -141,6 +165,13 @@ let package = Package(
         .testTarget(
             name: "IshtarChainTests",
             dependencies: ["IshtarChain", "IshtarCrypto", "IshtarBitcoin", "IshtarStore", "IshtarTestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "IshtarNodeTests",
+            dependencies: [
+                "IshtarNode", "IshtarChain", "IshtarConsensus", "IshtarCrypto", "IshtarStore", "IshtarTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "IshtarKeysTests",

@@ -1,0 +1,106 @@
+import Foundation
+import IshtarChain
+
+/// What the HTTP API needs from a running node. The node service implements it; the API
+/// layer never reaches into consensus, storage or the mempool directly.
+public protocol NodeBackend: Sendable {
+    /// A snapshot of the node's state for `GET /status`.
+    func status() async -> NodeStatus
+    /// Liveness and readiness for `GET /health`.
+    func health() async -> NodeHealth
+    /// The committed block at `height`, or nil when it does not exist (yet).
+    func block(at height: UInt64) async throws -> Block?
+    /// The last committed block, or nil before the first block.
+    func latestBlock() async throws -> Block?
+    /// A committed transaction by its SHA-256 hash, with where it landed and its result.
+    func transaction(hash: Data) async throws -> CommittedTransaction?
+    /// Runs check-tx and, when it passes, admits the transaction to the mempool and
+    /// gossips it. The result says why a rejected transaction was refused.
+    func submitTransaction(_ bytes: Data) async -> CheckTxResult
+    /// A module or application query (`/modules/{module}/…` maps to path `/modules/{module}/…`).
+    func query(path: String, data: Data) async -> QueryResult
+}
+
+/// A committed transaction: its bytes and where and how it was executed.
+public struct CommittedTransaction: Sendable, Hashable {
+    public var hash: Data
+    public var bytes: Data
+    public var record: TxRecord
+
+    public init(hash: Data, bytes: Data, record: TxRecord) {
+        self.hash = hash
+        self.bytes = bytes
+        self.record = record
+    }
+}
+
+/// `GET /status`.
+public struct NodeStatus: Sendable, Hashable, Codable {
+    public var chainID: String
+    /// This node's id (hex of its node key's x-only public key).
+    public var nodeID: String
+    /// The validator address this node signs with, if it is a validator.
+    public var validatorAddress: String?
+    public var height: UInt64
+    public var round: UInt32
+    public var latestBlockHash: String
+    /// Milliseconds since the Unix epoch.
+    public var latestBlockTime: UInt64
+    public var appHash: String
+    public var peers: Int
+    public var mempoolSize: Int
+    /// True while the node downloads committed blocks to catch up with its peers.
+    public var catchingUp: Bool
+
+    public init(
+        chainID: String, nodeID: String, validatorAddress: String?, height: UInt64, round: UInt32,
+        latestBlockHash: String, latestBlockTime: UInt64, appHash: String, peers: Int, mempoolSize: Int,
+        catchingUp: Bool
+    ) {
+        self.chainID = chainID
+        self.nodeID = nodeID
+        self.validatorAddress = validatorAddress
+        self.height = height
+        self.round = round
+        self.latestBlockHash = latestBlockHash
+        self.latestBlockTime = latestBlockTime
+        self.appHash = appHash
+        self.peers = peers
+        self.mempoolSize = mempoolSize
+        self.catchingUp = catchingUp
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case chainID = "chain_id", nodeID = "node_id", validatorAddress = "validator_address", height, round
+        case latestBlockHash = "latest_block_hash", latestBlockTime = "latest_block_time_ms", appHash = "app_hash"
+        case peers, mempoolSize = "mempool_size", catchingUp = "catching_up"
+    }
+}
+
+/// `GET /health`: healthy when the store is open and consensus is running; the reasons say
+/// what is wrong otherwise.
+public struct NodeHealth: Sendable, Hashable, Codable {
+    public var healthy: Bool
+    public var reasons: [String]
+
+    public init(healthy: Bool, reasons: [String]) {
+        self.healthy = healthy
+        self.reasons = reasons
+    }
+}
+
+/// The Prometheus metric names the node records (through swift-metrics) and `/metrics` serves.
+public enum NodeMetricName {
+    /// Gauge: last committed height.
+    public static let height = "ishtar_height"
+    /// Gauge: current consensus round.
+    public static let round = "ishtar_round"
+    /// Gauge: connected peers.
+    public static let peers = "ishtar_peers"
+    /// Gauge: transactions in the mempool.
+    public static let mempoolSize = "ishtar_mempool_size"
+    /// Timer: time between consecutive committed blocks.
+    public static let blockTime = "ishtar_block_interval_seconds"
+    /// Counter: committed transactions.
+    public static let committedTransactions = "ishtar_committed_transactions_total"
+}
