@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import IshtarNode
+
+/// `ishtar devnet …`: a local multi-validator network of child processes.
+struct DevnetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "devnet",
+        abstract: "Run a local devnet: N validator processes on loopback.",
+        subcommands: [Start.self, Stop.self, Status.self])
+
+    struct Start: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create (if needed) and start N validators; stops them all on Ctrl-C/SIGTERM.",
+            discussion: """
+                Homes are DIR/node0 … DIR/node{N-1} (created with INSECURE plaintext keys and \
+                short timeouts unless they exist); logs go to DIR/nodeI/node.log.
+                Example: ishtar devnet start --validators 4 --home /tmp/devnet
+                """)
+
+        @Option(name: .long, help: ArgumentHelp("The devnet directory.", valueName: "dir")) var home: String
+        @Option(name: .long, help: "How many validators.") var validators: Int = 4
+        @Option(name: .long, help: "Chain id of a new devnet.") var chainId: String = "ishtar-devnet"
+        @Option(name: .long, help: "First loopback port.") var basePort: Int = 26656
+
+        func run() throws {
+            try DevnetActions.start(home: home, validators: validators, chainID: try Parse.chainID(chainId), basePort: basePort)
+        }
+    }
+
+    struct Stop: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop the devnet's node processes (SIGTERM).")
+        @Option(name: .long, help: ArgumentHelp("The devnet directory.", valueName: "dir")) var home: String
+        @OptionGroup var format: OutputOptions
+
+        func run() throws { format.emit(try DevnetActions.stop(home: home)) }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show each node's process and chain height.")
+        @Option(name: .long, help: ArgumentHelp("The devnet directory.", valueName: "dir")) var home: String
+        @OptionGroup var format: OutputOptions
+
+        func run() throws { format.emit(try DevnetActions.status(home: home)) }
+    }
+}
+
+/// The logic behind `ishtar devnet`.
+public enum DevnetActions {
+    public struct NodeState: Codable, Sendable {
+        public var home: String
+        public var pid: Int32?
+        public var running: Bool
+        public var api: String
+        public var height: UInt64?
+    }
+
+    public struct StatusOutput: CommandOutput, Sendable {
+        public var nodes: [NodeState]
+        var text: String {
+            nodes.map {
+                "\($0.home): \($0.running ? "running pid \($0.pid ?? 0)" : "stopped") api http://\($0.api) height \($0.height.map(String.init) ?? "-")"
+            }.joined(separator: "\n")
+        }
+    }
+
+    static func homes(_ dir: String) -> [NodeHome] {
+        var out: [NodeHome] = []
+        var i = 0
+        while FileManager.default.fileExists(atPath: dir + "/node\(i)/config.json") {
+            out.append(NodeHome(path: dir + "/node\(i)"))
+            i += 1
+        }
+        return out
+    }
+
+    static func pid(_ home: NodeHome) -> Int32? {
+        guard let d = FileManager.default.contents(atPath: home.pidPath),
+            let p = Int32(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), p > 0
+        else { return nil }
+        return kill(p, 0) == 0 ? p : nil
+    }
+
+    /// Starts every node as a child process and supervises them until SIGINT/SIGTERM.
+    public static func start(home: String, validators: Int, chainID: String, basePort: Int) throws {
+        if homes(home).isEmpty {
+            let out = try NodeActions.initialize(
+                home: home, chainID: chainID, validators: max(2, validators), moniker: "node", basePort: basePort,
+                passphraseFile: nil, insecurePlaintext: true, fastTimeouts: true)
+            print(out.text)
+        }
+        let all = homes(home)
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var children: [Process] = []
+        for h in all {
+            if let p = pid(h) { throw CLIError.badInput("\(h.path) is already running (pid \(p))") }
+            let p = Process()
+            p.executableURL = exe
+            p.arguments = ["node", "start", "--home", h.path]
+            _ = FileManager.default.createFile(atPath: h.logPath, contents: nil)
+            let log = FileHandle(forWritingAtPath: h.logPath)
+            _ = log?.seekToEndOfFile()
+            p.standardOutput = log
+            p.standardError = log
+            do { try p.run() } catch {
+                children.forEach { $0.terminate() }
+                throw CLIError.badInput("cannot start \(h.path): \(error)")
+            }
+            children.append(p)
+            let api = (try? h.loadConfig().api.listen) ?? "?"
+            print("\(h.path): pid \(p.processIdentifier) api http://\(api) log \(h.logPath)")
+        }
+        try? Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: home + "/devnet.pid"))
+        print("devnet running; Ctrl-C to stop")
+        let done = DispatchSemaphore(value: 0)
+        let sources = NodeRunner.onTerminationSignals { done.signal() }
+        done.wait()
+        sources.forEach { $0.cancel() }
+        for c in children where c.isRunning { c.terminate() }
+        let deadline = Date().addingTimeInterval(10)
+        while children.contains(where: \.isRunning), Date() < deadline { usleep(100_000) }
+        for c in children where c.isRunning { kill(c.processIdentifier, SIGKILL) }
+        unlink(home + "/devnet.pid")
+        print("devnet stopped")
+    }
+
+    /// Sends SIGTERM to the supervisor and every node with a live pid file.
+    public static func stop(home: String) throws -> StatusOutput {
+        let all = homes(home)
+        guard !all.isEmpty else { throw CLIError.badInput("no devnet in \(home)") }
+        if let d = FileManager.default.contents(atPath: home + "/devnet.pid"),
+            let p = Int32(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), p > 0
+        {
+            kill(p, SIGTERM)
+        }
+        for h in all { if let p = pid(h) { kill(p, SIGTERM) } }
+        let deadline = Date().addingTimeInterval(10)
+        while all.contains(where: { pid($0) != nil }), Date() < deadline { usleep(100_000) }
+        return try status(home: home)
+    }
+
+    /// Each node's pid and, if it answers, its height.
+    public static func status(home: String) throws -> StatusOutput {
+        let all = homes(home)
+        guard !all.isEmpty else { throw CLIError.badInput("no devnet in \(home)") }
+        return StatusOutput(nodes: all.map { h in
+            let api = (try? h.loadConfig().api.listen) ?? "?"
+            let p = pid(h)
+            var height: UInt64?
+            if p != nil, let client = try? NodeAPIClient(url: "http://\(api)", timeoutSeconds: 2),
+                let reply = try? client.get("/status"), reply.status == 200,
+                let obj = try? JSONSerialization.jsonObject(with: reply.body) as? [String: Any]
+            {
+                height = (obj["height"] as? NSNumber)?.uint64Value
+            }
+            return NodeState(home: h.path, pid: p, running: p != nil, api: api, height: height)
+        })
+    }
+}

@@ -1,0 +1,329 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import IshtarChain
+import IshtarCrypto
+import Logging
+import NIOCore
+import Prometheus
+
+/// Where and how the node's HTTP JSON API listens.
+///
+/// The defaults are the safe ones: loopback only, no token. `POST /txs` only relays a
+/// transaction its sender already signed with BIP-340 (the chain verifies that signature),
+/// so it needs no further authentication; an operator who exposes the API can still
+/// require `Authorization: Bearer <token>` on it by setting ``bearerToken``.
+public struct APIServerConfiguration: Sendable, Hashable {
+    /// Interface to bind; `"127.0.0.1"` by default. Anything else exposes the API.
+    public var host: String
+    /// TCP port; 0 picks a free one (reported through `onServerRunning`).
+    public var port: Int
+    /// When set, `POST /txs` requires `Authorization: Bearer <token>` (401 otherwise).
+    /// Must not be empty (an empty token refuses every submission: it fails closed).
+    public var bearerToken: String?
+    /// Largest accepted request body; larger ones get 413. 1 MiB by default.
+    public var maxRequestBodyBytes: Int
+    /// Level of the one-line-per-request log (server errors always log at warning).
+    public var requestLogLevel: Logger.Level
+
+    /// A configuration; every parameter has the safe default.
+    public init(host: String = "127.0.0.1", port: Int = 26657, bearerToken: String? = nil,
+                maxRequestBodyBytes: Int = 1 << 20, requestLogLevel: Logger.Level = .debug) {
+        self.host = host
+        self.port = port
+        self.bearerToken = bearerToken
+        self.maxRequestBodyBytes = maxRequestBodyBytes
+        self.requestLogLevel = requestLogLevel
+    }
+
+    /// Whether ``host`` is a loopback address (the API is then reachable only locally).
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
+
+/// Why ``runAPIServer(backend:configuration:logger:onServerRunning:)`` refused to start.
+public enum APIServerError: Error, Equatable, CustomStringConvertible {
+    /// `bearerToken` is the empty string.
+    case emptyBearerToken
+    /// The port is outside 0…65535.
+    case invalidPort(Int)
+
+    /// One line.
+    public var description: String {
+        switch self {
+        case .emptyBearerToken: "api bearer token is empty; remove it or set a non-empty one"
+        case .invalidPort(let p): "api port \(p) is outside 0...65535"
+        }
+    }
+}
+
+/// Builds the node's HTTP JSON API as a Hummingbird `Application` (a swift-service-lifecycle
+/// `Service`) without starting it.
+///
+/// Use this when the node runs its own `ServiceGroup`: add the returned application to the
+/// group's services and the group's graceful shutdown stops the server. Otherwise call
+/// ``runAPIServer(backend:configuration:logger:onServerRunning:)``.
+///
+/// - Parameters:
+///   - backend: the running node; the API reads and submits only through it.
+///   - configuration: bind address, port, optional bearer token for `POST /txs`.
+///   - logger: request and error logs.
+///   - metricsRegistry: what `/metrics` serves; by default the process-wide registry of
+///     ``NodeMetrics/bootstrap()`` (which bootstraps swift-metrics once if needed).
+///   - onServerRunning: called once listening, with the bound port (useful with port 0).
+public func makeAPIApplication(
+    backend: any NodeBackend,
+    configuration: APIServerConfiguration,
+    logger: Logger,
+    metricsRegistry: PrometheusCollectorRegistry? = nil,
+    onServerRunning: (@Sendable (_ port: Int) async -> Void)? = nil
+) -> some ApplicationProtocol {
+    let router = makeAPIRouter(backend: backend, configuration: configuration,
+                               metricsRegistry: metricsRegistry ?? NodeMetrics.bootstrap())
+    if !configuration.isLoopback {
+        logger.warning("HTTP API bound to a non-loopback address", metadata: [
+            "host": .string(configuration.host),
+            "post_txs_auth": .string(configuration.bearerToken == nil ? "none" : "bearer"),
+        ])
+    }
+    return Application(
+        router: router,
+        configuration: ApplicationConfiguration(
+            address: .hostname(configuration.host, port: configuration.port), serverName: "ishtar"),
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? configuration.port
+            logger.info("HTTP API listening", metadata: ["host": .string(configuration.host), "port": .stringConvertible(port)])
+            await onServerRunning?(port)
+        },
+        logger: logger)
+}
+
+/// Builds and runs the node's HTTP JSON API until the surrounding task is cancelled (or
+/// an enclosing `ServiceGroup` shuts down gracefully). This is the one call for
+/// `ishtar node start`:
+///
+/// ```swift
+/// NodeMetrics.bootstrap()            // before the node records any metric
+/// try await runAPIServer(backend: node, configuration: .init(port: 26657), logger: logger)
+/// ```
+///
+/// It installs no signal handlers: the node owns process shutdown.
+///
+/// - Throws: ``APIServerError`` for an unusable configuration, or the bind error (e.g.
+///   the port is in use).
+public func runAPIServer(
+    backend: any NodeBackend,
+    configuration: APIServerConfiguration,
+    logger: Logger,
+    onServerRunning: (@Sendable (_ port: Int) async -> Void)? = nil
+) async throws {
+    if configuration.bearerToken?.isEmpty == true { throw APIServerError.emptyBearerToken }
+    guard (0...65535).contains(configuration.port) else { throw APIServerError.invalidPort(configuration.port) }
+    let app = makeAPIApplication(backend: backend, configuration: configuration, logger: logger,
+                                 onServerRunning: onServerRunning)
+    try await app.run()
+}
+
+/// The router with every route and the JSON error and logging middleware.
+func makeAPIRouter(
+    backend: any NodeBackend, configuration: APIServerConfiguration, metricsRegistry: PrometheusCollectorRegistry
+) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    // Added first = outermost: the log line sees the status the error middleware produced.
+    router.add(middleware: RequestLogMiddleware(level: configuration.requestLogLevel))
+    router.add(middleware: JSONErrorMiddleware())
+    let routes = APIRoutes(backend: backend, configuration: configuration, metricsRegistry: metricsRegistry)
+
+    router.get("status") { _, _ in try await routes.status() }
+    router.get("health") { _, _ in try await routes.health() }
+    router.get("blocks/:height") { _, context in try await routes.block(context.parameters.get("height") ?? "") }
+    router.get("txs/:hash") { _, context in try await routes.transaction(context.parameters.get("hash") ?? "") }
+    router.post("txs") { request, context in try await routes.submit(request, context: context) }
+    router.get("modules/:module") { request, context in
+        try await routes.query(module: context.parameters.get("module") ?? "", path: [], request: request)
+    }
+    router.get("modules/:module/**") { request, context in
+        try await routes.query(module: context.parameters.get("module") ?? "", path: context.parameters.getCatchAll(),
+                               request: request)
+    }
+    router.get("openapi.json") { _, _ in
+        APIRoutes.raw(.ok, Data(OpenAPIDocument.json.utf8), contentType: "application/json; charset=utf-8")
+    }
+    router.get("metrics") { _, _ in try await routes.metrics() }
+    return router
+}
+
+/// The handlers, separate from the routing so each reads as request → backend → JSON.
+struct APIRoutes: Sendable {
+    let backend: any NodeBackend
+    let configuration: APIServerConfiguration
+    let metricsRegistry: PrometheusCollectorRegistry
+
+    static func raw(_ status: HTTPResponse.Status, _ data: Data, contentType: String) -> Response {
+        Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ value: some Encodable) throws -> Response {
+        raw(status, try APIJSON.encode(value), contentType: "application/json; charset=utf-8")
+    }
+
+    func status() async throws -> Response {
+        try Self.json(.ok, await backend.status())
+    }
+
+    func health() async throws -> Response {
+        let health = await backend.health()
+        return try Self.json(health.healthy ? .ok : .serviceUnavailable, health)
+    }
+
+    func block(_ parameter: String) async throws -> Response {
+        if parameter == "latest" {
+            guard let block = try await backend.latestBlock() else {
+                throw APIError(.notFound, "block_not_found", "no block has been committed yet")
+            }
+            return try Self.json(.ok, APIBlock(block))
+        }
+        guard let height = UInt64(parameter) else {
+            throw APIError(.badRequest, "invalid_height",
+                           "height must be a non-negative decimal integer or \"latest\", got \"\(parameter.prefix(64))\"")
+        }
+        guard let block = try await backend.block(at: height) else {
+            throw APIError(.notFound, "block_not_found", "no committed block at height \(height)")
+        }
+        return try Self.json(.ok, APIBlock(block))
+    }
+
+    func transaction(_ parameter: String) async throws -> Response {
+        let text = parameter.hasPrefix("0x") ? String(parameter.dropFirst(2)) : parameter
+        guard text.utf8.count == 64, let hash = try? Data(hex: text) else {
+            throw APIError(.badRequest, "invalid_hash", "transaction hash must be 64 hex digits (32 bytes)")
+        }
+        guard let tx = try await backend.transaction(hash: hash) else {
+            throw APIError(.notFound, "tx_not_found", "no committed transaction with hash \(hash.hexString)")
+        }
+        return try Self.json(.ok, APICommittedTransaction(tx))
+    }
+
+    func submit(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        try authorize(request)
+        // Read at most limit+1 bytes ourselves: a body of exactly the limit is fine, one byte
+        // more is 413, and the server never buffers an unbounded body.
+        let limit = configuration.maxRequestBodyBytes
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, "body_too_large", "request body exceeds \(limit) bytes")
+        }
+        let body = Data(buffer.readableBytesView)
+        let bytes = try Self.transactionBytes(body, contentType: request.headers[.contentType])
+        let result = await backend.submitTransaction(bytes)
+        return try Self.json(result.result.isOK ? .ok : .unprocessableContent, APISubmitResult(result))
+    }
+
+    /// The transaction bytes of a `POST /txs` body: raw for `application/octet-stream`,
+    /// otherwise JSON `{"tx": "<hex>"}`.
+    static func transactionBytes(_ body: Data, contentType: String?) throws -> Data {
+        let type = contentType?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if type == "application/octet-stream" {
+            guard !body.isEmpty else { throw APIError(.badRequest, "empty_body", "request body is empty; expected transaction bytes") }
+            return body
+        }
+        if let type, type != "application/json" {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type",
+                           "content type \(type) is not supported; use application/json or application/octet-stream")
+        }
+        guard !body.isEmpty else { throw APIError(.badRequest, "empty_body", "request body is empty; expected {\"tx\": \"<hex>\"}") }
+        let request: APISubmitRequest
+        do {
+            request = try JSONDecoder().decode(APISubmitRequest.self, from: body)
+        } catch DecodingError.keyNotFound {
+            throw APIError(.badRequest, "invalid_body", "JSON body has no \"tx\" field; expected {\"tx\": \"<hex>\"}")
+        } catch DecodingError.typeMismatch {
+            throw APIError(.badRequest, "invalid_body", "\"tx\" must be a hex string")
+        } catch {
+            throw APIError(.badRequest, "invalid_json", "body is not valid JSON; expected {\"tx\": \"<hex>\"}")
+        }
+        let text = request.tx.hasPrefix("0x") ? String(request.tx.dropFirst(2)) : request.tx
+        guard !text.isEmpty else { throw APIError(.badRequest, "invalid_tx_hex", "\"tx\" is empty") }
+        do {
+            return try Data(hex: text, field: "tx")
+        } catch {
+            throw APIError(.badRequest, "invalid_tx_hex", "\"tx\" is not valid hex: \(error)")
+        }
+    }
+
+    /// Checks `Authorization: Bearer <token>` when a token is configured.
+    func authorize(_ request: Request) throws {
+        guard let expected = configuration.bearerToken else { return }
+        let challenge: HTTPFields = [.wwwAuthenticate: "Bearer realm=\"ishtar\""]
+        guard let header = request.headers[.authorization] else {
+            throw APIError(.unauthorized, "unauthorized", "POST /txs requires Authorization: Bearer <token>", headers: challenge)
+        }
+        let prefix = "bearer "
+        guard header.count > prefix.count, header.prefix(prefix.count).lowercased() == prefix,
+              !expected.isEmpty, Self.constantTimeEqual(Array(header.utf8.dropFirst(prefix.count)), Array(expected.utf8))
+        else {
+            throw APIError(.unauthorized, "unauthorized", "bearer token is missing or wrong", headers: challenge)
+        }
+    }
+
+    /// Compares without an early exit, so response timing does not reveal a token prefix.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var diff = UInt8(truncatingIfNeeded: a.count ^ b.count)
+        for i in 0..<max(a.count, b.count) {
+            diff |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
+        }
+        return diff == 0
+    }
+
+    func query(module: String, path: [Substring], request: Request) async throws -> Response {
+        var data = Data()
+        if let hex = request.uri.queryParameters["data"] {
+            do {
+                data = try Data(hex: String(hex), field: "data")
+            } catch {
+                throw APIError(.badRequest, "invalid_data_hex", "query parameter \"data\" is not valid hex: \(error)")
+            }
+        }
+        guard path.allSatisfy({ !$0.isEmpty }) else {
+            throw APIError(.badRequest, "invalid_path", "query path has an empty segment")
+        }
+        let fullPath = "/modules/" + ([module] + path.map(String.init)).joined(separator: "/")
+        let result = await backend.query(path: fullPath, data: data)
+        guard result.isOK else { throw Self.queryError(result, path: fullPath) }
+        // Built-in modules answer JSON; a module that answers bytes is wrapped, so the
+        // API's answers are always JSON.
+        let value: Data
+        if (try? JSONSerialization.jsonObject(with: result.value, options: [.fragmentsAllowed])) != nil {
+            value = result.value
+        } else {
+            value = try APIJSON.encode(["value_hex": result.value.hexString])
+        }
+        var response = Self.raw(.ok, value, contentType: "application/json; charset=utf-8")
+        if let name = HTTPField.Name("X-Ishtar-Height") { response.headers[name] = String(result.height) }
+        return response
+    }
+
+    /// Maps a refused query to a status: unknown path/module and missing items are 404,
+    /// everything else (bad arguments, a module's own refusal) is 400.
+    static func queryError(_ result: QueryResult, path: String) -> APIError {
+        let (status, code): (HTTPResponse.Status, String)
+        switch (result.codespace, result.code) {
+        case ("query", 2): (status, code) = (.notFound, "unknown_query_path")
+        case ("query", 3): (status, code) = (.notFound, "unknown_module")
+        case ("query", 4): (status, code) = (.notFound, "not_found")
+        case ("query", 5): (status, code) = (.badRequest, "invalid_argument")
+        case ("query", 6): (status, code) = (.badRequest, "height_unavailable")
+        default: (status, code) = (.badRequest, "query_refused")
+        }
+        let message = result.log.isEmpty ? "query \(path) failed" : result.log
+        return APIError(status, code, message, codespace: result.codespace, queryCode: result.code)
+    }
+
+    func metrics() async throws -> Response {
+        let bytes = NodeMetrics.exposition(metricsRegistry, status: await backend.status())
+        return Self.raw(.ok, Data(bytes), contentType: "text/plain; version=0.0.4; charset=utf-8")
+    }
+}

@@ -1,0 +1,229 @@
+import Foundation
+import IshtarChain
+import IshtarCrypto
+import IshtarKeys
+import Logging
+
+/// Errors of home setup and node start, each with a one-line operator message.
+public enum NodeError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The home is not usable (missing or malformed file).
+    case badHome(String)
+    /// Another process holds the database lock.
+    case alreadyRunning(String)
+    /// The key could not be unlocked.
+    case key(String)
+    /// The store or application failed.
+    case storage(String)
+    /// Networking failed to start.
+    case network(String)
+
+    public var description: String {
+        switch self {
+        case .badHome(let m): "node home: \(m)"
+        case .alreadyRunning(let p): "another node is already running on this home (database lock held: \(p))"
+        case .key(let m): "key: \(m)"
+        case .storage(let m): "storage: \(m)"
+        case .network(let m): "network: \(m)"
+        }
+    }
+}
+
+/// A node's home directory:
+///
+/// ```
+/// DIR/config.json          NodeConfig
+/// DIR/genesis.json         the chain's genesis (identical on every node)
+/// DIR/validator_key.json   consensus key (encrypted unless --insecure-plaintext)
+/// DIR/node_key.json        P2P identity key (plaintext, mode 0600)
+/// DIR/data/db              RocksDB: chain state + blocks + node records
+/// DIR/node.pid             pid of the running node (devnet stop/status)
+/// ```
+///
+/// The node key is separate from the validator key: it is loaded unattended on every start
+/// and used for every connection handshake, so it must not be the key that controls
+/// voting (and money). Like CometBFT's `node_key.json` it is stored unencrypted with mode
+/// 0600; stealing it lets one impersonate the node's network identity, not sign votes.
+public struct NodeHome: Sendable, Hashable {
+    public let path: String
+
+    public init(path: String) { self.path = URL(fileURLWithPath: path).standardizedFileURL.path }
+
+    public var configPath: String { path + "/config.json" }
+    public var genesisPath: String { path + "/genesis.json" }
+    public var dataPath: String { path + "/data" }
+    public var databasePath: String { path + "/data/db" }
+    public var pidPath: String { path + "/node.pid" }
+    public var logPath: String { path + "/node.log" }
+
+    func resolve(_ file: String) -> String { file.hasPrefix("/") ? file : path + "/" + file }
+
+    /// Reads `config.json`.
+    public func loadConfig() throws(NodeError) -> NodeConfig {
+        guard let data = FileManager.default.contents(atPath: configPath) else {
+            throw .badHome("missing \(configPath) (run `ishtar node init` first)")
+        }
+        do { return try NodeConfig.parse(data) } catch { throw .badHome("config.json: \(error)") }
+    }
+
+    /// Reads and validates `genesis.json`.
+    public func loadGenesis() throws(NodeError) -> Genesis {
+        do { return try Genesis.load(path: genesisPath) } catch { throw .badHome("genesis.json: \(error)") }
+    }
+
+    /// Unlocks the validator key (passphrase nil for a plaintext file).
+    public func loadValidatorKey(config: NodeConfig, passphrase: Data?) throws(NodeError) -> Schnorr.PrivateKey {
+        let file = resolve(config.validatorKeyFile)
+        do {
+            let kf = try KeyFileStore.read(from: file)
+            if kf.isEncrypted, passphrase == nil {
+                throw NodeError.key("\(file) is encrypted: give --passphrase-file or set ISHTAR_PASSPHRASE")
+            }
+            return try kf.unlock(passphrase: kf.isEncrypted ? passphrase : nil)
+        } catch let e as NodeError {
+            throw e
+        } catch {
+            throw .key("\(file): \(error)")
+        }
+    }
+
+    /// Loads the node (P2P identity) key.
+    public func loadNodeKey(config: NodeConfig) throws(NodeError) -> Schnorr.PrivateKey {
+        let file = resolve(config.nodeKeyFile)
+        do { return try KeyFileStore.read(from: file).unlock(passphrase: nil) } catch { throw .key("\(file): \(error)") }
+    }
+
+    /// The node id (hex x-only public key of the node key), without unlocking anything secret.
+    public func nodeID(config: NodeConfig) throws(NodeError) -> String {
+        let file = resolve(config.nodeKeyFile)
+        do { return try KeyFileStore.read(from: file).publicKey.lowercased() } catch { throw .key("\(file): \(error)") }
+    }
+}
+
+/// Options of `ishtar node init` / `devnet start`.
+public struct HomeInitOptions: Sendable {
+    public var chainID: String
+    public var validators: Int
+    public var moniker: String
+    /// nil with `insecurePlaintext`; otherwise the passphrase that encrypts validator keys.
+    public var passphrase: Data?
+    public var insecurePlaintext: Bool
+    /// Node i listens for P2P on `basePort + 2i` and serves the API on `basePort + 2i + 1`.
+    public var basePort: Int
+    public var host: String
+    public var consensus: ConsensusConfig
+    public var genesisTime: UInt64?
+
+    public init(chainID: String, validators: Int = 1, moniker: String = "node", passphrase: Data? = nil,
+                insecurePlaintext: Bool = false, basePort: Int = 26656, host: String = "127.0.0.1",
+                consensus: ConsensusConfig = ConsensusConfig(), genesisTime: UInt64? = nil) {
+        self.chainID = chainID
+        self.validators = validators
+        self.moniker = moniker
+        self.passphrase = passphrase
+        self.insecurePlaintext = insecurePlaintext
+        self.basePort = basePort
+        self.host = host
+        self.consensus = consensus
+        self.genesisTime = genesisTime
+    }
+}
+
+/// What `node init` created.
+public struct InitializedHome: Sendable, Hashable, Codable {
+    public var home: String
+    public var moniker: String
+    public var nodeID: String
+    public var validatorAddress: String
+    public var p2pAddress: String
+    public var apiAddress: String
+}
+
+/// Creates node homes.
+public enum NodeHomeSetup {
+    /// One validator: writes `options` into `dir` itself. Several: `dir/node0 … node{N-1}`,
+    /// with one shared genesis and every node listing all others as persistent peers.
+    /// Refuses to touch a directory that already holds a `config.json` or `genesis.json`.
+    public static func initialize(at dir: String, options: HomeInitOptions, logger: Logger) throws(NodeError)
+        -> [InitializedHome]
+    {
+        guard options.validators >= 1, options.validators <= 64 else { throw .badHome("--validators must be 1…64") }
+        guard options.insecurePlaintext || options.passphrase != nil else {
+            throw .key("validator keys need a passphrase (--passphrase-file or ISHTAR_PASSPHRASE) or --insecure-plaintext")
+        }
+        if options.insecurePlaintext {
+            logger.warning("INSECURE: validator keys are written UNENCRYPTED (--insecure-plaintext). Use only for throwaway devnets and tests.")
+        }
+        let n = options.validators
+        let homes = n == 1 ? [NodeHome(path: dir)] : (0..<n).map { NodeHome(path: dir + "/node\($0)") }
+        for h in homes {
+            if FileManager.default.fileExists(atPath: h.configPath) || FileManager.default.fileExists(atPath: h.genesisPath) {
+                throw .badHome("\(h.path) is already initialized")
+            }
+        }
+        var validatorKeys: [Schnorr.PrivateKey] = []
+        var nodeKeys: [Schnorr.PrivateKey] = []
+        for _ in 0..<n {
+            validatorKeys.append(Schnorr.PrivateKey())
+            nodeKeys.append(Schnorr.PrivateKey())
+        }
+        let monikers = (0..<n).map { n == 1 ? options.moniker : "\(options.moniker)\($0)" }
+        let genesis: Genesis
+        do {
+            genesis = try Genesis(
+                chainID: options.chainID,
+                genesisTime: options.genesisTime ?? UInt64(Date().timeIntervalSince1970 * 1000),
+                validators: validatorKeys.enumerated().map {
+                    ChainValidator(publicKey: $0.element.publicKey.rawRepresentation, power: 10, name: monikers[$0.offset])
+                })
+        } catch {
+            throw .badHome("genesis: \(error)")
+        }
+        func p2p(_ i: Int) -> String { "\(options.host):\(options.basePort + 2 * i)" }
+        func api(_ i: Int) -> String { "\(options.host):\(options.basePort + 2 * i + 1)" }
+        var out: [InitializedHome] = []
+        for (i, home) in homes.enumerated() {
+            do {
+                try FileManager.default.createDirectory(atPath: home.dataPath, withIntermediateDirectories: true)
+            } catch {
+                throw .badHome("cannot create \(home.dataPath): \(error)")
+            }
+            let peers = (0..<n).filter { $0 != i }.map { nodeKeys[$0].publicKey.rawRepresentation.hexEncoded + "@" + p2p($0) }
+            let config = NodeConfig(
+                moniker: monikers[i], p2p: P2PConfig(listen: p2p(i), persistentPeers: peers),
+                api: APIConfig(listen: api(i)), consensus: options.consensus)
+            do {
+                let protection: KeyFile.Protection =
+                    options.insecurePlaintext ? .insecurePlaintext : .passphrase(options.passphrase ?? Data())
+                try KeyFileStore.write(KeyFile(privateKey: validatorKeys[i], protection: protection),
+                                       to: home.resolve(config.validatorKeyFile))
+                try KeyFileStore.write(KeyFile(privateKey: nodeKeys[i], protection: .insecurePlaintext),
+                                       to: home.resolve(config.nodeKeyFile))
+                try atomicWrite(config.jsonData() + Data("\n".utf8), to: home.configPath)
+                try atomicWrite(genesis.jsonData() + Data("\n".utf8), to: home.genesisPath)
+            } catch let e as NodeError {
+                throw e
+            } catch {
+                throw .badHome("writing \(home.path): \(error)")
+            }
+            out.append(InitializedHome(
+                home: home.path, moniker: monikers[i], nodeID: nodeKeys[i].publicKey.rawRepresentation.hexEncoded,
+                validatorAddress: validatorKeys[i].publicKey.rawRepresentation.hexEncoded, p2pAddress: p2p(i),
+                apiAddress: api(i)))
+        }
+        return out
+    }
+
+    /// Writes via a synced temporary file and rename, so a crash never leaves half a file.
+    static func atomicWrite(_ data: Data, to path: String) throws(NodeError) {
+        let tmp = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: tmp, contents: data) else { throw .badHome("cannot write \(tmp)") }
+        if let fh = FileHandle(forWritingAtPath: tmp) {
+            try? fh.synchronize()
+            try? fh.close()
+        }
+        guard rename(tmp, path) == 0 else {
+            unlink(tmp)
+            throw .badHome("cannot rename \(tmp) to \(path)")
+        }
+    }
+}

@@ -1,0 +1,298 @@
+import Foundation
+import IshtarCrypto
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Identifies one TCP connection (a peer may briefly have two after simultaneous dials).
+public typealias ConnectionID = UInt64
+
+/// Splits the byte stream into `BE32 length ‖ payload` frames; a length above the limit
+/// (or zero) is a protocol violation that closes the connection.
+final class FrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+    let maxFrameBytes: Int
+
+    init(maxFrameBytes: Int) { self.maxFrameBytes = maxFrameBytes }
+
+    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard length > 0, Int(length) <= maxFrameBytes else { throw WireError.frameTooLarge(Int(length)) }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        guard let frame = buffer.readSlice(length: Int(length)) else { return .needMoreData }
+        context.fireChannelRead(wrapInboundOut(frame))
+        return .continue
+    }
+}
+
+/// Hands decoded frames to an `AsyncStream` consumed by one task per connection, which
+/// keeps a peer's messages in order; closes the channel on any pipeline error.
+final class FrameForwarder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let continuation: AsyncStream<Data>.Continuation
+
+    init(continuation: AsyncStream<Data>.Continuation) { self.continuation = continuation }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buf = unwrapInboundIn(data)
+        if let bytes = buf.readBytes(length: buf.readableBytes) { continuation.yield(Data(bytes)) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        continuation.finish()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        continuation.finish()
+        context.close(promise: nil)
+    }
+}
+
+/// Receives authenticated peer messages (the node service).
+public protocol P2PDelegate: AnyObject, Sendable {
+    func peerConnected(_ connection: ConnectionID, nodeID: Data) async
+    func received(_ message: WireMessage, from connection: ConnectionID) async
+    func peerDisconnected(_ connection: ConnectionID) async
+}
+
+/// TCP peer-to-peer transport on SwiftNIO.
+///
+/// Every connection starts with a mutual handshake: both sides send
+/// ``WireMessage/hello(chainID:nodeKey:challenge:)`` with a fresh random challenge, then
+/// ``WireMessage/helloProof(signature:)``, a BIP-340 signature by the node key over the
+/// *peer's* challenge, the chain id and the own key. A wrong chain id, a bad proof, a
+/// self-connection, a node id other than the one configured for that address, a timeout
+/// or any non-handshake frame before it completes closes the connection. Afterwards any
+/// undecodable or oversized frame closes it too (the penalty for a misbehaving peer).
+///
+/// Sending is synchronous and thread-safe (NIO channels accept writes from any thread), so
+/// the node service never suspends between executing two consensus actions.
+public final class P2PNetwork: Sendable {
+    struct Peer {
+        let channel: any Channel
+        let nodeID: Data
+        let outbound: Bool
+    }
+
+    struct State {
+        var nextID: ConnectionID = 1
+        var peers: [ConnectionID: Peer] = [:]
+        var listening: (any Channel)?
+        var tasks: [Task<Void, Never>] = []
+        var stopped = false
+    }
+
+    public let chainID: String
+    public let nodeKey: Schnorr.PrivateKey
+    public let nodeID: Data
+    let config: P2PConfig
+    let group: MultiThreadedEventLoopGroup
+    let logger: Logger
+    private let state = Mutex(State())
+    private let delegateBox = Mutex<(any P2PDelegate)?>(nil)
+
+    public init(chainID: String, nodeKey: Schnorr.PrivateKey, config: P2PConfig, logger: Logger) {
+        self.chainID = chainID
+        self.nodeKey = nodeKey
+        self.nodeID = nodeKey.publicKey.rawRepresentation
+        self.config = config
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.logger = logger
+    }
+
+    public func setDelegate(_ d: any P2PDelegate) { delegateBox.withLock { $0 = d } }
+    var delegate: (any P2PDelegate)? { delegateBox.withLock { $0 } }
+
+    /// Distinct authenticated peers.
+    public var peerCount: Int { state.withLock { Set($0.peers.values.map(\.nodeID)).count } }
+
+    /// Binds the listener and starts dialing the persistent peers.
+    public func start() async throws(NodeError) {
+        guard let listen = HostPort(config.listen) else { throw .network("bad p2p listen address \(config.listen)") }
+        let maxFrame = config.maxFrameBytes
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [weak self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let (stream, cont) = AsyncStream<Data>.makeStream()
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrame)))
+                    try channel.pipeline.syncOperations.addHandler(FrameForwarder(continuation: cont))
+                    self?.launch(channel: channel, frames: stream, outbound: false, expected: nil)
+                }
+            }
+        do {
+            let ch = try await bootstrap.bind(host: listen.host, port: listen.port).get()
+            state.withLock { $0.listening = ch }
+        } catch {
+            throw .network("cannot listen on \(config.listen): \(error)")
+        }
+        logger.info("p2p listening", metadata: ["address": "\(config.listen)", "node_id": "\(nodeID.hexEncoded)"])
+        for text in config.persistentPeers {
+            guard let peer = PeerAddress(text) else {
+                logger.warning("ignoring malformed persistent peer", metadata: ["peer": "\(text)"])
+                continue
+            }
+            let task = Task<Void, Never> { [weak self] in
+                guard let self else { return }
+                await self.dialLoop(peer)
+            }
+            state.withLock { $0.tasks.append(task) }
+        }
+    }
+
+    /// Closes every connection and the listener.
+    public func stop() async {
+        let (peers, listener, tasks) = state.withLock { s in
+            s.stopped = true
+            defer { s.peers = [:]; s.tasks = [] }
+            return (Array(s.peers.values), s.listening, s.tasks)
+        }
+        tasks.forEach { $0.cancel() }
+        for p in peers { try? await p.channel.close() }
+        try? await listener?.close()
+        try? await group.shutdownGracefully()
+    }
+
+    private var isStopped: Bool { state.withLock { $0.stopped } }
+
+    /// Keeps one connection to `peer`, redialing with exponential backoff (250 ms doubling
+    /// up to `max_dial_backoff_ms`) whenever it drops.
+    private func dialLoop(_ peer: PeerAddress) async {
+        var backoff: UInt64 = 250
+        let maxFrame = config.maxFrameBytes
+        while !Task.isCancelled, !isStopped {
+            if let id = peer.nodeID, state.withLock({ $0.peers.values.contains { $0.nodeID == id } }) {
+                // Already connected (e.g. the peer dialed us): check again later.
+                try? await Task.sleep(nanoseconds: 500_000_000)
+                backoff = 250
+                continue
+            }
+            let (stream, cont) = AsyncStream<Data>.makeStream()
+            let bootstrap = ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connectTimeout(.seconds(2))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrame)))
+                        try channel.pipeline.syncOperations.addHandler(FrameForwarder(continuation: cont))
+                    }
+                }
+            do {
+                let channel = try await bootstrap.connect(host: peer.address.host, port: peer.address.port).get()
+                backoff = 250
+                await run(channel: channel, frames: stream, outbound: true, expected: peer.nodeID)
+            } catch {
+                cont.finish()
+                logger.debug("dial failed", metadata: ["peer": "\(peer.address)", "error": "\(error)"])
+            }
+            try? await Task.sleep(nanoseconds: backoff * 1_000_000)
+            backoff = min(backoff * 2, max(250, config.maxDialBackoffMillis))
+        }
+    }
+
+    private func launch(channel: any Channel, frames: AsyncStream<Data>, outbound: Bool, expected: Data?) {
+        let task = Task<Void, Never> { [weak self] in
+            guard let self else { return }
+            await self.run(channel: channel, frames: frames, outbound: outbound, expected: expected)
+        }
+        state.withLock { $0.tasks.append(task) }
+    }
+
+    /// Handshake, then delivers every frame in order until the connection closes.
+    private func run(channel: any Channel, frames: AsyncStream<Data>, outbound: Bool, expected: Data?) async {
+        var it = frames.makeAsyncIterator()
+        // An accepted channel becomes active right after its initializer; do not write before.
+        for _ in 0..<100 where !channel.isActive { try? await Task.sleep(nanoseconds: 10_000_000) }
+        let challenge = Data((0..<32).map { _ in UInt8.random(in: 0...255) })
+        write(.hello(chainID: chainID, nodeKey: nodeID, challenge: challenge), to: channel)
+        let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
+        func reject(_ reason: String) async {
+            logger.warning("peer rejected", metadata: ["remote": "\(remote)", "reason": "\(reason)"])
+            try? await channel.close()
+        }
+        // A peer that does not complete the handshake in time is dropped.
+        let timeout = Task {
+            try? await Task.sleep(nanoseconds: 5_000_000_000)
+            if !Task.isCancelled { try? await channel.close() }
+        }
+        defer { timeout.cancel() }
+        guard let first = await it.next() else { return await reject("closed during handshake") }
+        guard case .hello(let peerChain, let peerKey, let peerChallenge)? = try? WireMessage.decode(first) else {
+            return await reject("expected hello")
+        }
+        guard peerChain == chainID else { return await reject("chain id \(peerChain) is not \(chainID)") }
+        guard peerKey != nodeID else { return await reject("connected to self") }
+        if let expected, expected != peerKey { return await reject("node id \(peerKey.hexEncoded) is not the configured \(expected.hexEncoded)") }
+        do {
+            let sig = try nodeKey.signature(for: WireMessage.handshakeDigest(peerChallenge: peerChallenge, chainID: chainID, nodeKey: nodeID))
+            write(.helloProof(signature: sig.rawRepresentation), to: channel)
+        } catch {
+            return await reject("signing the handshake failed: \(error)")
+        }
+        guard let second = await it.next() else { return await reject("closed during handshake") }
+        guard case .helloProof(let proof)? = try? WireMessage.decode(second),
+            let key = try? Schnorr.PublicKey(rawRepresentation: peerKey),
+            let sig = try? Schnorr.Signature(rawRepresentation: proof),
+            key.isValidSignature(sig, for: WireMessage.handshakeDigest(peerChallenge: challenge, chainID: chainID, nodeKey: peerKey))
+        else { return await reject("bad handshake proof") }
+        timeout.cancel()
+
+        let id = state.withLock { s -> ConnectionID in
+            let id = s.nextID
+            s.nextID += 1
+            s.peers[id] = Peer(channel: channel, nodeID: peerKey, outbound: outbound)
+            return id
+        }
+        logger.info("peer connected", metadata: ["peer": "\(peerKey.hexEncoded.prefix(16))", "remote": "\(remote)", "outbound": "\(outbound)"])
+        let delegate = self.delegate
+        await delegate?.peerConnected(id, nodeID: peerKey)
+        while let frame = await it.next() {
+            let message: WireMessage
+            do { message = try WireMessage.decode(frame) } catch {
+                logger.warning("bad frame from peer; disconnecting", metadata: ["peer": "\(peerKey.hexEncoded.prefix(16))", "error": "\(error)"])
+                break
+            }
+            if case .hello = message { break }
+            if case .helloProof = message { break }
+            await delegate?.received(message, from: id)
+        }
+        _ = state.withLock { $0.peers.removeValue(forKey: id) }
+        try? await channel.close()
+        logger.info("peer disconnected", metadata: ["peer": "\(peerKey.hexEncoded.prefix(16))"])
+        await delegate?.peerDisconnected(id)
+    }
+
+    private func write(_ message: WireMessage, to channel: any Channel) {
+        let payload = message.encoded()
+        var buf = channel.allocator.buffer(capacity: payload.count + 4)
+        buf.writeInteger(UInt32(payload.count))
+        buf.writeBytes(payload)
+        channel.writeAndFlush(buf, promise: nil)
+    }
+
+    /// Sends to every connected peer (one connection per node id).
+    public func broadcast(_ message: WireMessage) {
+        let channels = state.withLock { s -> [any Channel] in
+            var seen = Set<Data>()
+            return s.peers.sorted { $0.key < $1.key }.compactMap { seen.insert($0.value.nodeID).inserted ? $0.value.channel : nil }
+        }
+        for c in channels { write(message, to: c) }
+    }
+
+    /// Sends to one connection (dropped if it is gone).
+    public func send(_ message: WireMessage, to connection: ConnectionID) {
+        guard let c = state.withLock({ $0.peers[connection]?.channel }) else { return }
+        write(message, to: c)
+    }
+
+    /// Closes a misbehaving peer's connection.
+    public func disconnect(_ connection: ConnectionID, reason: String) {
+        guard let c = state.withLock({ $0.peers[connection]?.channel }) else { return }
+        logger.warning("disconnecting peer", metadata: ["reason": "\(reason)"])
+        c.close(promise: nil)
+    }
+}

@@ -1,0 +1,540 @@
+import Foundation
+import IshtarChain
+import IshtarConsensus
+import IshtarCrypto
+import IshtarStore
+import Logging
+import Metrics
+
+/// Everything a ``NodeService`` needs to start.
+public struct NodeServiceOptions: Sendable {
+    public var genesis: Genesis
+    public var config: NodeConfig
+    public var validatorKey: Schnorr.PrivateKey
+    public var nodeKey: Schnorr.PrivateKey
+    public var databasePath: String
+
+    public init(genesis: Genesis, config: NodeConfig, validatorKey: Schnorr.PrivateKey, nodeKey: Schnorr.PrivateKey,
+                databasePath: String) {
+        self.genesis = genesis
+        self.config = config
+        self.validatorKey = validatorKey
+        self.nodeKey = nodeKey
+        self.databasePath = databasePath
+    }
+}
+
+/// The node: drives the deterministic ``ConsensusEngine`` and the ``Application`` over real
+/// TCP peers, with the engine's persistence contract:
+///
+/// - Engine actions run strictly in order, synchronously inside this actor (no suspension
+///   point between two actions, so no other event can interleave): network sends are
+///   non-blocking writes, disk writes are synced RocksDB writes.
+/// - `persistSignState` → synced write of the latest record to `node.consensus` *before* the
+///   next action (its broadcast). If that write fails the node halts consensus: it must never
+///   send what it could not record.
+/// - `decide(h)` → one synced batch with the certificate (`node.commits`, `c‖BE8(h)`) and the
+///   decided block bytes (`p‖BE8(h)`), then `finalizeBlock` + `commit` (the application's own
+///   synced batch), then `startHeight(h+1)`. A crash between the two batches is repaired at
+///   boot: the application's last height `L` says where we are; a pending block at `L+1`
+///   whose certificate is stored is replayed (it was decided), then consensus starts at the
+///   next height with the stored sign state, so the engine's sign guard prevents any
+///   double-sign after a restart.
+public actor NodeService: NodeBackend, P2PDelegate {
+    static let consensusCF = "node.consensus"
+    static let commitsCF = "node.commits"
+    static let signStateKey = Data("sign_state".utf8)
+
+    public let chainID: String
+    public let network: P2PNetwork
+    public let validatorAddress: Data
+    let config: NodeConfig
+    let genesis: Genesis
+    let consensusChainID: ChainID
+    let genesisSet: ValidatorSet
+    let logger: Logger
+    private let db: Database
+    private let app: Application
+    private var engine: ConsensusEngine
+    private var mempool: Mempool
+    private var queue: [(ConsensusEvent, ConnectionID?)] = []
+    private var timers: [Task<Void, Never>] = []
+    private var background: [Task<Void, Never>] = []
+    private var peerHeights: [ConnectionID: UInt64] = [:]
+    private var lastSent: [String: ContinuousClock.Instant] = [:]
+    private var lastCommitInstant = ContinuousClock.now
+    private var halted: String?
+    private var running = false
+    private let checkTemplate: CheckTxResult
+    private let queryTemplate: QueryResult
+
+    // Metrics (no-ops until a metrics backend is bootstrapped).
+    private let heightGauge = Gauge(label: NodeMetricName.height)
+    private let roundGauge = Gauge(label: NodeMetricName.round)
+    private let peersGauge = Gauge(label: NodeMetricName.peers)
+    private let mempoolGauge = Gauge(label: NodeMetricName.mempoolSize)
+    private let blockTimer = Metrics.Timer(label: NodeMetricName.blockTime)
+    private let committedTxCounter = Counter(label: NodeMetricName.committedTransactions)
+
+    /// Opens the store (a clear ``NodeError/alreadyRunning(_:)`` when another node holds its
+    /// lock), the application (running `initChain` on first start), recovers a decided but
+    /// uncommitted block, and loads the sign state. Does not touch the network yet.
+    public init(options: NodeServiceOptions, logger: Logger) throws(NodeError) {
+        self.logger = logger
+        self.config = options.config
+        self.genesis = options.genesis
+        self.chainID = options.genesis.chainID
+        do {
+            consensusChainID = try ChainID(options.genesis.chainID)
+            genesisSet = try ConsensusMapping.validatorSet(options.genesis.validators)
+        } catch {
+            throw .badHome("genesis is not usable for consensus: \(error)")
+        }
+        let db: Database
+        do {
+            db = try Database.open(
+                path: options.databasePath,
+                options: DatabaseOptions(columnFamilies: Application.columnFamilies + [Self.consensusCF, Self.commitsCF]))
+        } catch let e as StoreError {
+            if case .lockHeld(let p) = e { throw .alreadyRunning(p) }
+            throw .storage("cannot open \(options.databasePath): \(e)")
+        } catch {
+            throw .storage("cannot open \(options.databasePath): \(error)")
+        }
+        self.db = db
+        let app: Application
+        do {
+            app = try Application.open(store: db, verifier: ConsensusCommitVerifier())
+            if app.tip == nil {
+                try app.initChain(options.genesis)
+                logger.info("initialized chain from genesis", metadata: ["chain_id": "\(options.genesis.chainID)"])
+            } else if app.chainID != options.genesis.chainID {
+                throw NodeError.badHome("database belongs to chain \(app.chainID ?? "?"), genesis says \(options.genesis.chainID)")
+            }
+            try Self.recoverPendingBlock(app: app, db: db, logger: logger)
+            checkTemplate = try app.checkTx(Data())
+            queryTemplate = try app.query(path: "/app/info")
+        } catch let e as NodeError {
+            throw e
+        } catch {
+            throw .storage("application: \(error)")
+        }
+        self.app = app
+        var signState: SignState?
+        do {
+            if let raw = try db.get(Self.signStateKey, in: Self.consensusCF) { signState = try SignState(encoded: raw) }
+        } catch {
+            // Never guess: starting without the record could double-sign.
+            throw .storage("cannot read the sign state (refusing to start without it): \(error)")
+        }
+        let signer = SchnorrConsensusSigner(key: options.validatorKey)
+        validatorAddress = signer.validatorAddress
+        engine = ConsensusEngine(
+            chainID: consensusChainID, signer: signer, verifier: SchnorrSignatureVerifier(),
+            timeouts: options.config.consensus.timeouts, lastSignState: signState)
+        mempool = Mempool(config: options.config.mempool)
+        network = P2PNetwork(chainID: options.genesis.chainID, nodeKey: options.nodeKey, config: options.config.p2p,
+                             logger: logger)
+        if let s = signState {
+            logger.info("loaded sign state", metadata: ["height": "\(s.height)", "round": "\(s.round)", "step": "\(s.step)"])
+        }
+    }
+
+    static func be8(_ v: UInt64) -> Data { withUnsafeBytes(of: v.bigEndian) { Data($0) } }
+    static func certKey(_ h: UInt64) -> Data { Data("c".utf8) + be8(h) }
+    static func pendingKey(_ h: UInt64) -> Data { Data("p".utf8) + be8(h) }
+
+    /// Crash between "decision stored" and "application committed": replay the decided block.
+    static func recoverPendingBlock(app: Application, db: Database, logger: Logger) throws {
+        guard let last = app.lastHeight else { return }
+        let next = last + 1
+        guard let bytes = try db.get(pendingKey(next), in: commitsCF),
+            let certBytes = try db.get(certKey(next), in: commitsCF)
+        else { return }
+        let cert = try CanonicalEncoding.decodeCommit(certBytes)
+        let block = try Block(decoding: bytes)
+        guard block.hash == cert.value.bytes, block.header.height == next else {
+            throw NodeError.storage("pending block at \(next) does not match its certificate")
+        }
+        _ = try app.finalizeBlock(block)
+        try app.commit()
+        try db.delete(pendingKey(next), in: commitsCF, sync: true)
+        logger.notice("replayed decided block after crash", metadata: ["height": "\(next)"])
+    }
+
+    // MARK: - lifecycle
+
+    /// Starts P2P, consensus at the last committed height + 1, and the gossip loop.
+    public func start() async throws(NodeError) {
+        network.setDelegate(self)
+        try await network.start()
+        let lastHeight = app.lastHeight ?? (genesis.initialHeight - 1)
+        let next = lastHeight + 1
+        running = true
+        heightGauge.record(Int64(lastHeight))
+        logger.info("consensus starting", metadata: ["height": "\(next)", "validator": "\(validatorAddress.hexEncoded.prefix(16))"])
+        enqueue(.startHeight(next, genesisSet.advanced(byHeights: next - genesis.initialHeight)))
+        drain()
+        let interval = config.consensus.gossipIntervalMillis
+        background.append(Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: max(50, interval) * 1_000_000)
+                await self?.gossipTick()
+            }
+        })
+    }
+
+    /// Stops timers, the gossip loop and the network, and closes the store.
+    public func stop() async {
+        running = false
+        timers.forEach { $0.cancel() }
+        background.forEach { $0.cancel() }
+        timers = []
+        background = []
+        await network.stop()
+        try? db.close()
+        logger.info("node stopped")
+    }
+
+    private func gossipTick() {
+        guard running else { return }
+        enqueue(.gossipTick)
+        drain()
+        network.broadcast(.status(height: app.lastHeight ?? 0))
+        peersGauge.record(network.peerCount)
+        mempoolGauge.record(mempool.count)
+        roundGauge.record(Int64(engine.round))
+        // Behind a peer: ask for our next height (repeats are rate-limited).
+        if let best = peerHeights.max(by: { $0.value < $1.value }), best.value >= engine.height {
+            requestSync(from: best.key)
+        }
+    }
+
+    // MARK: - event loop
+
+    private func enqueue(_ e: ConsensusEvent, from source: ConnectionID? = nil) { queue.append((e, source)) }
+
+    /// Feeds queued events to the engine one at a time and executes each batch of actions in
+    /// order; actions may enqueue follow-up events (validity, next height).
+    private func drain() {
+        while !queue.isEmpty, halted == nil, running {
+            let (event, source) = queue.removeFirst()
+            execute(engine.step(event), source: source)
+        }
+    }
+
+    private func execute(_ actions: [ConsensusAction], source: ConnectionID?) {
+        for action in actions {
+            guard halted == nil else { return }
+            switch action {
+            case .persistSignState(let s):
+                do {
+                    var b = WriteBatch()
+                    b.put(Self.signStateKey, s.encoded(), in: Self.consensusCF)
+                    try db.write(b, sync: true)
+                } catch {
+                    // The next action broadcasts what this records: never send it unrecorded.
+                    halt("cannot persist the sign state: \(error)")
+                    return
+                }
+            case .broadcastProposal(let p):
+                network.broadcast(.proposal(p))
+            case .broadcastVote(let v):
+                network.broadcast(.vote(v))
+            case .scheduleTimeout(let info, let ms):
+                timers.append(Task { [weak self] in
+                    try? await Task.sleep(nanoseconds: ms.multipliedReportingOverflow(by: 1_000_000).partialValue)
+                    guard !Task.isCancelled else { return }
+                    await self?.fire(.timeout(info))
+                })
+            case .requestProposalValue(let h, let r):
+                scheduleProposal(height: h, round: r)
+            case .requestValidation(let h, let value):
+                enqueue(.validity(height: h, value: value, valid: isValid(value, height: h)))
+            case .decide(let d):
+                commit(d)
+            case .evidence(let e):
+                logger.warning("duplicate vote evidence", metadata: ["validator": "\(e.validator.hexEncoded)", "height": "\(e.height)"])
+            case .ignored(let reason):
+                handleIgnored(reason, source: source)
+            case .signRefused(let h, let r, let s):
+                logger.notice("sign guard refused to sign", metadata: ["height": "\(h)", "round": "\(r)", "step": "\(s)"])
+            case .signingFailed(let e):
+                logger.error("signing failed", metadata: ["error": "\(e)"])
+            }
+        }
+    }
+
+    private func fire(_ e: ConsensusEvent) {
+        enqueue(e)
+        drain()
+    }
+
+    private func halt(_ reason: String) {
+        halted = reason
+        timers.forEach { $0.cancel() }
+        logger.critical("consensus halted", metadata: ["reason": "\(reason)"])
+    }
+
+    // MARK: - application glue
+
+    /// The proposer waits until `min_block_interval_ms` has passed since the last commit (an
+    /// idle chain does not spin, and transactions can gather), then builds the block.
+    private func scheduleProposal(height: Height, round: Round) {
+        let minInterval = Duration.milliseconds(Int64(config.consensus.minBlockIntervalMillis))
+        let wait = max(.zero, minInterval - (ContinuousClock.now - lastCommitInstant))
+        timers.append(Task { [weak self] in
+            if wait > .zero { try? await Task.sleep(for: wait) }
+            guard !Task.isCancelled else { return }
+            await self?.propose(height: height, round: round)
+        })
+    }
+
+    private func propose(height: Height, round: Round) {
+        guard engine.height == height, engine.round == round, halted == nil else { return }
+        do {
+            let value = try buildProposal(height: height)
+            enqueue(.proposalValue(height: height, round: round, value: value))
+            drain()
+        } catch {
+            logger.error("cannot build a proposal", metadata: ["height": "\(height)", "error": "\(error)"])
+        }
+    }
+
+    /// Prepare-proposal: the next block over the tip with the mempool's transactions.
+    func buildProposal(height: Height) throws -> ProposalValue {
+        guard let tip = app.tip, let validators = app.validators, let params = app.consensusParams,
+            tip.nextHeight == height
+        else { throw NodeError.storage("application is not at height \(height)") }
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        let time = max(now, tip.lastBlockTime + 1)
+        var lastCommit: CommitInfo?
+        if tip.lastHeight >= tip.initialHeight {
+            guard let cert = try certificate(at: tip.lastHeight) else {
+                throw NodeError.storage("no certificate stored for height \(tip.lastHeight)")
+            }
+            lastCommit = ConsensusMapping.commitInfo(cert)
+        }
+        let empty = Block.make(tip: tip, time: time, proposer: validatorAddress, validators: validators,
+                               lastCommit: lastCommit, transactions: [])
+        let budget = max(0, params.maxBlockBytes - empty.encoded.count)
+        let txs = try app.prepareProposal(PrepareProposalRequest(
+            transactions: mempool.candidates(), maxTxBytes: budget, height: height, time: time, proposer: validatorAddress))
+        let block = Block.make(tip: tip, time: time, proposer: validatorAddress, validators: validators,
+                               lastCommit: lastCommit, transactions: txs)
+        return ProposalValue(hash: try BlockHash(block.hash), block: block.encoded)
+    }
+
+    /// Process-proposal: deterministic in (value, height): the bytes decode to a block whose
+    /// hash is the value's hash, for this height, and the application accepts it.
+    func isValid(_ value: ProposalValue, height: Height) -> Bool {
+        guard let block = try? Block(decoding: value.block), block.hash == value.hash.bytes,
+            block.header.height == height
+        else { return false }
+        do { return try app.processProposal(block) == .accept } catch {
+            logger.error("process-proposal failed", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    func certificate(at height: UInt64) throws -> CommitCertificate? {
+        guard let raw = try db.get(Self.certKey(height), in: Self.commitsCF) else { return nil }
+        return try CanonicalEncoding.decodeCommit(raw)
+    }
+
+    /// Stores the decision durably, executes and commits the block, then starts the next height.
+    private func commit(_ d: Decision) {
+        let h = d.height
+        guard let block = try? Block(decoding: d.value.block), block.hash == d.value.hash.bytes else {
+            halt("decided value at height \(h) is not a block with the decided hash")
+            return
+        }
+        do {
+            var b = WriteBatch()
+            b.put(Self.certKey(h), CanonicalEncoding.encode(d.certificate), in: Self.commitsCF)
+            b.put(Self.pendingKey(h), d.value.block, in: Self.commitsCF)
+            try db.write(b, sync: true)
+            let result = try app.finalizeBlock(block)
+            try app.commit()
+            try db.delete(Self.pendingKey(h), in: Self.commitsCF, sync: false)
+            let now = ContinuousClock.now
+            let interval = now - lastCommitInstant
+            lastCommitInstant = now
+            blockTimer.recordNanoseconds(interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000)
+            heightGauge.record(Int64(h))
+            committedTxCounter.increment(by: result.txResults.count)
+            logger.info("committed block", metadata: [
+                "height": "\(h)", "round": "\(d.round)", "txs": "\(block.transactions.count)",
+                "app_hash": "\(result.appHash.hexEncoded.prefix(16))",
+            ])
+        } catch {
+            halt("cannot commit decided block \(h): \(error)")
+            return
+        }
+        let evicted = mempool.update(committed: block.transactions) { try? self.app.checkTx($0) }
+        if evicted > 0 { logger.debug("mempool recheck evicted transactions", metadata: ["count": "\(evicted)"]) }
+        mempoolGauge.record(mempool.count)
+        timers.forEach { $0.cancel() }
+        timers = []
+        let nextSet = engine.validators?.advancedForNextHeight() ?? genesisSet.advanced(byHeights: h + 1 - genesis.initialHeight)
+        enqueue(.startHeight(h + 1, nextSet))
+        // Keep syncing while some peer is ahead.
+        if let best = peerHeights.max(by: { $0.value < $1.value }), best.value > h { requestSync(from: best.key, force: true) }
+    }
+
+    // MARK: - peers
+
+    /// At most one message per key per interval (catch-up answers and requests).
+    private func allowed(_ key: String, every ms: Int64) -> Bool {
+        let now = ContinuousClock.now
+        if let t = lastSent[key], now - t < .milliseconds(ms) { return false }
+        if lastSent.count > 10_000 { lastSent = [:] }
+        lastSent[key] = now
+        return true
+    }
+
+    private func requestSync(from conn: ConnectionID, force: Bool = false) {
+        let h = engine.height
+        guard h > 0, force || allowed("sync/\(conn)/\(h)", every: 300) else { return }
+        network.send(.syncRequest(height: h), to: conn)
+    }
+
+    private func sendCommit(height h: UInt64, to conn: ConnectionID) {
+        guard let last = app.lastHeight, h <= last, h >= genesis.initialHeight,
+            let cert = try? certificate(at: h), let block = try? app.block(at: h)
+        else { return }
+        network.send(.commit(cert, block: block.encoded), to: conn)
+    }
+
+    private func handleIgnored(_ reason: IgnoreReason, source: ConnectionID?) {
+        switch reason {
+        case .staleHeight(_, let h):
+            // The sender is behind: its catch-up path is the certificate of its height.
+            if let source, allowed("commit/\(source)/\(h)", every: 1000) { sendCommit(height: h, to: source) }
+        case .futureHeight:
+            if let source { requestSync(from: source) }
+        case .invalidCommit:
+            if let source { network.disconnect(source, reason: "invalid commit certificate") }
+        case .badSignature(let from):
+            logger.debug("bad signature", metadata: ["from": "\(from.hexEncoded.prefix(16))"])
+        default:
+            break
+        }
+    }
+
+    public func peerConnected(_ connection: ConnectionID, nodeID: Data) async {
+        peersGauge.record(network.peerCount)
+        network.send(.status(height: app.lastHeight ?? 0), to: connection)
+    }
+
+    public func peerDisconnected(_ connection: ConnectionID) async {
+        peerHeights.removeValue(forKey: connection)
+        peersGauge.record(network.peerCount)
+    }
+
+    public func received(_ message: WireMessage, from conn: ConnectionID) async {
+        guard running else { return }
+        switch message {
+        case .proposal(let p):
+            enqueue(.proposal(p), from: conn)
+        case .vote(let v):
+            enqueue(.vote(v), from: conn)
+        case .commit(let cert, let block):
+            if cert.height == engine.height {
+                enqueue(.commit(cert, ProposalValue(hash: cert.value, block: block)), from: conn)
+            }
+        case .transaction(let tx):
+            _ = admit(tx, gossip: true)
+        case .status(let h):
+            peerHeights[conn] = h
+            if h >= engine.height { requestSync(from: conn) }
+        case .syncRequest(let h):
+            if allowed("serve/\(conn)/\(h)", every: 100) { sendCommit(height: h, to: conn) }
+        case .hello, .helloProof:
+            network.disconnect(conn, reason: "handshake message after handshake")
+        }
+        drain()
+    }
+
+    private func admit(_ tx: Data, gossip: Bool) -> (Mempool.Admission, CheckTxResult?) {
+        if let max = app.consensusParams?.maxTxBytes, tx.count > max {
+            return (.rejected("transaction of \(tx.count) bytes exceeds \(max)"), nil)
+        }
+        let (admission, result) = mempool.add(tx) { try? self.app.checkTx($0) }
+        if gossip, admission == .added || admission == .replaced { network.broadcast(.transaction(tx)) }
+        mempoolGauge.record(mempool.count)
+        return (admission, result)
+    }
+
+    // MARK: - NodeBackend
+
+    public func status() async -> NodeStatus {
+        let tip = app.tip
+        let maxPeer = peerHeights.values.max() ?? 0
+        return NodeStatus(
+            chainID: chainID, nodeID: network.nodeID.hexEncoded, validatorAddress: validatorAddress.hexEncoded,
+            height: tip?.lastHeight ?? 0, round: engine.round, latestBlockHash: tip?.lastBlockHash.hexEncoded ?? "",
+            latestBlockTime: tip?.lastBlockTime ?? 0, appHash: tip?.lastAppHash.hexEncoded ?? "",
+            peers: network.peerCount, mempoolSize: mempool.count, catchingUp: maxPeer > (tip?.lastHeight ?? 0) + 1)
+    }
+
+    public func health() async -> NodeHealth {
+        var reasons: [String] = []
+        if db.isClosed { reasons.append("store is closed") }
+        if let halted { reasons.append("consensus halted: \(halted)") }
+        if !running { reasons.append("consensus is not running") }
+        if genesisSet.count > 1, network.peerCount == 0 { reasons.append("no peers connected") }
+        return NodeHealth(healthy: reasons.isEmpty, reasons: reasons)
+    }
+
+    public func block(at height: UInt64) async throws -> Block? { try app.block(at: height) }
+
+    public func latestBlock() async throws -> Block? {
+        guard let tip = app.tip, tip.lastHeight >= tip.initialHeight else { return nil }
+        return try app.block(at: tip.lastHeight)
+    }
+
+    public func transaction(hash: Data) async throws -> CommittedTransaction? {
+        guard let record = try app.transaction(hash: hash), let block = try app.block(at: record.height),
+            Int(record.index) < block.transactions.count
+        else { return nil }
+        return CommittedTransaction(hash: hash, bytes: block.transactions[Int(record.index)], record: record)
+    }
+
+    public func submitTransaction(_ bytes: Data) async -> CheckTxResult {
+        let (admission, result) = admit(bytes, gossip: true)
+        var out = result ?? checkTemplate
+        out.hash = Transaction.hash(of: bytes)
+        switch admission {
+        case .added, .replaced, .duplicate:
+            if result == nil { out.result = .ok() }
+        case .rejected(let why):
+            if out.result.isOK || result == nil {
+                out.result = TxResult(violation: RuleViolation(codespace: "mempool", code: 1, rule: "mempool-rejected", message: why))
+            }
+        }
+        return out
+    }
+
+    public func query(path: String, data: Data) async -> QueryResult {
+        do { return try app.query(path: path, data: data) } catch {
+            var r = queryTemplate
+            r.code = 1
+            r.codespace = "node"
+            r.log = "\(error)"
+            r.value = Data()
+            r.height = app.lastHeight ?? 0
+            return r
+        }
+    }
+
+    /// The app hash after executing the committed block at `height` (for cross-node checks).
+    public func appHash(at height: UInt64) -> Data? { (try? app.blockResults(at: height))?.appHash }
+
+    /// Current consensus position.
+    public var consensusHeight: UInt64 { engine.height }
+    /// Last committed height.
+    public var lastHeight: UInt64 { app.lastHeight ?? 0 }
+    /// Why consensus halted, if it did.
+    public var haltReason: String? { halted }
+}

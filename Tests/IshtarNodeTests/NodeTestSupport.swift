@@ -1,0 +1,38 @@
+import Foundation
+import IshtarChain
+import IshtarCrypto
+@testable import IshtarNode
+import Logging
+import Testing
+
+/// A fresh scratch directory, removed by `cleanup()`.
+func nodeScratch(_ name: String = "node") throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ishtar-\(name)-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.path
+}
+
+/// A quiet logger for in-process nodes (warnings and up).
+func quietLogger(_ label: String) -> Logger {
+    var l = Logger(label: label) { _ in StreamLogHandler.standardError(label: label) }
+    l.logLevel = .warning
+    return l
+}
+
+/// A signed `accounts/SetLabel` transaction.
+func labelTx(_ key: Schnorr.PrivateKey, nonce: UInt64, chainID: String, label: String = "hi") throws -> Data {
+    try Transaction.signed(chainID: chainID, key: key, nonce: nonce, messages: [SetLabel(label: label).message]).encoded
+}
+
+/// Polls `condition` every 100 ms until it holds or `seconds` pass.
+func eventually(_ seconds: Double, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(nanoseconds: 100_000_000)
+    }
+    return try await condition()
+}
+
+/// A random base port in a range unlikely to collide between concurrently running suites.
+func randomBasePort() -> Int { Int.random(in: 20_000...55_000) & ~1 }

@@ -1,0 +1,148 @@
+import Foundation
+import IshtarChain
+import IshtarConsensus
+import IshtarCrypto
+@testable import IshtarNode
+import Logging
+import Testing
+
+@Suite struct SignerTests {
+    @Test func signAndVerifyRoundTrip() throws {
+        let key = Schnorr.PrivateKey()
+        let signer = SchnorrConsensusSigner(key: key)
+        #expect(signer.validatorAddress == key.publicKey.rawRepresentation)
+        let bytes = Data("some sign bytes".utf8)
+        let sig = try signer.sign(bytes)
+        #expect(sig.count == 64)
+        let v = Validator(address: signer.validatorAddress, publicKey: signer.validatorAddress, power: 1)
+        let verifier = SchnorrSignatureVerifier()
+        #expect(verifier.verify(signature: sig, message: bytes, by: v))
+        #expect(!verifier.verify(signature: sig, message: bytes + Data([0]), by: v))
+        var flipped = sig
+        flipped[5] ^= 1
+        #expect(!verifier.verify(signature: flipped, message: bytes, by: v))
+        // Malformed inputs from peers: false, never a trap.
+        #expect(!verifier.verify(signature: Data(count: 63), message: bytes, by: v))
+        #expect(!verifier.verify(signature: sig, message: bytes, by: Validator(address: Data([1]), publicKey: Data([1, 2]), power: 1)))
+        let other = Schnorr.PrivateKey().publicKey.rawRepresentation
+        #expect(!verifier.verify(signature: sig, message: bytes, by: Validator(address: other, publicKey: other, power: 1)))
+    }
+
+    @Test func commitVerifierAcceptsEnginePrecommitsAndMappingRoundTrips() throws {
+        let keys = (0..<4).map { _ in Schnorr.PrivateKey() }
+        let chain = try ChainID("ishtar-unit")
+        let hash = try BlockHash(Data(repeating: 7, count: 32))
+        let votes = try keys.map { k in
+            let vote = Vote(type: .precommit, height: 5, round: 2, value: hash, validator: k.publicKey.rawRepresentation)
+            return SignedVote(vote: vote, signature: try SchnorrConsensusSigner(key: k).sign(vote.signBytes(chainID: chain)))
+        }
+        let cert = CommitCertificate(height: 5, round: 2, value: hash, precommits: votes)
+        let set = try ValidatorSet(keys.map {
+            Validator(address: $0.publicKey.rawRepresentation, publicKey: $0.publicKey.rawRepresentation, power: 10)
+        })
+        try cert.verify(chainID: chain, validators: set, verifier: SchnorrSignatureVerifier())
+
+        let info = ConsensusMapping.commitInfo(cert)
+        #expect(info.signatures.map(\.address) == info.signatures.map(\.address).sorted { $0.lexicographicallyPrecedes($1) })
+        let cv = ConsensusCommitVerifier()
+        for s in info.signatures {
+            #expect(cv.isValid(s, of: info, chainID: "ishtar-unit", publicKey: s.address))
+            #expect(!cv.isValid(s, of: info, chainID: "other-chain", publicKey: s.address))
+            var wrongRound = info
+            wrongRound.round = 3
+            #expect(!cv.isValid(s, of: wrongRound, chainID: "ishtar-unit", publicKey: s.address))
+        }
+        #expect(try ConsensusMapping.certificate(info) == cert)
+    }
+}
+
+@Suite struct WireTests {
+    @Test func messagesRoundTrip() throws {
+        let key = Schnorr.PrivateKey()
+        let chain = try ChainID("c")
+        let hash = try BlockHash(Data(repeating: 1, count: 32))
+        let vote = Vote(type: .prevote, height: 3, round: 0, value: hash, validator: key.publicKey.rawRepresentation)
+        let sv = SignedVote(vote: vote, signature: try SchnorrConsensusSigner(key: key).sign(vote.signBytes(chainID: chain)))
+        let messages: [WireMessage] = [
+            .hello(chainID: "c", nodeKey: key.publicKey.rawRepresentation, challenge: Data(repeating: 9, count: 32)),
+            .helloProof(signature: Data(repeating: 3, count: 64)),
+            .vote(sv),
+            .commit(CommitCertificate(height: 3, round: 0, value: hash, precommits: [sv]), block: Data([1, 2, 3])),
+            .transaction(Data([4, 5])),
+            .status(height: 42),
+            .syncRequest(height: 43),
+        ]
+        for m in messages { #expect(try WireMessage.decode(m.encoded()) == m) }
+    }
+
+    @Test func malformedFramesAreTypedErrors() {
+        #expect(throws: WireError.truncated) { try WireMessage.decode(Data()) }
+        #expect(throws: WireError.unknownType(99)) { try WireMessage.decode(Data([99])) }
+        #expect(throws: WireError.trailingBytes) { try WireMessage.decode(WireMessage.status(height: 1).encoded() + Data([0])) }
+        #expect(throws: WireError.truncated) { try WireMessage.decode(Data([WireMessage.typeTx, 0, 0, 0, 9, 1])) }
+        #expect(throws: (any Error).self) { try WireMessage.decode(Data([WireMessage.typeVote, 1, 2, 3])) }
+        // Random garbage never traps.
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let n = Int.random(in: 0..<80, using: &rng)
+            _ = try? WireMessage.decode(Data((0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }))
+        }
+    }
+
+    @Test func handshakeDigestBindsChallengeChainAndKey() {
+        let a = WireMessage.handshakeDigest(peerChallenge: Data(count: 32), chainID: "x", nodeKey: Data(repeating: 1, count: 32))
+        #expect(a != WireMessage.handshakeDigest(peerChallenge: Data(repeating: 1, count: 32), chainID: "x", nodeKey: Data(repeating: 1, count: 32)))
+        #expect(a != WireMessage.handshakeDigest(peerChallenge: Data(count: 32), chainID: "y", nodeKey: Data(repeating: 1, count: 32)))
+        #expect(a != WireMessage.handshakeDigest(peerChallenge: Data(count: 32), chainID: "x", nodeKey: Data(repeating: 2, count: 32)))
+    }
+}
+
+@Suite struct HomeTests {
+    @Test func initWritesKeysConfigAndSharedGenesis() throws {
+        let dir = try nodeScratch("home")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = try NodeHomeSetup.initialize(
+            at: dir, options: HomeInitOptions(chainID: "ishtar-home", validators: 3, passphrase: Data("pw pw pw".utf8), basePort: 40000),
+            logger: quietLogger("t"))
+        #expect(out.count == 3)
+        let homes = (0..<3).map { NodeHome(path: dir + "/node\($0)") }
+        let g0 = try homes[0].loadGenesis()
+        #expect(g0.chainID == "ishtar-home")
+        #expect(g0.validators.validators.count == 3)
+        for (i, h) in homes.enumerated() {
+            #expect(try h.loadGenesis() == g0)
+            let c = try h.loadConfig()
+            #expect(c.p2p.listen == "127.0.0.1:\(40000 + 2 * i)")
+            #expect(c.api.listen == "127.0.0.1:\(40000 + 2 * i + 1)")
+            #expect(c.p2p.persistentPeers.count == 2)
+            #expect(c.p2p.persistentPeers.allSatisfy { PeerAddress($0)?.nodeID != nil })
+            // Encrypted: no passphrase → clear error; right passphrase → the genesis key.
+            #expect(throws: NodeError.self) { try h.loadValidatorKey(config: c, passphrase: nil) }
+            #expect(throws: NodeError.self) { try h.loadValidatorKey(config: c, passphrase: Data("wrong".utf8)) }
+            let k = try h.loadValidatorKey(config: c, passphrase: Data("pw pw pw".utf8))
+            #expect(g0.validators.validator(address: k.publicKey.rawRepresentation) != nil)
+            #expect(k.publicKey.rawRepresentation != (try h.loadNodeKey(config: c)).publicKey.rawRepresentation)
+            let mode = try FileManager.default.attributesOfItem(atPath: h.path + "/validator_key.json")[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+        }
+        // Never overwrite an initialized home; refuse unencrypted keys unless asked.
+        #expect(throws: NodeError.self) {
+            try NodeHomeSetup.initialize(at: dir, options: HomeInitOptions(chainID: "x", validators: 3, insecurePlaintext: true), logger: quietLogger("t"))
+        }
+        #expect(throws: NodeError.self) {
+            try NodeHomeSetup.initialize(at: dir + "/fresh", options: HomeInitOptions(chainID: "x"), logger: quietLogger("t"))
+        }
+    }
+
+    @Test func configDefaultsFillMissingFields() throws {
+        let c = try NodeConfig.parse(Data(#"{"moniker":"m","p2p":{"listen":"0.0.0.0:1"}}"#.utf8))
+        #expect(c.moniker == "m")
+        #expect(c.p2p.listen == "0.0.0.0:1")
+        #expect(c.api.listen == "127.0.0.1:26657")
+        #expect(c.mempool == MempoolConfig())
+        #expect(try NodeConfig.parse(c.jsonData()) == c)
+        #expect(HostPort("127.0.0.1:80") == HostPort(host: "127.0.0.1", port: 80))
+        #expect(HostPort("nope") == nil)
+        #expect(PeerAddress("zz@1.2.3.4:5") == nil)
+    }
+}
