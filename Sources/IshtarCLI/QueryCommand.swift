@@ -1,0 +1,163 @@
+import ArgumentParser
+import Foundation
+import IshtarCrypto
+import IshtarNode
+
+/// `ishtar query …`: read blocks, transactions and accounts from a node's HTTP API.
+struct QueryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "query",
+        abstract: "Read blocks, transactions and accounts from a node's HTTP API.",
+        discussion: """
+            Exit codes: 0 found, 1 not found (the node answered 404), 2 bad input or \
+            unreachable node.
+            """,
+        subcommands: [BlockQuery.self, TxQuery.self, AccountQuery.self])
+
+    struct BlockQuery: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "block", abstract: "A committed block: `latest` (the default) or a height.")
+
+        @Argument(help: ArgumentHelp("A height, or \"latest\".", valueName: "height|latest"))
+        var which: String?
+
+        @Option(name: .long, help: ArgumentHelp("The block height.", valueName: "n"))
+        var height: UInt64?
+
+        @OptionGroup var api: NodeAPIOptions
+        @OptionGroup var format: OutputOptions
+
+        func validate() throws {
+            if let which, which != "latest", UInt64(which) == nil {
+                throw ValidationError("height: expected a non-negative integer or \"latest\", got \"\(which)\"")
+            }
+            if which != nil, height != nil { throw ValidationError("give either a positional height or --height, not both") }
+        }
+
+        func run() throws {
+            let target = height.map(String.init) ?? which ?? "latest"
+            format.emit(try QueryActions.block(client: api.client(), which: target))
+        }
+    }
+
+    struct TxQuery: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "tx", abstract: "A committed transaction by hash.")
+
+        @Argument(help: ArgumentHelp("The transaction hash, hex (32 bytes).", valueName: "hash"))
+        var hash: String
+
+        @OptionGroup var api: NodeAPIOptions
+        @OptionGroup var format: OutputOptions
+
+        func run() throws {
+            let bytes = try Parse.hex(hash, option: "hash", length: 32)
+            format.emit(try QueryActions.transaction(client: api.client(), hash: bytes))
+        }
+    }
+
+    struct AccountQuery: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "account", abstract: "An account (nonce, label) by its x-only public key.")
+
+        @Argument(help: ArgumentHelp("The account's x-only public key, hex (32 bytes).", valueName: "pubkey"))
+        var publicKey: String
+
+        @OptionGroup var api: NodeAPIOptions
+        @OptionGroup var format: OutputOptions
+
+        func run() throws {
+            let key = try Parse.hex(publicKey, option: "pubkey", length: 32)
+            format.emit(try QueryActions.account(client: api.client(), publicKey: key))
+        }
+    }
+}
+
+/// `/modules/accounts/account/<hex>` as the accounts module answers it.
+public struct AccountOutput: CommandOutput, Codable, Equatable {
+    public var pubKey: String
+    public var nonce: String
+    public var label: String
+    public var createdHeight: String
+
+    enum CodingKeys: String, CodingKey {
+        case pubKey = "pub_key", nonce, label, createdHeight = "created_height"
+    }
+
+    var text: String {
+        ["account: \(pubKey)", "nonce: \(nonce)", "label: \(label)", "created at height: \(createdHeight)"]
+            .joined(separator: "\n")
+    }
+}
+
+extension APIBlock: CommandOutput {
+    var text: String {
+        let h = header
+        var lines = [
+            "height: \(h.height)", "hash: \(hash)", "chain id: \(h.chainID)",
+            "time: \(QueryActions.iso8601(ms: h.timeMs)) (\(h.timeMs) ms)", "proposer: \(h.proposer)",
+            "previous block hash: \(h.previousBlockHash)", "transactions root: \(h.transactionsRoot)",
+            "app hash: \(h.appHash)", "validators hash: \(h.validatorsHash)",
+        ]
+        if let c = h.lastCommit {
+            lines.append("last commit: height \(c.height), round \(c.round), \(c.signatureCount) signatures")
+        } else {
+            lines.append("last commit: none (first block)")
+        }
+        lines.append("transactions: \(txCount)")
+        for t in transactions {
+            if let d = t.decoded {
+                lines.append("  \(t.hash) sender \(d.sender) nonce \(d.nonce) \(d.messageTypes.joined(separator: ","))")
+            } else {
+                lines.append("  \(t.hash) (undecodable, \(t.bytes.count / 2) bytes)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension APICommittedTransaction: CommandOutput {
+    var text: String {
+        var lines = ["hash: \(hash)", "height: \(height)", "index: \(index)"]
+        if let d = decoded {
+            lines += ["sender: \(d.sender)", "nonce: \(d.nonce)", "messages: \(d.messageTypes.joined(separator: ", "))"]
+        }
+        if result.code == 0 {
+            lines.append("result: ok")
+        } else {
+            lines.append("result: failed \(result.codespace)/\(result.rule) (code \(result.code)): \(result.log)")
+        }
+        for e in result.events {
+            lines.append("event \(e.type): " + e.attributes.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// What `ishtar query` does, callable from tests.
+public enum QueryActions {
+    /// `GET /blocks/{which}` (`which` is a height or `latest`).
+    public static func block(client: NodeAPIClient, which: String) throws -> APIBlock {
+        let reply = try TxActions.call { () throws(NodeAPIClientError) in try client.get("/blocks/\(which)") }
+        return try TxActions.decodeOK(APIBlock.self, reply, what: "block")
+    }
+
+    /// `GET /txs/{hash}`.
+    public static func transaction(client: NodeAPIClient, hash: Data) throws -> APICommittedTransaction {
+        let reply = try TxActions.call { () throws(NodeAPIClientError) in try client.get("/txs/\(hash.hexString)") }
+        return try TxActions.decodeOK(APICommittedTransaction.self, reply, what: "transaction")
+    }
+
+    /// `GET /modules/accounts/account/{hex}`.
+    public static func account(client: NodeAPIClient, publicKey: Data) throws -> AccountOutput {
+        let reply = try TxActions.call { () throws(NodeAPIClientError) in
+            try client.get("/modules/accounts/account/\(publicKey.hexString)")
+        }
+        return try TxActions.decodeOK(AccountOutput.self, reply, what: "account")
+    }
+
+    static func iso8601(ms: UInt64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+}

@@ -1,0 +1,201 @@
+import ArgumentParser
+import Foundation
+import IshtarChain
+import IshtarCrypto
+import IshtarNode
+
+/// `--node` and the optional API token, shared by `ishtar tx` and `ishtar query`.
+struct NodeAPIOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The node's HTTP API.", valueName: "url"))
+    var node = "http://127.0.0.1:26657"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "File whose first line is the API bearer token, for a node that requires one on POST /txs (default: $ISHTAR_API_TOKEN).",
+        valueName: "file"))
+    var tokenFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for the node.", valueName: "s"))
+    var timeout = 10
+
+    func client() throws -> NodeAPIClient {
+        var token = ProcessInfo.processInfo.environment["ISHTAR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        if let tokenFile {
+            guard let data = FileManager.default.contents(atPath: tokenFile) else {
+                throw CLIError.badInput("--token-file: cannot read \(tokenFile)")
+            }
+            let line = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first ?? ""
+            let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !trimmed.isEmpty else { throw CLIError.badInput("--token-file: \(tokenFile) is empty") }
+            token = trimmed
+        }
+        guard timeout > 0 else { throw CLIError.badInput("--timeout: must be positive") }
+        do {
+            return try NodeAPIClient(url: node, bearerToken: token, timeoutSeconds: timeout)
+        } catch {
+            throw CLIError.badInput("--node: \(error)")
+        }
+    }
+}
+
+/// `ishtar tx …`: build, sign and submit transactions to a node.
+struct TxCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tx",
+        abstract: "Build, sign and submit transactions through a node's HTTP API.",
+        subcommands: [Send.self])
+
+    struct Send: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sign a transaction with a key file and submit it (POST /txs).",
+            discussion: """
+                Each --message is TYPE:PAYLOAD_HEX, e.g. accounts/SetLabel:000000026869. \
+                --nonce auto reads the account's committed nonce from the node (0 for a new \
+                account); use an explicit nonce to queue several transactions before a block.
+                Exit codes: 0 accepted into the mempool, 1 refused by check-tx (the result is \
+                printed, the rule is on stderr), 2 bad input or unreachable node.
+                """)
+
+        @OptionGroup var api: NodeAPIOptions
+
+        @Option(name: .long, help: ArgumentHelp("The sender's key file.", valueName: "file"))
+        var keyFile: String
+
+        @OptionGroup var passphrase: KeysCommand.PassphraseOptions
+
+        @Option(name: .long, help: ArgumentHelp("Chain id the transaction is signed for.", valueName: "id"),
+                transform: Parse.chainID)
+        var chainID: String
+
+        @Option(name: .long, help: ArgumentHelp("The sender's nonce, or \"auto\".", valueName: "n|auto"))
+        var nonce: String
+
+        @Option(name: .long, help: ArgumentHelp("A message, TYPE:PAYLOAD_HEX (repeatable, in order).", valueName: "type:hex"))
+        var message: [String] = []
+
+        @OptionGroup var format: OutputOptions
+
+        func validate() throws {
+            guard !message.isEmpty else { throw ValidationError("--message: at least one message is required") }
+            guard nonce == "auto" || UInt64(nonce) != nil else {
+                throw ValidationError("--nonce: expected a non-negative integer or \"auto\", got \"\(nonce)\"")
+            }
+        }
+
+        func run() throws {
+            let messages = try message.map(TxActions.parseMessage)
+            let client = try api.client()
+            let key = try KeysActions.unlock(path: keyFile, passphrase: passphrase.resolve())
+            let n = try UInt64(nonce) ?? TxActions.committedNonce(client: client, account: key.publicKey.rawRepresentation)
+            let output = try TxActions.send(client: client, key: key, chainID: chainID, nonce: n, messages: messages)
+            format.emit(output)
+            if !output.accepted {
+                throw CLIError.verificationFailed("transaction refused: \(output.codespace)/\(output.rule): \(output.log)")
+            }
+        }
+    }
+}
+
+/// The result of `ishtar tx send`.
+public struct TxSendOutput: CommandOutput, Equatable {
+    public var hash: String
+    public var accepted: Bool
+    public var code: UInt32
+    public var codespace: String
+    public var rule: String
+    public var log: String
+    public var sender: String
+    public var nonce: UInt64
+
+    var text: String {
+        var lines = ["hash: \(hash)", "accepted: \(accepted)", "sender: \(sender)", "nonce: \(nonce)"]
+        if !accepted {
+            lines += ["code: \(code)", "codespace: \(codespace)", "rule: \(rule)", "log: \(log)"]
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// What `ishtar tx` does, callable from tests.
+public enum TxActions {
+    /// `TYPE:PAYLOAD_HEX` → a message (the payload may be empty: `TYPE:`).
+    public static func parseMessage(_ text: String) throws -> Message {
+        guard let colon = text.firstIndex(of: ":") else {
+            throw ValidationError("--message: expected TYPE:PAYLOAD_HEX, got \"\(text.prefix(80))\"")
+        }
+        let type = String(text[..<colon])
+        guard !type.isEmpty, type.utf8.count <= Message.maxTypeBytes, type.contains("/") else {
+            throw ValidationError("--message: type must be \"<module>/<Name>\", got \"\(type.prefix(80))\"")
+        }
+        let hex = String(text[text.index(after: colon)...])
+        let payload = hex.isEmpty ? Data() : try Parse.hex(hex, option: "--message payload")
+        return Message(type: type, payload: payload)
+    }
+
+    /// The account's committed nonce from `/modules/accounts/account/<hex>`; 0 when the
+    /// account does not exist yet.
+    public static func committedNonce(client: NodeAPIClient, account: Data) throws -> UInt64 {
+        let reply = try call { () throws(NodeAPIClientError) in try client.get("/modules/accounts/account/\(account.hexString)") }
+        if reply.status == 404, reply.error?.code == "not_found" { return 0 }
+        let object = try decodeOK(AccountOutput.self, reply, what: "account")
+        guard let nonce = UInt64(object.nonce) else { throw CLIError.badInput("node returned a non-numeric nonce \"\(object.nonce)\"") }
+        return nonce
+    }
+
+    /// Signs and submits; returns the check-tx verdict (accepted or refused).
+    public static func send(client: NodeAPIClient, key: Schnorr.PrivateKey, chainID: String, nonce: UInt64,
+                            messages: [Message]) throws -> TxSendOutput {
+        let tx: Transaction
+        do {
+            tx = try Transaction.signed(chainID: chainID, key: key, nonce: nonce, messages: messages,
+                                        auxiliaryRandomness: secureRandom(32))
+        } catch {
+            throw CLIError.badInput("signing failed: \(error)")
+        }
+        let body: Data
+        do {
+            body = try JSONEncoder().encode(APISubmitRequest(tx: tx.encoded.hexString))
+        } catch {
+            throw CLIError.badInput("encoding failed: \(error)")
+        }
+        let reply = try call { () throws(NodeAPIClientError) in try client.post("/txs", body: body) }
+        guard reply.status == 200 || reply.status == 422 else { throw nodeError(reply) }
+        guard let result = try? JSONDecoder().decode(APISubmitResult.self, from: reply.body) else {
+            throw CLIError.badInput("node answered \(reply.status) with an unexpected body")
+        }
+        return TxSendOutput(hash: result.hash, accepted: result.accepted, code: result.code, codespace: result.codespace,
+                            rule: result.rule, log: result.log, sender: tx.sender.hexString, nonce: nonce)
+    }
+
+    /// BIP-340 auxiliary randomness: fresh bytes harden signing against side channels.
+    static func secureRandom(_ count: Int) -> Data {
+        var g = SystemRandomNumberGenerator()
+        return Data((0..<count).map { _ in UInt8.random(in: .min ... .max, using: &g) })
+    }
+
+    /// Runs a client call, mapping transport failures to exit code 2.
+    static func call(_ body: () throws(NodeAPIClientError) -> NodeAPIReply) throws -> NodeAPIReply {
+        do {
+            return try body()
+        } catch {
+            throw CLIError.badInput(error.description)
+        }
+    }
+
+    /// A non-success answer as a CLI error: 404 is a negative answer to a well-formed
+    /// question (exit 1); everything else is bad input or a node problem (exit 2).
+    static func nodeError(_ reply: NodeAPIReply) -> CLIError {
+        let detail = reply.error.map { "\($0.code): \($0.message)" } ?? "HTTP \(reply.status)"
+        if reply.status == 404 { return .verificationFailed(detail) }
+        return .badInput("node answered \(reply.status): \(detail)")
+    }
+
+    /// Decodes a 200 answer, or throws the node's error.
+    static func decodeOK<T: Decodable>(_ type: T.Type, _ reply: NodeAPIReply, what: String) throws -> T {
+        guard reply.status == 200 else { throw nodeError(reply) }
+        do {
+            return try JSONDecoder().decode(T.self, from: reply.body)
+        } catch {
+            throw CLIError.badInput("node returned an unexpected \(what) body: \(error)")
+        }
+    }
+}
