@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
@@ -93,6 +94,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -138,6 +140,10 @@ let package = Package(
             name: "IshtarTestSupport",
             dependencies: [
                 "IshtarBitcoinRPC",
+                "IshtarChain",
+                "IshtarCrypto",
+                "IshtarNode",
+                "IshtarStore",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/IshtarTestSupport",
@@ -171,6 +177,7 @@ let package = Package(
             dependencies: [
                 "IshtarNode", "IshtarChain", "IshtarConsensus", "IshtarCrypto", "IshtarStore", "IshtarTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: strict),
         .testTarget(
@@ -179,7 +186,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "IshtarCLITests",
-            dependencies: ["IshtarCLI", "IshtarKeys", "IshtarCrypto", "ishtar"],
+            dependencies: [
+                "IshtarCLI", "IshtarKeys", "IshtarCrypto", "IshtarChain", "IshtarNode", "IshtarStore", "IshtarTestSupport",
+                "ishtar", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

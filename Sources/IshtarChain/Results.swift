@@ -69,6 +69,15 @@ public struct CheckTxResult: Hashable, Sendable {
     public var sender: Data?
     /// The nonce, if the transaction decoded.
     public var nonce: UInt64?
+
+    /// A result from its parts (a node answers with one when it refuses a transaction before
+    /// check-tx runs, e.g. a full mempool).
+    public init(result: TxResult, hash: Data, sender: Data? = nil, nonce: UInt64? = nil) {
+        self.result = result
+        self.hash = hash
+        self.sender = sender
+        self.nonce = nonce
+    }
 }
 
 /// The outcome of `finalizeBlock` (ABCI `ResponseFinalizeBlock`-shaped).
@@ -206,6 +215,15 @@ public struct QueryResult: Hashable, Sendable {
     public var value: Data
     /// The committed height the answer reflects.
     public var height: UInt64
+
+    /// An answer from its parts (a node answers with one when the query cannot reach the app).
+    public init(code: UInt32, codespace: String, log: String, value: Data, height: UInt64) {
+        self.code = code
+        self.codespace = codespace
+        self.log = log
+        self.value = value
+        self.height = height
+    }
 
     /// Whether the query succeeded.
     public var isOK: Bool { code == 0 }

@@ -5,137 +5,15 @@ import IshtarChain
 import IshtarCrypto
 import IshtarNode
 import IshtarStore
+import IshtarTestSupport
 
-/// Deterministic test key: the secret is a tagged hash of a label.
-func cliTestKey(_ label: String) -> Schnorr.PrivateKey {
-    var seed = Data(label.utf8)
-    while true {
-        let secret = TaggedHash.hash(tag: "api-test", data: seed)
-        if let key = try? Schnorr.PrivateKey(rawRepresentation: secret) { return key }
-        seed = secret
-    }
-}
+/// The CLI tests drive the real `ishtar` binary against the shared real-chain backend.
+typealias CLIChainBackend = ChainTestBackend
 
-/// (A copy of IshtarNodeTests' `ChainBackend`: test targets cannot share it.)
-/// A real `NodeBackend` for API tests: an `IshtarChain.Application` on RocksDB in a temp
-/// directory, a plain mempool, and block production by hand (prepare → finalize → commit),
-/// with one validator and no consensus engine.
-actor CLIChainBackend: NodeBackend {
-    static let chainID = "ishtar-cli-test"
-    static let genesisTime: UInt64 = 1_735_689_600_000
+func cliTestKey(_ label: String) -> Schnorr.PrivateKey { chainTestKey(label) }
 
-    let dir: URL
-    let database: Database
-    let app: Application
-    let validatorKey: Schnorr.PrivateKey
-    private(set) var mempool: [Data] = []
-    var healthy = true
-    /// `CheckTxResult` and `QueryResult` have no public initializer outside IshtarChain;
-    /// the error paths below start from real values and overwrite their public fields.
-    private let checkTemplate: CheckTxResult
-    private let queryTemplate: QueryResult
-
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ishtar-cli-api-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        database = try Database.open(path: dir.appendingPathComponent("db").path,
-                                     options: DatabaseOptions(columnFamilies: Application.columnFamilies))
-        app = try Application(store: database)
-        validatorKey = cliTestKey("validator")
-        let genesis = try Genesis(
-            chainID: Self.chainID, genesisTime: Self.genesisTime,
-            validators: [ChainValidator(publicKey: validatorKey.publicKey.rawRepresentation, power: 10, name: "v0")])
-        try app.initChain(genesis)
-        checkTemplate = try app.checkTx(Data())
-        queryTemplate = try app.query(path: "/none")
-    }
-
-    func setHealthy(_ value: Bool) { healthy = value }
-
-    /// Builds, executes and commits a block of the mempool's transactions.
-    @discardableResult
-    func produceBlock() throws -> FinalizeResult {
-        guard let tip = app.tip, let validators = app.validators else { throw ChainError.notInitialized }
-        let proposer = validatorKey.publicKey.rawRepresentation
-        let time = tip.lastHeight >= tip.initialHeight ? tip.lastBlockTime + 1000 : tip.lastBlockTime
-        let txs = try app.prepareProposal(PrepareProposalRequest(
-            transactions: mempool, maxTxBytes: 1 << 20, height: tip.nextHeight, time: time, proposer: proposer))
-        var lastCommit: CommitInfo?
-        if tip.lastHeight >= tip.initialHeight {
-            // The application is opened without a commit verifier, so this signature is
-            // checked for shape and power only; sign something real anyway.
-            let digest = TaggedHash.hash(tag: "api-test/vote", data: tip.lastBlockHash)
-            let signature = try validatorKey.signature(for: digest, auxiliaryRandomness: Data(count: 32)).rawRepresentation
-            lastCommit = CommitInfo(height: tip.lastHeight, round: 0, blockHash: tip.lastBlockHash,
-                                    signatures: [CommitSignature(address: proposer, signature: signature)])
-        }
-        let block = Block.make(tip: tip, time: time, proposer: proposer, validators: validators,
-                               lastCommit: lastCommit, transactions: txs)
-        let result = try app.finalizeBlock(block)
-        try app.commit()
-        mempool.removeAll { tx in txs.contains(tx) }
-        return result
-    }
-
-    // MARK: NodeBackend
-
-    func status() async -> NodeStatus {
-        let tip = app.tip
-        return NodeStatus(
-            chainID: Self.chainID, nodeID: validatorKey.publicKey.rawRepresentation.hexString,
-            validatorAddress: validatorKey.publicKey.rawRepresentation.hexString, height: tip?.lastHeight ?? 0, round: 0,
-            latestBlockHash: tip?.lastBlockHash.hexString ?? "", latestBlockTime: tip?.lastBlockTime ?? 0,
-            appHash: tip?.lastAppHash.hexString ?? "", peers: 0, mempoolSize: mempool.count, catchingUp: false)
-    }
-
-    func health() async -> NodeHealth {
-        NodeHealth(healthy: healthy, reasons: healthy ? [] : ["consensus is not running"])
-    }
-
-    func block(at height: UInt64) async throws -> Block? { try app.block(at: height) }
-
-    func latestBlock() async throws -> Block? {
-        guard let tip = app.tip, tip.lastHeight >= tip.initialHeight else { return nil }
-        return try app.block(at: tip.lastHeight)
-    }
-
-    func transaction(hash: Data) async throws -> CommittedTransaction? {
-        guard let record = try app.transaction(hash: hash), let block = try app.block(at: record.height),
-              Int(record.index) < block.transactions.count
-        else { return nil }
-        return CommittedTransaction(hash: hash, bytes: block.transactions[Int(record.index)], record: record)
-    }
-
-    func submitTransaction(_ bytes: Data) async -> CheckTxResult {
-        do {
-            let result = try app.checkTx(bytes)
-            if result.result.isOK { mempool.append(bytes) }
-            return result
-        } catch {
-            // A real node would report itself unhealthy; the tests never get here.
-            var result = checkTemplate
-            result.result = TxResult(violation: RuleViolation(codespace: "node", code: 1, rule: "internal", message: "\(error)"))
-            result.hash = Transaction.hash(of: bytes)
-            return result
-        }
-    }
-
-    func query(path: String, data: Data) async -> QueryResult {
-        do {
-            return try app.query(path: path, data: data)
-        } catch {
-            var result = queryTemplate
-            result.code = 1
-            result.codespace = "node"
-            result.log = "\(error)"
-            return result
-        }
-    }
-}
-
-/// A signed `accounts/SetLabel` transaction.
 func cliLabelTx(_ key: Schnorr.PrivateKey, nonce: UInt64, label: String = "hello") throws -> Data {
-    try Transaction.signed(chainID: CLIChainBackend.chainID, key: key, nonce: nonce, messages: [SetLabel(label: label).message]).encoded
+    try chainTestLabelTx(key, nonce: nonce, label: label)
 }
 
 /// A live API server on a free loopback port, over a real chain backend.

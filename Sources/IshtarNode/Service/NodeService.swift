@@ -65,8 +65,6 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private var lastCommitInstant = ContinuousClock.now
     private var halted: String?
     private var running = false
-    private let checkTemplate: CheckTxResult
-    private let queryTemplate: QueryResult
 
     // Metrics (no-ops until a metrics backend is bootstrapped).
     private let heightGauge = Gauge(label: NodeMetricName.height)
@@ -112,8 +110,6 @@ public actor NodeService: NodeBackend, P2PDelegate {
                 throw NodeError.badHome("database belongs to chain \(app.chainID ?? "?"), genesis says \(options.genesis.chainID)")
             }
             try Self.recoverPendingBlock(app: app, db: db, logger: logger)
-            checkTemplate = try app.checkTx(Data())
-            queryTemplate = try app.query(path: "/app/info")
         } catch let e as NodeError {
             throw e
         } catch {
@@ -503,7 +499,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
 
     public func submitTransaction(_ bytes: Data) async -> CheckTxResult {
         let (admission, result) = admit(bytes, gossip: true)
-        var out = result ?? checkTemplate
+        var out = result ?? CheckTxResult(result: .ok(), hash: Transaction.hash(of: bytes))
         out.hash = Transaction.hash(of: bytes)
         switch admission {
         case .added, .replaced, .duplicate:
@@ -518,13 +514,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
 
     public func query(path: String, data: Data) async -> QueryResult {
         do { return try app.query(path: path, data: data) } catch {
-            var r = queryTemplate
-            r.code = 1
-            r.codespace = "node"
-            r.log = "\(error)"
-            r.value = Data()
-            r.height = app.lastHeight ?? 0
-            return r
+            return QueryResult(code: 1, codespace: "node", log: "\(error)", value: Data(), height: app.lastHeight ?? 0)
         }
     }
 
