@@ -9,7 +9,7 @@ struct NodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
         abstract: "Initialize and run an Ishtar validator node.",
-        subcommands: [Init.self, Start.self])
+        subcommands: [Init.self, Start.self, Status.self])
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -141,6 +141,12 @@ func parseJSON(_ r: IshtarProcess.Result) throws -> [String: Any] {
         #expect(account["nonce"] as? String == "2")
         #expect(account["label"] as? String == label)
 
+        let status = try await ishtar(["node", "status", "--node", node.url, "--json"])
+        #expect(status.status == 0, "\(status.stderr)")
+        let s = try parseJSON(status)
+        #expect(s["chain_id"] as? String == CLIChainBackend.chainID)
+        #expect(s["height"] as? Int == 2)
+
         let missingBlock = try await ishtar(["query", "block", "77", "--node", node.url])
         #expect(missingBlock.status == 1)
         #expect(missingBlock.stderr.contains("block_not_found"))
@@ -155,6 +161,7 @@ func parseJSON(_ r: IshtarProcess.Result) throws -> [String: Any] {
         let cases: [([String], String)] = [
             (["query", "block", "--node", dead], "unreachable"),
             (["query", "account", String(repeating: "11", count: 32), "--node", dead], "unreachable"),
+            (["node", "status", "--node", dead], "unreachable"),
             (["query", "block", "--node", "ftp://x"], "--node"),
             (["query", "block", "abc"], "height"),
             (["query", "tx", "1234"], "expected 32 bytes"),
