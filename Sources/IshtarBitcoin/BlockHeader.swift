@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// An 80-byte Bitcoin block header.
@@ -57,7 +58,29 @@ public struct BlockHeader: Hashable, Sendable {
     }
 
     /// The block hash: double-SHA256 of the 80 bytes.
-    public var hash: BlockHash { Hash256(unchecked: BitcoinHash.hash256(serialized)) }
+    ///
+    /// Header sync hashes every header it sees, so this serializes into a fixed stack buffer
+    /// and hashes it in place instead of building intermediate `Data` values.
+    public var hash: BlockHash {
+        var buffer: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &buffer) { raw in
+            raw.storeBytes(of: UInt32(bitPattern: version).littleEndian, toByteOffset: 0, as: UInt32.self)
+            previousBlockHash.rawValue.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: raw[4..<36]).copyMemory(from: $0) }
+            merkleRoot.rawValue.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: raw[36..<68]).copyMemory(from: $0) }
+            raw.storeBytes(of: time.littleEndian, toByteOffset: 68, as: UInt32.self)
+            raw.storeBytes(of: bits.littleEndian, toByteOffset: 72, as: UInt32.self)
+            raw.storeBytes(of: nonce.littleEndian, toByteOffset: 76, as: UInt32.self)
+            var inner = SHA256()
+            inner.update(bufferPointer: UnsafeRawBufferPointer(raw))
+            let second = inner.finalize().withUnsafeBytes { digest in
+                var outer = SHA256()
+                outer.update(bufferPointer: digest)
+                return outer.finalize()
+            }
+            return Hash256(unchecked: second.withUnsafeBytes { Data($0) })
+        }
+    }
 
     /// The target encoded by `bits`, with Bitcoin Core's checks (`DeriveTarget`): not negative,
     /// not overflowing, not zero, and not easier than `powLimit`.
