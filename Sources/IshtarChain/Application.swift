@@ -281,7 +281,8 @@ public final class Application {
     /// at every commit; the node re-checks its remaining mempool then.
     public func checkTx(_ raw: Data) throws(ChainError) -> CheckTxResult {
         let (meta, validators, params) = try ready()
-        let info = BlockInfo(chainID: meta.chainID, height: meta.lastHeight + 1, time: meta.lastBlockTime, proposer: Data())
+        let info = BlockInfo(chainID: meta.chainID, height: meta.lastHeight + 1, time: meta.lastBlockTime, proposer: Data(),
+                             previousBlockHash: meta.lastBlockHash)
         let (result, tx) = try execute(raw, index: 0, isCheck: true, block: info, validators: validators, params: params,
                                        parent: checkState)
         return CheckTxResult(result: result, hash: sha256(raw), sender: tx?.sender, nonce: tx?.nonce)
@@ -295,7 +296,8 @@ public final class Application {
     /// `maxTxBytes` (counted with their 4-byte length prefix).
     public func prepareProposal(_ request: PrepareProposalRequest) throws(ChainError) -> [Data] {
         let (meta, validators, params) = try ready()
-        let info = BlockInfo(chainID: meta.chainID, height: request.height, time: request.time, proposer: request.proposer)
+        let info = BlockInfo(chainID: meta.chainID, height: request.height, time: request.time, proposer: request.proposer,
+                             previousBlockHash: meta.lastBlockHash)
         let scratch = Overlay(base: store, columnFamily: Self.stateColumnFamily)
         var ignored: [Event] = []
         try runHooks(begin: true, block: info, validators: validators, overlay: scratch, events: &ignored)
@@ -390,7 +392,8 @@ public final class Application {
             throw .invalidBlock(error)
         }
         let h = block.header
-        let info = BlockInfo(chainID: h.chainID, height: h.height, time: h.time, proposer: h.proposer)
+        let info = BlockInfo(chainID: h.chainID, height: h.height, time: h.time, proposer: h.proposer,
+                             hash: block.hash, previousBlockHash: h.previousBlockHash)
         let overlay = Overlay(base: store, columnFamily: Self.stateColumnFamily)
         var events: [Event] = []
         try runHooks(begin: true, block: info, validators: validators, overlay: overlay, events: &events)
@@ -405,7 +408,7 @@ public final class Application {
         let changes = overlay.sortedWrites()
         let updated = try updatedCommitments(changes)
         let appHash = Self.appHash(commitments.merging(updated) { $1 })
-        let hash = block.hash
+        let hash = info.hash
         pending = PendingBlock(block: block, blockBytes: block.encoded, hash: hash, results: results, events: events,
                                changes: changes, commitments: updated, appHash: appHash)
         return FinalizeResult(height: h.height, blockHash: hash, txResults: results, events: events, appHash: appHash,
@@ -633,7 +636,8 @@ public final class Application {
             return ok(record.encoded)
         case "modules" where parts.count >= 2:
             guard let module = moduleByName[parts[1]] else { return fail(QueryError.unknownModule(parts[1])) }
-            let info = BlockInfo(chainID: meta.chainID, height: meta.lastHeight, time: meta.lastBlockTime, proposer: Data())
+            let info = BlockInfo(chainID: meta.chainID, height: meta.lastHeight, time: meta.lastBlockTime, proposer: Data(),
+                                 hash: meta.lastBlockHash)
             let ctx = QueryContext(block: info, validators: validators, module: module.name,
                                    overlay: Overlay(base: store, columnFamily: Self.stateColumnFamily), sink: EventSink())
             do throws(ExecutionError) {

@@ -12,13 +12,22 @@ public struct BlockInfo: Hashable, Sendable {
     public var time: UInt64
     /// The proposer's address (empty in `checkTx` and genesis).
     public var proposer: Data
+    /// This block's hash. Known during `finalizeBlock` because the header (which the hash
+    /// covers) is fixed before execution; empty in `checkTx`, proposals, queries and genesis,
+    /// where no block exists yet. Epoch checkpoints use it for the epoch's last block.
+    public var hash: Data
+    /// The previous block's hash (32 zero bytes before the first block).
+    public var previousBlockHash: Data
 
     /// Block facts from their parts.
-    public init(chainID: String, height: UInt64, time: UInt64, proposer: Data) {
+    public init(chainID: String, height: UInt64, time: UInt64, proposer: Data,
+                hash: Data = Data(), previousBlockHash: Data = Data()) {
         self.chainID = chainID
         self.height = height
         self.time = time
         self.proposer = proposer
+        self.hash = hash
+        self.previousBlockHash = previousBlockHash
     }
 }
 
