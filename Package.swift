@@ -130,6 +130,9 @@ let package = Package(
                 "IshtarBitcoin",
                 "IshtarBitcoinRPC",
                 "IshtarStore",
+                "IshtarConsensus",
+                "IshtarChain",
+                "IshtarNode",
                 "CSecp256k1",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -176,6 +179,7 @@ let package = Package(
             name: "IshtarNodeTests",
             dependencies: [
                 "IshtarNode", "IshtarChain", "IshtarConsensus", "IshtarCrypto", "IshtarStore", "IshtarTestSupport",
+                "IshtarBitcoin", "IshtarBitcoinRPC",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
