@@ -1,0 +1,701 @@
+import Foundation
+import IshtarCrypto
+import IshtarStore
+
+/// Module `"finality"`: EOTS public-randomness commitments, finality votes, tallying,
+/// equivocation evidence and liveness (PROTOCOL §4, §6). Register it after `staking`.
+///
+/// **Active set** of (chain c, height h): providers registered for c with power, not jailed,
+/// not slashed, with randomness committed covering h, by power desc then key asc, top
+/// `max_active_finality_providers`. For the control plane the power is the staking module's
+/// table in force at h (so a provider whose delegations went away at h − 1 is absent from
+/// h on; note the table is itself the staking module's top N) and the set is fixed in the
+/// begin-block hook of h — copied from h − 1 when neither the table nor any commitment,
+/// jailing or slashing changed it; for a consumer chain the power is
+/// the providers' current ACTIVE sats and the set is fixed the first time it is needed (its
+/// first vote, or the tally reaching it). Once fixed, a set — and its total power, the tally's
+/// denominator — never changes; a provider slashed later keeps its place in the denominator
+/// but its votes stop counting.
+///
+/// **Votes** are accepted only from members of the height's active set, with the committed
+/// randomness for that height (Merkle proof against the commitment) and a valid EOTS
+/// signature over `BE8(height) ‖ blockHash`. On the control plane the hash must be the block
+/// committed at that height (votes for heights not yet committed are refused); consumer
+/// chains are tallied per block hash. A second vote by the same provider for another hash at
+/// the same height is evidence: both signatures are stored, the provider is slashed at once,
+/// and `finality.equivocation` carries everything needed to extract its key.
+///
+/// **Tally** (end block): per chain, heights in order from the cursor: a height with no
+/// active power is skipped (never finalized, never blocks the next); otherwise it finalizes
+/// when voted power × 3 > active power × 2, or the cursor stops there.
+///
+/// **Liveness** (control plane): at the end of block h, height h − `finality_sig_timeout` is
+/// judged: each member of its active set that did not vote records a miss. The window is
+/// the last `signed_blocks_window` chain heights (heights where the provider was not active
+/// never count as misses); more than `window − round(min_signed × window)` misses jails it for
+/// `jail_duration_ms`. Only misses write state, so signing providers cost no writes.
+///
+/// Cost per vote: a handful of point reads (the provider, the height's vote list, the block hash,
+/// its latest commitment — a binary search over its commitments only if the height is older —,
+/// the active set; membership in the lists is a binary search over raw bytes), one Merkle path, one
+/// BIP-340 verification, and two values rewritten (the height's vote list and tally), so a
+/// block of votes adds only a few keys to the app-hash update.
+///
+/// State (keys under `finality/`): `params`; `first` → BE8 first block height;
+/// `cs/<chain>` → tally cursor; `as/<chain><BE8 h>` → active set; `bh/<BE8 h>` → control-plane
+/// block hash; `prl/<fp><chain>` → BE8 number of commitments ‖ the latest;
+/// `pr/<fp><chain><BE8 seq>` → commitment; `votes/<chain><BE8 h>` → the height's votes (one
+/// sorted list, see ``VoteList``); `tally/<chain><BE8 h><hash>` → BE8 voted power;
+/// `fin/<chain><BE8 h>` → finalized hash; `ev/<fp><chain><BE8 h>` → evidence; `slashed` →
+/// sorted keys of providers slashed for equivocation; `ascache`, `asdirty` → whether the
+/// previous control-plane active set can be reused; `si/<fp>` → signing info (its misses
+/// still in the window). `<chain>` is `u8 length ‖ UTF-8`.
+///
+/// Limits, by choice: a consumer chain's tally starts at its first accepted commitment's
+/// start height, and later commitments must start within `max_pub_rand_start_offset` of its
+/// cursor; a height with active power that never gets enough votes stops that chain's
+/// finality (as in Babylon); on the control plane a vote for another hash than the committed
+/// block is refused unless the provider already voted the committed one (then it is evidence).
+public struct FinalityModule: Module {
+    /// `"finality"`.
+    public static let moduleName = "finality"
+    /// Most heights one end-block hook walks per chain (bounds the work of skipping heights
+    /// without active power).
+    static let maxTallySteps = 1000
+
+    /// The module.
+    public init() {}
+
+    /// `"finality"`.
+    public var name: String { Self.moduleName }
+    /// The three message types.
+    public var messageTypes: [String] { [CommitPubRand.type, AddFinalitySig.type, UnjailFinalityProvider.type] }
+
+    // MARK: - Keys
+
+    static let paramsKey = Data("params".utf8)
+    static let firstHeightKey = Data("first".utf8)
+    static let slashedKey = Data("slashed".utf8)
+    /// `u64 validUntil ‖ tableDigest(32)` of the last computed control-plane active set.
+    static let activeSetCacheKey = Data("ascache".utf8)
+    /// Set when a commitment, jailing, unjailing or slashing may change the next active set.
+    static let activeSetDirtyKey = Data("asdirty".utf8)
+    static let marker = Data([1])
+
+    static func be8(_ v: UInt64) -> Data { Data(bigEndian8: v) }
+    static func readBE8(_ d: some DataProtocol) -> UInt64 { d.prefix(8).reduce(0) { $0 << 8 | UInt64($1) } }
+    static func chainKey(_ chain: String) -> Data {
+        let bytes = Data(chain.utf8)
+        return Data([UInt8(truncatingIfNeeded: bytes.count)]) + bytes
+    }
+
+    static let chainStatePrefix = Data("cs/".utf8)
+    static func chainStateKey(_ c: String) -> Data { chainStatePrefix + chainKey(c) }
+    static func activeSetKey(_ c: String, _ h: UInt64) -> Data { Data("as/".utf8) + chainKey(c) + be8(h) }
+    static func blockHashKey(_ h: UInt64) -> Data { Data("bh/".utf8) + be8(h) }
+    static func latestCommitKey(_ fp: Data, _ c: String) -> Data { Data("prl/".utf8) + fp + chainKey(c) }
+    static func commitPrefix(_ fp: Data, _ c: String) -> Data { Data("pr/".utf8) + fp + chainKey(c) }
+    static func commitKey(_ fp: Data, _ c: String, _ seq: UInt64) -> Data { commitPrefix(fp, c) + be8(seq) }
+    static func votesKey(_ c: String, _ h: UInt64) -> Data { Data("votes/".utf8) + chainKey(c) + be8(h) }
+    static func tallyPrefix(_ c: String, _ h: UInt64) -> Data { Data("tally/".utf8) + chainKey(c) + be8(h) }
+    static func tallyKey(_ c: String, _ h: UInt64, _ hash: Data) -> Data { tallyPrefix(c, h) + hash }
+    static func finalizedKey(_ c: String, _ h: UInt64) -> Data { Data("fin/".utf8) + chainKey(c) + be8(h) }
+    static let evidencePrefix = Data("ev/".utf8)
+    static func evidenceKey(_ fp: Data, _ c: String, _ h: UInt64) -> Data { evidencePrefix + fp + chainKey(c) + be8(h) }
+    static func signingInfoKey(_ fp: Data) -> Data { Data("si/".utf8) + fp }
+
+    // MARK: - Reading state (public API)
+
+    /// The parameters.
+    public static func parameters(in store: ModuleStore) throws(ExecutionError) -> FinalityParams {
+        guard let p = try store.read(FinalityParams.self, at: paramsKey) else { throw .rule(FinalityModuleError.notConfigured) }
+        return p
+    }
+
+    /// The last finalized height of `chainID`, if any.
+    public static func lastFinalizedHeight(chainID: String, in store: ModuleStore) throws(ExecutionError) -> UInt64? {
+        try chainState(chainID, store)?.lastFinalized
+    }
+
+    /// The finalized block hash at `height` of `chainID`, if that height is finalized.
+    public static func finalizedBlockHash(chainID: String, height: UInt64, in store: ModuleStore) throws(ExecutionError) -> Data? {
+        try store.get(finalizedKey(chainID, height))
+    }
+
+    /// Every equivocation evidence of `fpKey`, by chain then height.
+    public static func evidence(of fpKey: Data, in store: ModuleStore) throws(ExecutionError) -> [EquivocationEvidence] {
+        try decodeAll(EquivocationEvidence.self, store.scan(prefix: evidencePrefix + fpKey), "evidence")
+    }
+
+    /// The provider's commitments for `chainID`, ascending.
+    public static func commitments(of fpKey: Data, chainID: String, in store: ModuleStore) throws(ExecutionError) -> [PubRandCommitment] {
+        try decodeAll(PubRandCommitment.self, store.scan(prefix: commitPrefix(fpKey, chainID)), "commitment")
+    }
+
+    /// The active set of (chain, height), if it has been fixed.
+    public static func activeSet(chainID: String, height: UInt64, in store: ModuleStore) throws(ExecutionError) -> ActiveSet? {
+        guard let raw = try store.get(activeSetKey(chainID, height)) else { return nil }
+        do { return try ActiveSet(stored: raw) } catch { throw .fatal(.corruptState("finality/as: \(error)")) }
+    }
+
+    static func decodeAll<T: BinaryCodable>(_ type: T.Type, _ rows: [KeyValue], _ what: String) throws(ExecutionError) -> [T] {
+        var out: [T] = []
+        for row in rows {
+            do { out.append(try T(decoding: row.value)) } catch { throw .fatal(.corruptState("finality \(what): \(error)")) }
+        }
+        return out
+    }
+
+    static func chainState(_ c: String, _ store: ModuleStore) throws(ExecutionError) -> ChainTallyState? {
+        try store.read(ChainTallyState.self, at: chainStateKey(c))
+    }
+
+    static func u64(_ store: ModuleStore, _ key: Data) throws(ExecutionError) -> UInt64? {
+        guard let raw = try store.get(key) else { return nil }
+        guard raw.count == 8 else { throw .fatal(.corruptState("finality/\(key.hexString): expected 8 bytes")) }
+        return readBE8(raw)
+    }
+
+    /// The latest commitment of (fp, chain) and how many there are: one read (it is kept
+    /// under its own key as `u64 count ‖ commitment` besides the numbered history).
+    static func latestCommitment(_ fp: Data, _ c: String, _ store: ModuleStore) throws(ExecutionError) -> (PubRandCommitment, UInt64)? {
+        guard let raw = try store.get(latestCommitKey(fp, c)) else { return nil }
+        var r = BinaryReader(raw)
+        do {
+            let n = try r.u64("commitment count")
+            let latest = try PubRandCommitment(from: &r)
+            try r.finish()
+            return (latest, n)
+        } catch {
+            throw .fatal(.corruptState("finality/prl/\(fp.hexString): \(error)"))
+        }
+    }
+
+    /// The commitment of (fp, chain) covering `height`: the latest one first (where nearly
+    /// every vote lands), else a binary search over the earlier ones (their ranges ascend and
+    /// never overlap). O(log commitments) reads.
+    static func commitment(_ fp: Data, _ c: String, covering height: UInt64, _ store: ModuleStore) throws(ExecutionError) -> PubRandCommitment? {
+        guard let (latest, n) = try latestCommitment(fp, c, store) else { return nil }
+        return try commitment(fp, c, covering: height, latest: latest, count: n, store)
+    }
+
+    static func commitment(_ fp: Data, _ c: String, covering height: UInt64, latest: PubRandCommitment, count n: UInt64,
+                           _ store: ModuleStore) throws(ExecutionError) -> PubRandCommitment? {
+        if latest.covers(height) { return latest }
+        guard height < latest.startHeight else { return nil }
+        var lower: UInt64 = 0
+        var upper: UInt64 = n - 1
+        var found: PubRandCommitment?
+        while lower < upper {
+            let mid = lower + (upper - lower) / 2
+            guard let c = try store.read(PubRandCommitment.self, at: commitKey(fp, c, mid)) else {
+                throw .fatal(.corruptState("finality: commitment \(mid) of \(fp.hexString) missing"))
+            }
+            if c.startHeight <= height {
+                found = c
+                lower = mid + 1
+            } else {
+                upper = mid
+            }
+        }
+        guard let found, found.covers(height) else { return nil }
+        return found
+    }
+
+    /// The votes of (chain, height).
+    static func votes(_ c: String, _ h: UInt64, _ store: ModuleStore) throws(ExecutionError) -> VoteList {
+        guard let raw = try store.get(votesKey(c, h)) else { return VoteList() }
+        do { return try VoteList(stored: raw) } catch { throw .fatal(.corruptState("finality/votes: \(error)")) }
+    }
+
+    /// The start of the first commitment of (fp, chain) starting after `height`, given that
+    /// the latest one does. O(log commitments) reads.
+    static func firstCommitmentStart(_ fp: Data, _ c: String, after height: UInt64, latest: PubRandCommitment, count n: UInt64,
+                                     _ store: ModuleStore) throws(ExecutionError) -> UInt64 {
+        var lower: UInt64 = 0
+        var upper: UInt64 = n - 1
+        var start = latest.startHeight
+        while lower < upper {
+            let mid = lower + (upper - lower) / 2
+            guard let commitment = try store.read(PubRandCommitment.self, at: commitKey(fp, c, mid)) else {
+                throw .fatal(.corruptState("finality: commitment \(mid) of \(fp.hexString) missing"))
+            }
+            if commitment.startHeight > height {
+                start = commitment.startHeight
+                upper = mid
+            } else {
+                lower = mid + 1
+            }
+        }
+        return start
+    }
+
+    static func slashedKeys(_ store: ModuleStore) throws(ExecutionError) -> [Data] {
+        guard let raw = try store.get(slashedKey) else { return [] }
+        guard raw.count % 32 == 0 else { throw .fatal(.corruptState("finality/slashed: length \(raw.count)")) }
+        return stride(from: 0, to: raw.count, by: 32).map { Data(raw[raw.startIndex + $0..<raw.startIndex + $0 + 32]) }
+    }
+
+    /// Whether `voted × 3 > total × 2`, without overflow.
+    static func exceedsTwoThirds(voted: UInt64, total: UInt64) -> Bool {
+        let lhs = voted.multipliedFullWidth(by: 3)
+        let rhs = total.multipliedFullWidth(by: 2)
+        return lhs.high != rhs.high ? lhs.high > rhs.high : lhs.low > rhs.low
+    }
+
+    // MARK: - Active sets
+
+    /// The active set of (chain, height), fixing it now if it was not yet (see the type's doc).
+    static func activeSetFixing(_ c: String, _ h: UInt64, controlPlane: Bool, _ context: ExecutionContext,
+                                _ params: FinalityParams) throws(ExecutionError) -> ActiveSet {
+        let store = context.store
+        if let set = try activeSet(chainID: c, height: h, in: store) { return set }
+        // The control plane's sets are fixed at their block; a height without one predates
+        // this module's first block.
+        if controlPlane { return ActiveSet(entries: []) }
+        let set = try computeActiveSet(c, h, controlPlane: false, context, params).set
+        store.set(activeSetKey(c, h), set.stored)
+        return set
+    }
+
+    /// Computes the active set of (chain, height) and the last height up to which it stays
+    /// the same as long as the power table does and no commitment, jailing, unjailing or
+    /// slashing happens (members' commitments end; a table provider's later commitment starts).
+    static func computeActiveSet(_ c: String, _ h: UInt64, controlPlane: Bool, _ context: ExecutionContext,
+                                 _ params: FinalityParams,
+                                 table: [VotingPowerEntry]? = nil) throws(ExecutionError) -> (set: ActiveSet, validUntil: UInt64) {
+        let staking = context.store(of: StakingModule.moduleName)
+        let store = context.store
+        var candidates: [VotingPowerEntry] = []
+        if controlPlane {
+            if let table { candidates = table } else { candidates = try StakingModule.votingPowerEntries(height: h, in: staking) }
+        } else {
+            for fp in try StakingModule.finalityProviders(in: staking)
+            where fp.consumerChainID == c && fp.slashedHeight == nil && !fp.jailed && fp.activeSats > 0 {
+                candidates.append(VotingPowerEntry(fpKey: fp.btcKey, power: fp.activeSats))
+            }
+            candidates.sort { $0.power != $1.power ? $0.power > $1.power : $0.fpKey.lexicographicallyPrecedes($1.fpKey) }
+        }
+        var members: [VotingPowerEntry] = []
+        var validUntil = UInt64.max
+        for e in candidates {
+            guard members.count < Int(params.maxActiveFinalityProviders) else { break }
+            if controlPlane {
+                // The table was written before the previous block's end-block jailing; re-check.
+                guard let fp = try StakingModule.finalityProvider(key: e.fpKey, in: staking),
+                      fp.slashedHeight == nil, !fp.jailed else { continue }
+            }
+            guard let (latest, n) = try latestCommitment(e.fpKey, c, store) else { continue }
+            if let covering = try commitment(e.fpKey, c, covering: h, latest: latest, count: n, store) {
+                members.append(e)
+                validUntil = min(validUntil, covering.endHeight)
+            } else if latest.startHeight > h {
+                // It joins when its first commitment after h starts (not necessarily the latest).
+                let next = try firstCommitmentStart(e.fpKey, c, after: h, latest: latest, count: n, store)
+                validUntil = min(validUntil, next - 1)
+            }
+        }
+        return (ActiveSet(entries: members), validUntil)
+    }
+
+    /// SHA-256 over the table's `key ‖ BE8(power)` entries: what the active-set cache keys on.
+    static func tableDigest(_ table: [VotingPowerEntry]) -> Data {
+        var w = BinaryWriter()
+        for e in table {
+            w.fixed(e.fpKey)
+            w.u64(e.power)
+        }
+        return EOTS.messageDigest(w.data)
+    }
+
+    // MARK: - Genesis
+
+    /// Validates `modules.finality` (see ``FinalityParams``) and starts the control plane's tally.
+    public func initGenesis(_ context: GenesisContext) throws(ExecutionError) {
+        var genesis = FinalityGenesis()
+        if let raw = context.params {
+            do {
+                if let object = try JSONSerialization.jsonObject(with: raw) as? [String: Any] {
+                    let allowed = Set(FinalityGenesis.CodingKeys.allCases.map(\.rawValue))
+                    if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
+                        throw ExecutionError.rule(ParamsError.malformed(module: name, reason: "unknown field \(unknown)"))
+                    }
+                }
+                genesis = try JSONDecoder().decode(FinalityGenesis.self, from: raw)
+            } catch let e as ExecutionError {
+                throw e
+            } catch {
+                throw .rule(ParamsError.malformed(module: name, reason: "\(error)"))
+            }
+        }
+        let params = try genesis.validated(module: name)
+        let first = context.block.height + 1
+        context.store.write(params, at: Self.paramsKey)
+        context.store.set(Self.firstHeightKey, Self.be8(first))
+        context.store.write(ChainTallyState(next: first), at: Self.chainStateKey(context.block.chainID))
+    }
+
+    // MARK: - Messages
+
+    static func decode<T: BinaryCodable>(_ type: T.Type, _ message: Message) throws(ExecutionError) -> T {
+        do {
+            return try T(decoding: message.payload)
+        } catch {
+            throw .rule(FinalityModuleError.malformedMessage(type: message.type, error))
+        }
+    }
+
+    /// Stateless checks: canonical payloads (fixed-size keys, hashes and signatures, chain id
+    /// 1…64 bytes, proof depth ≤ 64). Keys are checked against the registered provider.
+    public func validateMessage(_ message: Message, sender: Data) throws(ExecutionError) {
+        switch message.type {
+        case CommitPubRand.type: _ = try Self.decode(CommitPubRand.self, message)
+        case AddFinalitySig.type: _ = try Self.decode(AddFinalitySig.self, message)
+        case UnjailFinalityProvider.type: _ = try Self.decode(UnjailFinalityProvider.self, message)
+        default: throw .rule(FinalityModuleError.unknownMessage(message.type))
+        }
+    }
+
+    /// Executes one message: every check first, then the writes.
+    public func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError) {
+        switch message.type {
+        case CommitPubRand.type: try commitPubRand(Self.decode(CommitPubRand.self, message), context)
+        case AddFinalitySig.type: try addFinalitySig(Self.decode(AddFinalitySig.self, message), context)
+        case UnjailFinalityProvider.type: try unjail(Self.decode(UnjailFinalityProvider.self, message), context)
+        default: throw .rule(FinalityModuleError.unknownMessage(message.type))
+        }
+    }
+
+    /// The registered provider for `key` serving `chainID`.
+    static func provider(_ key: Data, chainID: String, _ context: ExecutionContext) throws(ExecutionError) -> FinalityProvider {
+        guard let fp = try StakingModule.finalityProvider(key: key, in: context.store(of: StakingModule.moduleName)) else {
+            throw .rule(FinalityModuleError.unknownFinalityProvider(key))
+        }
+        guard fp.consumerChainID == chainID else {
+            throw .rule(FinalityModuleError.wrongChain(key: key, registered: fp.consumerChainID, requested: chainID))
+        }
+        return fp
+    }
+
+    func commitPubRand(_ m: CommitPubRand, _ context: TxContext) throws(ExecutionError) {
+        let store = context.store
+        let params = try Self.parameters(in: store)
+        let fp = try Self.provider(m.fpKey, chainID: m.chainID, context)
+        guard fp.slashedHeight == nil else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
+        guard m.count >= params.minPubRand else {
+            throw .rule(FinalityModuleError.tooFewPublicRandomness(count: m.count, minimum: params.minPubRand))
+        }
+        guard !m.startHeight.addingReportingOverflow(m.count - 1).overflow else {
+            throw .rule(FinalityModuleError.commitmentRangeOverflow(start: m.startHeight, count: m.count))
+        }
+        let state = try Self.chainState(m.chainID, store)
+        // Bounded ahead of what the chain knows: the current height on the control plane, the
+        // tally cursor on a consumer chain (its first commitment sets that cursor).
+        let reference: UInt64? = m.chainID == context.block.chainID ? context.block.height : state?.next
+        if let reference {
+            let (limit, overflow) = reference.addingReportingOverflow(params.maxPubRandStartOffset)
+            if !overflow, m.startHeight > limit {
+                throw .rule(FinalityModuleError.startHeightTooFarAhead(start: m.startHeight, limit: limit))
+            }
+        }
+        let latest = try Self.latestCommitment(m.fpKey, m.chainID, store)
+        if let (previous, _) = latest, m.startHeight <= previous.endHeight {
+            throw .rule(FinalityModuleError.overlappingCommitment(start: m.startHeight, previousEnd: previous.endHeight))
+        }
+        guard let key = try? Schnorr.PublicKey(rawRepresentation: m.fpKey),
+              let signature = try? Schnorr.Signature(rawRepresentation: m.signature),
+              key.isValidSignature(signature, for: CommitPubRand.signedDigest(startHeight: m.startHeight, count: m.count,
+                                                                               root: m.root)) else {
+            throw .rule(FinalityModuleError.invalidCommitmentSignature)
+        }
+
+        let seq = latest?.1 ?? 0
+        let commitment = PubRandCommitment(startHeight: m.startHeight, count: m.count, root: m.root,
+                                           committedAt: context.block.height)
+        store.write(commitment, at: Self.commitKey(m.fpKey, m.chainID, seq))
+        var latestRecord = BinaryWriter()
+        latestRecord.u64(seq + 1)
+        commitment.encode(to: &latestRecord)
+        store.set(Self.latestCommitKey(m.fpKey, m.chainID), latestRecord.data)
+        if state == nil { store.write(ChainTallyState(next: m.startHeight), at: Self.chainStateKey(m.chainID)) }
+        if m.chainID == context.block.chainID { store.set(Self.activeSetDirtyKey, Self.marker) }
+        context.emit(Event(type: "finality.pub_rand_committed", attributes: [
+            EventAttribute("fp_btc_pk", m.fpKey.hexString), EventAttribute("chain_id", m.chainID),
+            EventAttribute("start_height", String(m.startHeight)), EventAttribute("count", String(m.count)),
+            EventAttribute("root", m.root.hexString),
+        ]))
+    }
+
+    /// The control plane's block hash at `height`, if committed: the stored record, or for the
+    /// last committed block (whose record the current block's begin hook writes, and which
+    /// `checkTx` has not run) the current block's previous hash.
+    static func controlPlaneBlockHash(_ height: UInt64, _ context: ExecutionContext) throws(ExecutionError) -> Data? {
+        guard height < context.block.height else { return nil }
+        // The common case needs no read. Before the first block the previous hash is zeros.
+        if height + 1 == context.block.height {
+            let previous = context.block.previousBlockHash
+            return previous.count == 32 && previous.contains(where: { $0 != 0 }) ? previous : nil
+        }
+        return try context.store.get(blockHashKey(height))
+    }
+
+    /// Checks the randomness proof and the EOTS signature of a vote against `commitment`.
+    static func verifyVote(_ m: AddFinalitySig, _ commitment: PubRandCommitment) throws(ExecutionError) {
+        guard m.proof.index == m.height - commitment.startHeight, m.proof.total == commitment.count else {
+            throw .rule(FinalityModuleError.invalidInclusionProof(
+                "index \(m.proof.index)/total \(m.proof.total) must be \(m.height - commitment.startHeight)/\(commitment.count)"))
+        }
+        guard m.proof.verify(leaf: m.publicRandomness, root: commitment.root) else {
+            throw .rule(FinalityModuleError.invalidInclusionProof("does not lead to the committed root"))
+        }
+        // EOTS verification is BIP-340 verification of (R.x, s) over SHA256(message)
+        // (PROTOCOL §4, `EOTS.isValid`); building the signature directly skips lifting R.
+        guard let key = try? Schnorr.PublicKey(rawRepresentation: m.fpKey) else {
+            throw .rule(FinalityModuleError.invalidKey(field: "fp key"))
+        }
+        guard let signature = try? Schnorr.Signature(rawRepresentation: m.publicRandomness + m.signature),
+              let digest = try? voteDigest(height: m.height, blockHash: m.blockHash),
+              key.isValidSignature(signature, for: digest) else {
+            throw .rule(FinalityModuleError.invalidFinalitySignature)
+        }
+    }
+
+    func addFinalitySig(_ m: AddFinalitySig, _ context: TxContext) throws(ExecutionError) {
+        let store = context.store
+        let fp = try Self.provider(m.fpKey, chainID: m.chainID, context)
+        let controlPlane = m.chainID == context.block.chainID
+        var votes = try Self.votes(m.chainID, m.height, store)
+        let (index, found) = votes.search(m.fpKey)
+        if found {
+            let previous = votes.vote(at: index)
+            guard previous.blockHash != m.blockHash else {
+                throw .rule(FinalityModuleError.duplicateVote(key: m.fpKey, height: m.height))
+            }
+            try equivocation(m, previous: previous, fp: fp, context)
+            return
+        }
+        guard fp.slashedHeight == nil else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
+        guard !fp.jailed else { throw .rule(FinalityModuleError.finalityProviderJailed(m.fpKey)) }
+        if controlPlane {
+            guard let canonical = try Self.controlPlaneBlockHash(m.height, context) else {
+                throw .rule(FinalityModuleError.blockNotCommitted(height: m.height))
+            }
+            guard canonical == m.blockHash else {
+                throw .rule(FinalityModuleError.blockHashMismatch(height: m.height, expected: canonical, actual: m.blockHash))
+            }
+        }
+        guard let commitment = try Self.commitment(m.fpKey, m.chainID, covering: m.height, store) else {
+            throw .rule(FinalityModuleError.noRandomnessCommitted(key: m.fpKey, height: m.height))
+        }
+        let set: ActiveSet
+        if let fixed = try Self.activeSet(chainID: m.chainID, height: m.height, in: store) {
+            set = fixed
+        } else {
+            set = try Self.activeSetFixing(m.chainID, m.height, controlPlane: controlPlane, context, Self.parameters(in: store))
+        }
+        guard let power = set.power(of: m.fpKey) else {
+            throw .rule(FinalityModuleError.finalityProviderNotActive(key: m.fpKey, height: m.height))
+        }
+        try Self.verifyVote(m, commitment)
+
+        votes.insert(key: m.fpKey, StoredVote(blockHash: m.blockHash, publicRandomness: m.publicRandomness, signature: m.signature),
+                     at: index)
+        store.set(Self.votesKey(m.chainID, m.height), votes.stored)
+        let tallyKey = Self.tallyKey(m.chainID, m.height, m.blockHash)
+        let voted = try Self.u64(store, tallyKey) ?? 0
+        store.set(tallyKey, Self.be8(voted &+ power))
+        if !controlPlane, var state = try Self.chainState(m.chainID, store), m.height > state.maxVoted {
+            state.maxVoted = m.height
+            store.write(state, at: Self.chainStateKey(m.chainID))
+        }
+        context.emit(Event(type: "finality.vote_added", attributes: [
+            EventAttribute("fp_btc_pk", m.fpKey.hexString), EventAttribute("chain_id", m.chainID),
+            EventAttribute("height", String(m.height)), EventAttribute("block_hash", m.blockHash.hexString),
+        ]))
+    }
+
+    /// A second vote for another hash at a height where the provider already voted: verified
+    /// like any vote, then stored as evidence; the provider is slashed at once (its power
+    /// leaves the next table; its votes stop counting in every tally not yet finalized).
+    func equivocation(_ m: AddFinalitySig, previous: StoredVote, fp: FinalityProvider, _ context: TxContext) throws(ExecutionError) {
+        let store = context.store
+        guard fp.slashedHeight == nil else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
+        guard let commitment = try Self.commitment(m.fpKey, m.chainID, covering: m.height, store) else {
+            throw .fatal(.corruptState("finality: vote of \(m.fpKey.hexString) at \(m.height) without its commitment"))
+        }
+        try Self.verifyVote(m, commitment)
+
+        let evidence = EquivocationEvidence(
+            fpKey: m.fpKey, chainID: m.chainID, height: m.height, publicRandomness: previous.publicRandomness,
+            blockHash1: previous.blockHash, signature1: previous.signature, blockHash2: m.blockHash, signature2: m.signature,
+            recordedAt: context.block.height)
+        store.write(evidence, at: Self.evidenceKey(m.fpKey, m.chainID, m.height))
+        var slashed = try Self.slashedKeys(store)
+        if !slashed.contains(m.fpKey) {
+            slashed.append(m.fpKey)
+            slashed.sort { $0.lexicographicallyPrecedes($1) }
+            store.set(Self.slashedKey, slashed.reduce(Data(), +))
+        }
+        try StakingModule.slashFinalityProvider(key: m.fpKey, in: context)
+        store.set(Self.activeSetDirtyKey, Self.marker)
+        context.emit(Event(type: "finality.equivocation", attributes: [
+            EventAttribute("fp_btc_pk", m.fpKey.hexString), EventAttribute("chain_id", m.chainID),
+            EventAttribute("height", String(m.height)), EventAttribute("public_randomness", previous.publicRandomness.hexString),
+            EventAttribute("block_hash_1", previous.blockHash.hexString), EventAttribute("signature_1", previous.signature.hexString),
+            EventAttribute("block_hash_2", m.blockHash.hexString), EventAttribute("signature_2", m.signature.hexString),
+        ]))
+    }
+
+    func unjail(_ m: UnjailFinalityProvider, _ context: TxContext) throws(ExecutionError) {
+        let staking = context.store(of: StakingModule.moduleName)
+        guard let fp = try StakingModule.finalityProvider(key: m.fpKey, in: staking) else {
+            throw .rule(FinalityModuleError.unknownFinalityProvider(m.fpKey))
+        }
+        guard fp.owner == context.sender else {
+            throw .rule(FinalityModuleError.notFinalityProviderOwner(key: m.fpKey, sender: context.sender))
+        }
+        guard fp.slashedHeight == nil else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
+        guard fp.jailed else { throw .rule(FinalityModuleError.finalityProviderNotJailed(m.fpKey)) }
+        let info = try context.store.read(SigningInfo.self, at: Self.signingInfoKey(m.fpKey)) ?? SigningInfo()
+        guard context.block.time >= info.jailedUntil else {
+            throw .rule(FinalityModuleError.jailNotExpired(key: m.fpKey, until: info.jailedUntil, now: context.block.time))
+        }
+        context.emit(try StakingModule.unjailFinalityProvider(key: m.fpKey, in: staking))
+        context.store.set(Self.activeSetDirtyKey, Self.marker)
+        context.emit(Event(type: "finality.fp_unjailed", attributes: [EventAttribute("fp_btc_pk", m.fpKey.hexString)]))
+    }
+
+    // MARK: - Block hooks
+
+    /// Records the previous block's hash and fixes this height's control-plane active set.
+    public func beginBlock(_ context: BlockContext) throws(ExecutionError) {
+        let store = context.store
+        guard let params = try store.read(FinalityParams.self, at: Self.paramsKey),
+              let first = try Self.u64(store, Self.firstHeightKey) else { return }
+        let h = context.block.height
+        if h > first, context.block.previousBlockHash.count == 32 {
+            store.set(Self.blockHashKey(h - 1), context.block.previousBlockHash)
+        }
+        // Consecutive heights nearly always have the same set: reuse the previous one unless
+        // the power table changed, something marked the set dirty, or a commitment boundary
+        // was reached (see computeActiveSet), instead of re-reading every provider.
+        let c = context.block.chainID
+        let table = try StakingModule.votingPowerEntries(height: h, in: context.store(of: StakingModule.moduleName))
+        let digest = Self.tableDigest(table)
+        if let cache = try store.get(Self.activeSetCacheKey), cache.count == 40, Data(cache.suffix(32)) == digest,
+           h <= Self.readBE8(cache), try store.get(Self.activeSetDirtyKey) == nil, h > first,
+           let previous = try store.get(Self.activeSetKey(c, h - 1)) {
+            store.set(Self.activeSetKey(c, h), previous)
+            return
+        }
+        let (set, validUntil) = try Self.computeActiveSet(c, h, controlPlane: true, context, params, table: table)
+        store.set(Self.activeSetKey(c, h), set.stored)
+        store.set(Self.activeSetCacheKey, Self.be8(validUntil) + digest)
+        store.delete(Self.activeSetDirtyKey)
+    }
+
+    /// Tallies every chain, then judges the liveness of height h − timeout.
+    public func endBlock(_ context: BlockContext) throws(ExecutionError) {
+        let store = context.store
+        guard let params = try store.read(FinalityParams.self, at: Self.paramsKey) else { return }
+        for row in try store.scan(prefix: Self.chainStatePrefix) {
+            let raw = row.key.dropFirst(Self.chainStatePrefix.count + 1)
+            let chain = String(decoding: raw, as: UTF8.self)
+            let state: ChainTallyState
+            do { state = try ChainTallyState(decoding: row.value) } catch { throw .fatal(.corruptState("finality/cs: \(error)")) }
+            try tally(chain, state, context, params)
+        }
+        try judgeLiveness(context, params)
+    }
+
+    func tally(_ c: String, _ initial: ChainTallyState, _ context: BlockContext, _ params: FinalityParams) throws(ExecutionError) {
+        let store = context.store
+        let controlPlane = c == context.block.chainID
+        // The control plane's blocks up to h − 1 are committed; a consumer's up to its highest vote.
+        let limit: UInt64 = controlPlane ? (context.block.height > 0 ? context.block.height - 1 : 0) : initial.maxVoted
+        var state = initial
+        var steps = 0
+        var slashed: [Data]?
+        while state.next <= limit, steps < Self.maxTallySteps {
+            steps += 1
+            let h = state.next
+            let set = try Self.activeSetFixing(c, h, controlPlane: controlPlane, context, params)
+            if set.totalPower == 0 {
+                state.next = h + 1
+                continue
+            }
+            var candidates: [(hash: Data, voted: UInt64)] = []
+            if controlPlane {
+                if let hash = try store.get(Self.blockHashKey(h)), let voted = try Self.u64(store, Self.tallyKey(c, h, hash)) {
+                    candidates.append((hash, voted))
+                }
+            } else {
+                let prefix = Self.tallyPrefix(c, h)
+                for row in try store.scan(prefix: prefix) {
+                    candidates.append((Data(row.key.dropFirst(prefix.count)), Self.readBE8(row.value)))
+                }
+            }
+            var winner: Data?
+            for candidate in candidates where Self.exceedsTwoThirds(voted: candidate.voted, total: set.totalPower) {
+                // The running tally is an upper bound; remove votes of providers slashed since.
+                let keys: [Data]
+                if let slashed { keys = slashed } else { keys = try Self.slashedKeys(store) }
+                slashed = keys
+                var voted = candidate.voted
+                let votes = try Self.votes(c, h, store)
+                for key in keys {
+                    guard let vote = votes.vote(of: key), vote.blockHash == candidate.hash, let power = set.power(of: key) else { continue }
+                    voted -= min(power, voted)
+                }
+                if Self.exceedsTwoThirds(voted: voted, total: set.totalPower) {
+                    winner = candidate.hash
+                    break
+                }
+            }
+            guard let winner else { break }
+            store.set(Self.finalizedKey(c, h), winner)
+            state.lastFinalized = h
+            state.next = h + 1
+            context.emit(Event(type: "finality.block_finalized", attributes: [
+                EventAttribute("chain_id", c), EventAttribute("height", String(h)), EventAttribute("block_hash", winner.hexString),
+            ]))
+        }
+        if state != initial { store.write(state, at: Self.chainStateKey(c)) }
+    }
+
+    /// Liveness of the control plane's height h − timeout: one read of the height's votes; a
+    /// member that did not vote has the miss added to its signing info (which keeps only the
+    /// misses still in the window) and is jailed when they exceed the limit.
+    func judgeLiveness(_ context: BlockContext, _ params: FinalityParams) throws(ExecutionError) {
+        let store = context.store
+        let c = context.block.chainID
+        guard let first = try Self.u64(store, Self.firstHeightKey), params.finalitySigTimeout >= 1,
+              context.block.height >= first + params.finalitySigTimeout else { return }
+        let judged = context.block.height - params.finalitySigTimeout
+        guard let set = try Self.activeSet(chainID: c, height: judged, in: store) else { return }
+        let staking = context.store(of: StakingModule.moduleName)
+        let votes = try Self.votes(c, judged, store)
+        for key in set.keys {
+            guard !votes.search(key).found else { continue }
+            guard let fp = try StakingModule.finalityProvider(key: key, in: staking), fp.slashedHeight == nil, !fp.jailed else { continue }
+            var info = try store.read(SigningInfo.self, at: Self.signingInfoKey(key)) ?? SigningInfo()
+            // Misses that left the window drop off the front; this one goes on the back.
+            info.missedHeights = info.missedHeights.filter { $0 + params.signedBlocksWindow > judged } + [judged]
+            let missed = UInt64(info.missedHeights.count)
+            if missed > params.maxMissedBlocks {
+                if let e = try StakingModule.jailFinalityProvider(key: key, in: staking) { context.emit(e) }
+                store.set(Self.activeSetDirtyKey, Self.marker)
+                let (until, overflow) = context.block.time.addingReportingOverflow(params.jailDurationMs)
+                info.jailedUntil = overflow ? .max : until
+                info.jailCount += 1
+                // A fresh window after unjailing.
+                info.missedHeights = []
+                context.emit(Event(type: "finality.fp_jailed", attributes: [
+                    EventAttribute("fp_btc_pk", key.hexString), EventAttribute("height", String(judged)),
+                    EventAttribute("missed", String(missed)), EventAttribute("jailed_until", String(info.jailedUntil)),
+                ]))
+            }
+            store.write(info, at: Self.signingInfoKey(key))
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+
+/// The finality module's parameters (PROTOCOL §6), fixed at genesis under
+/// `modules.finality`:
+///
+/// ```json
+/// { "signed_blocks_window": 100, "min_signed_per_window": "0.5", "jail_duration_ms": 86400000,
+///   "min_pub_rand": 100, "max_active_finality_providers": 100,
+///   "max_pub_rand_start_offset": 10000, "finality_sig_timeout": 3 }
+/// ```
+///
+/// Every field is optional (defaults above); unknown fields are rejected.
+/// - `min_signed_per_window` is an exact decimal in [0, 1] (never a float); a provider is
+///   jailed when it missed more than `window − round(min_signed × window)` of its window.
+/// - `max_pub_rand_start_offset`: a commitment must start at most this many heights after
+///   the current height (control plane) or the chain's tally cursor (consumer chains).
+/// - `finality_sig_timeout` (≥ 1): liveness of height h is judged at the end of block
+///   h + timeout, so votes have that many blocks to arrive.
+public struct FinalityParams: Hashable, Sendable, BinaryCodable {
+    /// Signed-blocks window, heights.
+    public var signedBlocksWindow: UInt64
+    /// Minimum signed fraction of the window, in 10⁻¹⁸ units (reuses ``Commission``'s exact decimal).
+    public var minSignedPerWindow: Commission
+    /// How long a jailed provider must wait before unjailing, ms of block time.
+    public var jailDurationMs: UInt64
+    /// Minimum number of public randomness values per commitment.
+    public var minPubRand: UInt64
+    /// Top-N size of a height's active set.
+    public var maxActiveFinalityProviders: UInt32
+    /// How far ahead a commitment may start.
+    public var maxPubRandStartOffset: UInt64
+    /// Blocks to wait before judging a height's liveness.
+    public var finalitySigTimeout: UInt64
+
+    /// PROTOCOL §6 defaults.
+    public init(signedBlocksWindow: UInt64 = 100, minSignedPerWindow: Commission = Commission(units: Commission.scale / 2),
+                jailDurationMs: UInt64 = 86_400_000, minPubRand: UInt64 = 100, maxActiveFinalityProviders: UInt32 = 100,
+                maxPubRandStartOffset: UInt64 = 10_000, finalitySigTimeout: UInt64 = 3) {
+        self.signedBlocksWindow = signedBlocksWindow
+        self.minSignedPerWindow = minSignedPerWindow
+        self.jailDurationMs = jailDurationMs
+        self.minPubRand = minPubRand
+        self.maxActiveFinalityProviders = maxActiveFinalityProviders
+        self.maxPubRandStartOffset = maxPubRandStartOffset
+        self.finalitySigTimeout = finalitySigTimeout
+    }
+
+    /// round(min_signed × window), half up, exactly.
+    public var minSignedBlocks: UInt64 {
+        let product = signedBlocksWindow.multipliedFullWidth(by: minSignedPerWindow.units)
+        let (q, r) = Commission.scale.dividingFullWidth(product)
+        return r >= Commission.scale - Commission.scale / 2 ? q + 1 : q
+    }
+
+    /// Most misses allowed in the window; one more jails.
+    public var maxMissedBlocks: UInt64 { signedBlocksWindow - min(minSignedBlocks, signedBlocksWindow) }
+
+    /// `u64 window ‖ u64 minSigned units ‖ u64 jail ms ‖ u64 minPubRand ‖ u32 maxActive ‖
+    /// u64 startOffset ‖ u64 sigTimeout`.
+    public func encode(to w: inout BinaryWriter) {
+        w.u64(signedBlocksWindow)
+        w.u64(minSignedPerWindow.units)
+        w.u64(jailDurationMs)
+        w.u64(minPubRand)
+        w.u32(maxActiveFinalityProviders)
+        w.u64(maxPubRandStartOffset)
+        w.u64(finalitySigTimeout)
+    }
+
+    /// Inverse of ``encode(to:)``.
+    public init(from r: inout BinaryReader) throws(CodecError) {
+        signedBlocksWindow = try r.u64("signed blocks window")
+        minSignedPerWindow = Commission(units: try r.u64("min signed per window"))
+        jailDurationMs = try r.u64("jail duration")
+        minPubRand = try r.u64("min pub rand")
+        maxActiveFinalityProviders = try r.u32("max active finality providers")
+        maxPubRandStartOffset = try r.u64("max pub rand start offset")
+        finalitySigTimeout = try r.u64("finality sig timeout")
+    }
+
+    /// The genesis JSON shape.
+    public var json: [String: Any] {
+        [
+            "signed_blocks_window": Int(clamping: signedBlocksWindow), "min_signed_per_window": minSignedPerWindow.description,
+            "jail_duration_ms": Int(clamping: jailDurationMs), "min_pub_rand": Int(clamping: minPubRand),
+            "max_active_finality_providers": Int(maxActiveFinalityProviders),
+            "max_pub_rand_start_offset": Int(clamping: maxPubRandStartOffset),
+            "finality_sig_timeout": Int(clamping: finalitySigTimeout),
+        ]
+    }
+}
+
+/// The genesis shape of `modules.finality` (see ``FinalityParams``).
+public struct FinalityGenesis: Sendable, Codable {
+    /// Signed-blocks window.
+    public var signedBlocksWindow: UInt64?
+    /// Exact decimal string in [0, 1].
+    public var minSignedPerWindow: String?
+    /// Jail duration, ms.
+    public var jailDurationMs: UInt64?
+    /// Minimum public randomness per commitment.
+    public var minPubRand: UInt64?
+    /// Active-set size.
+    public var maxActiveFinalityProviders: UInt32?
+    /// Commitment start offset bound.
+    public var maxPubRandStartOffset: UInt64?
+    /// Liveness delay, blocks.
+    public var finalitySigTimeout: UInt64?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case signedBlocksWindow = "signed_blocks_window", minSignedPerWindow = "min_signed_per_window"
+        case jailDurationMs = "jail_duration_ms", minPubRand = "min_pub_rand"
+        case maxActiveFinalityProviders = "max_active_finality_providers"
+        case maxPubRandStartOffset = "max_pub_rand_start_offset", finalitySigTimeout = "finality_sig_timeout"
+    }
+
+    /// From its parts (`nil` = default).
+    public init(signedBlocksWindow: UInt64? = nil, minSignedPerWindow: String? = nil, jailDurationMs: UInt64? = nil,
+                minPubRand: UInt64? = nil, maxActiveFinalityProviders: UInt32? = nil, maxPubRandStartOffset: UInt64? = nil,
+                finalitySigTimeout: UInt64? = nil) {
+        self.signedBlocksWindow = signedBlocksWindow
+        self.minSignedPerWindow = minSignedPerWindow
+        self.jailDurationMs = jailDurationMs
+        self.minPubRand = minPubRand
+        self.maxActiveFinalityProviders = maxActiveFinalityProviders
+        self.maxPubRandStartOffset = maxPubRandStartOffset
+        self.finalitySigTimeout = finalitySigTimeout
+    }
+
+    /// Canonical JSON (sorted keys) for `Genesis.moduleParams["finality"]`.
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    /// Validated parameters (defaults filled in).
+    func validated(module: String) throws(ExecutionError) -> FinalityParams {
+        var p = FinalityParams()
+        if let v = signedBlocksWindow {
+            guard v >= 1 else { throw .rule(ParamsError.outOfRange(module: module, name: "signed_blocks_window", reason: "must be ≥ 1")) }
+            p.signedBlocksWindow = v
+        }
+        if let text = minSignedPerWindow {
+            guard let c = Commission(decimal: text) else {
+                throw .rule(ParamsError.outOfRange(module: module, name: "min_signed_per_window",
+                                                   reason: "must be an exact decimal in [0, 1]"))
+            }
+            p.minSignedPerWindow = c
+        }
+        if let v = jailDurationMs { p.jailDurationMs = v }
+        if let v = minPubRand {
+            guard v >= 1 else { throw .rule(ParamsError.outOfRange(module: module, name: "min_pub_rand", reason: "must be ≥ 1")) }
+            p.minPubRand = v
+        }
+        if let v = maxActiveFinalityProviders {
+            guard v >= 1 else {
+                throw .rule(ParamsError.outOfRange(module: module, name: "max_active_finality_providers", reason: "must be ≥ 1"))
+            }
+            p.maxActiveFinalityProviders = v
+        }
+        if let v = maxPubRandStartOffset { p.maxPubRandStartOffset = v }
+        if let v = finalitySigTimeout {
+            // Votes for h arrive in block h + 1 at the earliest: judging h in its own block would
+            // count every provider as missing.
+            guard v >= 1 else {
+                throw .rule(ParamsError.outOfRange(module: module, name: "finality_sig_timeout", reason: "must be ≥ 1"))
+            }
+            p.finalitySigTimeout = v
+        }
+        return p
+    }
+}

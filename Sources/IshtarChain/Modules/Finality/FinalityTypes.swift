@@ -1,0 +1,524 @@
+import Foundation
+import IshtarCrypto
+
+// Payload layouts use the frame's codec: integers big-endian, `str` u32-length-prefixed
+// UTF-8 (chain ids ≤ 64 bytes). Keys are 32-byte x-only; hashes and randomness 32 bytes.
+
+/// Deepest accepted Merkle proof (a tree of 2⁶⁴ leaves has depth 64).
+let maxProofDepth = 64
+
+func readChainID(_ r: inout BinaryReader) throws(CodecError) -> String {
+    let id = try r.string("chain id", limit: StakingModule.maxChainIDBytes)
+    guard !id.isEmpty else { throw .nonCanonical(field: "chain id", reason: "must not be empty") }
+    return id
+}
+
+/// `finality/CommitPubRand`: a provider commits EOTS public randomness for heights
+/// `start … start + count − 1` of `chainID` (PROTOCOL §4). Any account may send it; the
+/// BIP-340 signature by `fpKey` over `SHA256(BE8(start) ‖ BE8(count) ‖ root)` authenticates it.
+/// Layout: `fpKey(32) ‖ str chainID ‖ u64 start ‖ u64 count ‖ root(32) ‖ sig(64)`.
+public struct CommitPubRand: Hashable, Sendable, BinaryCodable {
+    /// The message type.
+    public static let type = "finality/CommitPubRand"
+    /// The provider's key.
+    public var fpKey: Data
+    /// The chain the randomness is for.
+    public var chainID: String
+    /// First height.
+    public var startHeight: UInt64
+    /// Number of heights.
+    public var count: UInt64
+    /// RFC-6962 Merkle root of the 32-byte public randomness values in height order.
+    public var root: Data
+    /// BIP-340 signature by `fpKey` over ``CommitPubRand/signedDigest(startHeight:count:root:)``.
+    public var signature: Data
+
+    /// From its parts.
+    public init(fpKey: Data, chainID: String, startHeight: UInt64, count: UInt64, root: Data, signature: Data) {
+        self.fpKey = fpKey
+        self.chainID = chainID
+        self.startHeight = startHeight
+        self.count = count
+        self.root = root
+        self.signature = signature
+    }
+
+    /// `SHA256(BE8(start) ‖ BE8(count) ‖ root)`: what the commitment signature signs.
+    public static func signedDigest(startHeight: UInt64, count: UInt64, root: Data) -> Data {
+        EOTS.messageDigest(Data(bigEndian8: startHeight) + Data(bigEndian8: count) + root)
+    }
+
+    /// See the type's layout.
+    public func encode(to w: inout BinaryWriter) {
+        w.fixed(fpKey)
+        w.string(chainID)
+        w.u64(startHeight)
+        w.u64(count)
+        w.fixed(root)
+        w.fixed(signature)
+    }
+
+    /// Inverse of ``encode(to:)``.
+    public init(from r: inout BinaryReader) throws(CodecError) {
+        fpKey = try r.fixed(32, "fp key")
+        chainID = try readChainID(&r)
+        startHeight = try r.u64("start height")
+        count = try r.u64("count")
+        root = try r.fixed(32, "merkle root")
+        signature = try r.fixed(64, "commitment signature")
+    }
+
+    /// As a transaction message.
+    public var message: Message { Message(type: Self.type, payload: encoded) }
+}
+
+/// `finality/AddFinalitySig`: a provider's EOTS vote for `blockHash` at `height` of `chainID`.
+/// Any account may send it (a relayer may bundle many); the EOTS signature authenticates it.
+/// Layout: `fpKey(32) ‖ str chainID ‖ u64 height ‖ pubRand(32) ‖ u64 proofIndex ‖ u64 proofTotal ‖
+/// u32 n ‖ n × aunt(32) (n ≤ 64) ‖ blockHash(32) ‖ s(32)`.
+public struct AddFinalitySig: Hashable, Sendable, BinaryCodable {
+    /// The message type.
+    public static let type = "finality/AddFinalitySig"
+    /// The provider's key.
+    public var fpKey: Data
+    /// The chain voted on.
+    public var chainID: String
+    /// The height voted on.
+    public var height: UInt64
+    /// The committed public randomness for `height`.
+    public var publicRandomness: Data
+    /// Its inclusion proof in the commitment (index = height − start, total = count).
+    public var proof: MerkleProof
+    /// The block voted for.
+    public var blockHash: Data
+    /// The EOTS signature s over `BE8(height) ‖ blockHash`.
+    public var signature: Data
+
+    /// From its parts.
+    public init(fpKey: Data, chainID: String, height: UInt64, publicRandomness: Data, proof: MerkleProof,
+                blockHash: Data, signature: Data) {
+        self.fpKey = fpKey
+        self.chainID = chainID
+        self.height = height
+        self.publicRandomness = publicRandomness
+        self.proof = proof
+        self.blockHash = blockHash
+        self.signature = signature
+    }
+
+    /// See the type's layout.
+    public func encode(to w: inout BinaryWriter) {
+        w.fixed(fpKey)
+        w.string(chainID)
+        w.u64(height)
+        w.fixed(publicRandomness)
+        w.u64(proof.index)
+        w.u64(proof.total)
+        w.count(proof.aunts.count)
+        for a in proof.aunts { w.fixed(a) }
+        w.fixed(blockHash)
+        w.fixed(signature)
+    }
+
+    /// Inverse of ``encode(to:)``.
+    public init(from r: inout BinaryReader) throws(CodecError) {
+        fpKey = try r.fixed(32, "fp key")
+        chainID = try readChainID(&r)
+        height = try r.u64("height")
+        publicRandomness = try r.fixed(32, "public randomness")
+        let index = try r.u64("proof index")
+        let total = try r.u64("proof total")
+        let n = try r.count("proof aunts", minElementSize: 32, limit: maxProofDepth)
+        var aunts: [Data] = []
+        aunts.reserveCapacity(n)
+        for _ in 0..<n { aunts.append(try r.fixed(32, "proof aunt")) }
+        proof = MerkleProof(index: index, total: total, aunts: aunts)
+        blockHash = try r.fixed(32, "block hash")
+        signature = try r.fixed(32, "EOTS signature")
+    }
+
+    /// As a transaction message.
+    public var message: Message { Message(type: Self.type, payload: encoded) }
+}
+
+/// `finality/Unjail`: the provider's owner account asks to leave jail after the jail time.
+/// Layout: `fpKey(32)`.
+public struct UnjailFinalityProvider: Hashable, Sendable, BinaryCodable {
+    /// The message type.
+    public static let type = "finality/Unjail"
+    /// The provider's key.
+    public var fpKey: Data
+
+    /// From its key.
+    public init(fpKey: Data) { self.fpKey = fpKey }
+
+    /// See the type's layout.
+    public func encode(to w: inout BinaryWriter) { w.fixed(fpKey) }
+
+    /// Inverse of ``encode(to:)``.
+    public init(from r: inout BinaryReader) throws(CodecError) { fpKey = try r.fixed(32, "fp key") }
+
+    /// As a transaction message.
+    public var message: Message { Message(type: Self.type, payload: encoded) }
+}
+
+// MARK: - Stored records
+
+/// One accepted randomness commitment.
+/// Layout: `u64 start ‖ u64 count ‖ root(32) ‖ u64 committedAt`.
+public struct PubRandCommitment: Hashable, Sendable, BinaryCodable {
+    /// First height.
+    public var startHeight: UInt64
+    /// Number of heights.
+    public var count: UInt64
+    /// Merkle root.
+    public var root: Data
+    /// Control-plane height of acceptance.
+    public var committedAt: UInt64
+
+    /// Last covered height (`start + count − 1`; the message rules keep it in range).
+    public var endHeight: UInt64 { startHeight + count - 1 }
+
+    /// Whether `height` is covered.
+    public func covers(_ height: UInt64) -> Bool { height >= startHeight && height <= endHeight }
+
+    /// See the type's layout.
+    public func encode(to w: inout BinaryWriter) {
+        w.u64(startHeight)
+        w.u64(count)
+        w.fixed(root)
+        w.u64(committedAt)
+    }
+
+    /// Inverse of ``encode(to:)``.
+    public init(from r: inout BinaryReader) throws(CodecError) {
+        startHeight = try r.u64("start height")
+        count = try r.u64("count")
+        root = try r.fixed(32, "root")
+        committedAt = try r.u64("committed at")
+        guard count >= 1, startHeight.addingReportingOverflow(count - 1).overflow == false else {
+            throw .nonCanonical(field: "commitment", reason: "empty or overflowing range")
+        }
+    }
+
+    init(startHeight: UInt64, count: UInt64, root: Data, committedAt: UInt64) {
+        self.startHeight = startHeight
+        self.count = count
+        self.root = root
+        self.committedAt = committedAt
+    }
+
+    var json: [String: Any] {
+        ["start_height": String(startHeight), "count": String(count), "end_height": String(endHeight),
+         "root": root.hexString, "committed_at": String(committedAt)]
+    }
+}
+
+/// One accepted vote.
+struct StoredVote: Hashable, Sendable {
+    var blockHash: Data
+    var publicRandomness: Data
+    var signature: Data
+}
+
+/// Every accepted vote of one (chain, height), in one value: `n × (key(32) ‖ blockHash(32) ‖
+/// pubRand(32) ‖ s(32))` sorted by key. One value per height instead of one per vote because
+/// each written key costs an app-hash element (65 SHA-256 compressions and 1024 lane
+/// additions), far more than copying the height's list; lookups are binary searches over the
+/// raw bytes.
+struct VoteList: Sendable {
+    static let entrySize = 128
+    private(set) var bytes: [UInt8]
+
+    init() { bytes = [] }
+
+    init(stored: Data) throws(CodecError) {
+        guard stored.count % Self.entrySize == 0 else {
+            throw .invalidLength(field: "vote list", expected: stored.count / Self.entrySize * Self.entrySize, actual: stored.count)
+        }
+        bytes = [UInt8](stored)
+    }
+
+    var stored: Data { Data(bytes) }
+    var count: Int { bytes.count / Self.entrySize }
+
+    /// The index of `key`, or where it would be inserted.
+    func search(_ key: Data) -> (index: Int, found: Bool) {
+        let target = [UInt8](key)
+        var lower = 0
+        var upper = count
+        while lower < upper {
+            let mid = (lower + upper) / 2
+            let offset = mid * Self.entrySize
+            var order = 0
+            for i in 0..<32 where bytes[offset + i] != target[i] {
+                order = bytes[offset + i] < target[i] ? -1 : 1
+                break
+            }
+            if order == 0 { return (mid, true) }
+            if order < 0 { lower = mid + 1 } else { upper = mid }
+        }
+        return (lower, false)
+    }
+
+    func key(at index: Int) -> Data { slice(index, 0) }
+
+    func vote(at index: Int) -> StoredVote {
+        StoredVote(blockHash: slice(index, 32), publicRandomness: slice(index, 64), signature: slice(index, 96))
+    }
+
+    /// The vote of `key`, if any.
+    func vote(of key: Data) -> StoredVote? {
+        let (index, found) = search(key)
+        return found ? vote(at: index) : nil
+    }
+
+    /// Inserts a vote of a key not yet in the list.
+    mutating func insert(key: Data, _ vote: StoredVote, at index: Int) {
+        let entry = [UInt8](key) + [UInt8](vote.blockHash) + [UInt8](vote.publicRandomness) + [UInt8](vote.signature)
+        bytes.insert(contentsOf: entry, at: index * Self.entrySize)
+    }
+
+    private func slice(_ index: Int, _ field: Int) -> Data {
+        let offset = index * Self.entrySize + field
+        return Data(bytes[offset..<offset + 32])
+    }
+}
+
+/// The active set of one (chain, height), fixed when first taken.
+///
+/// Stored as `u64 totalPower ‖ u32 n ‖ n × (key(32) ‖ u64 power)` sorted by key, so a
+/// provider's power is found by binary search over the raw bytes without decoding the set.
+public struct ActiveSet: Hashable, Sendable {
+    static let entrySize = 40
+    /// Sum of the members' power.
+    public let totalPower: UInt64
+    let bytes: [UInt8]
+
+    /// Number of members.
+    public var count: Int { (bytes.count - 12) / Self.entrySize }
+
+    /// From members (any order; sorted here).
+    init(entries: [VotingPowerEntry]) {
+        let sorted = entries.sorted { $0.fpKey.lexicographicallyPrecedes($1.fpKey) }
+        var w = BinaryWriter()
+        let total = sorted.reduce(UInt64(0)) { $0 &+ $1.power }
+        w.u64(total)
+        w.count(sorted.count)
+        for e in sorted {
+            w.fixed(e.fpKey)
+            w.u64(e.power)
+        }
+        totalPower = total
+        bytes = w.bytes
+    }
+
+    /// Parses the stored form.
+    init(stored: Data) throws(CodecError) {
+        let raw = [UInt8](stored)
+        var r = BinaryReader(raw)
+        totalPower = try r.u64("total power")
+        let n = try r.count("active set", minElementSize: Self.entrySize)
+        guard raw.count == 12 + n * Self.entrySize else { throw .trailingBytes(count: raw.count - 12 - n * Self.entrySize) }
+        bytes = raw
+    }
+
+    var stored: Data { Data(bytes) }
+
+    /// The power of `key`, or `nil` if it is not a member. O(log n), no allocation.
+    public func power(of key: Data) -> UInt64? {
+        guard key.count == 32 else { return nil }
+        let target = [UInt8](key)
+        var lower = 0
+        var upper = count
+        while lower < upper {
+            let mid = (lower + upper) / 2
+            let offset = 12 + mid * Self.entrySize
+            var order = 0
+            for i in 0..<32 where bytes[offset + i] != target[i] {
+                order = bytes[offset + i] < target[i] ? -1 : 1
+                break
+            }
+            if order == 0 { return power(at: offset + 32) }
+            if order < 0 { lower = mid + 1 } else { upper = mid }
+        }
+        return nil
+    }
+
+    private func power(at offset: Int) -> UInt64 {
+        var v: UInt64 = 0
+        for i in 0..<8 { v = v << 8 | UInt64(bytes[offset + i]) }
+        return v
+    }
+
+    /// Members' keys, ascending.
+    var keys: [Data] {
+        (0..<count).map { i in
+            let offset = 12 + i * Self.entrySize
+            return Data(bytes[offset..<offset + 32])
+        }
+    }
+
+    /// Members by power desc, key asc.
+    public var entries: [VotingPowerEntry] {
+        (0..<count).map { i in
+            let offset = 12 + i * Self.entrySize
+            return VotingPowerEntry(fpKey: Data(bytes[offset..<offset + 32]), power: power(at: offset + 32))
+        }.sorted { $0.power != $1.power ? $0.power > $1.power : $0.fpKey.lexicographicallyPrecedes($1.fpKey) }
+    }
+}
+
+/// Evidence of equivocation. Layout: `str chainID ‖ u64 height ‖ pubRand(32) ‖
+/// hash1(32) ‖ s1(32) ‖ hash2(32) ‖ s2(32) ‖ u64 recordedAt`.
+public struct EquivocationEvidence: Hashable, Sendable, BinaryCodable {
+    /// The provider.
+    public var fpKey: Data
+    /// The chain.
+    public var chainID: String
+    /// The height.
+    public var height: UInt64
+    /// The public randomness both signatures used.
+    public var publicRandomness: Data
+    /// The first (stored) vote's block hash.
+    public var blockHash1: Data
+    /// Its EOTS s.
+    public var signature1: Data
+    /// The conflicting vote's block hash.
+    public var blockHash2: Data
+    /// Its EOTS s.
+    public var signature2: Data
+    /// Control-plane height at which the evidence was recorded.
+    public var recordedAt: UInt64
+
+    /// From its parts.
+    public init(fpKey: Data, chainID: String, height: UInt64, publicRandomness: Data, blockHash1: Data, signature1: Data,
+                blockHash2: Data, signature2: Data, recordedAt: UInt64) {
+        self.fpKey = fpKey
+        self.chainID = chainID
+        self.height = height
+        self.publicRandomness = publicRandomness
+        self.blockHash1 = blockHash1
+        self.signature1 = signature1
+        self.blockHash2 = blockHash2
+        self.signature2 = signature2
+        self.recordedAt = recordedAt
+    }
+
+    /// `key(32)` then the type's layout.
+    public func encode(to w: inout BinaryWriter) {
+        w.fixed(fpKey)
+        w.string(chainID)
+        w.u64(height)
+        w.fixed(publicRandomness)
+        w.fixed(blockHash1)
+        w.fixed(signature1)
+        w.fixed(blockHash2)
+        w.fixed(signature2)
+        w.u64(recordedAt)
+    }
+
+    /// Inverse of ``encode(to:)``.
+    public init(from r: inout BinaryReader) throws(CodecError) {
+        fpKey = try r.fixed(32, "fp key")
+        chainID = try readChainID(&r)
+        height = try r.u64("height")
+        publicRandomness = try r.fixed(32, "public randomness")
+        blockHash1 = try r.fixed(32, "block hash 1")
+        signature1 = try r.fixed(32, "signature 1")
+        blockHash2 = try r.fixed(32, "block hash 2")
+        signature2 = try r.fixed(32, "signature 2")
+        recordedAt = try r.u64("recorded at")
+    }
+
+    /// Recovers the provider's secret key from the two signatures with IshtarCrypto's EOTS
+    /// extraction (the even-y form of the key).
+    public func extractSecretKey() throws(IshtarCrypto.CryptoError) -> Schnorr.PrivateKey {
+        let key = try Schnorr.PublicKey(rawRepresentation: fpKey)
+        let r = try EOTS.PublicRandomness(rawRepresentation: publicRandomness)
+        return try EOTS.extract(
+            publicKey: key, publicRandomness: r,
+            message1: try EOTS.finalityVoteMessage(height: height, blockHash: blockHash1),
+            signature1: try EOTS.Signature(rawRepresentation: signature1),
+            message2: try EOTS.finalityVoteMessage(height: height, blockHash: blockHash2),
+            signature2: try EOTS.Signature(rawRepresentation: signature2))
+    }
+
+    var json: [String: Any] {
+        ["fp_btc_pk": fpKey.hexString, "chain_id": chainID, "height": String(height),
+         "public_randomness": publicRandomness.hexString, "block_hash_1": blockHash1.hexString,
+         "signature_1": signature1.hexString, "block_hash_2": blockHash2.hexString, "signature_2": signature2.hexString,
+         "recorded_at": String(recordedAt)]
+    }
+}
+
+/// Per-chain tally progress. Layout: `u64 next ‖ opt(u64 lastFinalized) ‖ u64 maxVoted`.
+struct ChainTallyState: Hashable, Sendable, BinaryCodable {
+    /// The next height to tally.
+    var next: UInt64
+    /// The last finalized height.
+    var lastFinalized: UInt64?
+    /// The highest height with a vote (consumer chains bound the cursor by it).
+    var maxVoted: UInt64
+
+    init(next: UInt64, lastFinalized: UInt64? = nil, maxVoted: UInt64 = 0) {
+        self.next = next
+        self.lastFinalized = lastFinalized
+        self.maxVoted = maxVoted
+    }
+
+    func encode(to w: inout BinaryWriter) {
+        w.u64(next)
+        w.bool(lastFinalized != nil)
+        if let lastFinalized { w.u64(lastFinalized) }
+        w.u64(maxVoted)
+    }
+
+    init(from r: inout BinaryReader) throws(CodecError) {
+        next = try r.u64("next")
+        lastFinalized = try r.presence("last finalized") ? try r.u64("last finalized") : nil
+        maxVoted = try r.u64("max voted")
+    }
+}
+
+/// Liveness record of a provider (control-plane chain). Written only when it misses a
+/// height, is jailed, so providers that sign cost no writes and counting needs no scan.
+/// Layout: `u32 n ‖ n × u64 missedHeight (ascending) ‖ u64 jailedUntil ‖ u64 jailCount`.
+public struct SigningInfo: Hashable, Sendable, BinaryCodable {
+    /// The heights it missed that were in the window at its last miss (at most
+    /// `max missed + 1`: one more jails it and clears the list).
+    public var missedHeights: [UInt64]
+    /// Block time (ms) from which an unjail is accepted (0: never jailed).
+    public var jailedUntil: UInt64
+    /// How many times it was jailed.
+    public var jailCount: UInt64
+
+    init(missedHeights: [UInt64] = [], jailedUntil: UInt64 = 0, jailCount: UInt64 = 0) {
+        self.missedHeights = missedHeights
+        self.jailedUntil = jailedUntil
+        self.jailCount = jailCount
+    }
+
+    /// Misses within the window ending at `height`.
+    public func missed(window: UInt64, endingAt height: UInt64) -> Int {
+        missedHeights.filter { $0 <= height && $0 + window > height }.count
+    }
+
+    /// See the type's layout.
+    public func encode(to w: inout BinaryWriter) {
+        w.count(missedHeights.count)
+        for h in missedHeights { w.u64(h) }
+        w.u64(jailedUntil)
+        w.u64(jailCount)
+    }
+
+    /// Inverse of ``encode(to:)``.
+    public init(from r: inout BinaryReader) throws(CodecError) {
+        let n = try r.count("missed heights", minElementSize: 8)
+        var heights: [UInt64] = []
+        heights.reserveCapacity(n)
+        for _ in 0..<n { heights.append(try r.u64("missed height")) }
+        missedHeights = heights
+        jailedUntil = try r.u64("jailed until")
+        jailCount = try r.u64("jail count")
+    }
+}

@@ -1,0 +1,427 @@
+import Foundation
+import IshtarBitcoin
+import IshtarChain
+import IshtarCrypto
+import Testing
+
+@Suite("FinalityModule")
+struct FinalityModuleTests {
+    let a = stkKey(0x51)
+    let b = stkKey(0x52)
+    let c = stkKey(0x53)
+    let d = stkKey(0x54)
+
+    /// Four providers with power 200k, 200k, 100k, 100k (total 600k, two thirds = 400k),
+    /// each with randomness committed from the returned first height, which is the last
+    /// committed block. With `finalizeFirst`, all four vote for it (it finalizes) and one
+    /// more block is committed.
+    func fourProviders(_ h: FinalityHarness, count: UInt64 = 20, finalizeFirst: Bool = false) throws -> (batches: [PubRandBatch], first: UInt64) {
+        try h.register([a, b, c, d])
+        try h.delegate([(a, 200_000), (b, 200_000), (c, 100_000), (d, 100_000)])
+        let batches = try h.commit([a, b, c, d], count: count)
+        let first = batches[0].startHeight
+        while h.height < first { try h.produce([]) }
+        if finalizeFirst {
+            try h.ok(h.relayer, try h.votes(batches, at: first))
+            #expect(try h.isFinalized(first))
+        }
+        return (batches, first)
+    }
+
+    // MARK: - Commitments
+
+    @Test func commitmentRules() throws {
+        let h = try FinalityHarness()
+        try h.register([a])
+        let start = h.height + 2
+        let relayer = h.relayer
+        // Count below the minimum (20).
+        try h.expectRejected(relayer, [try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: start, count: 19).commitMessage()],
+                             rule: "too-few-public-randomness")
+        // Start beyond current height + 50.
+        try h.expectRejected(relayer, [try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: h.height + 1 + 51,
+                                                        count: 20).commitMessage()],
+                             rule: "start-height-too-far-ahead")
+        // Signature by another key.
+        var forged = try CommitPubRand(decoding: try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: start, count: 20)
+            .commitMessage().payload)
+        forged.signature = try b.signature(for: CommitPubRand.signedDigest(startHeight: start, count: 20, root: forged.root),
+                                           auxiliaryRandomness: Data(count: 32)).rawRepresentation
+        try h.expectRejected(relayer, [forged.message], rule: "invalid-commitment-signature")
+        // A different root than the one signed.
+        var swapped = try CommitPubRand(decoding: try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: start, count: 20)
+            .commitMessage().payload)
+        swapped.root = Data(repeating: 7, count: 32)
+        try h.expectRejected(relayer, [swapped.message], rule: "invalid-commitment-signature")
+        // Unregistered provider; provider of another chain.
+        try h.expectRejected(relayer, [try PubRandBatch(fpKey: b, chainID: testChainID, startHeight: start, count: 20).commitMessage()],
+                             rule: "unknown-finality-provider")
+        try h.expectRejected(relayer, [try PubRandBatch(fpKey: a, chainID: "consumer-1", startHeight: start, count: 20).commitMessage()],
+                             rule: "wrong-chain")
+        // Accepted, from any account.
+        let batch = try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: start + 10, count: 20)
+        try h.ok(StakingActor("anyone"), [try batch.commitMessage()])
+        // Overlapping (and earlier) commitments are refused; the next range is accepted.
+        try h.expectRejected(relayer, [try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: start + 29, count: 20).commitMessage()],
+                             rule: "overlapping-commitment")
+        try h.expectRejected(relayer, [try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: start, count: 20).commitMessage()],
+                             rule: "overlapping-commitment")
+        try h.ok(relayer, [try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: start + 30, count: 25).commitMessage()])
+        let list = try #require(try h.query("commitments/\(a.hexKey)/\(testChainID)")["commitments"] as? [[String: Any]])
+        #expect(list.map { $0["start_height"] as? String } == [String(start + 10), String(start + 30)])
+        #expect(list.map { $0["count"] as? String } == ["20", "25"])
+        #expect(list.first?["root"] as? String == batch.root.hexString)
+        // Malformed payloads are refused statelessly.
+        let bad = try h.app.checkTx(try relayer.tx([Message(type: CommitPubRand.type, payload: Data([1, 2, 3]))]))
+        #expect(bad.result.rule == "malformed-message")
+        #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
+    }
+
+    // MARK: - Votes
+
+    @Test func voteAdmissionRules() throws {
+        // A long liveness window: nobody votes during the setup, and nobody may be jailed for it.
+        var params = FinalityHarness.defaultParams
+        params.signedBlocksWindow = 1000
+        let h = try FinalityHarness(params: params)
+        let e = stkKey(0x55) // registered, committed, no delegation: never active
+        try h.register([e])
+        let (batches, first) = try fourProviders(h)
+        let eBatch = try h.commit([e], start: first + 2)[0]
+        try h.produce([])
+        let target = first + 2
+        while h.height < target { try h.produce([]) }
+        let relayer = h.relayer
+        let hash = try h.hash(target)
+        #expect(try h.activeSet(target).sorted() == [a, b, c, d].map(\.hexKey).sorted())
+
+        // Not active (no power), unregistered.
+        try h.expectRejected(relayer, [try eBatch.voteMessage(height: target, blockHash: hash)], rule: "finality-provider-not-active")
+        let stranger = try PubRandBatch(fpKey: stkKey(0x5f), chainID: testChainID, startHeight: first, count: 20)
+        try h.expectRejected(relayer, [try stranger.voteMessage(height: target, blockHash: hash)], rule: "unknown-finality-provider")
+        // Heights not committed yet (the current one and beyond).
+        try h.expectRejected(relayer, [try batches[0].voteMessage(height: h.height + 1, blockHash: hash)], rule: "block-not-committed")
+        // Another hash than the committed block, with no earlier vote: refused.
+        try h.expectRejected(relayer, [try batches[0].voteMessage(height: target, blockHash: Data(repeating: 9, count: 32))],
+                             rule: "block-hash-mismatch")
+        // Randomness outside the committed range: a batch the chain never saw, for a height before the commitment.
+        let early = try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: 1, count: 20)
+        try h.expectRejected(relayer, [try early.voteMessage(height: first - 1, blockHash: try h.hash(first - 1))],
+                             rule: "no-randomness-committed")
+        // Bad inclusion proofs: a tampered aunt, a wrong index, randomness of another height.
+        var tampered = try batches[0].vote(height: target, blockHash: hash)
+        tampered.proof.aunts[0] = Data(repeating: 0xee, count: 32)
+        try h.expectRejected(relayer, [tampered.message], rule: "invalid-inclusion-proof")
+        var shifted = try batches[0].vote(height: target, blockHash: hash)
+        shifted.proof.index += 1
+        try h.expectRejected(relayer, [shifted.message], rule: "invalid-inclusion-proof")
+        var otherRandomness = try batches[0].vote(height: target, blockHash: hash)
+        otherRandomness.publicRandomness = batches[0].publicRandomness[0]
+        try h.expectRejected(relayer, [otherRandomness.message], rule: "invalid-inclusion-proof")
+        // Bad EOTS signature: s of another height's vote.
+        var badSig = try batches[0].vote(height: target, blockHash: hash)
+        badSig.signature = try batches[0].vote(height: target - 1, blockHash: try h.hash(target - 1)).signature
+        try h.expectRejected(relayer, [badSig.message], rule: "invalid-finality-signature")
+        // The mempool admits a vote for the last committed block (whose hash record the next
+        // block's begin hook writes) and refuses one for the block not yet committed.
+        let latest = h.height
+        let admitted = try h.app.checkTx(try relayer.tx([try batches[1].voteMessage(height: latest, blockHash: try h.hash(latest))]))
+        #expect(admitted.result.isOK, "\(admitted.result.log)")
+        let premature = try h.app.checkTx(try StakingActor("another-relayer").tx([try batches[1].voteMessage(height: latest + 1, blockHash: try h.hash(latest))]))
+        #expect(premature.result.rule == "block-not-committed")
+        // Accepted; then a duplicate for the same hash is refused (not evidence).
+        try h.ok(relayer, [try batches[0].voteMessage(height: target, blockHash: hash)])
+        try h.expectRejected(relayer, [try batches[0].voteMessage(height: target, blockHash: hash)], rule: "duplicate-vote")
+        // Jailed and slashed providers are refused at once.
+        try h.ok(relayer, [Message(type: "stktest/Jail", payload: c.publicKey.rawRepresentation)])
+        try h.expectRejected(relayer, [try batches[2].voteMessage(height: target, blockHash: hash)], rule: "finality-provider-jailed")
+        try h.ok(relayer, [Message(type: "stktest/Slash", payload: d.publicKey.rawRepresentation)])
+        try h.expectRejected(relayer, [try batches[3].voteMessage(height: target, blockHash: hash)], rule: "finality-provider-slashed")
+        let votes = try #require(try h.query("votes/\(testChainID)/\(target)")["votes"] as? [[String: Any]])
+        #expect(votes.map { $0["fp_btc_pk"] as? String } == [a.hexKey])
+        #expect(votes.first?["block_hash"] as? String == hash.hexString)
+        #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
+    }
+
+    // MARK: - Tally
+
+    @Test func finalizationAtTheThresholdAndInHeightOrder() throws {
+        let h = try FinalityHarness()
+        let (batches, first) = try fourProviders(h)
+        try h.produce([])
+        let (h1, h2) = (first, first + 1)
+        #expect(try h.query("block/\(testChainID)/\(h1)")["active_power"] as? String == "600000")
+        // Heights before any provider was active have no active power: skipped, never finalized.
+        #expect(try h.query("block/\(testChainID)/\(h1 - 1)")["active_power"] as? String == "0")
+        // h2: a + b + c = 500k > 400k, but h1 is not finalized, so h2 waits.
+        try h.ok(h.relayer, try h.votes([batches[0], batches[1], batches[2]], at: h2))
+        #expect(try !h.isFinalized(h2))
+        // h1: a + b = 400k: 400k × 3 = 600k × 2 exactly, not more → not finalized.
+        try h.ok(h.relayer, try h.votes([batches[0], batches[1]], at: h1))
+        #expect(try !h.isFinalized(h1))
+        let tallies = try #require(try h.query("block/\(testChainID)/\(h1)")["tallies"] as? [[String: Any]])
+        #expect(tallies.first?["voted_power"] as? String == "400000")
+        #expect(try h.lastFinalized() == nil)
+        #expect(try h.query("last-finalized/\(testChainID)")["next_height"] as? String == String(h1))
+        // d (100k) tips h1 over; h1 and h2 finalize together, in order.
+        let block = try h.ok(StakingActor("other-relayer"), try h.votes([batches[3]], at: h1))
+        let finalized = block.events.filter { $0.type == "finality.block_finalized" }
+        #expect(finalized.map { $0.attributes.first { $0.key == "height" }?.value } == [String(h1), String(h2)])
+        #expect(finalized.first?.attributes.first { $0.key == "block_hash" }?.value == (try h.hash(h1)).hexString)
+        #expect(try h.isFinalized(h1) && h.isFinalized(h2))
+        #expect(try h.lastFinalized() == String(h2))
+        #expect(try h.query("block/\(testChainID)/\(h2)")["block_hash"] as? String == (try h.hash(h2)).hexString)
+        // Late votes for a finalized block are still accepted.
+        try h.ok(h.relayer, try h.votes([batches[3]], at: h2))
+        #expect(try h.lastFinalized() == String(h2))
+        #expect(try h.query("last-finalized/\(testChainID)")["next_height"] as? String == String(h2 + 1))
+        #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
+    }
+
+    // MARK: - Equivocation
+
+    @Test func equivocationRevealsTheKeyAndSlashesAtOnce() throws {
+        let h = try FinalityHarness()
+        let (batches, first) = try fourProviders(h, finalizeFirst: true)
+        let target = first + 1
+        let canonical = try h.hash(target)
+        let fork = Data(repeating: 0xab, count: 32)
+        // In one block: a, b, c vote (500k, enough), and a also votes for a fork → evidence;
+        // a's vote stops counting at once: 300k is not enough.
+        let block = try h.ok(h.relayer, try h.votes([batches[0], batches[1], batches[2]], at: target)
+            + [try batches[0].voteMessage(height: target, blockHash: fork)])
+        let event = try #require(block.allEvents.first { $0.type == "finality.equivocation" })
+        func attr(_ k: String) -> String? { event.attributes.first { $0.key == k }?.value }
+        #expect(attr("fp_btc_pk") == a.hexKey)
+        #expect(attr("height") == String(target))
+        #expect(attr("block_hash_1") == canonical.hexString)
+        #expect(attr("block_hash_2") == fork.hexString)
+        #expect(block.allEvents.contains { $0.type == "staking.fp_slashed" })
+        #expect(try !h.isFinalized(target))
+        #expect(try h.stakingStatus(a) == "SLASHED")
+
+        // Anyone can recover the provider's real secret key from the event's two signatures.
+        let s1 = try EOTS.Signature(rawRepresentation: try Data(hex: try #require(attr("signature_1"))))
+        let s2 = try EOTS.Signature(rawRepresentation: try Data(hex: try #require(attr("signature_2"))))
+        let extracted = try EOTS.extract(
+            publicKey: a.publicKey,
+            publicRandomness: try EOTS.PublicRandomness(rawRepresentation: try Data(hex: try #require(attr("public_randomness")))),
+            message1: try EOTS.finalityVoteMessage(height: target, blockHash: canonical), signature1: s1,
+            message2: try EOTS.finalityVoteMessage(height: target, blockHash: fork), signature2: s2)
+        let expected = a.point.hasEvenY ? a.scalar : a.scalar.negated
+        #expect(extracted.scalar == expected)
+        // The stored evidence says the same.
+        let stored = try #require(try h.query("evidence/\(a.hexKey)")["evidence"] as? [[String: Any]])
+        #expect(stored.count == 1)
+        #expect(stored.first?["signature_2"] as? String == attr("signature_2"))
+        #expect((try h.query("evidence")["evidence"] as? [Any])?.count == 1)
+
+        // d's 100k brings the honest votes to 400k: exactly two thirds, still not more.
+        try h.ok(h.relayer, try h.votes([batches[3]], at: target))
+        #expect(try !h.isFinalized(target))
+        // a is out of the next height's active set and may not vote any more.
+        let next = h.height + 1
+        try h.produce([])
+        #expect(try !h.activeSet(next).contains(a.hexKey))
+        #expect(try h.query("block/\(testChainID)/\(next)")["active_power"] as? String == "400000")
+        try h.expectRejected(h.relayer, [try batches[0].voteMessage(height: next, blockHash: try h.hash(next))],
+                             rule: "finality-provider-slashed")
+        // With a gone, b + c + d (400k of 400k) finalize `next` — but `target` still blocks it.
+        try h.ok(h.relayer, try h.votes([batches[1], batches[2], batches[3]], at: next))
+        #expect(try !h.isFinalized(next))
+        #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
+    }
+
+    @Test func equivocationEvidenceExtractsTheKeyThroughTheStoredRecord() throws {
+        let h = try FinalityHarness()
+        let (batches, first) = try fourProviders(h, finalizeFirst: true)
+        let target = first + 1
+        try h.ok(h.relayer, try h.votes([batches[1]], at: target))
+        try h.ok(h.relayer, [try batches[1].voteMessage(height: target, blockHash: Data(repeating: 1, count: 32))])
+        // A second conflicting vote from a slashed provider is refused.
+        try h.expectRejected(h.relayer, [try batches[1].voteMessage(height: target, blockHash: Data(repeating: 2, count: 32))],
+                             rule: "finality-provider-slashed")
+        let raw = try h.query("evidence/\(b.hexKey)")["evidence"] as? [[String: Any]] ?? []
+        let e = try #require(raw.first)
+        func bytes(_ k: String) throws -> Data { try Data(hex: try #require(e[k] as? String)) }
+        let evidence = EquivocationEvidence(
+            fpKey: try bytes("fp_btc_pk"), chainID: testChainID, height: target, publicRandomness: try bytes("public_randomness"),
+            blockHash1: try bytes("block_hash_1"), signature1: try bytes("signature_1"), blockHash2: try bytes("block_hash_2"),
+            signature2: try bytes("signature_2"), recordedAt: 0)
+        let key = try evidence.extractSecretKey()
+        #expect(key.scalar == (b.point.hasEvenY ? b.scalar : b.scalar.negated))
+        #expect(key.publicKey.rawRepresentation == b.publicKey.rawRepresentation)
+    }
+
+    // MARK: - Power changes
+
+    @Test func lostDelegationPowerStopsCountingAtTheNextHeight() throws {
+        let h = try FinalityHarness()
+        try h.register([a, b, c, d])
+        let made = try h.delegate([(a, 200_000), (b, 200_000), (c, 100_000), (d, 100_000)])
+        let batches = try h.commit([a, b, c, d], count: 40)
+        while h.height < batches[0].startHeight { try h.produce([]) }
+        let unbonded = try h.unbond(made[1]) // b unbonds in block u
+        let u = unbonded.height
+        try h.produce([])
+        // At u, b still counts; from u + 1 it is gone from the active set and its votes are refused.
+        #expect(try h.activeSet(u).contains(b.hexKey))
+        #expect(try !h.activeSet(u + 1).contains(b.hexKey))
+        #expect(try h.query("block/\(testChainID)/\(u)")["active_power"] as? String == "600000")
+        #expect(try h.query("block/\(testChainID)/\(u + 1)")["active_power"] as? String == "400000")
+        try h.expectRejected(h.relayer, [try batches[1].voteMessage(height: u + 1, blockHash: try h.hash(u + 1))],
+                             rule: "finality-provider-not-active")
+        // Everyone votes every height up to u (b's vote at u counts), then a + c (300k of
+        // 400k) at u + 1: every height finalizes.
+        var votes: [Message] = []
+        for height in batches[0].startHeight...u { votes += try h.votes(batches, at: height) }
+        votes += try h.votes([batches[0], batches[2]], at: u + 1)
+        try h.ok(h.relayer, votes)
+        let tallies = try #require(try h.query("block/\(testChainID)/\(u)")["tallies"] as? [[String: Any]])
+        #expect(tallies.first?["voted_power"] as? String == "600000")
+        #expect(try h.lastFinalized() == String(u + 1))
+    }
+
+    @Test func activeSetFollowsCommitmentRanges() throws {
+        var params = FinalityHarness.defaultParams
+        params.signedBlocksWindow = 1000 // nobody votes here; nobody may be jailed for it
+        let h = try FinalityHarness(params: params)
+        try h.register([a, b])
+        try h.delegate([(a, 200_000), (b, 100_000)])
+        // a: [s, s + 19], [s + 25, s + 44] and [s + 45, s + 64], all committed now; b: [s, s + 39].
+        let s = h.height + 2
+        let a1 = try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: s, count: 20)
+        let a2 = try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: s + 25, count: 20)
+        let a3 = try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: s + 45, count: 20)
+        let b1 = try PubRandBatch(fpKey: b, chainID: testChainID, startHeight: s, count: 40)
+        try h.ok(h.relayer, [try a1.commitMessage(), try a2.commitMessage(), try a3.commitMessage(), try b1.commitMessage()])
+        while h.height < s + 26 { try h.produce([]) }
+        // No message changed anything in between: the set still follows a's ranges.
+        #expect(try h.activeSet(s - 1).isEmpty)
+        #expect(try h.activeSet(s + 19) == [a.hexKey, b.hexKey])
+        for height in (s + 20)...(s + 24) { #expect(try h.activeSet(height) == [b.hexKey]) }
+        #expect(try h.activeSet(s + 25) == [a.hexKey, b.hexKey])
+        #expect(try h.query("block/\(testChainID)/\(s + 22)")["active_power"] as? String == "100000")
+        // a's vote in its gap is refused (no randomness), and earlier commitments still serve
+        // late votes (found by binary search behind the latest one).
+        try h.expectRejected(h.relayer, [try PubRandBatch(fpKey: a, chainID: testChainID, startHeight: s + 20, count: 5)
+                                .voteMessage(height: s + 21, blockHash: try h.hash(s + 21))], rule: "no-randomness-committed")
+        try h.ok(h.relayer, [try a1.voteMessage(height: s + 3, blockHash: try h.hash(s + 3))])
+    }
+
+    // MARK: - Liveness
+
+    @Test func livenessJailsAndUnjails() throws {
+        let h = try FinalityHarness()
+        try h.register([a, d])
+        try h.delegate([(a, 300_000), (d, 100_000)])
+        let batches = try h.commit([a, d], count: 40)
+        let first = batches[0].startHeight
+        while h.height < first { try h.produce([]) }
+        // a votes every block; d never does. Window 10, min signed 0.5: the 6th miss jails d.
+        var jailedAt: UInt64?
+        while jailedAt == nil, h.height < first + 12 {
+            let block = try h.ok(h.relayer, try h.votes([batches[0]], at: h.height))
+            if block.events.contains(where: { $0.type == "finality.fp_jailed" }) { jailedAt = block.height }
+        }
+        let jailBlock = try #require(jailedAt)
+        // Height `first` is judged at first + 1 (timeout 1); the 6th miss is height first + 5.
+        #expect(jailBlock == first + 6)
+        #expect(try h.stakingStatus(d) == "JAILED")
+        #expect(try h.stakingStatus(a) == "ACTIVE")
+        let info = try h.query("signing-info/\(d.hexKey)")
+        #expect(info["jail_count"] as? String == "1")
+        #expect(try h.query("signing-info/\(a.hexKey)")["jail_count"] as? String == "0")
+        try h.produce([])
+        #expect(try !h.activeSet(h.height).contains(d.hexKey))
+        // Only the owner, and only after 5 s of block time (blocks are 1 s apart).
+        let unjail = UnjailFinalityProvider(fpKey: d.publicKey.rawRepresentation).message
+        try h.expectRejected(h.relayer, [unjail], rule: "not-finality-provider-owner")
+        try h.expectRejected(h.owner, [unjail], rule: "jail-not-expired")
+        try h.expectRejected(h.owner, [UnjailFinalityProvider(fpKey: a.publicKey.rawRepresentation).message],
+                             rule: "finality-provider-not-jailed")
+        while h.height < jailBlock + 4 { try h.ok(h.relayer, try h.votes([batches[0]], at: h.height)) }
+        let unjailed = try h.ok(h.owner, [unjail])
+        #expect(unjailed.allEvents.contains { $0.type == "staking.fp_unjailed" })
+        #expect(try h.stakingStatus(d) != "JAILED")
+        try h.produce([])
+        try h.produce([])
+        #expect(try h.activeSet(h.height).contains(d.hexKey))
+        #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
+    }
+
+    // MARK: - Consumer chains
+
+    @Test func consumerChainVotesAreTalliedSeparately() throws {
+        let h = try FinalityHarness()
+        let x = stkKey(0x61)
+        let y = stkKey(0x62)
+        try h.register([a])
+        try h.register([x, y], chainID: "consumer-1")
+        try h.delegate([(a, 100_000), (x, 300_000), (y, 100_000)])
+        // The consumer's heights are its own; its first commitment starts its tally there.
+        let cx = try h.commit([x, y], count: 20, chainID: "consumer-1", start: 5000)
+        _ = try h.commit([a])
+        let consumerHash = Data(repeating: 0xc1, count: 32)
+        // A control-plane provider cannot vote on the consumer chain, and vice versa.
+        try h.expectRejected(h.relayer, [try PubRandBatch(fpKey: a, chainID: "consumer-1", startHeight: 5000, count: 20)
+                                .voteMessage(height: 5000, blockHash: consumerHash)], rule: "wrong-chain")
+        // x alone (300k of 400k) finalizes consumer height 5000 with whatever hash it signed.
+        try h.ok(h.relayer, [try cx[0].voteMessage(height: 5000, blockHash: consumerHash)])
+        #expect(try h.isFinalized(5000, chainID: "consumer-1"))
+        #expect(try h.lastFinalized(chainID: "consumer-1") == "5000")
+        #expect(try h.query("block/consumer-1/5000")["block_hash"] as? String == consumerHash.hexString)
+        #expect(try h.activeSet(5000, chainID: "consumer-1") == [x.hexKey, y.hexKey])
+        // Split votes at 5001: y's hash has 100k, x's another 300k: x's hash wins.
+        let other = Data(repeating: 0xc2, count: 32)
+        try h.ok(h.relayer, [try cx[1].voteMessage(height: 5001, blockHash: other)])
+        #expect(try !h.isFinalized(5001, chainID: "consumer-1"))
+        try h.ok(h.relayer, [try cx[0].voteMessage(height: 5001, blockHash: consumerHash)])
+        #expect(try h.query("block/consumer-1/5001")["block_hash"] as? String == consumerHash.hexString)
+        // The control plane's tally is untouched.
+        #expect(try h.lastFinalized() == nil)
+        // Equivocation on a consumer chain is evidence too.
+        let evidence = try h.ok(h.relayer, [try cx[1].voteMessage(height: 5001, blockHash: consumerHash)])
+        #expect(evidence.allEvents.contains { $0.type == "finality.equivocation" })
+        #expect(try h.stakingStatus(y) == "SLASHED")
+    }
+
+    // MARK: - Determinism, params
+
+    @Test func twoAppsAgree() throws {
+        let h = try FinalityHarness()
+        let (batches, first) = try fourProviders(h, finalizeFirst: true)
+        try h.ok(h.relayer, try h.votes(batches, at: first + 1))
+        try h.ok(h.relayer, [try batches[3].voteMessage(height: first + 1, blockHash: Data(repeating: 3, count: 32))])
+        for _ in 0..<3 { try h.produce([]) }
+        let twin = try h.replay()
+        #expect(twin.lastAppHash == h.app.lastAppHash)
+        #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
+        #expect(try h.isFinalized(first + 1))
+    }
+
+    @Test func genesisParameters() throws {
+        let h = try FinalityHarness(params: FinalityGenesis())
+        let p = try h.query("params")
+        #expect(p["signed_blocks_window"] as? Int == 100)
+        #expect(p["min_signed_per_window"] as? String == "0.5")
+        #expect(p["jail_duration_ms"] as? Int == 86_400_000)
+        #expect(p["min_pub_rand"] as? Int == 100)
+        #expect(p["max_pub_rand_start_offset"] as? Int == 10_000)
+        #expect(p["finality_sig_timeout"] as? Int == 3)
+        #expect(p["max_active_finality_providers"] as? Int == 100)
+        var bad = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"signed_blocks_window": 0}"#.utf8)])
+        #expect(throws: (any Error).self) { try makeApp(bad, modules: [FinalityModule()]) }
+        bad = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"finality_sig_timeout": 0}"#.utf8)])
+        #expect(throws: (any Error).self) { try makeApp(bad, modules: [FinalityModule()]) }
+        bad = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"min_signed_per_window": "1.5"}"#.utf8)])
+        #expect(throws: (any Error).self) { try makeApp(bad, modules: [FinalityModule()]) }
+        bad = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"bogus": 1}"#.utf8)])
+        #expect(throws: (any Error).self) { try makeApp(bad, modules: [FinalityModule()]) }
+        var params = FinalityParams()
+        params.signedBlocksWindow = 10
+        #expect(params.maxMissedBlocks == 5)
+        params.minSignedPerWindow = try #require(Commission(decimal: "0.25"))
+        #expect(params.maxMissedBlocks == 7) // round(2.5) = 3 signed
+    }
+}
