@@ -3,16 +3,16 @@ import Foundation
 import IshtarCrypto
 import IshtarNode
 
-/// `ishtar query …`: read blocks, transactions and accounts from a node's HTTP API.
+/// `ishtar query …`: read blocks, transactions, accounts and module state from a node's HTTP API.
 struct QueryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "query",
-        abstract: "Read blocks, transactions and accounts from a node's HTTP API.",
+        abstract: "Read blocks, transactions, accounts and module state from a node's HTTP API.",
         discussion: """
             Exit codes: 0 found, 1 not found (the node answered 404), 2 bad input or \
             unreachable node.
             """,
-        subcommands: [BlockQuery.self, TxQuery.self, AccountQuery.self])
+        subcommands: [BlockQuery.self, TxQuery.self, AccountQuery.self, ModuleQuery.self])
 
     struct BlockQuery: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -68,6 +68,43 @@ struct QueryCommand: ParsableCommand {
         func run() throws {
             let key = try Parse.hex(publicKey, option: "pubkey", length: 32)
             format.emit(try QueryActions.account(client: api.client(), publicKey: key))
+        }
+    }
+
+    struct ModuleQuery: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "module",
+            abstract: "Any module query: GET /modules/<module>/<path…>, printed as the node's JSON.",
+            discussion: """
+                Examples (see the README's lifecycle sections for more):
+                  ishtar query module staking delegation <staking txid>
+                  ishtar query module staking voting-power 120
+                  ishtar query module finality last-finalized <chain id>
+                  ishtar query module checkpoints epoch 3
+                  ishtar query module btclightclient tip
+                """)
+
+        @Argument(help: ArgumentHelp("The module: btclightclient, staking, checkpoints, finality, accounts, consensus.",
+                                     valueName: "module"))
+        var module: String
+
+        @Argument(help: ArgumentHelp("Path segments after the module name.", valueName: "path"))
+        var path: [String] = []
+
+        @OptionGroup var api: NodeAPIOptions
+
+        func validate() throws {
+            let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789_")
+            guard !module.isEmpty, module.allSatisfy({ allowed.contains($0) }) else {
+                throw ValidationError("module: expected a module name like \"staking\", got \"\(module)\"")
+            }
+            for segment in path where segment.isEmpty || segment.contains("/") || segment.contains("?") {
+                throw ValidationError("path: segment \"\(segment)\" must be non-empty and contain no '/' or '?'")
+            }
+        }
+
+        func run() throws {
+            print(try QueryActions.module(client: api.client(), module: module, path: path))
         }
     }
 }
@@ -153,6 +190,19 @@ public enum QueryActions {
             try client.get("/modules/accounts/account/\(publicKey.hexString)")
         }
         return try TxActions.decodeOK(AccountOutput.self, reply, what: "account")
+    }
+
+    /// `GET /modules/{module}/{path…}`: the module's JSON answer, pretty-printed with sorted keys.
+    public static func module(client: NodeAPIClient, module: String, path: [String]) throws -> String {
+        let route = "/modules/" + ([module] + path).joined(separator: "/")
+        let reply = try TxActions.call { () throws(NodeAPIClientError) in try client.get(route) }
+        guard reply.status == 200 else { throw TxActions.nodeError(reply) }
+        guard let object = try? JSONSerialization.jsonObject(with: reply.body),
+              let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
+              let text = String(data: pretty, encoding: .utf8) else {
+            throw CLIError.badInput("node returned a non-JSON answer for \(route)")
+        }
+        return text
     }
 
     static func iso8601(ms: UInt64) -> String {

@@ -141,6 +141,14 @@ func parseJSON(_ r: IshtarProcess.Result) throws -> [String: Any] {
         #expect(account["nonce"] as? String == "2")
         #expect(account["label"] as? String == label)
 
+        // The generic module query reaches the same answer by path.
+        let viaModule = try await ishtar(["query", "module", "accounts", "account", pub, "--node", node.url])
+        #expect(viaModule.status == 0, "\(viaModule.stderr)")
+        #expect(try parseJSON(viaModule)["nonce"] as? String == "2")
+        let badModule = try await ishtar(["query", "module", "No/Such", "--node", node.url])
+        #expect(badModule.status == 2)
+        #expect(badModule.stderr.contains("module"))
+
         let status = try await ishtar(["node", "status", "--node", node.url, "--json"])
         #expect(status.status == 0, "\(status.stderr)")
         let s = try parseJSON(status)
