@@ -33,9 +33,11 @@ import IshtarCrypto
 ///   linking to the previous), `vplast` → BE8 latest such height; `dirty` while the index
 ///   changed in the current block
 ///
-/// Not done: re-checking ACTIVE delegations' inclusion blocks after a BTC reorg (the light
-/// client would have to report which blocks left the main chain; k-deep makes it unlikely);
-/// expiry of PENDING/VERIFIED delegations (they carry no power, so only their displayed
+/// After a BTC reorg, delegations proven in blocks that left the light client's main chain
+/// lose that proof (ACTIVE → VERIFIED, UNBONDED → back); see `StakingReorg.swift` for the rule
+/// and its keys (`inc/`, `unb/`, `touched/`, `lctip`).
+///
+/// Not done: expiry of PENDING/VERIFIED delegations (they carry no power, so only their displayed
 /// status is affected); randomness-commitment filtering of the power table (the finality
 /// module applies it when it uses the table).
 public struct StakingModule: Module {
@@ -481,6 +483,7 @@ public struct StakingModule: Module {
             stakerUnbondingSlashingSignature: m.stakerUnbondingSlashingSignature, paramsVersion: version,
             createdHeight: context.block.height)
         d.inclusion = inclusion
+        Self.indexInclusion(d, txid: txid, store: store)
         store.set(Self.fpDelegationsPrefix(provider.btcKey) + txid, Self.marker)
         store.set(Self.stakerDelegationsPrefix(m.stakerKey) + txid, Self.marker)
         store.write(d, at: Self.delegationKey(txid))
@@ -568,6 +571,7 @@ public struct StakingModule: Module {
             throw .rule(StakingModuleError.stakingTimeElapsed(endHeight: end, tipPlusUnbonding: tip + UInt64(params.btc.unbondingTime)))
         }
         d.inclusion = included
+        Self.indexInclusion(d, txid: txid, store: store)
         context.emit(Event(type: "staking.delegation_inclusion_proven", attributes: [
             EventAttribute("staking_txid", Self.display(txid)), EventAttribute("btc_height", String(included.height)),
         ]))
@@ -596,9 +600,11 @@ public struct StakingModule: Module {
         let included = try Self.verifyInclusion(m.proof, of: m.unbondingTransaction, minimumDepth: nil, context)
         let params = try Self.paramsOf(d, in: store)
         if d.status == .active { try Self.deactivate(d, txid: txid, params: params, store: store) }
+        Self.unindexInclusion(d, txid: txid, store: store)
         d.status = .unbonded
         d.unbondingSpend = m.unbondingTransaction.serialized()
         d.unbondingInclusion = included
+        Self.indexUnbonding(d, txid: txid, store: store)
         store.write(d, at: Self.delegationKey(txid))
         context.emit(Self.statusEvent("staking.delegation_unbonded", txid, d))
     }
@@ -623,6 +629,7 @@ public struct StakingModule: Module {
         let tip = try btcTipHeight(context)
         if tip >= due {
             d.status = .expired
+            unindexInclusion(d, txid: txid, store: store)
             context.emit(statusEvent("staking.delegation_expired", txid, d))
             return
         }
@@ -726,11 +733,13 @@ public struct StakingModule: Module {
 
     // MARK: - End block
 
-    /// Expires due ACTIVE delegations, then writes the voting-power table for the next height
+    /// Re-checks delegations proven in BTC blocks that left the light client's main chain
+    /// (see `StakingReorg.swift`), expires due ACTIVE delegations, then writes the voting-power table for the next height
     /// if the power index changed.
     public func endBlock(_ context: BlockContext) throws(ExecutionError) {
         let store = context.store
         guard try store.get(Self.latestParamsKey) != nil else { return }
+        try recheckAfterReorg(context)
         try expire(context)
         try updatePowerTable(context)
     }
@@ -772,6 +781,7 @@ public struct StakingModule: Module {
             }
             let params = try Self.paramsOf(d, in: store)
             try Self.deactivate(d, txid: txid, params: params, store: store)
+            Self.unindexInclusion(d, txid: txid, store: store)
             d.status = .expired
             store.write(d, at: Self.delegationKey(txid))
             context.emit(Self.statusEvent("staking.delegation_expired", txid, d))
