@@ -5,6 +5,8 @@ import Foundation
 let suites: [String: () -> [String: Any]] = [
     "crypto": CryptoBench.run,
     "bitcoin": BitcoinBench.run,
+    "node": NodeBench.run,
+    "chain": ChainBench.run,
 ]
 
 let args = CommandLine.arguments.dropFirst()

@@ -135,13 +135,19 @@ public struct Transaction: Hashable, Sendable, BinaryCodable {
 
     /// The stateless rules every transaction must pass: chain id, message count, a valid
     /// sender key, a valid signature. Module-specific checks come after.
-    public func validateBasic(chainID expected: String) throws(TxError) {
+    ///
+    /// `signatureVerified` skips only the BIP-340 verification, for a caller that has
+    /// already verified a signature over these exact bytes (see `Application`'s cache keyed
+    /// by the SHA-256 of the encoded transaction, which covers sender, signed fields and
+    /// signature alike).
+    public func validateBasic(chainID expected: String, signatureVerified: Bool = false) throws(TxError) {
         guard chainID == expected else { throw .wrongChainID(expected: expected, actual: chainID) }
         guard !messages.isEmpty else { throw .noMessages }
         guard messages.count <= Self.maxMessages else {
             throw .tooManyMessages(count: messages.count, limit: Self.maxMessages)
         }
         guard let key = try? Schnorr.PublicKey(rawRepresentation: sender) else { throw .invalidSenderKey }
+        if signatureVerified { return }
         guard let sig = try? Schnorr.Signature(rawRepresentation: signature),
               key.isValidSignature(sig, for: signingDigest)
         else { throw .invalidSignature }

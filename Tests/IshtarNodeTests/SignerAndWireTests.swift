@@ -69,6 +69,8 @@ import Testing
             .vote(sv),
             .commit(CommitCertificate(height: 3, round: 0, value: hash, precommits: [sv]), block: Data([1, 2, 3])),
             .transaction(Data([4, 5])),
+            .transactions([Data([6]), Data([7, 8, 9]), Data()]),
+            .transactions([]),
             .status(height: 42),
             .syncRequest(height: 43),
         ]
@@ -81,6 +83,11 @@ import Testing
         #expect(throws: WireError.trailingBytes) { try WireMessage.decode(WireMessage.status(height: 1).encoded() + Data([0])) }
         #expect(throws: WireError.truncated) { try WireMessage.decode(Data([WireMessage.typeTx, 0, 0, 0, 9, 1])) }
         #expect(throws: (any Error).self) { try WireMessage.decode(Data([WireMessage.typeVote, 1, 2, 3])) }
+        // A batch claiming more entries than its bytes can hold, or cut short.
+        #expect(throws: WireError.fieldTooLarge("1000000 transactions")) {
+            try WireMessage.decode(Data([WireMessage.typeTxs, 0, 0x0F, 0x42, 0x40, 0, 0, 0, 0]))
+        }
+        #expect(throws: WireError.truncated) { try WireMessage.decode(Data([WireMessage.typeTxs, 0, 0, 0, 1, 0, 0, 0, 9, 5])) }
         // Random garbage never traps.
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<2000 {

@@ -268,6 +268,20 @@ public struct APISubmitRequest: Codable, Sendable, Hashable {
     public init(tx: String) { self.tx = tx }
 }
 
+/// `POST /txs/batch` JSON body.
+public struct APIBatchSubmitRequest: Codable, Sendable, Hashable {
+    /// Signed transactions' canonical encodings, hex.
+    public var txs: [String]
+    /// A request from hex transactions.
+    public init(txs: [String]) { self.txs = txs }
+}
+
+/// `POST /txs/batch` answer: one verdict per submitted transaction, in order.
+public struct APIBatchSubmitResult: Codable, Sendable, Hashable {
+    /// The verdicts.
+    public var results: [APISubmitResult]
+}
+
 /// `POST /txs` answer: the check-tx verdict.
 public struct APISubmitResult: Codable, Sendable, Hashable {
     /// SHA-256 of the submitted bytes, hex.

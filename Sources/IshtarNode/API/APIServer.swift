@@ -140,6 +140,7 @@ func makeAPIRouter(
     router.get("blocks/:height") { _, context in try await routes.block(context.parameters.get("height") ?? "") }
     router.get("txs/:hash") { _, context in try await routes.transaction(context.parameters.get("hash") ?? "") }
     router.post("txs") { request, context in try await routes.submit(request, context: context) }
+    router.post("txs/batch") { request, context in try await routes.submitBatch(request, context: context) }
     router.get("modules/:module") { request, context in
         try await routes.query(module: context.parameters.get("module") ?? "", path: [], request: request)
     }
@@ -220,6 +221,77 @@ struct APIRoutes: Sendable {
         let bytes = try Self.transactionBytes(body, contentType: request.headers[.contentType])
         let result = await backend.submitTransaction(bytes)
         return try Self.json(result.result.isOK ? .ok : .unprocessableContent, APISubmitResult(result))
+    }
+
+    /// Most transactions in one `POST /txs/batch`.
+    static let maxBatchTransactions = 1000
+
+    /// `POST /txs/batch`: several transactions, each admitted as by `POST /txs`, answered
+    /// with one verdict per transaction in order (200 even when some are refused: the
+    /// request itself was fine). The body is `application/octet-stream`
+    /// `(BE32 length ‖ tx bytes)*`, or JSON `{"txs": ["<hex>", …]}`.
+    func submitBatch(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        try authorize(request)
+        let limit = configuration.maxRequestBodyBytes
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, "body_too_large", "request body exceeds \(limit) bytes")
+        }
+        let txs = try Self.batchTransactions(Data(buffer.readableBytesView), contentType: request.headers[.contentType])
+        let results = await backend.submitTransactions(txs)
+        return try Self.json(.ok, APIBatchSubmitResult(results: results.map(APISubmitResult.init)))
+    }
+
+    /// The transactions of a `POST /txs/batch` body; every malformed shape is a 400 naming
+    /// what is wrong.
+    static func batchTransactions(_ body: Data, contentType: String?) throws -> [Data] {
+        let type = contentType?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        var txs: [Data] = []
+        if type == "application/octet-stream" {
+            let bytes = [UInt8](body)
+            var offset = 0
+            while offset < bytes.count {
+                guard bytes.count - offset >= 4 else {
+                    throw APIError(.badRequest, "invalid_batch", "truncated length prefix at byte \(offset)")
+                }
+                let n = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+                offset += 4
+                guard n > 0 else { throw APIError(.badRequest, "invalid_batch", "empty transaction at byte \(offset - 4)") }
+                guard bytes.count - offset >= n else {
+                    throw APIError(.badRequest, "invalid_batch", "transaction at byte \(offset - 4) declares \(n) bytes, \(bytes.count - offset) remain")
+                }
+                txs.append(Data(bytes[offset..<offset + n]))
+                offset += n
+                guard txs.count <= maxBatchTransactions else {
+                    throw APIError(.badRequest, "batch_too_large", "more than \(maxBatchTransactions) transactions")
+                }
+            }
+        } else {
+            if let type, type != "application/json" {
+                throw APIError(.unsupportedMediaType, "unsupported_media_type",
+                               "content type \(type) is not supported; use application/json or application/octet-stream")
+            }
+            let request: APIBatchSubmitRequest
+            do {
+                request = try JSONDecoder().decode(APIBatchSubmitRequest.self, from: body)
+            } catch {
+                throw APIError(.badRequest, "invalid_body", "expected {\"txs\": [\"<hex>\", …]}")
+            }
+            guard request.txs.count <= maxBatchTransactions else {
+                throw APIError(.badRequest, "batch_too_large", "more than \(maxBatchTransactions) transactions")
+            }
+            for (i, hex) in request.txs.enumerated() {
+                let text = hex.hasPrefix("0x") ? String(hex.dropFirst(2)) : hex
+                guard !text.isEmpty, let tx = try? Data(hex: text, field: "tx") else {
+                    throw APIError(.badRequest, "invalid_tx_hex", "txs[\(i)] is not non-empty hex")
+                }
+                txs.append(tx)
+            }
+        }
+        guard !txs.isEmpty else { throw APIError(.badRequest, "empty_body", "the batch holds no transaction") }
+        return txs
     }
 
     /// The transaction bytes of a `POST /txs` body: raw for `application/octet-stream`,

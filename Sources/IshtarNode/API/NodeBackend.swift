@@ -17,8 +17,21 @@ public protocol NodeBackend: Sendable {
     /// Runs check-tx and, when it passes, admits the transaction to the mempool and
     /// gossips it. The result says why a rejected transaction was refused.
     func submitTransaction(_ bytes: Data) async -> CheckTxResult
+    /// ``submitTransaction(_:)`` for each of `transactions`, in order (one call, so a busy
+    /// node is entered once per batch rather than once per transaction).
+    func submitTransactions(_ transactions: [Data]) async -> [CheckTxResult]
     /// A module or application query (`/modules/{module}/…` maps to path `/modules/{module}/…`).
     func query(path: String, data: Data) async -> QueryResult
+}
+
+extension NodeBackend {
+    /// One ``submitTransaction(_:)`` per transaction.
+    public func submitTransactions(_ transactions: [Data]) async -> [CheckTxResult] {
+        var out: [CheckTxResult] = []
+        out.reserveCapacity(transactions.count)
+        for tx in transactions { out.append(await submitTransaction(tx)) }
+        return out
+    }
 }
 
 /// A committed transaction: its bytes and where and how it was executed.
@@ -103,4 +116,8 @@ public enum NodeMetricName {
     public static let blockTime = "ishtar_block_interval_seconds"
     /// Counter: committed transactions.
     public static let committedTransactions = "ishtar_committed_transactions_total"
+    /// Counter: peers disconnected because their inbound queue overflowed.
+    public static let inboundOverflows = "ishtar_p2p_inbound_overflows_total"
+    /// Counter: peers disconnected because their score fell to the threshold.
+    public static let misbehavingPeers = "ishtar_p2p_misbehaving_peers_total"
 }

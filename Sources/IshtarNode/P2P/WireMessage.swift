@@ -37,6 +37,9 @@ public enum WireMessage: Sendable, Equatable {
     /// A decided value with its certificate (catch-up and block sync).
     case commit(CommitCertificate, block: Data)
     case transaction(Data)
+    /// Several transactions in one frame (gossip is batched per node turn: one frame and
+    /// one hand-off to the node per batch instead of per transaction).
+    case transactions([Data])
     /// My last committed height (sent periodically).
     case status(height: UInt64)
     /// Please send me ``commit(_:block:)`` for this height.
@@ -44,6 +47,7 @@ public enum WireMessage: Sendable, Equatable {
 
     static let typeHello: UInt8 = 1, typeProof: UInt8 = 2, typeProposal: UInt8 = 10, typeVote: UInt8 = 11
     static let typeCommit: UInt8 = 12, typeTx: UInt8 = 13, typeStatus: UInt8 = 14, typeSync: UInt8 = 15
+    static let typeTxs: UInt8 = 16
 
     /// What a node signs to prove it holds `nodeKey`: binds the peer's challenge, the chain
     /// id and the key itself, so a proof can be neither replayed to another peer (fresh
@@ -81,6 +85,10 @@ public enum WireMessage: Sendable, Equatable {
         case .transaction(let tx):
             w.u8(Self.typeTx)
             w.long(tx)
+        case .transactions(let txs):
+            w.u8(Self.typeTxs)
+            w.u32(UInt32(clamping: txs.count))
+            for tx in txs { w.long(tx) }
         case .status(let h):
             w.u8(Self.typeStatus)
             w.u64(h)
@@ -119,6 +127,14 @@ public enum WireMessage: Sendable, Equatable {
             do { m = .commit(try CanonicalEncoding.decodeCommit(cert), block: block) } catch { throw .consensus("\(error)") }
         case typeTx:
             m = .transaction(try r.long(max: Int.max))
+        case typeTxs:
+            let n = Int(try r.u32())
+            // Each entry takes at least its 4-byte length: refuse absurd counts up front.
+            guard n <= r.remaining / 4 else { throw .fieldTooLarge("\(n) transactions") }
+            var txs: [Data] = []
+            txs.reserveCapacity(n)
+            for _ in 0..<n { txs.append(try r.long(max: Int.max)) }
+            m = .transactions(txs)
         case typeStatus:
             m = .status(height: try r.u64())
         case typeSync:
@@ -152,6 +168,7 @@ struct WireReader {
     init(_ data: Data) { bytes = [UInt8](data) }
 
     var atEnd: Bool { offset == bytes.count }
+    var remaining: Int { bytes.count - offset }
 
     mutating func u8() throws(WireError) -> UInt8 {
         guard offset < bytes.count else { throw .truncated }

@@ -28,6 +28,17 @@ struct Mempool {
     let config: MempoolConfig
     private(set) var entries: [Entry] = []
     private var byHash: Set<Data> = []
+    /// Pending transactions per sender (the per-sender limit is checked on every admission:
+    /// counting by scanning the whole pool made admission O(pool size)).
+    private var perSender: [Data: Int] = [:]
+    /// Hash of the pending transaction of each (sender, nonce), for replacement by nonce
+    /// without scanning the pool.
+    private var bySenderNonce: [SenderNonce: Data] = [:]
+
+    struct SenderNonce: Hashable {
+        let sender: Data
+        let nonce: UInt64
+    }
     private(set) var totalBytes = 0
 
     init(config: MempoolConfig) { self.config = config }
@@ -47,7 +58,8 @@ struct Mempool {
             // Replacement by nonce: same sender+nonce pending, and only the nonce was wrong.
             if result.result.codespace == "accounts", result.result.rule == "nonce-mismatch",
                 let s = result.sender, let n = result.nonce,
-                let i = entries.firstIndex(where: { $0.sender == s && $0.nonce == n })
+                let pendingHash = bySenderNonce[SenderNonce(sender: s, nonce: n)],
+                let i = entries.firstIndex(where: { $0.hash == pendingHash })
             {
                 remove(at: i)
                 insert(Entry(hash: hash, bytes: bytes, sender: s, nonce: n))
@@ -57,7 +69,7 @@ struct Mempool {
             }
             return (.rejected(result.result.log), result)
         }
-        if let s = result.sender, entries.reduce(0, { $0 + ($1.sender == s ? 1 : 0) }) >= config.maxPerSender {
+        if let s = result.sender, perSender[s, default: 0] >= config.maxPerSender {
             return (.rejected("too many pending transactions from this sender"), result)
         }
         insert(Entry(hash: hash, bytes: bytes, sender: result.sender, nonce: result.nonce))
@@ -68,12 +80,21 @@ struct Mempool {
         entries.append(e)
         byHash.insert(e.hash)
         totalBytes += e.bytes.count
+        if let s = e.sender {
+            perSender[s, default: 0] += 1
+            if let n = e.nonce { bySenderNonce[SenderNonce(sender: s, nonce: n)] = e.hash }
+        }
     }
 
     private mutating func remove(at i: Int) {
         let e = entries.remove(at: i)
         byHash.remove(e.hash)
         totalBytes -= e.bytes.count
+        if let s = e.sender {
+            let n = perSender[s, default: 0] - 1
+            perSender[s] = n > 0 ? n : nil
+            if let nonce = e.nonce { bySenderNonce[SenderNonce(sender: s, nonce: nonce)] = nil }
+        }
     }
 
     /// After a commit: drops the included transactions, then re-runs check-tx on the rest in
@@ -85,6 +106,8 @@ struct Mempool {
         let old = entries
         entries = []
         byHash = []
+        perSender = [:]
+        bySenderNonce = [:]
         totalBytes = 0
         var evicted = 0
         for e in old where !included.contains(e.hash) {
@@ -97,6 +120,6 @@ struct Mempool {
         return evicted
     }
 
-    /// Transactions for a proposal, oldest first.
-    func candidates() -> [Data] { entries.map(\.bytes) }
+    /// Transactions for a proposal, oldest first, at most `limit`.
+    func candidates(limit: Int = .max) -> [Data] { entries.prefix(max(0, limit)).map(\.bytes) }
 }
