@@ -49,6 +49,8 @@ public final class Application {
     private var checkState: Overlay
     private var pending: PendingBlock?
     private var haltReason: String?
+    /// SHA-256 of transaction bytes whose BIP-340 signature verified (bounded FIFO).
+    private var verifiedSignatures = VerifiedSignatureCache(capacity: 200_000)
 
     private struct PendingBlock {
         var block: Block
@@ -220,11 +222,15 @@ public final class Application {
         } catch {
             return .failure(TxError.malformed(error).violation)
         }
+        // A transaction is verified once per process: check-tx, recheck, process-proposal
+        // and finalize all see the same bytes, and the hash of the bytes covers the signature.
+        let hash = sha256(raw)
         do {
-            try tx.validateBasic(chainID: chainID)
+            try tx.validateBasic(chainID: chainID, signatureVerified: verifiedSignatures.contains(hash))
         } catch {
             return .failure(error.violation)
         }
+        verifiedSignatures.insert(hash)
         for message in tx.messages {
             guard let module = moduleByType[message.type] else {
                 return .failure(TxError.unknownMessageType(message.type).violation)
@@ -326,6 +332,7 @@ public final class Application {
         } catch {
             return .reject(error)
         }
+        if let i = try firstRecordedEvidence(block) { return .reject(.invalidEvidence(index: i, "offence already committed")) }
         for (i, raw) in block.transactions.enumerated() {
             if case .failure(let v) = try statelessCheck(raw, chainID: meta.chainID, params: params) {
                 return .reject(.invalidTransaction(index: i, v))
@@ -391,12 +398,15 @@ public final class Application {
         } catch {
             throw .invalidBlock(error)
         }
+        if let i = try firstRecordedEvidence(block) { throw .invalidBlock(.invalidEvidence(index: i, "offence already committed")) }
         let h = block.header
         let info = BlockInfo(chainID: h.chainID, height: h.height, time: h.time, proposer: h.proposer,
                              hash: block.hash, previousBlockHash: h.previousBlockHash)
         let overlay = Overlay(base: store, columnFamily: Self.stateColumnFamily)
         var events: [Event] = []
         try runHooks(begin: true, block: info, validators: validators, overlay: overlay, events: &events)
+        let consensusStore = ModuleStore(module: ConsensusModule.moduleName, overlay: overlay)
+        for e in block.evidence { events.append(ConsensusModule.recordEvidence(e, height: h.height, in: consensusStore)) }
         var results: [TxResult] = []
         results.reserveCapacity(block.transactions.count)
         for (i, raw) in block.transactions.enumerated() {
@@ -444,6 +454,32 @@ public final class Application {
         Self.addCommitments(p.commitments, to: &batch)
         batch.put(Self.metaKey, newMeta.encoded, in: Self.metaColumnFamily)
         return batch
+    }
+
+    /// The index of the first evidence entry whose offence is already recorded in state.
+    private func firstRecordedEvidence(_ block: Block) throws(ChainError) -> Int? {
+        guard !block.evidence.isEmpty else { return nil }
+        let view = ModuleStore(module: ConsensusModule.moduleName, overlay: Overlay(base: store, columnFamily: Self.stateColumnFamily))
+        for (i, e) in block.evidence.enumerated() where try hasEvidence(e, in: view) { return i }
+        return nil
+    }
+
+    private func hasEvidence(_ e: DoubleVoteEvidence, in view: ModuleStore) throws(ChainError) -> Bool {
+        do throws(ExecutionError) {
+            return try ConsensusModule.hasEvidence(e, in: view)
+        } catch {
+            switch error {
+            case .fatal(let f): throw f
+            case .rejected(let v): throw .corruptState("consensus evidence: \(v)")
+            }
+        }
+    }
+
+    /// Whether the offence `evidence` proves is already recorded in committed state (a
+    /// proposer leaves such evidence out).
+    public func isEvidenceCommitted(_ evidence: DoubleVoteEvidence) throws(ChainError) -> Bool {
+        try hasEvidence(evidence, in: ModuleStore(module: ConsensusModule.moduleName,
+                                                  overlay: Overlay(base: store, columnFamily: Self.stateColumnFamily)))
     }
 
     /// Makes the finalized block durable (ABCI `Commit`) in one synced write batch, then
@@ -651,6 +687,34 @@ public final class Application {
             }
         default:
             return fail(QueryError.unknownPath(path))
+        }
+    }
+}
+
+/// Hashes of transaction encodings whose signature verified, oldest evicted first. A hit
+/// needs the exact same bytes (SHA-256 over sender, signed fields and signature), so it
+/// never accepts a signature that was not verified.
+struct VerifiedSignatureCache {
+    let capacity: Int
+    private var members: Set<Data> = []
+    private var order: [Data] = []
+    private var head = 0
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    func contains(_ hash: Data) -> Bool { members.contains(hash) }
+
+    mutating func insert(_ hash: Data) {
+        guard members.insert(hash).inserted else { return }
+        order.append(hash)
+        if members.count > capacity {
+            members.remove(order[head])
+            head += 1
+            // Compact the FIFO once half of it is consumed.
+            if head > capacity / 2 {
+                order.removeFirst(head)
+                head = 0
+            }
         }
     }
 }

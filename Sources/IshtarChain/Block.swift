@@ -105,6 +105,10 @@ public struct BlockHeader: Hashable, Sendable, BinaryCodable {
     public var validatorsHash: Data
     /// The commit of the previous block; `nil` only for the first block.
     public var lastCommit: CommitInfo?
+    /// Root of the block's equivocation evidence (``DoubleVoteEvidence/root(_:)``); nil
+    /// when it has none. A header with it is version 2 (`v1 fields ‖ 32 evidenceHash`), so
+    /// blocks without evidence keep the version-1 encoding and hash.
+    public var evidenceHash: Data?
 
     /// A header from its parts.
     public init(chainID: String, height: UInt64, time: UInt64, previousBlockHash: Data, transactionsRoot: Data,
@@ -122,7 +126,7 @@ public struct BlockHeader: Hashable, Sendable, BinaryCodable {
 
     /// The canonical encoding.
     public func encode(to w: inout BinaryWriter) {
-        w.u8(Self.version)
+        w.u8(evidenceHash == nil ? Self.version : 2)
         w.string(chainID)
         w.u64(height)
         w.u64(time)
@@ -137,12 +141,13 @@ public struct BlockHeader: Hashable, Sendable, BinaryCodable {
         } else {
             w.u8(0)
         }
+        if let evidenceHash { w.fixed(evidenceHash) }
     }
 
     /// Inverse of ``encode(to:)``.
     public init(from r: inout BinaryReader) throws(CodecError) {
         let v = try r.u8("header version")
-        guard v == Self.version else { throw .unknownVersion(field: "header version", value: v) }
+        guard v == Self.version || v == 2 else { throw .unknownVersion(field: "header version", value: v) }
         chainID = try r.string("chain id", limit: Transaction.maxChainIDBytes)
         height = try r.u64("height")
         time = try r.u64("time")
@@ -152,6 +157,7 @@ public struct BlockHeader: Hashable, Sendable, BinaryCodable {
         proposer = try r.fixed(32, "proposer")
         validatorsHash = try r.fixed(32, "validators hash")
         lastCommit = try r.presence("last commit") ? try CommitInfo(from: &r) : nil
+        evidenceHash = v == 2 ? try r.fixed(32, "evidence hash") : nil
     }
 
     /// SHA-256 of the canonical encoding: the 32-byte value consensus agrees on.
@@ -188,31 +194,48 @@ public struct Block: Hashable, Sendable, BinaryCodable {
     public var header: BlockHeader
     /// Encoded transactions, in execution order.
     public var transactions: [Data]
+    /// Equivocation evidence the proposer included (its root is in the header). A block
+    /// with evidence is version 2: `v1 encoding ‖ u32 count ‖ evidence*` (count ≥ 1).
+    public var evidence: [DoubleVoteEvidence]
 
     /// A block from its parts.
-    public init(header: BlockHeader, transactions: [Data]) {
+    public init(header: BlockHeader, transactions: [Data], evidence: [DoubleVoteEvidence] = []) {
         self.header = header
         self.transactions = transactions
+        self.evidence = evidence
     }
 
     /// `u8 version ‖ header ‖ u32 count ‖ bytes*`.
     public func encode(to w: inout BinaryWriter) {
-        w.u8(Self.version)
+        w.u8(evidence.isEmpty ? Self.version : 2)
         header.encode(to: &w)
         w.count(transactions.count)
         for t in transactions { w.bytes(t) }
+        if !evidence.isEmpty {
+            w.count(evidence.count)
+            for e in evidence { e.encode(to: &w) }
+        }
     }
 
     /// Inverse of ``encode(to:)``.
     public init(from r: inout BinaryReader) throws(CodecError) {
         let v = try r.u8("block version")
-        guard v == Self.version else { throw .unknownVersion(field: "block version", value: v) }
+        guard v == Self.version || v == 2 else { throw .unknownVersion(field: "block version", value: v) }
         header = try BlockHeader(from: &r)
         let n = try r.count("transactions", minElementSize: 4)
         var txs: [Data] = []
         txs.reserveCapacity(n)
         for _ in 0..<n { txs.append(try r.bytes("transaction")) }
         transactions = txs
+        var ev: [DoubleVoteEvidence] = []
+        if v == 2 {
+            // Each entry is at least 32 + 2 × 78 bytes; an empty list must use version 1.
+            let m = try r.count("evidence", minElementSize: 188)
+            guard m > 0 else { throw .unknownVersion(field: "block version (2 without evidence)", value: v) }
+            ev.reserveCapacity(m)
+            for _ in 0..<m { ev.append(try DoubleVoteEvidence(from: &r)) }
+        }
+        evidence = ev
     }
 
     /// The block hash (the header's hash).
@@ -226,12 +249,14 @@ public struct Block: Hashable, Sendable, BinaryCodable {
     /// Builds a block whose transactions root is computed from `transactions`.
     public static func make(
         tip: ChainTip, time: UInt64, proposer: Data, validators: ChainValidatorSet,
-        lastCommit: CommitInfo?, transactions: [Data]
+        lastCommit: CommitInfo?, transactions: [Data], evidence: [DoubleVoteEvidence] = []
     ) -> Block {
-        Block(header: BlockHeader(
+        var header = BlockHeader(
             chainID: tip.chainID, height: tip.nextHeight, time: time, previousBlockHash: tip.lastBlockHash,
             transactionsRoot: transactionsRoot(transactions), appHash: tip.lastAppHash, proposer: proposer,
-            validatorsHash: validators.hash, lastCommit: lastCommit), transactions: transactions)
+            validatorsHash: validators.hash, lastCommit: lastCommit)
+        if !evidence.isEmpty { header.evidenceHash = DoubleVoteEvidence.root(evidence) }
+        return Block(header: header, transactions: transactions, evidence: evidence)
     }
 
     /// The structural and header rules: everything about a block that can be checked
@@ -256,6 +281,7 @@ public struct Block: Hashable, Sendable, BinaryCodable {
         guard h.transactionsRoot == Block.transactionsRoot(transactions) else { throw .wrongTransactionsRoot }
         guard h.validatorsHash == validators.hash else { throw .wrongValidatorsHash }
         guard validators.validator(address: h.proposer) != nil else { throw .unknownProposer(h.proposer) }
+        try validateEvidence(tip: tip, validators: validators, verifier: verifier)
         let isFirst = h.height == tip.initialHeight
         // The first block may carry the genesis time itself; later ones must move forward.
         guard isFirst ? h.time >= tip.lastBlockTime : h.time > tip.lastBlockTime else {

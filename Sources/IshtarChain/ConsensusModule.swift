@@ -52,13 +52,52 @@ extension GenesisContext {
 
 /// Built-in module `"consensus"`: the chain id, the governance-free validator set from
 /// genesis and the consensus limits, kept in state so the app hash covers them.
-/// Queries: `/modules/consensus/validators`, `/modules/consensus/params`.
+/// Equivocation evidence committed in blocks is recorded under `evidence/<offence key>`
+/// (``DoubleVoteEvidence/offenceKey``) with the height of the block that carried it, and
+/// announced by an `equivocation` block event; an offence is recorded once.
+/// Queries: `/modules/consensus/validators`, `/modules/consensus/params`,
+/// `/modules/consensus/evidence`.
 public struct ConsensusModule: Module {
     /// `"consensus"`.
     public static let moduleName = "consensus"
     static let validatorsKey = Data("validators".utf8)
     static let paramsKey = Data("params".utf8)
     static let chainIDKey = Data("chain_id".utf8)
+    static let evidencePrefix = Data("evidence/".utf8)
+
+    /// A recorded offence: `u64 committedHeight ‖ evidence`.
+    struct RecordedEvidence: BinaryCodable {
+        var committedHeight: UInt64
+        var evidence: DoubleVoteEvidence
+        func encode(to w: inout BinaryWriter) {
+            w.u64(committedHeight)
+            evidence.encode(to: &w)
+        }
+        init(committedHeight: UInt64, evidence: DoubleVoteEvidence) {
+            self.committedHeight = committedHeight
+            self.evidence = evidence
+        }
+        init(from r: inout BinaryReader) throws(CodecError) {
+            committedHeight = try r.u64("evidence committed height")
+            evidence = try DoubleVoteEvidence(from: &r)
+        }
+    }
+
+    /// Whether the offence `evidence` proves is already recorded.
+    public static func hasEvidence(_ evidence: DoubleVoteEvidence, in store: ModuleStore) throws(ExecutionError) -> Bool {
+        try store.contains(evidencePrefix + evidence.offenceKey)
+    }
+
+    /// Records a committed block's (validated, not yet recorded) evidence and returns its event.
+    static func recordEvidence(_ evidence: DoubleVoteEvidence, height: UInt64, in store: ModuleStore) -> Event {
+        store.write(RecordedEvidence(committedHeight: height, evidence: evidence), at: evidencePrefix + evidence.offenceKey)
+        return Event(type: "equivocation", attributes: [
+            EventAttribute("validator", evidence.validator.hexString),
+            EventAttribute("height", String(evidence.voteA.height)),
+            EventAttribute("round", String(evidence.voteA.round)),
+            EventAttribute("vote_type", evidence.voteA.type == EvidenceVote.prevote ? "prevote" : "precommit"),
+        ])
+    }
 
     /// The module.
     public init() {}
@@ -102,6 +141,23 @@ public struct ConsensusModule: Module {
         case ["params"]:
             guard let p = try Self.params(in: context.store) else { throw .rule(QueryError.notFound("consensus params")) }
             return canonicalJSON(["max_block_bytes": p.maxBlockBytes, "max_tx_bytes": p.maxTxBytes])
+        case ["evidence"]:
+            var list: [[String: Any]] = []
+            for row in try context.store.scan(prefix: Self.evidencePrefix) {
+                guard let rec = try? RecordedEvidence(decoding: row.value) else {
+                    throw .fatal(.corruptState("consensus/evidence/\(row.key.hexString)"))
+                }
+                func vote(_ v: EvidenceVote) -> [String: Any] {
+                    ["block_hash": v.blockHash?.hexString ?? "", "signature": v.signature.hexString]
+                }
+                let e = rec.evidence
+                list.append([
+                    "validator": e.validator.hexString, "height": String(e.voteA.height), "round": Int(e.voteA.round),
+                    "vote_type": e.voteA.type == EvidenceVote.prevote ? "prevote" : "precommit",
+                    "committed_height": String(rec.committedHeight), "vote_a": vote(e.voteA), "vote_b": vote(e.voteB),
+                ])
+            }
+            return canonicalJSON(["evidence": list])
         default:
             throw .rule(QueryError.unknownPath("/modules/consensus/" + request.path.joined(separator: "/")))
         }

@@ -174,6 +174,10 @@ public enum BlockError: ChainRuleError, Equatable {
     /// A transaction of the proposal fails the stateless transaction rules (frame or
     /// module `validateMessage`).
     case invalidTransaction(index: Int, RuleViolation)
+    /// The header's evidence hash does not match the block's evidence list.
+    case wrongEvidenceHash
+    /// An evidence entry breaks the evidence rules, or was already committed.
+    case invalidEvidence(index: Int, String)
 
     /// `"block"`.
     public static let codespace = "block"
@@ -199,6 +203,8 @@ public enum BlockError: ChainRuleError, Equatable {
         case .invalidCommitSignature: return 17
         case .insufficientCommitPower: return 18
         case .invalidTransaction: return 19
+        case .wrongEvidenceHash: return 20
+        case .invalidEvidence: return 21
         }
     }
 
@@ -223,6 +229,8 @@ public enum BlockError: ChainRuleError, Equatable {
         case .invalidCommitSignature: return "invalid-commit-signature"
         case .insufficientCommitPower: return "insufficient-commit-power"
         case .invalidTransaction: return "invalid-transaction"
+        case .wrongEvidenceHash: return "wrong-evidence-hash"
+        case .invalidEvidence: return "invalid-evidence"
         }
     }
 
@@ -250,6 +258,8 @@ public enum BlockError: ChainRuleError, Equatable {
         case let .insufficientCommitPower(signed, total):
             return "commit signers hold \(signed) of \(total) power, not more than 2/3"
         case let .invalidTransaction(index, e): return "transaction \(index): \(e)"
+        case .wrongEvidenceHash: return "evidence hash does not match the evidence"
+        case let .invalidEvidence(index, why): return "evidence \(index): \(why)"
         }
     }
 }

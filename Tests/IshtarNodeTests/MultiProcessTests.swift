@@ -1,7 +1,9 @@
 import Foundation
 import IshtarChain
+import IshtarConsensus
 import IshtarCrypto
 import IshtarNode
+import Logging
 import Testing
 
 /// Spawns and kills real `ishtar node start` processes (the binary built beside the tests).
@@ -35,9 +37,10 @@ final class Devnet: @unchecked Sendable {
         guard p.terminationStatus == 0 else { throw TestError("node init failed: \(p.terminationStatus)") }
     }
 
-    func start(_ i: Int) throws {
+    func start(_ i: Int, environment: [String: String] = [:]) throws {
         let p = Process()
         p.executableURL = Self.binary
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         p.arguments = ["node", "start", "--home", dir + "/node\(i)"]
         let logPath = dir + "/node\(i).log"
         if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
@@ -48,6 +51,12 @@ final class Devnet: @unchecked Sendable {
         try p.run()
         lock.withLock { processes[i] = p }
     }
+
+    /// Whether node `i`'s process has exited on its own (e.g. at a failure point).
+    func exited(_ i: Int) -> Bool { lock.withLock { processes[i].map { !$0.isRunning } ?? true } }
+
+    /// Forgets an exited process so it can be started again.
+    func reap(_ i: Int) { _ = lock.withLock { processes.removeValue(forKey: i) } }
 
     func kill9(_ i: Int) {
         guard let p = lock.withLock({ processes.removeValue(forKey: i) }) else { return }
@@ -204,5 +213,114 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         }
         // Never double-signed: no node logged duplicate-vote evidence.
         for i in 0..<4 { #expect(!net.log(i).contains("duplicate vote evidence")) }
+    }
+
+    /// A validator SIGKILLed exactly between storing a decided block (certificate + block,
+    /// one synced batch) and the application's commit replays that block at restart,
+    /// reaches the app hash the others reached, and keeps following the chain.
+    @Test(.timeLimit(.minutes(3))) func crashBetweenDecisionAndCommitReplaysTheBlock() throws {
+        let dir = try nodeScratch("failpoint")
+        let net = Devnet(dir: dir, count: 4, basePort: randomBasePort())
+        defer {
+            net.killAll()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        try net.initialize(chainID: "ishtar-failpoint")
+        let crashHeight: UInt64 = 4
+        try net.start(0, environment: ["ISHTAR_FAILPOINT_CRASH_AFTER_DECIDE": "\(crashHeight)"])
+        for i in 1..<4 { try net.start(i) }
+        func diagnostics() -> String { (0..<4).map { "--- node\($0)\n" + String(net.log($0).suffix(3000)) }.joined(separator: "\n") }
+
+        // A transaction in the crash block's neighbourhood so the replay changes state.
+        let user = Schnorr.PrivateKey()
+        try #require(waitUntil(40) { (net.height(1) ?? 0) >= 2 }, "devnet did not start\n\(diagnostics())")
+        for n in 0..<3 {
+            let tx = try Transaction.signed(chainID: "ishtar-failpoint", key: user, nonce: UInt64(n),
+                                            messages: [SetLabel(label: "f\(n)").message]).encoded
+            _ = net.submit(1, tx)
+        }
+        try #require(waitUntil(40) { net.exited(0) }, "node0 did not hit the failpoint\n\(diagnostics())")
+        net.reap(0)
+        // The others finish height `crashHeight` and go on without it.
+        try #require(waitUntil(30) { (net.height(1) ?? 0) >= crashHeight + 2 }, "chain stalled\n\(diagnostics())")
+
+        try net.start(0)
+        // Restarted: the stored decision is replayed (not re-decided), then it syncs.
+        try #require(waitUntil(40) { (net.height(0) ?? 0) >= crashHeight + 2 }, "node0 did not resume\n\(diagnostics())")
+        let log = net.log(0)
+        #expect(log.contains("replayed decided block after crash"), "no replay in node0's log")
+        #expect(log.components(separatedBy: "replayed decided block after crash").count == 2, "replayed more than once")
+        // Same app hash after the replayed block: it is in the next block's header, and
+        // node0 accepted that block only because its own app hash matched it.
+        let next = crashHeight + 1
+        let headers = (0..<4).compactMap { net.json($0, "/blocks/\(next)")?["header"] as? [String: Any] }
+        #expect(headers.count == 4)
+        let appHashes = Set(headers.compactMap { $0["app_hash"] as? String ?? $0["appHash"] as? String })
+        #expect(appHashes.count == 1, "app hashes after the replayed block differ: \(appHashes)")
+        #expect(Set((0..<4).compactMap { net.blockHash($0, crashHeight) }).count == 1)
+        for i in 0..<4 { #expect(!net.log(i).contains("duplicate vote evidence")) }
+    }
+
+    /// A Byzantine validator (node3's keys, driven by the test instead of the node binary)
+    /// sends two conflicting prevotes; the honest three detect it, a proposer puts the
+    /// evidence into a block, and every node's consensus module records it.
+    @Test(.timeLimit(.minutes(3))) func doubleVoteEvidenceIsCommittedInABlock() async throws {
+        let dir = try nodeScratch("evidence")
+        let chainID = "ishtar-evidence"
+        let net = Devnet(dir: dir, count: 4, basePort: randomBasePort())
+        defer {
+            net.killAll()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        try net.initialize(chainID: chainID)
+        for i in 0..<3 { try net.start(i) }
+        func diagnostics() -> String { (0..<3).map { "--- node\($0)\n" + String(net.log($0).suffix(3000)) }.joined(separator: "\n") }
+
+        // node3's identity, played by the test: same node key (so the others accept the
+        // connection) and validator key (so its votes verify).
+        let home = NodeHome(path: dir + "/node3")
+        let config = try home.loadConfig()
+        let validatorKey = try home.loadValidatorKey(config: config, passphrase: nil)
+        let signer = SchnorrConsensusSigner(key: validatorKey)
+        var logger = Logger(label: "byzantine")
+        logger.logLevel = .error
+        let byzantine = P2PNetwork(chainID: chainID, nodeKey: try home.loadNodeKey(config: config), config: config.p2p, logger: logger)
+        try await byzantine.start()
+        defer { Task { await byzantine.stop() } }
+        // Three of four equal validators are a quorum: the chain runs without node3.
+        try #require(waitUntil(40) { (net.height(0) ?? 0) >= 2 }, "devnet did not start\n\(diagnostics())")
+        #expect(waitUntil(10) { byzantine.peerCount >= 1 }, "the Byzantine node did not connect")
+
+        let consensusChain = try ChainID(chainID)
+        func prevote(_ height: UInt64, _ value: BlockHash?) throws -> SignedVote {
+            let v = Vote(type: .prevote, height: height, round: 0, value: value, validator: signer.validatorAddress)
+            return SignedVote(vote: v, signature: try signer.sign(v.signBytes(chainID: consensusChain)))
+        }
+        var recorded: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            // Both prevotes for the height in progress: nil and a block nobody proposed.
+            let h = (net.height(0) ?? 0) + 1
+            byzantine.broadcast(.vote(try prevote(h, nil)))
+            byzantine.broadcast(.vote(try prevote(h, try BlockHash(Data((0..<32).map { _ in UInt8.random(in: 0...255) })))))
+            usleep(300_000)
+            recorded = (net.json(0, "/modules/consensus/evidence")?["evidence"] as? [[String: Any]]) ?? []
+            if !recorded.isEmpty { break }
+        }
+        try #require(!recorded.isEmpty, "no evidence committed\n\(diagnostics())")
+        let entry = try #require(recorded.first)
+        #expect(entry["validator"] as? String == signer.validatorAddress.hexString)
+        #expect(entry["vote_type"] as? String == "prevote")
+        let committedAt = try #require((entry["committed_height"] as? String).flatMap(UInt64.init))
+        // Every honest node executed that block and recorded the same offence once.
+        #expect(waitUntil(20) { (0..<3).allSatisfy { (net.height($0) ?? 0) >= committedAt } })
+        for i in 0..<3 {
+            let list = (net.json(i, "/modules/consensus/evidence")?["evidence"] as? [[String: Any]]) ?? []
+            #expect(list.count >= 1, "node\(i) has no evidence")
+            #expect(list.first?["height"] as? String == entry["height"] as? String)
+        }
+        #expect(Set((0..<3).compactMap { net.blockHash($0, committedAt) }).count == 1)
+        #expect(net.log(0).contains("duplicate vote evidence") || net.log(1).contains("duplicate vote evidence")
+                || net.log(2).contains("duplicate vote evidence"))
     }
 }

@@ -65,6 +65,21 @@ public struct ConsensusCommitVerifier: CommitVerifier {
     }
 }
 
+extension ConsensusCommitVerifier: EvidenceVerifier {
+    /// A vote in evidence is valid iff it is the engine's vote with those fields, signed.
+    public func isValidVote(_ vote: EvidenceVote, chainID: String, publicKey: Data) -> Bool {
+        guard let chain = try? ChainID(chainID), let type = VoteType(rawValue: vote.type) else { return false }
+        var value: BlockHash?
+        if let h = vote.blockHash {
+            guard let hash = try? BlockHash(h) else { return false }
+            value = hash
+        }
+        let bytes = CanonicalEncoding.voteSignBytes(chainID: chain, type: type, height: vote.height, round: vote.round, value: value)
+        let validator = Validator(address: publicKey, publicKey: publicKey, power: 1)
+        return SchnorrSignatureVerifier().verify(signature: vote.signature, message: bytes, by: validator)
+    }
+}
+
 /// Conversions between the chain's types and the engine's.
 public enum ConsensusMapping {
     /// The engine's validator set for the chain's (address = public key, priorities zero:
@@ -79,6 +94,15 @@ public enum ConsensusMapping {
         CommitInfo(
             height: c.height, round: c.round, blockHash: c.value.bytes,
             signatures: c.precommits.map { CommitSignature(address: $0.vote.validator, signature: $0.signature) })
+    }
+
+    /// The chain's evidence for the engine's duplicate-vote evidence.
+    public static func evidence(_ e: DuplicateVoteEvidence) -> DoubleVoteEvidence {
+        func vote(_ sv: SignedVote) -> EvidenceVote {
+            EvidenceVote(type: sv.vote.type.rawValue, height: sv.vote.height, round: sv.vote.round,
+                         blockHash: sv.vote.value?.bytes, signature: sv.signature)
+        }
+        return DoubleVoteEvidence(validator: e.validator, vote(e.voteA), vote(e.voteB))
     }
 
     /// The engine certificate described by a chain `CommitInfo` (unverified).

@@ -1,6 +1,7 @@
 import Foundation
 import IshtarCrypto
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -29,15 +30,34 @@ final class FrameDecoder: ByteToMessageDecoder {
 
 /// Hands decoded frames to an `AsyncStream` consumed by one task per connection, which
 /// keeps a peer's messages in order; closes the channel on any pipeline error.
+///
+/// The stream is bounded (``P2PNetwork/inboundQueueLimit`` frames, see
+/// ``P2PNetwork/makeInboundStream(limit:)``): a peer that sends faster than the node consumes
+/// would otherwise grow this process's memory without limit. When a frame does not fit the
+/// peer is disconnected (not silently dropped: losing one consensus message in the middle of
+/// a stream is worse than a reconnect, after which gossip re-sends the current state), and
+/// the overflow is logged and counted (`ishtar_p2p_inbound_overflows_total`).
 final class FrameForwarder: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     let continuation: AsyncStream<Data>.Continuation
+    let onOverflow: @Sendable () -> Void
+    private var overflowed = false
 
-    init(continuation: AsyncStream<Data>.Continuation) { self.continuation = continuation }
+    init(continuation: AsyncStream<Data>.Continuation, onOverflow: @escaping @Sendable () -> Void = {}) {
+        self.continuation = continuation
+        self.onOverflow = onOverflow
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !overflowed else { return }
         var buf = unwrapInboundIn(data)
-        if let bytes = buf.readBytes(length: buf.readableBytes) { continuation.yield(Data(bytes)) }
+        guard let bytes = buf.readBytes(length: buf.readableBytes) else { return }
+        if case .dropped = continuation.yield(Data(bytes)) {
+            overflowed = true
+            onOverflow()
+            continuation.finish()
+            context.close(promise: nil)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -65,8 +85,11 @@ public protocol P2PDelegate: AnyObject, Sendable {
 /// ``WireMessage/helloProof(signature:)``, a BIP-340 signature by the node key over the
 /// *peer's* challenge, the chain id and the own key. A wrong chain id, a bad proof, a
 /// self-connection, a node id other than the one configured for that address, a timeout
-/// or any non-handshake frame before it completes closes the connection. Afterwards any
-/// undecodable or oversized frame closes it too (the penalty for a misbehaving peer).
+/// or any non-handshake frame before it completes closes the connection. Afterwards an
+/// oversized frame closes it, and misbehaviour costs score (``penalize(_:points:reason:)``):
+/// an undecodable frame here, badly signed consensus messages or transactions reported by
+/// the node; at ``disconnectScore`` the peer is disconnected. Each connection's inbound
+/// queue is bounded (``inboundQueueLimit``); overflowing it disconnects the peer.
 ///
 /// Sending is synchronous and thread-safe (NIO channels accept writes from any thread), so
 /// the node service never suspends between executing two consensus actions.
@@ -75,7 +98,18 @@ public final class P2PNetwork: Sendable {
         let channel: any Channel
         let nodeID: Data
         let outbound: Bool
+        /// Starts at ``P2PNetwork/initialScore``; misbehaviour subtracts (see ``P2PNetwork/penalize(_:points:reason:)``).
+        var score: Int = P2PNetwork.initialScore
     }
+
+    /// A fresh connection's score.
+    public static let initialScore = 100
+    /// A peer whose score falls to this or below is disconnected.
+    public static let disconnectScore = 0
+    /// Default bound of each connection's queue of received, not yet handled frames.
+    public static let defaultInboundQueueLimit = 20_000
+    /// Score cost of a frame that does not decode.
+    public static let undecodableFramePenalty = 50
 
     struct State {
         var nextID: ConnectionID = 1
@@ -91,10 +125,18 @@ public final class P2PNetwork: Sendable {
     let config: P2PConfig
     let group: MultiThreadedEventLoopGroup
     let logger: Logger
+    /// Most frames of one connection waiting for the node; more disconnects the peer.
+    public let inboundQueueLimit: Int
     private let state = Mutex(State())
     private let delegateBox = Mutex<(any P2PDelegate)?>(nil)
+    private let overflowCounter = Counter(label: NodeMetricName.inboundOverflows)
+    private let misbehaviourCounter = Counter(label: NodeMetricName.misbehavingPeers)
+    private let overflows = Atomic<Int>(0)
+    private let misbehaviourDisconnects = Atomic<Int>(0)
 
-    public init(chainID: String, nodeKey: Schnorr.PrivateKey, config: P2PConfig, logger: Logger) {
+    public init(chainID: String, nodeKey: Schnorr.PrivateKey, config: P2PConfig, logger: Logger,
+                inboundQueueLimit: Int = P2PNetwork.defaultInboundQueueLimit) {
+        self.inboundQueueLimit = max(1, inboundQueueLimit)
         self.chainID = chainID
         self.nodeKey = nodeKey
         self.nodeID = nodeKey.publicKey.rawRepresentation
@@ -113,14 +155,17 @@ public final class P2PNetwork: Sendable {
     public func start() async throws(NodeError) {
         guard let listen = HostPort(config.listen) else { throw .network("bad p2p listen address \(config.listen)") }
         let maxFrame = config.maxFrameBytes
+        let limit = inboundQueueLimit
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [weak self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let (stream, cont) = AsyncStream<Data>.makeStream()
+                    let (stream, cont) = AsyncStream<Data>.makeStream(bufferingPolicy: .bufferingOldest(limit))
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrame)))
-                    try channel.pipeline.syncOperations.addHandler(FrameForwarder(continuation: cont))
+                    try channel.pipeline.syncOperations.addHandler(FrameForwarder(continuation: cont) { [weak self] in
+                        self?.inboundOverflowed(channel)
+                    })
                     self?.launch(channel: channel, frames: stream, outbound: false, expected: nil)
                 }
             }
@@ -171,14 +216,16 @@ public final class P2PNetwork: Sendable {
                 backoff = 250
                 continue
             }
-            let (stream, cont) = AsyncStream<Data>.makeStream()
+            let (stream, cont) = AsyncStream<Data>.makeStream(bufferingPolicy: .bufferingOldest(inboundQueueLimit))
             let bootstrap = ClientBootstrap(group: group)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(2))
-                .channelInitializer { channel in
+                .channelInitializer { [weak self] channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrame)))
-                        try channel.pipeline.syncOperations.addHandler(FrameForwarder(continuation: cont))
+                        try channel.pipeline.syncOperations.addHandler(FrameForwarder(continuation: cont) { [weak self] in
+                            self?.inboundOverflowed(channel)
+                        })
                     }
                 }
             do {
@@ -253,8 +300,11 @@ public final class P2PNetwork: Sendable {
         while let frame = await it.next() {
             let message: WireMessage
             do { message = try WireMessage.decode(frame) } catch {
-                logger.warning("bad frame from peer; disconnecting", metadata: ["peer": "\(peerKey.hexEncoded.prefix(16))", "error": "\(error)"])
-                break
+                // Frames are length-delimited, so one bad frame does not desynchronize the
+                // stream: it costs score, and a peer that keeps sending them is dropped.
+                logger.warning("bad frame from peer", metadata: ["peer": "\(peerKey.hexEncoded.prefix(16))", "error": "\(error)"])
+                if penalize(id, points: Self.undecodableFramePenalty, reason: "undecodable frame: \(error)") { break }
+                continue
             }
             if case .hello = message { break }
             if case .helloProof = message { break }
@@ -283,10 +333,64 @@ public final class P2PNetwork: Sendable {
         for c in channels { write(message, to: c) }
     }
 
+    /// Sends arbitrary frame payload bytes (tests of how peers treat malformed frames).
+    func sendRawFrame(_ payload: Data, to connection: ConnectionID) {
+        guard let c = state.withLock({ $0.peers[connection]?.channel }) else { return }
+        var buf = c.allocator.buffer(capacity: payload.count + 4)
+        buf.writeInteger(UInt32(payload.count))
+        buf.writeBytes(payload)
+        c.writeAndFlush(buf, promise: nil)
+    }
+
     /// Sends to one connection (dropped if it is gone).
     public func send(_ message: WireMessage, to connection: ConnectionID) {
         guard let c = state.withLock({ $0.peers[connection]?.channel }) else { return }
         write(message, to: c)
+    }
+
+    /// A connection's queue overflowed (called on its event loop; the forwarder closes it).
+    private func inboundOverflowed(_ channel: any Channel) {
+        overflows.add(1, ordering: .relaxed)
+        overflowCounter.increment()
+        let peer = state.withLock { s in s.peers.values.first { $0.channel === channel }?.nodeID }
+        logger.warning("peer's inbound queue is full; disconnecting", metadata: [
+            "peer": "\(peer?.hexEncoded.prefix(16) ?? "handshaking")", "limit": "\(inboundQueueLimit)",
+        ])
+    }
+
+    /// How many connections were closed because their inbound queue overflowed.
+    public var inboundOverflowCount: Int { overflows.load(ordering: .relaxed) }
+    /// How many connections were closed because their score fell to ``disconnectScore``.
+    public var misbehaviourDisconnectCount: Int { misbehaviourDisconnects.load(ordering: .relaxed) }
+
+    /// The current score of a connection (nil when it is gone).
+    public func score(of connection: ConnectionID) -> Int? { state.withLock { $0.peers[connection]?.score } }
+
+    /// Lowers a connection's score for provable misbehaviour (an undecodable or badly signed
+    /// message); at ``disconnectScore`` or below the peer is disconnected, logged and
+    /// counted (`ishtar_p2p_misbehaving_peers_total`). Returns whether it was disconnected.
+    @discardableResult
+    public func penalize(_ connection: ConnectionID, points: Int, reason: String) -> Bool {
+        let result = state.withLock { s -> (channel: any Channel, nodeID: Data, score: Int)? in
+            guard var p = s.peers[connection] else { return nil }
+            p.score -= max(0, points)
+            s.peers[connection] = p
+            return (p.channel, p.nodeID, p.score)
+        }
+        guard let result else { return false }
+        logger.debug("peer penalized", metadata: [
+            "peer": "\(result.nodeID.hexEncoded.prefix(16))", "reason": "\(reason)", "score": "\(result.score)",
+        ])
+        guard result.score <= Self.disconnectScore else { return false }
+        // Removed here so a second penalty in flight does not count it twice.
+        guard state.withLock({ $0.peers.removeValue(forKey: connection) }) != nil else { return false }
+        misbehaviourDisconnects.add(1, ordering: .relaxed)
+        misbehaviourCounter.increment()
+        logger.warning("disconnecting misbehaving peer", metadata: [
+            "peer": "\(result.nodeID.hexEncoded.prefix(16))", "reason": "\(reason)", "score": "\(result.score)",
+        ])
+        result.channel.close(promise: nil)
+        return true
     }
 
     /// Closes a misbehaving peer's connection.
