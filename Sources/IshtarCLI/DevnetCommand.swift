@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+import IshtarBitcoin
+import IshtarChain
+import IshtarCrypto
 import IshtarNode
 
 /// `ishtar devnet …`: a local multi-validator network of child processes.
@@ -15,6 +18,11 @@ struct DevnetCommand: ParsableCommand {
             discussion: """
                 Homes are DIR/node0 … DIR/node{N-1} (created with INSECURE plaintext keys and \
                 short timeouts unless they exist); logs go to DIR/nodeI/node.log.
+                A new devnet's genesis takes the same control-plane options as `ishtar node init` \
+                (BTC light-client base, covenant committee, k); by default the light client \
+                starts at the regtest genesis header, so a fresh Scripts/regtest-node can feed \
+                it, and a devnet covenant committee is generated into DIR/covenant/. Start prints \
+                where the light client's base is and which modules run.
                 Example: ishtar devnet start --validators 4 --home /tmp/devnet
                 """)
 
@@ -22,9 +30,11 @@ struct DevnetCommand: ParsableCommand {
         @Option(name: .long, help: "How many validators.") var validators: Int = 4
         @Option(name: .long, help: "Chain id of a new devnet.") var chainId: String = "ishtar-devnet"
         @Option(name: .long, help: "First loopback port.") var basePort: Int = 26656
+        @OptionGroup var genesis: GenesisModuleOptions
 
         func run() throws {
-            try DevnetActions.start(home: home, validators: validators, chainID: try Parse.chainID(chainId), basePort: basePort)
+            try DevnetActions.start(home: home, validators: validators, chainID: try Parse.chainID(chainId), basePort: basePort,
+                                    controlPlane: try genesis.controlPlaneOptions())
         }
     }
 
@@ -82,12 +92,16 @@ public enum DevnetActions {
     }
 
     /// Starts every node as a child process and supervises them until SIGINT/SIGTERM.
-    public static func start(home: String, validators: Int, chainID: String, basePort: Int) throws {
+    public static func start(home: String, validators: Int, chainID: String, basePort: Int,
+                             controlPlane: ControlPlaneGenesisOptions = ControlPlaneGenesisOptions(covenantKeys: [])) throws {
         if homes(home).isEmpty {
             let out = try NodeActions.initialize(
                 home: home, chainID: chainID, validators: max(2, validators), moniker: "node", basePort: basePort,
-                passphraseFile: nil, insecurePlaintext: true, fastTimeouts: true)
+                passphraseFile: nil, insecurePlaintext: true, fastTimeouts: true, controlPlane: controlPlane)
             print(out.text)
+        } else if let first = homes(home).first {
+            // An existing devnet: its genesis, not the flags, says what runs.
+            print(genesisSummary(first).joined(separator: "\n"))
         }
         let all = homes(home)
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
@@ -122,6 +136,23 @@ public enum DevnetActions {
         for c in children where c.isRunning { kill(c.processIdentifier, SIGKILL) }
         unlink(home + "/devnet.pid")
         print("devnet stopped")
+    }
+
+    /// The control-plane facts of an existing home's genesis: modules and the light client's base.
+    static func genesisSummary(_ home: NodeHome) -> [String] {
+        guard let genesis = try? home.loadGenesis() else { return ["genesis: unreadable \(home.genesisPath)"] }
+        var lines = ["chain id: \(genesis.chainID)", "modules: consensus, accounts, " + ControlPlane.moduleNames.joined(separator: ", ")]
+        if let raw = genesis.moduleParams[BTCLightClientModule.moduleName],
+            let obj = try? JSONSerialization.jsonObject(with: raw) as? [String: Any]
+        {
+            let network = obj["network"] as? String ?? "regtest"
+            var base = "genesis header"
+            if let hex = obj["base_header"] as? String, let bytes = try? Data(hex: hex), let header = try? BTCBlockHeader(serialized: bytes) {
+                base = header.hash.displayHex
+            }
+            lines.append("btc light client: \(network) base \(base) at height \((obj["base_height"] as? NSNumber)?.stringValue ?? "0")")
+        }
+        return lines
     }
 
     /// Sends SIGTERM to the supervisor and every node with a live pid file.

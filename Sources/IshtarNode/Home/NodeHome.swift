@@ -1,4 +1,5 @@
 import Foundation
+import IshtarBitcoin
 import IshtarChain
 import IshtarCrypto
 import IshtarKeys
@@ -112,10 +113,21 @@ public struct HomeInitOptions: Sendable {
     public var host: String
     public var consensus: ConsensusConfig
     public var genesisTime: UInt64?
+    /// The control plane's genesis choices (light-client base, covenant committee, k, …).
+    /// With no covenant keys, init generates a devnet committee of
+    /// ``generatedCovenantMembers`` keys and writes them to `DIR/covenant/` (see
+    /// ``NodeHomeSetup/initialize(at:options:logger:)``).
+    public var controlPlane: ControlPlaneGenesisOptions
+    /// Size of a generated devnet covenant committee (PROTOCOL §6: 5, quorum 3).
+    public var generatedCovenantMembers: Int
 
     public init(chainID: String, validators: Int = 1, moniker: String = "node", passphrase: Data? = nil,
                 insecurePlaintext: Bool = false, basePort: Int = 26656, host: String = "127.0.0.1",
-                consensus: ConsensusConfig = ConsensusConfig(), genesisTime: UInt64? = nil) {
+                consensus: ConsensusConfig = ConsensusConfig(), genesisTime: UInt64? = nil,
+                controlPlane: ControlPlaneGenesisOptions = ControlPlaneGenesisOptions(covenantKeys: []),
+                generatedCovenantMembers: Int = 5) {
+        self.controlPlane = controlPlane
+        self.generatedCovenantMembers = generatedCovenantMembers
         self.chainID = chainID
         self.validators = validators
         self.moniker = moniker
@@ -138,6 +150,36 @@ public struct InitializedHome: Sendable, Hashable, Codable {
     public var apiAddress: String
 }
 
+/// Where `node init` put the generated devnet covenant committee (empty when the operator
+/// gave the committee's public keys).
+public struct GeneratedCovenantKey: Sendable, Hashable, Codable {
+    /// The key file (encrypted like the validator keys, or plaintext with --insecure-plaintext).
+    public var keyFile: String
+    /// Its x-only public key, hex.
+    public var publicKey: String
+}
+
+/// Everything `node init` created: the homes, the generated covenant keys, and the
+/// control-plane genesis facts an operator needs to see.
+public struct InitializedNetwork: Sendable, Hashable, Codable {
+    /// The node homes, in validator order.
+    public var homes: [InitializedHome]
+    /// The generated devnet covenant keys (empty when the committee was given).
+    public var covenantKeys: [GeneratedCovenantKey]
+    /// `modules.btclightclient.network` as written.
+    public var btcNetwork: String
+    /// The light client's base header hash, Bitcoin display hex.
+    public var btcBaseHash: String
+    /// The base header's height.
+    public var btcBaseHeight: UInt64
+    /// The covenant committee's public keys, hex.
+    public var covenantCommittee: [String]
+    /// Covenant signatures a delegation needs.
+    public var covenantQuorum: Int
+    /// The control-plane modules registered after `consensus` and `accounts`.
+    public var modules: [String]
+}
+
 /// Creates node homes.
 public enum NodeHomeSetup {
     /// One validator: writes `options` into `dir` itself. Several: `dir/node0 … node{N-1}`,
@@ -145,6 +187,17 @@ public enum NodeHomeSetup {
     /// Refuses to touch a directory that already holds a `config.json` or `genesis.json`.
     public static func initialize(at dir: String, options: HomeInitOptions, logger: Logger) throws(NodeError)
         -> [InitializedHome]
+    {
+        try initializeNetwork(at: dir, options: options, logger: logger).homes
+    }
+
+    /// Same as ``initialize(at:options:logger:)``, also reporting the generated covenant keys
+    /// and the control-plane genesis. Without covenant keys in `options.controlPlane`, a devnet
+    /// committee is generated into `dir/covenant/covenantI.json` (encrypted with the validator
+    /// passphrase, or plaintext with `insecurePlaintext`) so a devnet can co-sign delegations;
+    /// a real chain passes its committee's public keys instead.
+    public static func initializeNetwork(at dir: String, options: HomeInitOptions, logger: Logger) throws(NodeError)
+        -> InitializedNetwork
     {
         guard options.validators >= 1, options.validators <= 64 else { throw .badHome("--validators must be 1…64") }
         guard options.insecurePlaintext || options.passphrase != nil else {
@@ -167,6 +220,16 @@ public enum NodeHomeSetup {
             nodeKeys.append(Schnorr.PrivateKey())
         }
         let monikers = (0..<n).map { n == 1 ? options.moniker : "\(options.moniker)\($0)" }
+        var controlPlane = options.controlPlane
+        var covenantSecrets: [Schnorr.PrivateKey] = []
+        if controlPlane.covenantKeys.isEmpty {
+            guard (1...64).contains(options.generatedCovenantMembers) else { throw .badHome("covenant committee must be 1…64 keys") }
+            covenantSecrets = (0..<options.generatedCovenantMembers).map { _ in Schnorr.PrivateKey() }
+            controlPlane.covenantKeys = covenantSecrets.map(\.publicKey)
+            controlPlane.covenantQuorum = min(controlPlane.covenantQuorum, covenantSecrets.count)
+            let covenantDir = dir + "/covenant"
+            if FileManager.default.fileExists(atPath: covenantDir) { throw .badHome("\(covenantDir) already exists") }
+        }
         let genesis: Genesis
         do {
             genesis = try Genesis(
@@ -174,9 +237,29 @@ public enum NodeHomeSetup {
                 genesisTime: options.genesisTime ?? UInt64(Date().timeIntervalSince1970 * 1000),
                 validators: validatorKeys.enumerated().map {
                     ChainValidator(publicKey: $0.element.publicKey.rawRepresentation, power: 10, name: monikers[$0.offset])
-                })
+                },
+                moduleParams: try ControlPlane.genesisModuleParams(controlPlane))
         } catch {
             throw .badHome("genesis: \(error)")
+        }
+        var covenantFiles: [GeneratedCovenantKey] = []
+        if !covenantSecrets.isEmpty {
+            let covenantDir = dir + "/covenant"
+            do {
+                try FileManager.default.createDirectory(atPath: covenantDir, withIntermediateDirectories: true)
+                for (i, key) in covenantSecrets.enumerated() {
+                    let path = covenantDir + "/covenant\(i).json"
+                    let protection: KeyFile.Protection =
+                        options.insecurePlaintext ? .insecurePlaintext : .passphrase(options.passphrase ?? Data())
+                    try KeyFileStore.write(KeyFile(privateKey: key, protection: protection), to: path)
+                    covenantFiles.append(GeneratedCovenantKey(keyFile: path, publicKey: key.publicKey.rawRepresentation.hexEncoded))
+                }
+            } catch {
+                throw .badHome("writing covenant keys: \(error)")
+            }
+            logger.notice("generated a devnet covenant committee", metadata: [
+                "members": "\(covenantSecrets.count)", "quorum": "\(controlPlane.covenantQuorum)", "dir": "\(covenantDir)",
+            ])
         }
         func p2p(_ i: Int) -> String { "\(options.host):\(options.basePort + 2 * i)" }
         func api(_ i: Int) -> String { "\(options.host):\(options.basePort + 2 * i + 1)" }
@@ -210,7 +293,12 @@ public enum NodeHomeSetup {
                 validatorAddress: validatorKeys[i].publicKey.rawRepresentation.hexEncoded, p2pAddress: p2p(i),
                 apiAddress: api(i)))
         }
-        return out
+        let base = controlPlane.btcBaseHeader ?? controlPlane.btcNetwork.genesisHeader
+        return InitializedNetwork(
+            homes: out, covenantKeys: covenantFiles, btcNetwork: controlPlane.btcNetwork.rawValue,
+            btcBaseHash: base.hash.displayHex, btcBaseHeight: controlPlane.btcBaseHeight,
+            covenantCommittee: controlPlane.covenantKeys.map(\.rawRepresentation.hexEncoded),
+            covenantQuorum: controlPlane.covenantQuorum, modules: ControlPlane.moduleNames)
     }
 
     /// Writes via a synced temporary file and rename, so a crash never leaves half a file.

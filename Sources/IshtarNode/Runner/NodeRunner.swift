@@ -22,6 +22,7 @@ public enum NodeRunner {
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
         logger[metadataKey: "node"] = "\(config.moniker)"
         let genesis = try home.loadGenesis()
+        logger.info("control plane", metadata: controlPlaneSummary(genesis))
         let validatorKey = try home.loadValidatorKey(config: config, passphrase: passphrase)
         let nodeKey = try home.loadNodeKey(config: config)
         guard let api = HostPort(config.api.listen) else { throw NodeError.badHome("bad api.listen \(config.api.listen)") }
@@ -58,6 +59,22 @@ public enum NodeRunner {
             throw error
         }
         await node.stop()
+    }
+
+    /// The modules the node runs and where its BTC light client starts, for the start-up log.
+    static func controlPlaneSummary(_ genesis: Genesis) -> Logger.Metadata {
+        var out: Logger.Metadata = ["modules": "\((["consensus", "accounts"] + ControlPlane.moduleNames).joined(separator: ","))"]
+        if let raw = genesis.moduleParams[BTCLightClientModule.moduleName],
+           let object = try? JSONSerialization.jsonObject(with: raw) as? [String: Any] {
+            out["btc_network"] = "\(object["network"] as? String ?? "regtest")"
+            out["btc_base_height"] = "\((object["base_height"] as? NSNumber)?.stringValue ?? "0")"
+        }
+        if let raw = genesis.moduleParams[CheckpointsModule.moduleName],
+           let object = try? JSONSerialization.jsonObject(with: raw) as? [String: Any],
+           let length = object["epoch_length"] as? NSNumber {
+            out["epoch_length"] = "\(length)"
+        }
+        return out
     }
 
     /// For a synchronous command: runs ``run(home:passphrase:logger:onStarted:)`` on a task

@@ -44,10 +44,18 @@ public actor NodeService: NodeBackend, P2PDelegate {
     static let consensusCF = "node.consensus"
     static let commitsCF = "node.commits"
     static let signStateKey = Data("sign_state".utf8)
+    /// Most mempool transactions one proposal considers. Building, checking and executing a
+    /// block is linear in its transactions; under a backlog an unbounded proposal took longer
+    /// than the propose timeout, the round failed and the backlog grew (measured with
+    /// `Scripts/bench node`: a 4,186-transaction round-0 proposal timed out). A bounded block
+    /// keeps a round's work well inside the timeouts; the rest waits for the next height.
+    static let maxProposalTransactions = 2000
 
     public let chainID: String
     public let network: P2PNetwork
     public let validatorAddress: Data
+    /// Signs this validator's epoch checkpoints (``CheckpointDuty``); never persisted here.
+    private let validatorKey: Schnorr.PrivateKey
     let config: NodeConfig
     let genesis: Genesis
     let consensusChainID: ChainID
@@ -65,6 +73,15 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private var lastCommitInstant = ContinuousClock.now
     private var halted: String?
     private var running = false
+    /// Equivocation evidence detected by the engine, until a committed block carries it.
+    private var pendingEvidence: [DoubleVoteEvidence] = []
+    /// Admitted transactions to gossip, sent as one frame at the end of the actor turn.
+    private var outgoingTransactions: [Data] = []
+    /// Test failure point: SIGKILL this process right after the decided block at this
+    /// height is durably stored and before the application executes it (environment
+    /// `ISHTAR_FAILPOINT_CRASH_AFTER_DECIDE=<height>`), to test the boot-time replay.
+    private let crashAfterDecideHeight: UInt64? =
+        ProcessInfo.processInfo.environment["ISHTAR_FAILPOINT_CRASH_AFTER_DECIDE"].flatMap { UInt64($0) }
 
     // Metrics (no-ops until a metrics backend is bootstrapped).
     private let heightGauge = Gauge(label: NodeMetricName.height)
@@ -102,7 +119,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         self.db = db
         let app: Application
         do {
-            app = try Application.open(store: db, verifier: ConsensusCommitVerifier())
+            app = try Application.open(store: db, modules: ControlPlane.modules(), verifier: ConsensusCommitVerifier())
             if app.tip == nil {
                 try app.initChain(options.genesis)
                 logger.info("initialized chain from genesis", metadata: ["chain_id": "\(options.genesis.chainID)"])
@@ -125,6 +142,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         }
         let signer = SchnorrConsensusSigner(key: options.validatorKey)
         validatorAddress = signer.validatorAddress
+        validatorKey = options.validatorKey
         engine = ConsensusEngine(
             chainID: consensusChainID, signer: signer, verifier: SchnorrSignatureVerifier(),
             timeouts: options.config.consensus.timeouts, lastSignState: signState)
@@ -171,6 +189,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
         logger.info("consensus starting", metadata: ["height": "\(next)", "validator": "\(validatorAddress.hexEncoded.prefix(16))"])
         enqueue(.startHeight(next, genesisSet.advanced(byHeights: next - genesis.initialHeight)))
         drain()
+        // A restart between an epoch's end and our checkpoint signature: sign it now.
+        signCheckpoints(CheckpointDuty.owedEpoch(app: app, validator: validatorAddress).map { [$0] } ?? [])
         let interval = config.consensus.gossipIntervalMillis
         background.append(Task { [weak self] in
             while !Task.isCancelled {
@@ -196,6 +216,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         guard running else { return }
         enqueue(.gossipTick)
         drain()
+        flushGossip()
         network.broadcast(.status(height: app.lastHeight ?? 0))
         peersGauge.record(network.peerCount)
         mempoolGauge.record(mempool.count)
@@ -251,6 +272,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
                 commit(d)
             case .evidence(let e):
                 logger.warning("duplicate vote evidence", metadata: ["validator": "\(e.validator.hexEncoded)", "height": "\(e.height)"])
+                let ev = ConsensusMapping.evidence(e)
+                if !pendingEvidence.contains(where: { $0.offenceKey == ev.offenceKey }) { pendingEvidence.append(ev) }
             case .ignored(let reason):
                 handleIgnored(reason, source: source)
             case .signRefused(let h, let r, let s):
@@ -264,6 +287,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private func fire(_ e: ConsensusEvent) {
         enqueue(e)
         drain()
+        flushGossip()
     }
 
     private func halt(_ reason: String) {
@@ -311,13 +335,15 @@ public actor NodeService: NodeBackend, P2PDelegate {
             }
             lastCommit = ConsensusMapping.commitInfo(cert)
         }
+        // Pending evidence not yet committed, oldest first, within the per-block limit.
+        let evidence = Array(pendingEvidence.filter { (try? app.isEvidenceCommitted($0)) == false }.prefix(Block.maxEvidence))
         let empty = Block.make(tip: tip, time: time, proposer: validatorAddress, validators: validators,
-                               lastCommit: lastCommit, transactions: [])
+                               lastCommit: lastCommit, transactions: [], evidence: evidence)
         let budget = max(0, params.maxBlockBytes - empty.encoded.count)
         let txs = try app.prepareProposal(PrepareProposalRequest(
-            transactions: mempool.candidates(), maxTxBytes: budget, height: height, time: time, proposer: validatorAddress))
+            transactions: mempool.candidates(limit: Self.maxProposalTransactions), maxTxBytes: budget, height: height, time: time, proposer: validatorAddress))
         let block = Block.make(tip: tip, time: time, proposer: validatorAddress, validators: validators,
-                               lastCommit: lastCommit, transactions: txs)
+                               lastCommit: lastCommit, transactions: txs, evidence: evidence)
         return ProposalValue(hash: try BlockHash(block.hash), block: block.encoded)
     }
 
@@ -345,13 +371,19 @@ public actor NodeService: NodeBackend, P2PDelegate {
             halt("decided value at height \(h) is not a block with the decided hash")
             return
         }
+        var endedEpochs: [CheckpointDuty.EndedEpoch] = []
         do {
             var b = WriteBatch()
             b.put(Self.certKey(h), CanonicalEncoding.encode(d.certificate), in: Self.commitsCF)
             b.put(Self.pendingKey(h), d.value.block, in: Self.commitsCF)
             try db.write(b, sync: true)
+            if crashAfterDecideHeight == h {
+                logger.critical("failpoint: crashing between the decision and the application commit", metadata: ["height": "\(h)"])
+                kill(getpid(), SIGKILL)
+            }
             let result = try app.finalizeBlock(block)
             try app.commit()
+            endedEpochs = CheckpointDuty.endedEpochs(in: result.events)
             try db.delete(Self.pendingKey(h), in: Self.commitsCF, sync: false)
             let now = ContinuousClock.now
             let interval = now - lastCommitInstant
@@ -367,8 +399,12 @@ public actor NodeService: NodeBackend, P2PDelegate {
             halt("cannot commit decided block \(h): \(error)")
             return
         }
+        if !pendingEvidence.isEmpty {
+            pendingEvidence.removeAll { (try? app.isEvidenceCommitted($0)) != false }
+        }
         let evicted = mempool.update(committed: block.transactions) { try? self.app.checkTx($0) }
         if evicted > 0 { logger.debug("mempool recheck evicted transactions", metadata: ["count": "\(evicted)"]) }
+        signCheckpoints(endedEpochs)
         mempoolGauge.record(mempool.count)
         timers.forEach { $0.cancel() }
         timers = []
@@ -376,6 +412,27 @@ public actor NodeService: NodeBackend, P2PDelegate {
         enqueue(.startHeight(h + 1, nextSet))
         // Keep syncing while some peer is ahead.
         if let best = peerHeights.max(by: { $0.value < $1.value }), best.value > h { requestSync(from: best.key, force: true) }
+    }
+
+    /// After an epoch's last block: sign its checkpoint and send the signature from the
+    /// validator key's account into the local mempool and to peers, like any transaction. The
+    /// nonce is the committed one plus this account's transactions still pending here.
+    private func signCheckpoints(_ epochs: [CheckpointDuty.EndedEpoch]) {
+        guard !epochs.isEmpty, app.validators?.validator(address: validatorAddress) != nil else { return }
+        for epoch in epochs {
+            let pending = mempool.entries.reduce(0) { $0 + ($1.sender == validatorAddress ? 1 : 0) }
+            let nonce = CheckpointDuty.committedNonce(app: app, account: validatorAddress) + UInt64(pending)
+            do {
+                let tx = try CheckpointDuty.transaction(chainID: chainID, validatorKey: validatorKey, nonce: nonce, epoch: epoch)
+                let (admission, _) = admit(tx, gossip: true)
+                logger.info("signed epoch checkpoint", metadata: [
+                    "epoch": "\(epoch.epoch)", "last_block_hash": "\(epoch.lastBlockHash.hexEncoded.prefix(16))",
+                    "tx": "\(Transaction.hash(of: tx).hexEncoded.prefix(16))", "mempool": "\(admission)",
+                ])
+            } catch {
+                logger.error("cannot sign the epoch checkpoint", metadata: ["epoch": "\(epoch.epoch)", "error": "\(error)"])
+            }
+        }
     }
 
     // MARK: - peers
@@ -410,9 +467,10 @@ public actor NodeService: NodeBackend, P2PDelegate {
         case .futureHeight:
             if let source { requestSync(from: source) }
         case .invalidCommit:
-            if let source { network.disconnect(source, reason: "invalid commit certificate") }
+            if let source { network.penalize(source, points: P2PNetwork.initialScore, reason: "invalid commit certificate") }
         case .badSignature(let from):
             logger.debug("bad signature", metadata: ["from": "\(from.hexEncoded.prefix(16))"])
+            if let source { network.penalize(source, points: PeerPenalty.badConsensusSignature, reason: "badly signed consensus message") }
         default:
             break
         }
@@ -440,7 +498,9 @@ public actor NodeService: NodeBackend, P2PDelegate {
                 enqueue(.commit(cert, ProposalValue(hash: cert.value, block: block)), from: conn)
             }
         case .transaction(let tx):
-            _ = admit(tx, gossip: true)
+            admitRelayed(tx, from: conn)
+        case .transactions(let txs):
+            for tx in txs { admitRelayed(tx, from: conn) }
         case .status(let h):
             peerHeights[conn] = h
             if h >= engine.height { requestSync(from: conn) }
@@ -449,7 +509,34 @@ public actor NodeService: NodeBackend, P2PDelegate {
         case .hello, .helloProof:
             network.disconnect(conn, reason: "handshake message after handshake")
         }
+        flushGossip()
         drain()
+    }
+
+    /// Admits a transaction a peer relayed. Provably bad bytes (not a state race such as a
+    /// nonce) cost the relaying peer.
+    private func admitRelayed(_ tx: Data, from conn: ConnectionID) {
+        let (admission, result) = admit(tx, gossip: true)
+        if case .rejected = admission, let r = result?.result, PeerPenalty.isProvablyInvalid(r) {
+            network.penalize(conn, points: PeerPenalty.invalidTransaction, reason: "invalid transaction: \(r.rule)")
+        }
+    }
+
+    /// Sends the transactions admitted in this turn, in admission order, as batch frames.
+    private func flushGossip() {
+        guard !outgoingTransactions.isEmpty else { return }
+        var start = 0
+        while start < outgoingTransactions.count {
+            var end = start, bytes = 0
+            // Well under the default 8 MiB frame limit.
+            while end < outgoingTransactions.count, end == start || bytes + outgoingTransactions[end].count < 1 << 20 {
+                bytes += outgoingTransactions[end].count + 4
+                end += 1
+            }
+            network.broadcast(end - start == 1 ? .transaction(outgoingTransactions[start]) : .transactions(Array(outgoingTransactions[start..<end])))
+            start = end
+        }
+        outgoingTransactions = []
     }
 
     private func admit(_ tx: Data, gossip: Bool) -> (Mempool.Admission, CheckTxResult?) {
@@ -457,7 +544,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
             return (.rejected("transaction of \(tx.count) bytes exceeds \(max)"), nil)
         }
         let (admission, result) = mempool.add(tx) { try? self.app.checkTx($0) }
-        if gossip, admission == .added || admission == .replaced { network.broadcast(.transaction(tx)) }
+        if gossip, admission == .added || admission == .replaced { outgoingTransactions.append(tx) }
         mempoolGauge.record(mempool.count)
         return (admission, result)
     }
@@ -498,6 +585,18 @@ public actor NodeService: NodeBackend, P2PDelegate {
     }
 
     public func submitTransaction(_ bytes: Data) async -> CheckTxResult {
+        defer { flushGossip() }
+        return submit(bytes)
+    }
+
+    /// The batch is admitted inside one actor turn: no commit interleaves, and the node is
+    /// entered once rather than once per transaction.
+    public func submitTransactions(_ transactions: [Data]) async -> [CheckTxResult] {
+        defer { flushGossip() }
+        return transactions.map(submit)
+    }
+
+    private func submit(_ bytes: Data) -> CheckTxResult {
         let (admission, result) = admit(bytes, gossip: true)
         var out = result ?? CheckTxResult(result: .ok(), hash: Transaction.hash(of: bytes))
         out.hash = Transaction.hash(of: bytes)
@@ -527,4 +626,18 @@ public actor NodeService: NodeBackend, P2PDelegate {
     public var lastHeight: UInt64 { app.lastHeight ?? 0 }
     /// Why consensus halted, if it did.
     public var haltReason: String? { halted }
+}
+
+/// Score penalties of peer misbehaviour (a peer starts at ``P2PNetwork/initialScore`` and is
+/// disconnected at ``P2PNetwork/disconnectScore``). Only what a correct peer never sends
+/// costs points: honest peers relay transactions that later fail on state (nonces), but
+/// never ones that cannot decode or whose signature does not verify.
+enum PeerPenalty {
+    static let badConsensusSignature = 20
+    static let invalidTransaction = 10
+
+    /// Rules a transaction breaks whatever the state: decoding, chain id, signature.
+    static func isProvablyInvalid(_ r: TxResult) -> Bool {
+        r.codespace == "tx" && ["malformed", "invalid-signature", "invalid-sender-key", "wrong-chain-id"].contains(r.rule)
+    }
 }

@@ -1,0 +1,309 @@
+import Foundation
+import IshtarBitcoin
+import IshtarBitcoinRPC
+import IshtarChain
+import IshtarCrypto
+import IshtarNode
+import IshtarTestSupport
+import Testing
+
+/// The control plane end to end, with real parts only: four `ishtar node` processes on
+/// loopback, Bitcoin Core's consensus code through `Scripts/regtest-node`, and a test driver
+/// standing in for the daemons of a later issue (header relayer, staker, covenant members,
+/// finality providers) that talks to them through JSON-RPC and the node's HTTP API.
+///
+/// Register three providers; stake BTC to them in real staking transactions mined on
+/// regtest; covenant-sign; activate with inclusion proofs once k-deep on the light client;
+/// commit EOTS randomness and vote until blocks are finalized by BTC stake; make one provider
+/// double-vote and see it slashed on chain, with its key recoverable from the stored
+/// evidence (and that key completing the stake's slashing transaction on regtest); and see
+/// the validators' own checkpoint signatures seal an epoch.
+@Suite(.serialized, .enabled(if: regtestNodeAvailable, "Scripts/regtest-node not found; scenario skipped"))
+struct StakingScenarioTests {
+    static let chainID = "ishtar-scenario"
+    static let stakingTime: UInt16 = 1_000
+    /// Stakes of the three providers, in BTC; provider 0 (the smallest) double-votes, so the
+    /// other two (5 of 6) still finalize afterwards.
+    static let stakes: [Int64] = [1, 2, 3]
+
+    @Test(.timeLimit(.minutes(5))) func fourValidatorDevnetStakesFinalizesAndSlashes() async throws {
+        let dir = try nodeScratch("scenario")
+        // Below Linux's ephemeral range (32768–60999): the driver's many short HTTP connections
+        // take ephemeral ports, which could otherwise hold a node's port when it starts.
+        let net = Devnet(dir: dir, count: 4, basePort: randomBasePort())
+        defer {
+            net.killAll()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let covenants = (0..<5).map { _ in Schnorr.PrivateKey() }
+        let providers = (0..<3).map { _ in evenYKey() }
+        let staker = Schnorr.PrivateKey()
+        let parameters = StakingParameters.ishtarDefaults(covenantKeys: covenants.map(\.publicKey), covenantQuorum: 3,
+                                                          network: .regtest)
+
+        let began = Date()
+        /// Progress on stderr, so a slow or failing run shows where it was.
+        func step(_ text: String) {
+            FileHandle.standardError.write(Data(String(format: "[scenario %6.1fs] %@\n", Date().timeIntervalSince(began), text).utf8))
+        }
+        try await withRegtestNode { btc in
+            let rpc = btc.client()
+            let bitcoin = ScenarioBitcoin(rpc: rpc, funder: Schnorr.PrivateKey())
+
+            // The devnet: genesis names this covenant committee; the light client starts at
+            // the regtest genesis header, which is where the fresh regtest node starts too.
+            let initOut = try ScenarioChain.initialize(
+                net, chainID: Self.chainID,
+                extra: covenants.flatMap { ["--covenant-pk", $0.publicKey.rawRepresentation.hexString] } + ["--covenant-quorum", "3"])
+            #expect((initOut["network"] as? [String: Any])?["btc_base_hash"] as? String == Network.regtest.genesisHeader.hash.displayHex)
+            for i in 0..<4 { try net.start(i) }
+            func diagnostics() -> String { (0..<4).map { "--- node\($0)\n" + String(net.log($0).suffix(2500)) }.joined(separator: "\n") }
+            try #require(waitUntil(40) { (0..<4).allSatisfy { (net.height($0) ?? 0) >= 2 } }, "devnet did not start\n\(diagnostics())")
+            let chain = ScenarioChain(net: net, chainID: Self.chainID)
+            step("devnet of 4 validators at height \(chain.height)")
+            let lcParams = try chain.require("/modules/btclightclient/params")
+            #expect(lcParams["network"] as? String == "regtest")
+            #expect(lcParams["base_hash"] as? String == (try await rpc.getBlockHash(height: 0)))
+            let stakingParams = try chain.require("/modules/staking/params")
+            let btcStaking = (stakingParams["params"] as? [String: Any])?["btc_staking"] as? [String: Any]
+            #expect(btcStaking?["covenant_keys"] as? [String] == covenants.map(\.publicKey.rawRepresentation.hexString))
+
+            // Fund three coinbases (mature), relay every header.
+            let relayer = ScenarioAccount()
+            let coins = try await bitcoin.matureCoins(3)
+            try await chain.relayHeaders(rpc, from: relayer)
+            step("light client follows regtest to height \(try await rpc.getBlockCount())")
+
+            // 1. Three finality providers, each from its own operator account, in parallel.
+            let operators = providers.map { _ in ScenarioAccount() }
+            var registrations: [Data] = []
+            for (i, fp) in providers.enumerated() {
+                let message = CreateFinalityProvider(
+                    btcKey: fp.publicKey.rawRepresentation,
+                    proofOfPossession: try StakingModule.proofOfPossession(key: fp, chainID: Self.chainID, account: operators[i].address),
+                    description: FinalityProviderDescription(moniker: "fp\(i)"),
+                    commission: Commission(decimal: "0.05") ?? .zero, consumerChainID: Self.chainID).message
+                registrations.append(try chain.submit(operators[i], [message]))
+            }
+            for hash in registrations { #expect((try chain.committed(hash))["code"] as? NSNumber == 0) }
+            for fp in providers {
+                let info = try chain.require("/modules/staking/finality-provider/" + fp.publicKey.rawRepresentation.hexString)
+                #expect(info["status"] as? String == "REGISTERED")
+            }
+
+            // 2. Real staking transactions (checked by Bitcoin Core before anything else) and
+            // their delegations: PENDING, then covenant quorum → VERIFIED.
+            var stakes: [ScenarioStake] = []
+            for (i, fp) in providers.enumerated() {
+                let stake = try ScenarioStake.make(
+                    staker: staker, provider: fp, stakingTime: Self.stakingTime, value: try Amount(sats: Self.stakes[i] * 100_000_000),
+                    parameters: parameters, coin: coins[i], bitcoin: bitcoin)
+                let accepted = try await rpc.testMempoolAccept([stake.staking.serialized().hexString])
+                #expect(accepted.first?.allowed == true, "staking tx \(i): \(accepted.first?.rejectReason ?? "")")
+                stakes.append(stake)
+            }
+            let stakerAccount = ScenarioAccount()
+            try chain.run(stakerAccount, try stakes.map {
+                try $0.createMessage(staker: staker, sender: stakerAccount, chainID: Self.chainID, parameters: parameters)
+            })
+            for stake in stakes { #expect(chain.delegationStatus(stake.txid) == "PENDING") }
+            let covenantAccount = ScenarioAccount()
+            try chain.run(covenantAccount, try stakes.flatMap { stake in
+                try covenants.prefix(3).map { try stake.covenantMessage($0, parameters: parameters) }
+            })
+            for stake in stakes { #expect(chain.delegationStatus(stake.txid) == "VERIFIED") }
+            step("3 providers registered; 3 delegations PENDING then VERIFIED by 3 of 5 covenant members")
+
+            // 3. Broadcast and mine the staking transactions; k = 10 blocks on top; relay;
+            // inclusion proofs → ACTIVE, and the providers carry the stake as voting power.
+            for stake in stakes { _ = try await rpc.sendRawTransaction(stake.staking.serialized()) }
+            let stakingBlock = try #require(try await rpc.generateToAddress(1, address: TestAddress.opTrue).first)
+            _ = try await rpc.generateToAddress(10, address: TestAddress.opTrue)
+            try await chain.relayHeaders(rpc, from: relayer)
+            var proofs: [Message] = []
+            for stake in stakes {
+                proofs.append(AddBTCDelegationInclusionProof(
+                    stakingTxid: stake.txid.rawValue, proof: try await bitcoin.inclusionProof(of: stake.txid, inBlock: stakingBlock)).message)
+            }
+            try chain.run(relayer, proofs)
+            for stake in stakes { #expect(chain.delegationStatus(stake.txid) == "ACTIVE") }
+            for (i, fp) in providers.enumerated() {
+                let info = try chain.require("/modules/staking/finality-provider/" + fp.publicKey.rawRepresentation.hexString)
+                #expect(info["active_sats"] as? String == String(Self.stakes[i] * 100_000_000))
+            }
+            step("staking txs mined in \(stakingBlock), 10 deep; delegations ACTIVE at control-plane height \(chain.height)")
+
+            // 4. Finality: each provider commits EOTS randomness, then votes for every
+            // committed block of its active set until blocks are finalized.
+            let start = chain.height + 3
+            var batches: [PubRandBatch] = []
+            var commits: [Data] = []
+            for (i, fp) in providers.enumerated() {
+                let (message, batch) = try FinalityModule.commitPubRandMessage(fpKey: fp, chainID: Self.chainID,
+                                                                               startHeight: start, count: 2_000)
+                batches.append(batch)
+                commits.append(try chain.submit(operators[i], [message]))
+            }
+            for hash in commits { #expect((try chain.committed(hash))["code"] as? NSNumber == 0) }
+            var voter = ScenarioVoter(chain: chain, batches: batches, accounts: operators, next: start)
+            func lastFinalized() -> UInt64? {
+                (chain.json("/modules/finality/last-finalized/" + Self.chainID)?["height"] as? String).flatMap(UInt64.init)
+            }
+            let finalizedByStake = voter.vote(until: 60) { (lastFinalized() ?? 0) >= start + 3 }
+            try #require(finalizedByStake, "no block finalized by BTC stake; failures \(voter.failures)\n\(diagnostics())")
+            #expect(voter.failures.isEmpty, "\(voter.failures)")
+            let finalized = try #require(lastFinalized())
+            step("randomness committed from \(start); last finalized height \(finalized) (votes: \(voter.voted.map(\.count)))")
+            let block = try chain.require("/modules/finality/block/\(Self.chainID)/\(finalized)")
+            #expect(block["finalized"] as? Bool == true)
+            #expect(block["block_hash"] as? String == (try chain.blockHash(finalized)).hexString)
+            // Every node agrees on the finalized block.
+            for i in 0..<4 {
+                #expect(chain.json("/modules/finality/block/\(Self.chainID)/\(finalized)", node: i)?["block_hash"] as? String
+                        == block["block_hash"] as? String)
+            }
+
+            // 5. Provider 0 signs a second, different block hash at a height it voted for.
+            let culprit = providers[0]
+            let culpritHex = culprit.publicKey.rawRepresentation.hexString
+            let height = try #require(voter.voted[0].max())
+            let forged = Data((0..<32).map { _ in UInt8.random(in: 0...255) })
+            try chain.run(operators[0], [try batches[0].voteMessage(height: height, blockHash: forged)])
+            voter.excluded.insert(0)
+
+            let evidenceList = try chain.require("/modules/finality/evidence/" + culpritHex)["evidence"] as? [[String: Any]]
+            let evidence = try #require(evidenceList?.first, "no evidence stored")
+            func bytes(_ field: String) throws -> Data { try Data(hex: try #require(evidence[field] as? String)) }
+            #expect(evidence["height"] as? String == String(height))
+            let extracted = try EOTS.extract(
+                publicKey: culprit.publicKey, publicRandomness: try EOTS.PublicRandomness(rawRepresentation: try bytes("public_randomness")),
+                message1: try EOTS.finalityVoteMessage(height: height, blockHash: try bytes("block_hash_1")),
+                signature1: try EOTS.Signature(rawRepresentation: try bytes("signature_1")),
+                message2: try EOTS.finalityVoteMessage(height: height, blockHash: try bytes("block_hash_2")),
+                signature2: try EOTS.Signature(rawRepresentation: try bytes("signature_2")))
+            #expect(extracted.rawRepresentation == culprit.rawRepresentation, "the key extracted from the evidence is not the provider's")
+            let slashed = try chain.require("/modules/staking/finality-provider/" + culpritHex)
+            #expect(slashed["status"] as? String == "SLASHED")
+            step("provider 0 double-voted at \(height): evidence stored, key extracted = secret: \(extracted.rawRepresentation == culprit.rawRepresentation), status \(slashed["status"] ?? "?")")
+
+            // The stolen key is worth the stake: it decrypts the covenant's adaptor signatures
+            // stored on chain and completes the pre-signed slashing transaction, which Bitcoin
+            // Core accepts; mined, it burns the slashed share and spends the staking output.
+            let stored = try chain.require("/modules/staking/delegation/" + stakes[0].txid.displayHex)
+            let (slashing, decrypted) = try stakes[0].slashingTransaction(storedDelegation: stored, extractedKey: extracted,
+                                                                          parameters: parameters)
+            #expect(decrypted == 3, "covenant signatures decrypted with the extracted key")
+            let verdict = try await rpc.testMempoolAccept([slashing.serialized().hexString])
+            #expect(verdict.first?.allowed == true, "slashing tx: \(verdict.first?.rejectReason ?? "")")
+            _ = try await rpc.sendRawTransaction(slashing.serialized(), maxBurnAmount: slashing.outputs[0].value.sats)
+            _ = try await rpc.generateToAddress(1, address: TestAddress.opTrue)
+            #expect(try await rpc.getTxOut(txid: stakes[0].txid.displayHex, vout: 0) == nil, "staking output not spent")
+            step("slashing tx \(slashing.txid.displayHex) accepted by Bitcoin Core and mined")
+
+            // Its power is gone from the table; the other two (5 of 6) keep finalizing.
+            let afterSlash = chain.height
+            let resumed = voter.vote(until: 40) { (lastFinalized() ?? 0) >= afterSlash + 2 }
+            #expect(resumed, "finality stopped after the slash; failures \(voter.failures)")
+            let table = try chain.require("/modules/staking/voting-power/\(chain.height)")
+            let keys = (table["table"] as? [[String: Any]])?.compactMap { $0["fp_btc_pk"] as? String } ?? []
+            #expect(!keys.isEmpty)
+            #expect(!keys.contains(culpritHex), "slashed provider still has power: \(table)")
+            #expect(table["total_power"] as? String == String((Self.stakes[1] + Self.stakes[2]) * 100_000_000))
+
+            step("finality resumed without it: last finalized \(lastFinalized() ?? 0), table total \(table["total_power"] ?? "?")")
+
+            // 6. The validators signed the first epochs' checkpoints themselves.
+            try ScenarioCheckpoints.expectSealed(chain, diagnostics: diagnostics)
+            step("epoch 1 checkpoint: \(chain.json("/modules/checkpoints/status/1")?["status"] ?? "?")")
+        }
+    }
+}
+
+/// Stand-in for the finality-provider daemons: after each commit, every active provider
+/// (per the chain's active set of that height) votes with its committed randomness. Votes
+/// are pipelined (no waiting for inclusion) so they land within a block or two, well inside
+/// the liveness window.
+struct ScenarioVoter {
+    let chain: ScenarioChain
+    let batches: [PubRandBatch]
+    let accounts: [ScenarioAccount]
+    /// Next height to vote for.
+    var next: UInt64
+    /// Providers that no longer vote.
+    var excluded: Set<Int> = []
+    /// Heights each provider voted for.
+    var voted: [[UInt64]]
+    /// Submissions or executions that failed.
+    var failures: [String] = []
+    private var pending: [(provider: Int, hash: Data)] = []
+
+    init(chain: ScenarioChain, batches: [PubRandBatch], accounts: [ScenarioAccount], next: UInt64) {
+        self.chain = chain
+        self.batches = batches
+        self.accounts = accounts
+        self.next = next
+        voted = batches.map { _ in [] }
+    }
+
+    /// Votes on every new committed height until `done` holds or `seconds` pass.
+    mutating func vote(until seconds: Double, _ done: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if done() { return true }
+            step()
+            usleep(100_000)
+        }
+        return done()
+    }
+
+    private mutating func step() {
+        checkPending()
+        let tip = chain.height
+        guard tip >= next else { return }
+        var votes: [Int: [Message]] = [:]
+        for h in next...tip {
+            // Not found: no provider was active at h (nothing to vote on).
+            guard let set = chain.json("/modules/finality/active-set/\(chain.chainID)/\(h)"),
+                  let members = set["providers"] as? [[String: Any]], let hash = try? chain.blockHash(h) else { continue }
+            let active = Set(members.compactMap { $0["fp_btc_pk"] as? String })
+            for (i, batch) in batches.enumerated() where !excluded.contains(i) {
+                guard active.contains(batch.fpKey.publicKey.rawRepresentation.hexString), batch.covers(h) else { continue }
+                do {
+                    votes[i, default: []].append(try batch.voteMessage(height: h, blockHash: hash))
+                    voted[i].append(h)
+                } catch {
+                    failures.append("vote \(i)@\(h): \(error)")
+                }
+            }
+        }
+        next = tip + 1
+        for (i, messages) in votes.sorted(by: { $0.key < $1.key }) {
+            for chunk in stride(from: 0, to: messages.count, by: 50) {
+                let part = Array(messages[chunk..<min(chunk + 50, messages.count)])
+                do {
+                    pending.append((i, try chain.submit(accounts[i], part)))
+                } catch {
+                    // Likely a nonce gap after an evicted transaction: resync and retry once.
+                    accounts[i].nonce = chain.chainNonce(accounts[i])
+                    do { pending.append((i, try chain.submit(accounts[i], part))) } catch { failures.append("submit \(i): \(error)") }
+                }
+            }
+        }
+    }
+
+    /// Records failed vote transactions (a vote the chain refused is a scenario failure).
+    private mutating func checkPending() {
+        var still: [(provider: Int, hash: Data)] = []
+        for p in pending {
+            guard let tx = chain.json("/txs/" + p.hash.hexString), let result = tx["result"] as? [String: Any] else {
+                still.append(p)
+                continue
+            }
+            if (result["code"] as? NSNumber)?.intValue != 0 {
+                failures.append("votes of \(p.provider): \(result["rule"] ?? "") \(result["log"] ?? "")")
+                accounts[p.provider].nonce = chain.chainNonce(accounts[p.provider])
+            }
+        }
+        pending = still
+    }
+}
