@@ -271,7 +271,7 @@ private let jsonHeaders: HTTPFields = [.contentType: "application/json"]
             let paths = try #require(doc["paths"] as? [String: Any])
             let expected: [String: [String]] = [
                 "/status": ["get"], "/health": ["get"], "/blocks/latest": ["get"], "/blocks/{height}": ["get"],
-                "/txs/{hash}": ["get"], "/txs": ["post"], "/modules/{module}/{path}": ["get"],
+                "/txs/{hash}": ["get"], "/txs": ["post"], "/txs/batch": ["post"], "/modules/{module}/{path}": ["get"],
                 "/openapi.json": ["get"], "/metrics": ["get"],
             ]
             #expect(Set(paths.keys) == Set(expected.keys))

@@ -54,7 +54,7 @@ import Testing
         let staking = try query(app, "/modules/staking/params")["params"] as? [String: Any]
         #expect((staking?["btc_staking"] as? [String: Any])?["covenant_quorum"] as? Int == 3)
         #expect(try query(app, "/modules/checkpoints/params")["epoch_length"] as? String == "10")
-        #expect(try query(app, "/modules/finality/params")["signed_blocks_window"] as? String == "100")
+        #expect(try query(app, "/modules/finality/params")["signed_blocks_window"] as? Int == 100)
     }
 
     @Test func initFlagsReachTheGenesis() throws {

@@ -87,6 +87,28 @@ enum OpenAPIDocument {
             }
           }
         },
+        "/txs/batch": {
+          "post": {
+            "summary": "Submit up to 1,000 signed transactions; each is admitted as by POST /txs",
+            "description": "Body: JSON {\"txs\": [\"<hex>\", ...]} or application/octet-stream (BE32 length || tx bytes)*. 200 with one verdict per transaction in order, even when some are refused.",
+            "operationId": "submitTransactions",
+            "security": [{}, {"bearerAuth": []}],
+            "requestBody": {
+              "required": true,
+              "content": {
+                "application/json": {"schema": {"type": "object", "required": ["txs"], "properties": {"txs": {"type": "array", "items": {"type": "string"}}}}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+              }
+            },
+            "responses": {
+              "200": {"description": "One verdict per transaction", "content": {"application/json": {"schema": {"type": "object", "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/SubmitResult"}}}}}}},
+              "400": {"$ref": "#/components/responses/Error"},
+              "401": {"$ref": "#/components/responses/Error"},
+              "413": {"$ref": "#/components/responses/Error"},
+              "415": {"$ref": "#/components/responses/Error"}
+            }
+          }
+        },
         "/modules/{module}/{path}": {
           "get": {
             "summary": "A module query; forwards /modules/{module}/{path...} to the application",
