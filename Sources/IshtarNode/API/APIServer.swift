@@ -206,18 +206,20 @@ struct APIRoutes: Sendable {
         return try Self.json(.ok, APICommittedTransaction(tx))
     }
 
-    func submit(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        try authorize(request)
-        // Read at most limit+1 bytes ourselves: a body of exactly the limit is fine, one byte
-        // more is 413, and the server never buffers an unbounded body.
+    /// The request body, refused with 413 above the configured limit: a body of exactly
+    /// the limit is fine, one byte more is not, and the server never buffers an unbounded body.
+    func boundedBody(_ request: Request) async throws -> Data {
         let limit = configuration.maxRequestBodyBytes
-        let buffer: ByteBuffer
         do {
-            buffer = try await request.body.collect(upTo: limit)
+            return Data(try await request.body.collect(upTo: limit).readableBytesView)
         } catch is NIOTooManyBytesError {
             throw APIError(.contentTooLarge, "body_too_large", "request body exceeds \(limit) bytes")
         }
-        let body = Data(buffer.readableBytesView)
+    }
+
+    func submit(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        try authorize(request)
+        let body = try await boundedBody(request)
         let bytes = try Self.transactionBytes(body, contentType: request.headers[.contentType])
         let result = await backend.submitTransaction(bytes)
         return try Self.json(result.result.isOK ? .ok : .unprocessableContent, APISubmitResult(result))
@@ -232,14 +234,7 @@ struct APIRoutes: Sendable {
     /// `(BE32 length ‖ tx bytes)*`, or JSON `{"txs": ["<hex>", …]}`.
     func submitBatch(_ request: Request, context: BasicRequestContext) async throws -> Response {
         try authorize(request)
-        let limit = configuration.maxRequestBodyBytes
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: limit)
-        } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, "body_too_large", "request body exceeds \(limit) bytes")
-        }
-        let txs = try Self.batchTransactions(Data(buffer.readableBytesView), contentType: request.headers[.contentType])
+        let txs = try Self.batchTransactions(try await boundedBody(request), contentType: request.headers[.contentType])
         let results = await backend.submitTransactions(txs)
         return try Self.json(.ok, APIBatchSubmitResult(results: results.map(APISubmitResult.init)))
     }
