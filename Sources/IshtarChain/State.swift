@@ -27,10 +27,20 @@ final class Overlay {
         self.columnFamily = parent.columnFamily
     }
 
+    /// Values read from the store by this root overlay (`nil` = absent). The store does not
+    /// change while an overlay over it is in use (it is written only at commit, from the
+    /// block's overlay, after which new overlays are made), so repeated reads of the same key
+    /// within a block or check state — a provider, a commitment, an active set per vote —
+    /// are answered from memory.
+    private var reads: [Data: Data?] = [:]
+
     func get(_ key: Data) throws(ChainError) -> Data? {
         if let w = writes[key] { return w }
         if let parent { return try parent.get(key) }
-        return try storeCall { try base.get(key, in: columnFamily) }
+        if let cached = reads[key] { return cached }
+        let value = try storeCall { try base.get(key, in: columnFamily) }
+        reads[key] = .some(value)
+        return value
     }
 
     func set(_ key: Data, _ value: Data) { writes[key] = .some(value) }

@@ -84,25 +84,55 @@ public struct FinalityModule: Module {
 
     static func be8(_ v: UInt64) -> Data { Data(bigEndian8: v) }
     static func readBE8(_ d: some DataProtocol) -> UInt64 { d.prefix(8).reduce(0) { $0 << 8 | UInt64($1) } }
-    static func chainKey(_ chain: String) -> Data {
-        let bytes = Data(chain.utf8)
-        return Data([UInt8(truncatingIfNeeded: bytes.count)]) + bytes
+    static func chainKey(_ chain: String) -> Data { key("") { appendChain(&$0, chain) } }
+
+    // Keys are built in one byte buffer (several per vote; `Data` concatenation and
+    // `Data(String.utf8)` allocate and copy at every step).
+    static func key(_ prefix: StaticString, _ build: (inout [UInt8]) -> Void) -> Data {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(96)
+        prefix.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        build(&bytes)
+        return bytes.withUnsafeBytes { Data($0) }
+    }
+
+    /// `u8 length ‖ UTF-8`.
+    static func appendChain(_ bytes: inout [UInt8], _ chain: String) {
+        var chain = chain
+        chain.withUTF8 { utf8 in
+            bytes.append(UInt8(truncatingIfNeeded: utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    static func appendBE8(_ bytes: inout [UInt8], _ v: UInt64) {
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
+    }
+
+    static func appendData(_ bytes: inout [UInt8], _ d: Data) {
+        d.withUnsafeBytes { bytes.append(contentsOf: $0) }
     }
 
     static let chainStatePrefix = Data("cs/".utf8)
-    static func chainStateKey(_ c: String) -> Data { chainStatePrefix + chainKey(c) }
-    static func activeSetKey(_ c: String, _ h: UInt64) -> Data { Data("as/".utf8) + chainKey(c) + be8(h) }
-    static func blockHashKey(_ h: UInt64) -> Data { Data("bh/".utf8) + be8(h) }
-    static func latestCommitKey(_ fp: Data, _ c: String) -> Data { Data("prl/".utf8) + fp + chainKey(c) }
-    static func commitPrefix(_ fp: Data, _ c: String) -> Data { Data("pr/".utf8) + fp + chainKey(c) }
-    static func commitKey(_ fp: Data, _ c: String, _ seq: UInt64) -> Data { commitPrefix(fp, c) + be8(seq) }
-    static func votesKey(_ c: String, _ h: UInt64) -> Data { Data("votes/".utf8) + chainKey(c) + be8(h) }
-    static func tallyPrefix(_ c: String, _ h: UInt64) -> Data { Data("tally/".utf8) + chainKey(c) + be8(h) }
-    static func tallyKey(_ c: String, _ h: UInt64, _ hash: Data) -> Data { tallyPrefix(c, h) + hash }
-    static func finalizedKey(_ c: String, _ h: UInt64) -> Data { Data("fin/".utf8) + chainKey(c) + be8(h) }
+    static func chainStateKey(_ c: String) -> Data { key("cs/") { appendChain(&$0, c) } }
+    static func activeSetKey(_ c: String, _ h: UInt64) -> Data { key("as/") { appendChain(&$0, c); appendBE8(&$0, h) } }
+    static func blockHashKey(_ h: UInt64) -> Data { key("bh/") { appendBE8(&$0, h) } }
+    static func latestCommitKey(_ fp: Data, _ c: String) -> Data { key("prl/") { appendData(&$0, fp); appendChain(&$0, c) } }
+    static func commitPrefix(_ fp: Data, _ c: String) -> Data { key("pr/") { appendData(&$0, fp); appendChain(&$0, c) } }
+    static func commitKey(_ fp: Data, _ c: String, _ seq: UInt64) -> Data {
+        key("pr/") { appendData(&$0, fp); appendChain(&$0, c); appendBE8(&$0, seq) }
+    }
+    static func votesKey(_ c: String, _ h: UInt64) -> Data { key("votes/") { appendChain(&$0, c); appendBE8(&$0, h) } }
+    static func tallyPrefix(_ c: String, _ h: UInt64) -> Data { key("tally/") { appendChain(&$0, c); appendBE8(&$0, h) } }
+    static func tallyKey(_ c: String, _ h: UInt64, _ hash: Data) -> Data {
+        key("tally/") { appendChain(&$0, c); appendBE8(&$0, h); appendData(&$0, hash) }
+    }
+    static func finalizedKey(_ c: String, _ h: UInt64) -> Data { key("fin/") { appendChain(&$0, c); appendBE8(&$0, h) } }
     static let evidencePrefix = Data("ev/".utf8)
-    static func evidenceKey(_ fp: Data, _ c: String, _ h: UInt64) -> Data { evidencePrefix + fp + chainKey(c) + be8(h) }
-    static func signingInfoKey(_ fp: Data) -> Data { Data("si/".utf8) + fp }
+    static func evidenceKey(_ fp: Data, _ c: String, _ h: UInt64) -> Data {
+        key("ev/") { appendData(&$0, fp); appendChain(&$0, c); appendBE8(&$0, h) }
+    }
+    static func signingInfoKey(_ fp: Data) -> Data { key("si/") { appendData(&$0, fp) } }
 
     // MARK: - Reading state (public API)
 
@@ -440,7 +470,23 @@ public struct FinalityModule: Module {
     }
 
     /// Checks the randomness proof and the EOTS signature of a vote against `commitment`.
+    /// Votes whose ``verifyVote(_:_:)`` passed, keyed on every input it reads (the message
+    /// payload and the commitment's range and root): checkTx verifies, deliver finds it.
+    static let verifiedVotes = VerificationCache(capacity: 30_000)
+
     static func verifyVote(_ m: AddFinalitySig, _ commitment: PubRandCommitment) throws(ExecutionError) {
+        var w = BinaryWriter()
+        m.encode(to: &w)
+        w.u64(commitment.startHeight)
+        w.u64(commitment.count)
+        w.fixed(commitment.root)
+        let entry = w.data
+        if verifiedVotes.contains(entry) { return }
+        try verifyVoteUncached(m, commitment)
+        verifiedVotes.insert(entry)
+    }
+
+    static func verifyVoteUncached(_ m: AddFinalitySig, _ commitment: PubRandCommitment) throws(ExecutionError) {
         guard m.proof.index == m.height - commitment.startHeight, m.proof.total == commitment.count else {
             throw .rule(FinalityModuleError.invalidInclusionProof(
                 "index \(m.proof.index)/total \(m.proof.total) must be \(m.height - commitment.startHeight)/\(commitment.count)"))
