@@ -297,6 +297,8 @@ enum ChainBench {
     /// Bitcoin-side facts of a staking chain: providers, the staker, the covenant, the
     /// staking transactions' BTC blocks (their txid lists) and how to rebuild each delegation.
     final class StakingWorld: @unchecked Sendable {
+        // @unchecked: the `var`s are filled while the world is built on one thread; the
+        // concurrent message builders only read it afterwards.
         let providers: [Schnorr.PrivateKey]
         let providerKeys: [Schnorr.PublicKey]
         let staker = ChainBench.key("chain-bench-staker")
@@ -418,6 +420,8 @@ enum ChainBench {
 
     /// Slots written from concurrent builders.
     final class Slots: @unchecked Sendable {
+        // @unchecked: every access to `items` and `error` from the builders goes through
+        // `lock`; `all` is read after the builders have joined.
         private let lock = NSLock()
         private var items: [[Message]?]
         private(set) var error: (any Error)?
