@@ -126,29 +126,46 @@ public struct MerkleProof: Sendable, Hashable, Codable {
         for aunt in aunts where aunt.count != 32 {
             throw .invalidLength(field: "Merkle proof aunt", expected: 32, actual: aunt.count)
         }
-        // Walk down from the root to learn, per level, which side the path takes.
-        var goesLeft = [Bool]()
+        // Walk down from the root to learn, per level, which side the path takes (bit d set:
+        // at depth d from the top the path goes left). At most 64 levels for a UInt64 count.
+        var goesLeft: UInt64 = 0
+        var depth = 0
         var position = index
         var size = total
         while size > 1 {
             let split = MerkleTree.splitPoint(size)
             if position < split {
-                goesLeft.append(true)
+                goesLeft |= 1 << UInt64(depth)
                 size = split
             } else {
-                goesLeft.append(false)
                 position -= split
                 size -= split
             }
+            depth += 1
         }
-        guard goesLeft.count == aunts.count else {
-            throw .invalidLength(field: "Merkle proof aunts", expected: goesLeft.count, actual: aunts.count)
+        guard depth == aunts.count else {
+            throw .invalidLength(field: "Merkle proof aunts", expected: depth, actual: aunts.count)
         }
-        var hash = MerkleTree.leafHash(leaf)
-        for (aunt, left) in zip(aunts, goesLeft.reversed()) {
-            hash = left ? MerkleTree.innerHash(hash, aunt) : MerkleTree.innerHash(aunt, hash)
+        // Bottom-up in one 65-byte buffer `0x01 ‖ left ‖ right`: a vote carries a proof and
+        // every vote checks one, so this avoids two allocations per level.
+        var node = [UInt8](MerkleTree.leafHash(leaf))
+        var buffer = [UInt8](repeating: 0, count: 65)
+        buffer[0] = 0x01
+        for (level, aunt) in aunts.enumerated() {
+            let left = goesLeft >> UInt64(depth - 1 - level) & 1 == 1
+            buffer.withUnsafeMutableBytes { b in
+                aunt.withUnsafeBytes { a in
+                    node.withUnsafeBytes { n in
+                        let (first, second) = left ? (n, a) : (a, n)
+                        UnsafeMutableRawBufferPointer(rebasing: b[1..<33]).copyMemory(from: first)
+                        UnsafeMutableRawBufferPointer(rebasing: b[33..<65]).copyMemory(from: second)
+                    }
+                }
+            }
+            let digest = buffer.withUnsafeBytes { SHA256.hash(data: $0) }
+            node.withUnsafeMutableBytes { n in digest.withUnsafeBytes { n.copyMemory(from: $0) } }
         }
-        return hash
+        return Data(node)
     }
 
     /// Whether `leaf` is at ``index`` of a ``total``-leaf tree with this `root`.

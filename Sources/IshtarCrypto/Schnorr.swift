@@ -1,6 +1,7 @@
 import CSecp256k1
 import Crypto
 import Foundation
+import Synchronization
 
 /// BIP-340 Schnorr signatures and BIP-341 key tweaking over libsecp256k1.
 public enum Schnorr {
@@ -292,5 +293,26 @@ final class KeypairBox: @unchecked Sendable {
 
     deinit {
         withUnsafeMutableBytes(of: &keypair) { secureZero($0) }
+    }
+}
+
+extension Schnorr.PublicKey {
+    /// Parsed keys by their 32 bytes, process-wide: parsing lifts x to a curve point (a field
+    /// square root, several microseconds, a sixth of a verification), and the same keys —
+    /// accounts, finality providers, validators — sign again and again. Only keys that parsed
+    /// are kept; the map is emptied when it reaches its bound.
+    private static let parsed = Mutex([Data: Schnorr.PublicKey]())
+    private static let parsedLimit = 16_384
+
+    /// ``init(rawRepresentation:)`` answered from a bounded process-wide memory of keys that
+    /// parsed before (parsing is a pure function of the bytes).
+    public static func cached(rawRepresentation raw: Data) throws(CryptoError) -> Schnorr.PublicKey {
+        if let hit = parsed.withLock({ $0[raw] }) { return hit }
+        let key = try Schnorr.PublicKey(rawRepresentation: raw)
+        parsed.withLock { map in
+            if map.count >= parsedLimit { map.removeAll(keepingCapacity: true) }
+            map[key.rawRepresentation] = key
+        }
+        return key
     }
 }

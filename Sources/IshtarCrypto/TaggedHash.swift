@@ -8,6 +8,8 @@ public enum TaggedHash {
     static let cachedTags: [String] = [
         "BIP0340/challenge", "TapLeaf", "TapBranch", "TapTweak", "TapSighash",
         "SchnorrAdaptor/aux", "SchnorrAdaptor/nonce",
+        // Ishtar's own: every transaction's signing digest, every changed state key.
+        "ishtar/tx", "ishtar/state-element",
     ]
 
     private static let cache: [String: SHA256] = {

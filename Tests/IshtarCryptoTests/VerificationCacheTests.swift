@@ -89,3 +89,30 @@ import Testing
         #expect(!cache.contains(Data([1, 2, 3, 5])))
     }
 }
+
+@Suite("Schnorr.PublicKey.cached")
+struct CachedPublicKeyTests {
+    @Test func cachedParseEqualsAFreshParseAndVerifiesTheSame() throws {
+        let key = try Schnorr.PrivateKey(rawRepresentation: Data(repeating: 0x21, count: 32))
+        let raw = key.publicKey.rawRepresentation
+        let message = Data(repeating: 7, count: 32)
+        let signature = try key.signature(for: message)
+        for _ in 0..<2 { // the second call is answered from the cache
+            let cached = try Schnorr.PublicKey.cached(rawRepresentation: raw)
+            #expect(cached.rawRepresentation == raw)
+            #expect(cached.isValidSignature(signature, for: message))
+            #expect(!cached.isValidSignature(signature, for: Data(repeating: 8, count: 32)))
+        }
+    }
+
+    @Test func invalidKeysAreRejectedEveryTime() throws {
+        // x = p (not a field element) and x = 5 (no curve point has it).
+        let notField = try Data(hex: "fffffffffffffffffffffffffffffffffffffffffffffffffffffffefffffc2f")
+        let notOnCurve = Data(repeating: 0, count: 31) + Data([5])
+        for raw in [notField, notOnCurve, Data([1, 2, 3])] {
+            for _ in 0..<2 {
+                #expect(throws: CryptoError.self) { try Schnorr.PublicKey.cached(rawRepresentation: raw) }
+            }
+        }
+    }
+}
