@@ -78,6 +78,7 @@ let package = Package(
                 "IshtarBitcoin",
                 "IshtarStore",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strict),
         .target(

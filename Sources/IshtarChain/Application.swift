@@ -2,6 +2,20 @@ import Foundation
 import IshtarCrypto
 import IshtarStore
 
+/// How ``Application/commit()`` makes a committed block durable.
+public enum CommitDurability: Sendable {
+    /// The commit's write batch is synced to disk before `commit()` returns: a standalone
+    /// application (tools, tests, benches of that mode) loses nothing even on power loss.
+    case synced
+    /// The batch is written atomically through RocksDB's write-ahead log but not synced,
+    /// because the caller already holds a synced record of the decided block in the same
+    /// database and replays it after a crash (ABCI's handshake replay) — as ``IshtarNode``
+    /// does. A killed process loses nothing (the log is in the OS page cache); a power
+    /// loss can lose at most the last commit, since the next decision's synced write flushes
+    /// the same log, and the replay restores it deterministically.
+    case replayedFromDecisionLog
+}
+
 /// The deterministic application state machine, driven through an ABCI++-shaped
 /// interface (`initChain`, `checkTx`, `prepareProposal`, `processProposal`,
 /// `finalizeBlock`, `commit`, `query`) so the same object can sit behind the embedded
@@ -41,6 +55,8 @@ public final class Application {
     private let moduleByType: [String: any Module]
     private let moduleByName: [String: any Module]
     private let verifier: (any CommitVerifier)?
+    /// Whether ``commit()`` syncs its batch (see ``CommitDurability``).
+    public let durability: CommitDurability
 
     private var meta: AppMeta?
     private var commitments: [String: StateCommitment] = [:]
@@ -49,8 +65,11 @@ public final class Application {
     private var checkState: Overlay
     private var pending: PendingBlock?
     private var haltReason: String?
-    /// SHA-256 of transaction bytes whose BIP-340 signature verified (bounded FIFO).
-    private var verifiedSignatures = VerifiedSignatureCache(capacity: 200_000)
+    /// Committed state values read or written recently (bounded), shared by every root overlay.
+    private let cache: CommittedCache
+    /// SHA-256 of transaction bytes that passed the stateless rules — signature included —
+    /// before (bounded FIFO).
+    private var statelessPassed = VerifiedSignatureCache(capacity: 200_000)
 
     private struct PendingBlock {
         var block: Block
@@ -70,7 +89,10 @@ public final class Application {
     ///     order is the hook order.
     ///   - verifier: checks last-commit signatures in block validation; `nil` checks their
     ///     shape and voting power only.
-    public init(store: any KeyValueStore, modules extra: [any Module] = [], verifier: (any CommitVerifier)? = nil) throws(ChainError) {
+    ///   - durability: whether each commit is synced to disk (the default) or left to the
+    ///     caller's own durable record of decided blocks (see ``CommitDurability``).
+    public init(store: any KeyValueStore, modules extra: [any Module] = [], verifier: (any CommitVerifier)? = nil,
+                durability: CommitDurability = .synced) throws(ChainError) {
         for cf in Self.columnFamilies where !store.columnFamilies.contains(cf) { throw .missingColumnFamily(cf) }
         let all: [any Module] = [ConsensusModule(), AccountsModule()] + extra
         var byName: [String: any Module] = [:]
@@ -89,13 +111,29 @@ public final class Application {
         self.moduleByName = byName
         self.moduleByType = byType
         self.verifier = verifier
-        self.checkState = Overlay(base: store, columnFamily: Self.stateColumnFamily)
+        self.durability = durability
+        let cache = CommittedCache(byteLimit: 32 << 20)
+        self.cache = cache
+        self.checkState = Overlay(base: store, columnFamily: Self.stateColumnFamily, cache: cache)
         try load()
     }
 
     /// Same as ``init(store:modules:verifier:)``: reopen after a restart.
-    public static func open(store: any KeyValueStore, modules: [any Module] = [], verifier: (any CommitVerifier)? = nil) throws(ChainError) -> Application {
-        try Application(store: store, modules: modules, verifier: verifier)
+    public static func open(store: any KeyValueStore, modules: [any Module] = [], verifier: (any CommitVerifier)? = nil,
+                            durability: CommitDurability = .synced) throws(ChainError) -> Application {
+        try Application(store: store, modules: modules, verifier: verifier, durability: durability)
+    }
+
+    /// A fresh view of the committed state, reading through the application's cache.
+    private func rootOverlay() -> Overlay {
+        Overlay(base: store, columnFamily: Self.stateColumnFamily, cache: cache)
+    }
+
+    /// Audit of the in-memory cache of committed state values: every cached key whose value
+    /// differs from the store. Always empty unless something wrote the state behind the
+    /// application's back (tests and diagnostics; O(cache size) reads).
+    public func auditCommittedCache() throws -> [Data] {
+        try cache.mismatches(against: store, columnFamily: Self.stateColumnFamily)
     }
 
     static func isValidModuleName(_ name: String) -> Bool {
@@ -128,7 +166,7 @@ public final class Application {
     }
 
     private func reloadConsensusState() throws(ChainError) {
-        let view = ModuleStore(module: ConsensusModule.moduleName, overlay: Overlay(base: store, columnFamily: Self.stateColumnFamily))
+        let view = ModuleStore(module: ConsensusModule.moduleName, overlay: rootOverlay())
         do throws(ExecutionError) {
             validatorSet = try ConsensusModule.validators(in: view)
             params = try ConsensusModule.params(in: view)
@@ -174,7 +212,7 @@ public final class Application {
         for name in genesis.moduleParams.keys.sorted() where moduleByName[name] == nil {
             throw .invalidGenesis(.unknownModule(name))
         }
-        let overlay = Overlay(base: store, columnFamily: Self.stateColumnFamily)
+        let overlay = rootOverlay()
         let info = BlockInfo(chainID: genesis.chainID, height: genesis.initialHeight - 1, time: genesis.genesisTime, proposer: Data())
         for module in modules {
             let ctx = GenesisContext(block: info, validators: genesis.validators, module: module.name, overlay: overlay,
@@ -188,8 +226,7 @@ public final class Application {
                 }
             }
         }
-        let changes = overlay.sortedWrites()
-        let updated = try updatedCommitments(changes)
+        let (updated, changes) = try updatedCommitments(overlay.sortedWrites())
         let all = commitments.merging(updated) { $1 }
         let appHash = Self.appHash(all)
         let newMeta = AppMeta(chainID: genesis.chainID, initialHeight: genesis.initialHeight,
@@ -201,10 +238,11 @@ public final class Application {
         batch.put(Self.metaKey, newMeta.encoded, in: Self.metaColumnFamily)
         batch.put(Self.genesisKey, genesis.jsonData(), in: Self.metaColumnFamily)
         try writeDurably(batch)
+        cache.apply(changes)
         meta = newMeta
         commitments = all
         try reloadConsensusState()
-        checkState = Overlay(base: store, columnFamily: Self.stateColumnFamily)
+        checkState = rootOverlay()
         return appHash
     }
 
@@ -212,7 +250,7 @@ public final class Application {
 
     /// The stateless rules: size, canonical decoding, chain id, signature, message count,
     /// known message types and each module's `validateMessage`.
-    private func statelessCheck(_ raw: Data, chainID: String, params: ConsensusParams) throws(ChainError) -> Result<Transaction, RuleViolation> {
+    private func statelessCheck(_ raw: Data, hash: Data? = nil, chainID: String, params: ConsensusParams) throws(ChainError) -> Result<Transaction, RuleViolation> {
         guard raw.count <= params.maxTxBytes else {
             return .failure(TxError.tooLarge(size: raw.count, limit: params.maxTxBytes).violation)
         }
@@ -222,15 +260,17 @@ public final class Application {
         } catch {
             return .failure(TxError.malformed(error).violation)
         }
-        // A transaction is verified once per process: check-tx, recheck, process-proposal
-        // and finalize all see the same bytes, and the hash of the bytes covers the signature.
-        let hash = sha256(raw)
+        // A transaction's stateless rules are checked once per process: check-tx, recheck,
+        // process-proposal and finalize all see the same bytes, the hash of the bytes covers
+        // the signature, and signature and message rules are pure functions of those bytes.
+        let hash = hash ?? sha256(raw)
+        let passedBefore = statelessPassed.contains(hash)
         do {
-            try tx.validateBasic(chainID: chainID, signatureVerified: verifiedSignatures.contains(hash))
+            try tx.validateBasic(chainID: chainID, signatureVerified: passedBefore)
         } catch {
             return .failure(error.violation)
         }
-        verifiedSignatures.insert(hash)
+        if passedBefore { return .success(tx) }
         for message in tx.messages {
             guard let module = moduleByType[message.type] else {
                 return .failure(TxError.unknownMessageType(message.type).violation)
@@ -244,6 +284,7 @@ public final class Application {
                 }
             }
         }
+        statelessPassed.insert(hash)
         return .success(tx)
     }
 
@@ -252,11 +293,11 @@ public final class Application {
     private func execute(_ raw: Data, index: Int, isCheck: Bool, block: BlockInfo, validators: ChainValidatorSet,
                          params: ConsensusParams, parent: Overlay) throws(ChainError) -> (TxResult, Transaction?) {
         let tx: Transaction
-        switch try statelessCheck(raw, chainID: block.chainID, params: params) {
+        let hash = sha256(raw)
+        switch try statelessCheck(raw, hash: hash, chainID: block.chainID, params: params) {
         case .failure(let v): return (TxResult(violation: v), nil)
         case .success(let t): tx = t
         }
-        let hash = sha256(raw)
         let overlay = Overlay(parent: parent)
         let sink = EventSink()
         func context(_ module: String) -> TxContext {
@@ -304,7 +345,7 @@ public final class Application {
         let (meta, validators, params) = try ready()
         let info = BlockInfo(chainID: meta.chainID, height: request.height, time: request.time, proposer: request.proposer,
                              previousBlockHash: meta.lastBlockHash)
-        let scratch = Overlay(base: store, columnFamily: Self.stateColumnFamily)
+        let scratch = rootOverlay()
         var ignored: [Event] = []
         try runHooks(begin: true, block: info, validators: validators, overlay: scratch, events: &ignored)
         var selected: [Data] = []
@@ -402,7 +443,7 @@ public final class Application {
         let h = block.header
         let info = BlockInfo(chainID: h.chainID, height: h.height, time: h.time, proposer: h.proposer,
                              hash: block.hash, previousBlockHash: h.previousBlockHash)
-        let overlay = Overlay(base: store, columnFamily: Self.stateColumnFamily)
+        let overlay = rootOverlay()
         var events: [Event] = []
         try runHooks(begin: true, block: info, validators: validators, overlay: overlay, events: &events)
         let consensusStore = ModuleStore(module: ConsensusModule.moduleName, overlay: overlay)
@@ -415,8 +456,8 @@ public final class Application {
             results.append(result)
         }
         try runHooks(begin: false, block: info, validators: validators, overlay: overlay, events: &events)
-        let changes = overlay.sortedWrites()
-        let updated = try updatedCommitments(changes)
+        let writes = overlay.sortedWrites()
+        let (updated, changes) = try updatedCommitments(writes)
         let appHash = Self.appHash(commitments.merging(updated) { $1 })
         let hash = info.hash
         pending = PendingBlock(block: block, blockBytes: block.encoded, hash: hash, results: results, events: events,
@@ -459,7 +500,7 @@ public final class Application {
     /// The index of the first evidence entry whose offence is already recorded in state.
     private func firstRecordedEvidence(_ block: Block) throws(ChainError) -> Int? {
         guard !block.evidence.isEmpty else { return nil }
-        let view = ModuleStore(module: ConsensusModule.moduleName, overlay: Overlay(base: store, columnFamily: Self.stateColumnFamily))
+        let view = ModuleStore(module: ConsensusModule.moduleName, overlay: rootOverlay())
         for (i, e) in block.evidence.enumerated() where try hasEvidence(e, in: view) { return i }
         return nil
     }
@@ -479,11 +520,11 @@ public final class Application {
     /// proposer leaves such evidence out).
     public func isEvidenceCommitted(_ evidence: DoubleVoteEvidence) throws(ChainError) -> Bool {
         try hasEvidence(evidence, in: ModuleStore(module: ConsensusModule.moduleName,
-                                                  overlay: Overlay(base: store, columnFamily: Self.stateColumnFamily)))
+                                                  overlay: rootOverlay()))
     }
 
-    /// Makes the finalized block durable (ABCI `Commit`) in one synced write batch, then
-    /// resets the check state. If the write fails the application halts: reopen the store
+    /// Makes the finalized block durable (ABCI `Commit`) in one write batch — synced, or
+    /// left to the caller's block log (``durability``) — then resets the check state. If the write fails the application halts: reopen the store
     /// to resume from the last durable block.
     @discardableResult
     public func commit() throws(ChainError) -> CommitResult {
@@ -493,21 +534,23 @@ public final class Application {
         let newMeta = AppMeta(chainID: meta.chainID, initialHeight: meta.initialHeight, lastHeight: h.height,
                               lastBlockHash: p.hash, lastAppHash: p.appHash, lastBlockTime: h.time)
         let batch = try commitBatch(p, newMeta: newMeta)
-        try writeDurably(batch)
+        try writeDurably(batch, sync: durability == .synced)
+        cache.apply(p.changes)
         self.meta = newMeta
         commitments.merge(p.commitments) { $1 }
         pending = nil
-        checkState = Overlay(base: store, columnFamily: Self.stateColumnFamily)
+        checkState = rootOverlay()
         if p.changes.contains(where: { $0.key.starts(with: Data((ConsensusModule.moduleName + "/").utf8)) }) {
             try reloadConsensusState()
         }
         return CommitResult(height: h.height, appHash: p.appHash, blockHash: p.hash)
     }
 
-    private func writeDurably(_ batch: WriteBatch) throws(ChainError) {
+    private func writeDurably(_ batch: WriteBatch, sync: Bool = true) throws(ChainError) {
         do {
-            try storeCall { try store.write(batch, sync: true) }
+            try storeCall { try store.write(batch, sync: sync) }
         } catch {
+            cache.removeAll()
             haltReason = "commit write failed: \(error)"
             throw error
         }
@@ -522,18 +565,27 @@ public final class Application {
     }
 
     /// The new commitments of the modules `changes` touch; old values come from the store.
-    private func updatedCommitments(_ changes: [(key: Data, value: Data?)]) throws(ChainError) -> [String: StateCommitment] {
+    /// The module commitments after `writes`, and the writes that change anything: a write
+    /// of the value already committed — above all the delete of a key that never reached the
+    /// store, like a marker set and cleared in the same block — is dropped, so it costs the
+    /// batch nothing and leaves no RocksDB tombstone for later scans to step over.
+    private func updatedCommitments(_ writes: [(key: Data, value: Data?)]) throws(ChainError)
+        -> (commitments: [String: StateCommitment], changes: [(key: Data, value: Data?)]) {
         var updated: [String: StateCommitment] = [:]
-        for (key, value) in changes {
+        var changes: [(key: Data, value: Data?)] = []
+        changes.reserveCapacity(writes.count)
+        let committed = rootOverlay()
+        for (key, value) in writes {
+            let old = try committed.get(key)
+            if old == value { continue }
+            changes.append((key: key, value: value))
             let name = Self.moduleName(of: key)
             var c = updated[name] ?? commitments[name] ?? StateCommitment()
-            let old = try storeCall { try store.get(key, in: Self.stateColumnFamily) }
-            if old == value { continue }
             if let old { c.remove(key: key, value: old) }
             if let value { c.insert(key: key, value: value) }
             updated[name] = c
         }
-        return updated
+        return (updated, changes)
     }
 
     /// `H_"ishtar/app-hash"` over `str name ‖ digest` of every module with non-empty state,
@@ -675,7 +727,7 @@ public final class Application {
             let info = BlockInfo(chainID: meta.chainID, height: meta.lastHeight, time: meta.lastBlockTime, proposer: Data(),
                                  hash: meta.lastBlockHash)
             let ctx = QueryContext(block: info, validators: validators, module: module.name,
-                                   overlay: Overlay(base: store, columnFamily: Self.stateColumnFamily), sink: EventSink())
+                                   overlay: rootOverlay(), sink: EventSink())
             do throws(ExecutionError) {
                 return ok(try module.query(QueryRequest(path: Array(parts.dropFirst(2)), data: data), ctx))
             } catch {

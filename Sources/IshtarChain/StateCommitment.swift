@@ -1,4 +1,5 @@
 import Crypto
+import CryptoExtras
 import Foundation
 import IshtarCrypto
 
@@ -19,8 +20,11 @@ import IshtarCrypto
 /// stored with each commit.
 ///
 /// Element hash: `d = H_"ishtar/state-element"(u32 len(k) ‖ k ‖ v)`, expanded to 2048
-/// bytes as `SHA256(d ‖ BE4(0)) ‖ … ‖ SHA256(d ‖ BE4(63))`, read as 1024 big-endian
-/// `UInt16` lanes.
+/// bytes as the AES-256-CTR keystream under key `d` from the all-zero 128-bit counter
+/// block (blocks 0…127), read as 1024 big-endian `UInt16` lanes. The expansion is a fixed
+/// public function of `d`, standing in for an extendable-output hash (Solana's LtHash
+/// expands with BLAKE3's XOF); with AES-NI it costs about a tenth of the 64 SHA-256
+/// calls it replaced, and every changed state key pays it twice per block.
 public struct StateCommitment: Hashable, Sendable {
     /// Number of 16-bit lanes.
     public static let laneCount = 1024
@@ -60,47 +64,60 @@ public struct StateCommitment: Hashable, Sendable {
     public var digest: Data { sha256(bytes) }
 
     /// Adds `(key, value)` to the committed set.
-    public mutating func insert(key: Data, value: Data) {
-        let e = Self.element(key: key, value: value)
-        lanes.withUnsafeMutableBufferPointer { l in
-            e.withUnsafeBufferPointer { x in
-                for i in 0..<Self.laneCount { l[i] &+= x[i] }
-            }
-        }
-    }
+    public mutating func insert(key: Data, value: Data) { combine(key: key, value: value, adding: true) }
 
     /// Removes `(key, value)` from the committed set (it must have been inserted).
-    public mutating func remove(key: Data, value: Data) {
-        let e = Self.element(key: key, value: value)
+    public mutating func remove(key: Data, value: Data) { combine(key: key, value: value, adding: false) }
+
+    /// Adds or subtracts the element of `(key, value)` lane-wise, reading the big-endian lanes
+    /// straight from the keystream.
+    private mutating func combine(key: Data, value: Data, adding: Bool) {
+        let stream = Self.elementBytes(key: key, value: value)
         lanes.withUnsafeMutableBufferPointer { l in
-            e.withUnsafeBufferPointer { x in
-                for i in 0..<Self.laneCount { l[i] &-= x[i] }
+            stream.withUnsafeBytes { raw in
+                if adding {
+                    for i in 0..<Self.laneCount { l[i] &+= UInt16(raw[2 * i]) << 8 | UInt16(raw[2 * i + 1]) }
+                } else {
+                    for i in 0..<Self.laneCount { l[i] &-= UInt16(raw[2 * i]) << 8 | UInt16(raw[2 * i + 1]) }
+                }
             }
         }
     }
 
     /// The 1024 lanes of one pair.
     static func element(key: Data, value: Data) -> [UInt16] {
+        let stream = elementBytes(key: key, value: value)
+        return [UInt16](unsafeUninitializedCapacity: laneCount) { out, initialized in
+            stream.withUnsafeBytes { raw in
+                for i in 0..<laneCount { out[i] = UInt16(raw[2 * i]) << 8 | UInt16(raw[2 * i + 1]) }
+            }
+            initialized = laneCount
+        }
+    }
+
+    /// The element's 2048 bytes (see the type's documentation).
+    static func elementBytes(key: Data, value: Data) -> Data {
         var seed = TaggedHash.hasher(tag: "ishtar/state-element")
         let length = UInt32(truncatingIfNeeded: key.count)
         seed.update(data: [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)])
         seed.update(data: key)
         seed.update(data: value)
         let d = seed.finalize()
-        // One hasher state absorbs d once; each chunk copies it and adds its counter.
-        var base = SHA256()
-        d.withUnsafeBytes { base.update(bufferPointer: $0) }
-        return [UInt16](unsafeUninitializedCapacity: laneCount) { out, initialized in
-            for chunk in 0..<64 {
-                var h = base
-                withUnsafeBytes(of: UInt32(chunk).bigEndian) { h.update(bufferPointer: $0) }
-                h.finalize().withUnsafeBytes { raw in
-                    for j in 0..<16 {
-                        out[chunk * 16 + j] = UInt16(raw[2 * j]) << 8 | UInt16(raw[2 * j + 1])
-                    }
-                }
-            }
-            initialized = laneCount
+        // The keystream is the encryption of zeros; with a 32-byte key and a 16-byte counter
+        // block neither call can fail, but a failure must not yield a silently wrong commitment.
+        guard let stream = try? AES._CTR.encrypt(zeroStream, using: SymmetricKey(data: d), nonce: zeroCounter),
+              stream.count == byteCount else {
+            preconditionFailure("AES-256-CTR keystream of a 32-byte key failed")
         }
+        return stream
     }
+
+    private static let zeroStream = Data(count: byteCount)
+    // A full 16-byte counter block of zeros: blocks 0, 1, … 127.
+    private static let zeroCounter: AES._CTR.Nonce = {
+        guard let n = try? AES._CTR.Nonce(nonceBytes: [UInt8](repeating: 0, count: 16)) else {
+            preconditionFailure("a 16-byte AES-CTR counter block is always accepted")
+        }
+        return n
+    }()
 }

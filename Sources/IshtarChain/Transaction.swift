@@ -146,8 +146,9 @@ public struct Transaction: Hashable, Sendable, BinaryCodable {
         guard messages.count <= Self.maxMessages else {
             throw .tooManyMessages(count: messages.count, limit: Self.maxMessages)
         }
-        guard let key = try? Schnorr.PublicKey(rawRepresentation: sender) else { throw .invalidSenderKey }
+        // A verified signature implies the key parsed.
         if signatureVerified { return }
+        guard let key = try? Schnorr.PublicKey.cached(rawRepresentation: sender) else { throw .invalidSenderKey }
         guard let sig = try? Schnorr.Signature(rawRepresentation: signature),
               key.isValidSignature(sig, for: signingDigest)
         else { throw .invalidSignature }

@@ -123,13 +123,15 @@ func dump(_ store: any KeyValueStore) throws -> [String: [String]] {
 final class InstrumentedStore<Inner: KeyValueStore>: KeyValueStore, @unchecked Sendable {
     typealias Snapshot = Inner.Snapshot
     let inner: Inner
-    private let state = Mutex<(writes: Int, failNext: Bool, batches: [WriteBatch])>((0, false, []))
+    private let state = Mutex<(writes: Int, failNext: Bool, batches: [WriteBatch], syncs: [Bool])>((0, false, [], []))
 
     init(_ inner: Inner) { self.inner = inner }
 
     var columnFamilies: [String] { inner.columnFamilies }
     var writeCount: Int { state.withLock { $0.writes } }
     var batches: [WriteBatch] { state.withLock { $0.batches } }
+    /// The `sync` flag of every successful write, in order.
+    var syncs: [Bool] { state.withLock { $0.syncs } }
     func failNextWrite() { state.withLock { $0.failNext = true } }
 
     func get(_ key: Data, in columnFamily: String) throws -> Data? { try inner.get(key, in: columnFamily) }
@@ -144,6 +146,7 @@ final class InstrumentedStore<Inner: KeyValueStore>: KeyValueStore, @unchecked S
             }
             s.writes += 1
             s.batches.append(batch)
+            s.syncs.append(sync)
             return false
         }
         if fail { throw StoreError.ioError("injected failure") }

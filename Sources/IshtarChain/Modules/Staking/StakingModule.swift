@@ -87,7 +87,8 @@ public struct StakingModule: Module {
         return w.data
     }
 
-    static func fpKey(_ key: Data) -> Data { Data("fp/".utf8) + key }
+    static let fpPrefix = Data("fp/".utf8)
+    static func fpKey(_ key: Data) -> Data { joined(fpPrefix, key) }
     static let powerPrefix = Data("pwr/".utf8)
     static func powerKey(_ key: Data, _ power: UInt64) -> Data { powerPrefix + be8(~power) + key }
     static func delegationKey(_ txid: Data) -> Data { Data("del/".utf8) + txid }

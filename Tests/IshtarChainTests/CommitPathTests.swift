@@ -1,0 +1,127 @@
+import Foundation
+import IshtarChain
+import IshtarCrypto
+import IshtarStore
+import IshtarTestSupport
+import Testing
+
+/// A module whose one message sets a marker and clears it again, and (re)writes a constant:
+/// writes that change nothing once the block is done.
+private struct NoOpWritesModule: Module {
+    static let touch = "noop/Touch"
+    var name: String { "noop" }
+    var messageTypes: [String] { [Self.touch] }
+    func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError) {
+        context.store.set(Data("marker".utf8), Data([1]))
+        context.store.delete(Data("marker".utf8))
+        context.store.set(Data("constant".utf8), Data("same".utf8))
+    }
+}
+
+@Suite("Commit path: committed-state cache, no-op writes, durability, state elements")
+struct CommitPathTests {
+    /// Random blocks of label and counter transactions (some failing), as in the state machine tests.
+    func randomBlocks(_ count: Int, seed: UInt64) throws -> [[Data]] {
+        var rng = SplitMix64(seed: seed)
+        let users = (0..<5).map { testKey("cache-user-\($0)") }
+        var nonces = [UInt64](repeating: 0, count: users.count)
+        var blocks: [[Data]] = []
+        for _ in 0..<count {
+            var txs: [Data] = []
+            for _ in 0..<Int.random(in: 0...5, using: &rng) {
+                let u = Int.random(in: 0..<users.count, using: &rng)
+                let wrongNonce = Int.random(in: 0..<8, using: &rng) == 0
+                let message = Bool.random(using: &rng) ? SetLabel(label: "l\(Int.random(in: 0...99, using: &rng))").message
+                    : CounterModule.add(UInt64.random(in: 1...40, using: &rng))
+                txs.append(try Transaction.signed(chainID: testChainID, key: users[u], nonce: wrongNonce ? nonces[u] + 2 : nonces[u],
+                                                  messages: [message], auxiliaryRandomness: rng.bytes(32)).encoded)
+                if !wrongNonce { nonces[u] += 1 }
+            }
+            blocks.append(txs)
+        }
+        return blocks
+    }
+
+    @Test func committedCacheAlwaysEqualsTheStore() throws {
+        let net = try TestNet(moduleParams: ["counter": Data("{\"max\":1000000}".utf8)])
+        let dir = TempDir()
+        let reference = try makeApp(net, modules: [CounterModule()])
+        var app: Application? = try makeApp(net, modules: [CounterModule()], store: try openDatabase(dir))
+        for (i, txs) in try randomBlocks(25, seed: 11).enumerated() {
+            // A restart midway: the reopened application starts with an empty cache.
+            if i == 12 {
+                app = nil
+                app = try Application.open(store: try openDatabase(dir), modules: [CounterModule()], verifier: TestCommitVerifier())
+            }
+            let live = try #require(app)
+            // Check-state reads go through the same cache.
+            for raw in txs { _ = try live.checkTx(raw) }
+            let hash = try net.produce(live, txs).appHash
+            #expect(hash == (try net.produce(reference, txs).appHash), "block \(i)")
+            #expect(try live.auditCommittedCache().isEmpty, "block \(i): cache differs from the store")
+        }
+        let live = try #require(app)
+        #expect(try live.recomputeAppHash() == live.lastAppHash)
+    }
+
+    @Test func writesThatChangeNothingReachNeitherTheBatchNorTheAppHash() throws {
+        let net = try TestNet()
+        let store = InstrumentedStore(InMemoryStore(columnFamilies: Application.columnFamilies))
+        let app = try makeApp(net, modules: [NoOpWritesModule()], store: store)
+        let key = testKey("noop")
+        func touch(_ nonce: UInt64) throws -> Data {
+            try Transaction.signed(chainID: testChainID, key: key, nonce: nonce,
+                                   messages: [Message(type: NoOpWritesModule.touch, payload: Data())]).encoded
+        }
+        func stateKeys(_ batch: WriteBatch) -> [String] {
+            batch.operations.compactMap { op -> String? in
+                switch op {
+                case .put(let cf, let k, _) where cf == Application.stateColumnFamily: return String(decoding: k, as: UTF8.self)
+                case .delete(let cf, let k) where cf == Application.stateColumnFamily: return String(decoding: k, as: UTF8.self)
+                default: return nil
+                }
+            }
+        }
+        #expect(try net.produce(app, [try touch(0)]).txResults.allSatisfy(\.isOK))
+        let first = stateKeys(try #require(store.batches.last))
+        #expect(first.contains("noop/constant"))
+        #expect(!first.contains("noop/marker"), "a key set and cleared in one block never reaches RocksDB")
+        let hashAfterFirst = app.lastAppHash
+        #expect(try net.produce(app, [try touch(1)]).txResults.allSatisfy(\.isOK))
+        let second = stateKeys(try #require(store.batches.last))
+        #expect(!second.contains("noop/constant"), "rewriting the committed value is not a change")
+        #expect(!second.contains("noop/marker"))
+        #expect(second.contains { $0.hasPrefix("accounts/") }, "the nonce still moves")
+        #expect(app.lastAppHash != hashAfterFirst)
+        #expect(try app.recomputeAppHash() == app.lastAppHash)
+    }
+
+    @Test func commitSyncsUnlessTheCallerKeepsTheDecisionLog() throws {
+        let net = try TestNet()
+        let synced = InstrumentedStore(InMemoryStore(columnFamilies: Application.columnFamilies))
+        let a = try makeApp(net, store: synced)
+        try net.produce(a, [try labelTx(testKey("s"), nonce: 0)])
+        #expect(synced.syncs.allSatisfy { $0 }, "standalone: genesis and every commit synced")
+
+        let deferred = InstrumentedStore(InMemoryStore(columnFamilies: Application.columnFamilies))
+        let b = try Application(store: deferred, verifier: TestCommitVerifier(), durability: .replayedFromDecisionLog)
+        try b.initChain(net.genesis)
+        try net.produce(b, [try labelTx(testKey("s"), nonce: 0)])
+        #expect(deferred.syncs == [true, false], "genesis synced; the block's commit left to the caller's decision log")
+        #expect(b.lastAppHash == a.lastAppHash)
+    }
+
+    /// Known answer for one state element, computed outside Swift: d by Python's hashlib
+    /// (`H_"ishtar/state-element"(BE4(len k) ‖ k ‖ v)`), the keystream by
+    /// `openssl enc -aes-256-ctr -K d -iv 00…00` over 2048 zero bytes.
+    @Test func stateElementMatchesAnIndependentAESCTRKeystream() {
+        var c = StateCommitment()
+        let key = Data("accounts/a/example".utf8), value = Data([0, 1]) + Data("value".utf8)
+        c.insert(key: key, value: value)
+        #expect(Array(c.lanes.prefix(4)) == [46227, 39599, 61271, 47578])
+        #expect(Array(c.lanes.suffix(4)) == [51522, 12330, 33485, 22262])
+        #expect(c.lanes.reduce(UInt16(0)) { $0 &+ $1 } == 9207)
+        c.remove(key: key, value: value)
+        #expect(c.isEmpty)
+    }
+}
