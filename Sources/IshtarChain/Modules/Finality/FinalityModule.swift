@@ -164,8 +164,7 @@ public struct FinalityModule: Module {
 
     /// The active set of (chain, height), if it has been fixed.
     public static func activeSet(chainID: String, height: UInt64, in store: ModuleStore) throws(ExecutionError) -> ActiveSet? {
-        guard let raw = try store.get(activeSetKey(chainID, height)) else { return nil }
-        do { return try ActiveSet(stored: raw) } catch { throw .fatal(.corruptState("finality/as: \(error)")) }
+        try store.read(at: activeSetKey(chainID, height)) { raw throws(CodecError) in try ActiveSet(stored: raw) }
     }
 
     static func decodeAll<T: BinaryCodable>(_ type: T.Type, _ rows: [KeyValue], _ what: String) throws(ExecutionError) -> [T] {
@@ -186,19 +185,23 @@ public struct FinalityModule: Module {
         return readBE8(raw)
     }
 
+    /// The stored form of ``latestCommitment(_:_:_:)``.
+    struct LatestCommitment {
+        var commitment: PubRandCommitment
+        var count: UInt64
+    }
+
     /// The latest commitment of (fp, chain) and how many there are: one read (it is kept
     /// under its own key as `u64 count ‖ commitment` besides the numbered history).
     static func latestCommitment(_ fp: Data, _ c: String, _ store: ModuleStore) throws(ExecutionError) -> (PubRandCommitment, UInt64)? {
-        guard let raw = try store.get(latestCommitKey(fp, c)) else { return nil }
-        var r = BinaryReader(raw)
-        do {
+        let latest = try store.read(at: latestCommitKey(fp, c)) { raw throws(CodecError) -> LatestCommitment in
+            var r = BinaryReader(raw)
             let n = try r.u64("commitment count")
             let latest = try PubRandCommitment(from: &r)
             try r.finish()
-            return (latest, n)
-        } catch {
-            throw .fatal(.corruptState("finality/prl/\(fp.hexString): \(error)"))
+            return LatestCommitment(commitment: latest, count: n)
         }
+        return latest.map { ($0.commitment, $0.count) }
     }
 
     /// The commitment of (fp, chain) covering `height`: the latest one first (where nearly
@@ -234,8 +237,7 @@ public struct FinalityModule: Module {
 
     /// The votes of (chain, height).
     static func votes(_ c: String, _ h: UInt64, _ store: ModuleStore) throws(ExecutionError) -> VoteList {
-        guard let raw = try store.get(votesKey(c, h)) else { return VoteList() }
-        do { return try VoteList(stored: raw) } catch { throw .fatal(.corruptState("finality/votes: \(error)")) }
+        try store.read(at: votesKey(c, h)) { raw throws(CodecError) in try VoteList(stored: raw) } ?? VoteList()
     }
 
     /// The start of the first commitment of (fp, chain) starting after `height`, given that
@@ -390,7 +392,7 @@ public struct FinalityModule: Module {
     public func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError) {
         switch message.type {
         case CommitPubRand.type: try commitPubRand(Self.decode(CommitPubRand.self, message), context)
-        case AddFinalitySig.type: try addFinalitySig(Self.decode(AddFinalitySig.self, message), context)
+        case AddFinalitySig.type: try addFinalitySig(Self.decode(AddFinalitySig.self, message), payload: message.payload, context)
         case UnjailFinalityProvider.type: try unjail(Self.decode(UnjailFinalityProvider.self, message), context)
         default: throw .rule(FinalityModuleError.unknownMessage(message.type))
         }
@@ -470,17 +472,19 @@ public struct FinalityModule: Module {
     }
 
     /// Checks the randomness proof and the EOTS signature of a vote against `commitment`.
-    /// Votes whose ``verifyVote(_:_:)`` passed, keyed on every input it reads (the message
+    /// Votes whose ``verifyVote(_:payload:_:)`` passed, keyed on every input it reads (the message
     /// payload and the commitment's range and root): checkTx verifies, deliver finds it.
     static let verifiedVotes = VerificationCache(capacity: 30_000)
 
-    static func verifyVote(_ m: AddFinalitySig, _ commitment: PubRandCommitment) throws(ExecutionError) {
-        var w = BinaryWriter()
-        m.encode(to: &w)
-        w.u64(commitment.startHeight)
-        w.u64(commitment.count)
-        w.fixed(commitment.root)
-        let entry = w.data
+    ///
+    /// - Parameter payload: `m`'s canonical encoding (the message payload it was decoded from;
+    ///   decoding is strict, so the bytes and the vote determine each other).
+    static func verifyVote(_ m: AddFinalitySig, payload: Data, _ commitment: PubRandCommitment) throws(ExecutionError) {
+        var entry = Data(capacity: payload.count + 16 + commitment.root.count)
+        entry.append(payload)
+        withUnsafeBytes(of: commitment.startHeight.bigEndian) { entry.append(contentsOf: $0) }
+        withUnsafeBytes(of: commitment.count.bigEndian) { entry.append(contentsOf: $0) }
+        entry.append(commitment.root)
         if verifiedVotes.contains(entry) { return }
         try verifyVoteUncached(m, commitment)
         verifiedVotes.insert(entry)
@@ -496,7 +500,7 @@ public struct FinalityModule: Module {
         }
         // EOTS verification is BIP-340 verification of (R.x, s) over SHA256(message)
         // (PROTOCOL §4, `EOTS.isValid`); building the signature directly skips lifting R.
-        guard let key = try? Schnorr.PublicKey(rawRepresentation: m.fpKey) else {
+        guard let key = try? Schnorr.PublicKey.cached(rawRepresentation: m.fpKey) else {
             throw .rule(FinalityModuleError.invalidKey(field: "fp key"))
         }
         guard let signature = try? Schnorr.Signature(rawRepresentation: m.publicRandomness + m.signature),
@@ -506,7 +510,7 @@ public struct FinalityModule: Module {
         }
     }
 
-    func addFinalitySig(_ m: AddFinalitySig, _ context: TxContext) throws(ExecutionError) {
+    func addFinalitySig(_ m: AddFinalitySig, payload: Data, _ context: TxContext) throws(ExecutionError) {
         let store = context.store
         let fp = try Self.provider(m.fpKey, chainID: m.chainID, context)
         let controlPlane = m.chainID == context.block.chainID
@@ -517,7 +521,7 @@ public struct FinalityModule: Module {
             guard previous.blockHash != m.blockHash else {
                 throw .rule(FinalityModuleError.duplicateVote(key: m.fpKey, height: m.height))
             }
-            try equivocation(m, previous: previous, fp: fp, context)
+            try equivocation(m, payload: payload, previous: previous, fp: fp, context)
             return
         }
         guard fp.slashedHeight == nil else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
@@ -542,7 +546,12 @@ public struct FinalityModule: Module {
         guard let power = set.power(of: m.fpKey) else {
             throw .rule(FinalityModuleError.finalityProviderNotActive(key: m.fpKey, height: m.height))
         }
-        try Self.verifyVote(m, commitment)
+        try Self.verifyVote(m, payload: payload, commitment)
+        // Mempool admission ends here: the vote is valid against the committed state.
+        // Recording it (the height's list, the tally, the event) is delivery's work; doing it
+        // in the check state too would double the cost of every vote for nothing — a second
+        // copy of a vote fails at delivery as a duplicate either way.
+        if context.isCheck { return }
 
         votes.insert(key: m.fpKey, StoredVote(blockHash: m.blockHash, publicRandomness: m.publicRandomness, signature: m.signature),
                      at: index)
@@ -563,13 +572,14 @@ public struct FinalityModule: Module {
     /// A second vote for another hash at a height where the provider already voted: verified
     /// like any vote, then stored as evidence; the provider is slashed at once (its power
     /// leaves the next table; its votes stop counting in every tally not yet finalized).
-    func equivocation(_ m: AddFinalitySig, previous: StoredVote, fp: FinalityProvider, _ context: TxContext) throws(ExecutionError) {
+    func equivocation(_ m: AddFinalitySig, payload: Data, previous: StoredVote, fp: FinalityProvider, _ context: TxContext) throws(ExecutionError) {
         let store = context.store
         guard fp.slashedHeight == nil else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
         guard let commitment = try Self.commitment(m.fpKey, m.chainID, covering: m.height, store) else {
             throw .fatal(.corruptState("finality: vote of \(m.fpKey.hexString) at \(m.height) without its commitment"))
         }
-        try Self.verifyVote(m, commitment)
+        try Self.verifyVote(m, payload: payload, commitment)
+        if context.isCheck { return }
 
         let evidence = EquivocationEvidence(
             fpKey: m.fpKey, chainID: m.chainID, height: m.height, publicRandomness: previous.publicRandomness,
