@@ -119,7 +119,11 @@ public actor NodeService: NodeBackend, P2PDelegate {
         self.db = db
         let app: Application
         do {
-            app = try Application.open(store: db, modules: ControlPlane.modules(), verifier: ConsensusCommitVerifier())
+            // The decided block is synced (with its certificate) before the application runs
+            // it, and replayed at boot if the commit did not survive, so the commit itself
+            // need not pay a second sync.
+            app = try Application.open(store: db, modules: ControlPlane.modules(), verifier: ConsensusCommitVerifier(),
+                                       durability: .replayedFromDecisionLog)
             if app.tip == nil {
                 try app.initChain(options.genesis)
                 logger.info("initialized chain from genesis", metadata: ["chain_id": "\(options.genesis.chainID)"])
@@ -161,6 +165,10 @@ public actor NodeService: NodeBackend, P2PDelegate {
     /// Crash between "decision stored" and "application committed": replay the decided block.
     static func recoverPendingBlock(app: Application, db: Database, logger: Logger) throws {
         guard let last = app.lastHeight else { return }
+        // A commit that survived while the (unsynced) removal of its pending copy did not.
+        if try db.get(pendingKey(last), in: commitsCF) != nil {
+            try db.delete(pendingKey(last), in: commitsCF, sync: false)
+        }
         let next = last + 1
         guard let bytes = try db.get(pendingKey(next), in: commitsCF),
             let certBytes = try db.get(certKey(next), in: commitsCF)
