@@ -228,37 +228,36 @@ struct StoredVote: Hashable, Sendable {
 /// raw bytes.
 struct VoteList: Sendable {
     static let entrySize = 128
-    private(set) var bytes: [UInt8]
+    /// The stored bytes themselves: reading and writing the list copies nothing extra.
+    private(set) var stored: Data
 
-    init() { bytes = [] }
+    init() { stored = Data() }
 
     init(stored: Data) throws(CodecError) {
         guard stored.count % Self.entrySize == 0 else {
             throw .invalidLength(field: "vote list", expected: stored.count / Self.entrySize * Self.entrySize, actual: stored.count)
         }
-        bytes = [UInt8](stored)
+        self.stored = stored
     }
 
-    var stored: Data { Data(bytes) }
-    var count: Int { bytes.count / Self.entrySize }
+    var count: Int { stored.count / Self.entrySize }
 
     /// The index of `key`, or where it would be inserted.
     func search(_ key: Data) -> (index: Int, found: Bool) {
-        let target = [UInt8](key)
-        var lower = 0
-        var upper = count
-        while lower < upper {
-            let mid = (lower + upper) / 2
-            let offset = mid * Self.entrySize
-            var order = 0
-            for i in 0..<32 where bytes[offset + i] != target[i] {
-                order = bytes[offset + i] < target[i] ? -1 : 1
-                break
+        guard key.count == 32 else { return (count, false) }
+        return stored.withUnsafeBytes { list in
+            key.withUnsafeBytes { target in
+                var lower = 0
+                var upper = count
+                while lower < upper {
+                    let mid = (lower + upper) / 2
+                    let order = memcmp(list.baseAddress! + mid * Self.entrySize, target.baseAddress!, 32)
+                    if order == 0 { return (mid, true) }
+                    if order < 0 { lower = mid + 1 } else { upper = mid }
+                }
+                return (lower, false)
             }
-            if order == 0 { return (mid, true) }
-            if order < 0 { lower = mid + 1 } else { upper = mid }
         }
-        return (lower, false)
     }
 
     func key(at index: Int) -> Data { slice(index, 0) }
@@ -275,13 +274,17 @@ struct VoteList: Sendable {
 
     /// Inserts a vote of a key not yet in the list.
     mutating func insert(key: Data, _ vote: StoredVote, at index: Int) {
-        let entry = [UInt8](key) + [UInt8](vote.blockHash) + [UInt8](vote.publicRandomness) + [UInt8](vote.signature)
-        bytes.insert(contentsOf: entry, at: index * Self.entrySize)
+        var entry = Data(capacity: Self.entrySize)
+        entry.append(key)
+        entry.append(vote.blockHash)
+        entry.append(vote.publicRandomness)
+        entry.append(vote.signature)
+        stored.insert(contentsOf: entry, at: stored.startIndex + index * Self.entrySize)
     }
 
     private func slice(_ index: Int, _ field: Int) -> Data {
-        let offset = index * Self.entrySize + field
-        return Data(bytes[offset..<offset + 32])
+        let offset = stored.startIndex + index * Self.entrySize + field
+        return Data(stored[offset..<offset + 32])
     }
 }
 
