@@ -68,8 +68,14 @@ final class CommittedCache {
     }
 
     /// Records a decoded form of the cached value at `key` (no effect if it left the cache).
+    /// A decoded value is counted as twice its encoding: its fields are separate objects.
     func setDecoded(_ key: Data, _ decoded: Any) {
-        if newer[key] != nil { newer[key]?.decoded = decoded }
+        guard let e = newer[key], e.decoded == nil else {
+            if newer[key] != nil { newer[key]?.decoded = decoded }
+            return
+        }
+        newer[key]?.decoded = decoded
+        newerBytes += 2 * (e.value?.count ?? 0)
     }
 
     /// A committed block's changes (`nil` = deleted), after they are durable.

@@ -20,34 +20,12 @@ private struct NoOpWritesModule: Module {
 
 @Suite("Commit path: committed-state cache, no-op writes, durability, state elements")
 struct CommitPathTests {
-    /// Random blocks of label and counter transactions (some failing), as in the state machine tests.
-    func randomBlocks(_ count: Int, seed: UInt64) throws -> [[Data]] {
-        var rng = SplitMix64(seed: seed)
-        let users = (0..<5).map { testKey("cache-user-\($0)") }
-        var nonces = [UInt64](repeating: 0, count: users.count)
-        var blocks: [[Data]] = []
-        for _ in 0..<count {
-            var txs: [Data] = []
-            for _ in 0..<Int.random(in: 0...5, using: &rng) {
-                let u = Int.random(in: 0..<users.count, using: &rng)
-                let wrongNonce = Int.random(in: 0..<8, using: &rng) == 0
-                let message = Bool.random(using: &rng) ? SetLabel(label: "l\(Int.random(in: 0...99, using: &rng))").message
-                    : CounterModule.add(UInt64.random(in: 1...40, using: &rng))
-                txs.append(try Transaction.signed(chainID: testChainID, key: users[u], nonce: wrongNonce ? nonces[u] + 2 : nonces[u],
-                                                  messages: [message], auxiliaryRandomness: rng.bytes(32)).encoded)
-                if !wrongNonce { nonces[u] += 1 }
-            }
-            blocks.append(txs)
-        }
-        return blocks
-    }
-
     @Test func committedCacheAlwaysEqualsTheStore() throws {
         let net = try TestNet(moduleParams: ["counter": Data("{\"max\":1000000}".utf8)])
         let dir = TempDir()
         let reference = try makeApp(net, modules: [CounterModule()])
         var app: Application? = try makeApp(net, modules: [CounterModule()], store: try openDatabase(dir))
-        for (i, txs) in try randomBlocks(25, seed: 11).enumerated() {
+        for (i, txs) in try StateMachineTests().randomBlocks(25, seed: 11).enumerated() {
             // A restart midway: the reopened application starts with an empty cache.
             if i == 12 {
                 app = nil
