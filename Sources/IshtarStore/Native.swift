@@ -55,6 +55,9 @@ final class NativeReadOptions: @unchecked Sendable {
     init(verifyChecksums: Bool) {
         pointer = rocksdb_readoptions_create()
         rocksdb_readoptions_set_verify_checksums(pointer, verifyChecksums ? 1 : 0)
+        // Iterators ignore the prefix extractor (``DatabaseOptions/memtableBloomPrefixBytes``):
+        // our scans cross prefixes, and a prefix-mode seek may skip keys outside the first.
+        rocksdb_readoptions_set_total_order_seek(pointer, 1)
     }
     deinit { rocksdb_readoptions_destroy(pointer) }
 }
