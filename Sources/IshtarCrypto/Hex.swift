@@ -24,14 +24,21 @@ extension Data {
 
     /// Lowercase hex, two digits per byte.
     public var hexString: String {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(count * 2)
-        for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+        // Written straight into the string's storage: event attributes hex-encode keys and
+        // hashes for every transaction, and the byte-array round trip was most of that cost.
+        withUnsafeBytes { bytes in
+            String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+                let digits: StaticString = "0123456789abcdef"
+                let table = digits.utf8Start
+                var i = 0
+                for byte in bytes {
+                    out[i] = table[Int(byte >> 4)]
+                    out[i + 1] = table[Int(byte & 0x0f)]
+                    i += 2
+                }
+                return i
+            }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     private static func nibble(_ c: UInt8) -> UInt8? {
