@@ -141,7 +141,8 @@ public struct AccountsModule: Module {
     /// `accounts/SetLabel`.
     public var messageTypes: [String] { [SetLabel.type] }
 
-    static func accountKey(_ key: Data) -> Data { Data("a/".utf8) + key }
+    private static let accountPrefix = Data("a/".utf8)
+    static func accountKey(_ key: Data) -> Data { joined(accountPrefix, key) }
 
     /// The account of `key`, if it has ever sent a transaction. For other modules:
     /// `AccountsModule.account(key, in: context.store(of: AccountsModule.moduleName))`.

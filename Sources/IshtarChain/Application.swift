@@ -53,6 +53,10 @@ public final class Application {
     /// Registered modules, in hook order: `consensus`, `accounts`, then the caller's.
     public let modules: [any Module]
     private let moduleByType: [String: any Module]
+    /// Index in ``modules`` of the module owning each message type.
+    private let moduleIndexByType: [String: Int]
+    /// `"<name>/"` of each module in ``modules``, built once instead of per context.
+    private let modulePrefixes: [Data]
     private let moduleByName: [String: any Module]
     private let verifier: (any CommitVerifier)?
     /// Whether ``commit()`` syncs its batch (see ``CommitDurability``).
@@ -74,6 +78,8 @@ public final class Application {
     private struct PendingBlock {
         var block: Block
         var blockBytes: Data
+        /// SHA-256 of each transaction, in block order.
+        var txHashes: [Data]
         var hash: Data
         var results: [TxResult]
         var events: [Event]
@@ -110,6 +116,10 @@ public final class Application {
         self.modules = all
         self.moduleByName = byName
         self.moduleByType = byType
+        var indexByType: [String: Int] = [:]
+        for (i, m) in all.enumerated() { for t in m.messageTypes { indexByType[t] = i } }
+        self.moduleIndexByType = indexByType
+        self.modulePrefixes = all.map { ModuleStore.prefix(of: $0.name) }
         self.verifier = verifier
         self.durability = durability
         let cache = CommittedCache(byteLimit: 32 << 20)
@@ -226,7 +236,7 @@ public final class Application {
                 }
             }
         }
-        let (updated, changes) = try updatedCommitments(overlay.sortedWrites())
+        let (updated, changes) = try updatedCommitments(overlay.writes)
         let all = commitments.merging(updated) { $1 }
         let appHash = Self.appHash(all)
         let newMeta = AppMeta(chainID: genesis.chainID, initialHeight: genesis.initialHeight,
@@ -250,7 +260,7 @@ public final class Application {
 
     /// The stateless rules: size, canonical decoding, chain id, signature, message count,
     /// known message types and each module's `validateMessage`.
-    private func statelessCheck(_ raw: Data, hash: Data? = nil, chainID: String, params: ConsensusParams) throws(ChainError) -> Result<Transaction, RuleViolation> {
+    private func statelessCheck(_ raw: Data, hash: Data, chainID: String, params: ConsensusParams) throws(ChainError) -> Result<Transaction, RuleViolation> {
         guard raw.count <= params.maxTxBytes else {
             return .failure(TxError.tooLarge(size: raw.count, limit: params.maxTxBytes).violation)
         }
@@ -263,7 +273,6 @@ public final class Application {
         // A transaction's stateless rules are checked once per process: check-tx, recheck,
         // process-proposal and finalize all see the same bytes, the hash of the bytes covers
         // the signature, and signature and message rules are pure functions of those bytes.
-        let hash = hash ?? sha256(raw)
         let passedBefore = statelessPassed.contains(hash)
         do {
             try tx.validateBasic(chainID: chainID, signatureVerified: passedBefore)
@@ -290,27 +299,26 @@ public final class Application {
 
     /// Runs one transaction (ante hooks, then its messages) in a child of `parent`,
     /// merging its writes only on success.
-    private func execute(_ raw: Data, index: Int, isCheck: Bool, block: BlockInfo, validators: ChainValidatorSet,
+    private func execute(_ raw: Data, hash: Data, index: Int, isCheck: Bool, block: BlockInfo, validators: ChainValidatorSet,
                          params: ConsensusParams, parent: Overlay) throws(ChainError) -> (TxResult, Transaction?) {
         let tx: Transaction
-        let hash = sha256(raw)
         switch try statelessCheck(raw, hash: hash, chainID: block.chainID, params: params) {
         case .failure(let v): return (TxResult(violation: v), nil)
         case .success(let t): tx = t
         }
         let overlay = Overlay(parent: parent)
         let sink = EventSink()
-        func context(_ module: String) -> TxContext {
-            TxContext(block: block, validators: validators, module: module, overlay: overlay, sink: sink,
-                      transaction: tx, transactionHash: hash, index: index, isCheck: isCheck)
+        func context(_ i: Int) -> TxContext {
+            TxContext(block: block, validators: validators, module: modules[i].name, storePrefix: modulePrefixes[i],
+                      overlay: overlay, sink: sink, transaction: tx, transactionHash: hash, index: index, isCheck: isCheck)
         }
         do throws(ExecutionError) {
-            for module in modules { try module.anteHandle(context(module.name)) }
+            for i in modules.indices { try modules[i].anteHandle(context(i)) }
             for message in tx.messages {
-                guard let module = moduleByType[message.type] else {
+                guard let i = moduleIndexByType[message.type] else {
                     throw .rule(TxError.unknownMessageType(message.type))
                 }
-                try module.deliverMessage(message, context(module.name))
+                try modules[i].deliverMessage(message, context(i))
             }
         } catch {
             switch error {
@@ -330,9 +338,10 @@ public final class Application {
         let (meta, validators, params) = try ready()
         let info = BlockInfo(chainID: meta.chainID, height: meta.lastHeight + 1, time: meta.lastBlockTime, proposer: Data(),
                              previousBlockHash: meta.lastBlockHash)
-        let (result, tx) = try execute(raw, index: 0, isCheck: true, block: info, validators: validators, params: params,
-                                       parent: checkState)
-        return CheckTxResult(result: result, hash: sha256(raw), sender: tx?.sender, nonce: tx?.nonce)
+        let hash = sha256(raw)
+        let (result, tx) = try execute(raw, hash: hash, index: 0, isCheck: true, block: info, validators: validators,
+                                       params: params, parent: checkState)
+        return CheckTxResult(result: result, hash: hash, sender: tx?.sender, nonce: tx?.nonce)
     }
 
     // MARK: - Proposals
@@ -353,8 +362,8 @@ public final class Application {
         for (i, raw) in request.transactions.enumerated() {
             let size = raw.count + 4
             guard used + size <= request.maxTxBytes else { continue }
-            let (result, _) = try execute(raw, index: i, isCheck: false, block: info, validators: validators,
-                                          params: params, parent: scratch)
+            let (result, _) = try execute(raw, hash: sha256(raw), index: i, isCheck: false, block: info,
+                                          validators: validators, params: params, parent: scratch)
             guard result.isOK else { continue }
             selected.append(raw)
             used += size
@@ -368,14 +377,16 @@ public final class Application {
     /// the block: they are executed and recorded as failed, deterministically.
     public func processProposal(_ block: Block) throws(ChainError) -> ProposalVerdict {
         let (meta, validators, params) = try ready()
+        let txHashes = block.transactions.map { sha256($0) }
         do {
-            try block.validate(tip: meta.tip, validators: validators, maxBlockBytes: params.maxBlockBytes, verifier: verifier)
+            try block.validate(tip: meta.tip, validators: validators, maxBlockBytes: params.maxBlockBytes, verifier: verifier,
+                               encodedSize: block.encoded.count, transactionHashes: txHashes)
         } catch {
             return .reject(error)
         }
         if let i = try firstRecordedEvidence(block) { return .reject(.invalidEvidence(index: i, "offence already committed")) }
         for (i, raw) in block.transactions.enumerated() {
-            if case .failure(let v) = try statelessCheck(raw, chainID: meta.chainID, params: params) {
+            if case .failure(let v) = try statelessCheck(raw, hash: txHashes[i], chainID: meta.chainID, params: params) {
                 return .reject(.invalidTransaction(index: i, v))
             }
         }
@@ -434,8 +445,13 @@ public final class Application {
     public func finalizeBlock(_ block: Block) throws(ChainError) -> FinalizeResult {
         let (meta, validators, params) = try ready()
         guard pending == nil else { throw .outOfOrder("finalizeBlock called twice without commit") }
+        // Each transaction is hashed once here, for the transactions root, execution and the
+        // tx index; the block is encoded once, for its size and its stored copy.
+        let txHashes = block.transactions.map { sha256($0) }
+        let blockBytes = block.encoded
         do {
-            try block.validate(tip: meta.tip, validators: validators, maxBlockBytes: params.maxBlockBytes, verifier: verifier)
+            try block.validate(tip: meta.tip, validators: validators, maxBlockBytes: params.maxBlockBytes, verifier: verifier,
+                               encodedSize: blockBytes.count, transactionHashes: txHashes)
         } catch {
             throw .invalidBlock(error)
         }
@@ -451,16 +467,17 @@ public final class Application {
         var results: [TxResult] = []
         results.reserveCapacity(block.transactions.count)
         for (i, raw) in block.transactions.enumerated() {
-            let (result, _) = try execute(raw, index: i, isCheck: false, block: info, validators: validators,
-                                          params: params, parent: overlay)
+            let (result, _) = try execute(raw, hash: txHashes[i], index: i, isCheck: false, block: info,
+                                          validators: validators, params: params, parent: overlay)
             results.append(result)
         }
         try runHooks(begin: false, block: info, validators: validators, overlay: overlay, events: &events)
-        let writes = overlay.sortedWrites()
-        let (updated, changes) = try updatedCommitments(writes)
+        // Unsorted: the commitment is a sum over elements (order-free) and the batch's keys
+        // are distinct, so no order of the writes is observable.
+        let (updated, changes) = try updatedCommitments(overlay.writes)
         let appHash = Self.appHash(commitments.merging(updated) { $1 })
         let hash = info.hash
-        pending = PendingBlock(block: block, blockBytes: block.encoded, hash: hash, results: results, events: events,
+        pending = PendingBlock(block: block, blockBytes: blockBytes, txHashes: txHashes, hash: hash, results: results, events: events,
                                changes: changes, commitments: updated, appHash: appHash)
         return FinalizeResult(height: h.height, blockHash: hash, txResults: results, events: events, appHash: appHash,
                               validatorUpdates: [])
@@ -479,8 +496,7 @@ public final class Application {
         // The index keeps a transaction's first successful inclusion: a later failed replay
         // of the same bytes (rejected by its nonce) must not hide it.
         var indexed: [Data: Bool] = [:]
-        for (i, raw) in p.block.transactions.enumerated() {
-            let txHash = sha256(raw)
+        for (i, txHash) in p.txHashes.enumerated() {
             let ok = p.results[i].isOK
             if let earlierOK = indexed[txHash] {
                 if earlierOK || !ok { continue }
@@ -569,7 +585,7 @@ public final class Application {
     /// of the value already committed — above all the delete of a key that never reached the
     /// store, like a marker set and cleared in the same block — is dropped, so it costs the
     /// batch nothing and leaves no RocksDB tombstone for later scans to step over.
-    private func updatedCommitments(_ writes: [(key: Data, value: Data?)]) throws(ChainError)
+    private func updatedCommitments(_ writes: [Data: Data?]) throws(ChainError)
         -> (commitments: [String: StateCommitment], changes: [(key: Data, value: Data?)]) {
         var updated: [String: StateCommitment] = [:]
         var changes: [(key: Data, value: Data?)] = []
@@ -743,22 +759,40 @@ public final class Application {
     }
 }
 
+/// A SHA-256 digest held inline, so a set of them hashes and compares four words instead of
+/// following a `Data` to its heap storage (two cache misses per probe in a large set).
+struct Digest32: Hashable {
+    private let a: UInt64, b: UInt64, c: UInt64, d: UInt64
+
+    /// The first 32 bytes of `data` (zero-padded if shorter; callers pass SHA-256 digests).
+    init(_ data: Data) {
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &words) { out in
+            data.withUnsafeBytes { src in
+                out.copyMemory(from: UnsafeRawBufferPointer(rebasing: src.prefix(32)))
+            }
+        }
+        (a, b, c, d) = words
+    }
+}
+
 /// Hashes of transaction encodings whose signature verified, oldest evicted first. A hit
 /// needs the exact same bytes (SHA-256 over sender, signed fields and signature), so it
 /// never accepts a signature that was not verified.
 struct VerifiedSignatureCache {
     let capacity: Int
-    private var members: Set<Data> = []
-    private var order: [Data] = []
+    private var members: Set<Digest32> = []
+    private var order: [Digest32] = []
     private var head = 0
 
     init(capacity: Int) { self.capacity = max(1, capacity) }
 
-    func contains(_ hash: Data) -> Bool { members.contains(hash) }
+    func contains(_ hash: Data) -> Bool { members.contains(Digest32(hash)) }
 
     mutating func insert(_ hash: Data) {
-        guard members.insert(hash).inserted else { return }
-        order.append(hash)
+        let key = Digest32(hash)
+        guard members.insert(key).inserted else { return }
+        order.append(key)
         if members.count > capacity {
             members.remove(order[head])
             head += 1

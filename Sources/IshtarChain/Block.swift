@@ -246,6 +246,12 @@ public struct Block: Hashable, Sendable, BinaryCodable {
         MerkleTree.root(leaves: transactions.map { sha256($0) })
     }
 
+    /// The root over already computed transaction hashes (`sha256` of each transaction),
+    /// so a block's transactions are hashed once for the root, execution and the tx index.
+    static func transactionsRoot(hashes: [Data]) -> Data {
+        MerkleTree.root(leaves: hashes)
+    }
+
     /// Builds a block whose transactions root is computed from `transactions`.
     public static func make(
         tip: ChainTip, time: UInt64, proposer: Data, validators: ChainValidatorSet,
@@ -271,14 +277,23 @@ public struct Block: Hashable, Sendable, BinaryCodable {
     public func validate(
         tip: ChainTip, validators: ChainValidatorSet, maxBlockBytes: Int, verifier: (any CommitVerifier)?
     ) throws(BlockError) {
-        let size = encoded.count
+        try validate(tip: tip, validators: validators, maxBlockBytes: maxBlockBytes, verifier: verifier,
+                     encodedSize: encoded.count, transactionHashes: transactions.map { sha256($0) })
+    }
+
+    /// ``validate(tip:validators:maxBlockBytes:verifier:)`` with the block's encoded size
+    /// and its transactions' hashes already computed by the caller, who needs them too.
+    func validate(
+        tip: ChainTip, validators: ChainValidatorSet, maxBlockBytes: Int, verifier: (any CommitVerifier)?,
+        encodedSize size: Int, transactionHashes: [Data]
+    ) throws(BlockError) {
         guard size <= maxBlockBytes else { throw .tooLarge(size: size, limit: maxBlockBytes) }
         let h = header
         guard h.chainID == tip.chainID else { throw .wrongChainID(expected: tip.chainID, actual: h.chainID) }
         guard h.height == tip.nextHeight else { throw .wrongHeight(expected: tip.nextHeight, actual: h.height) }
         guard h.previousBlockHash == tip.lastBlockHash else { throw .wrongPreviousHash }
         guard h.appHash == tip.lastAppHash else { throw .wrongAppHash(expected: tip.lastAppHash, actual: h.appHash) }
-        guard h.transactionsRoot == Block.transactionsRoot(transactions) else { throw .wrongTransactionsRoot }
+        guard h.transactionsRoot == Block.transactionsRoot(hashes: transactionHashes) else { throw .wrongTransactionsRoot }
         guard h.validatorsHash == validators.hash else { throw .wrongValidatorsHash }
         guard validators.validator(address: h.proposer) != nil else { throw .unknownProposer(h.proposer) }
         try validateEvidence(tip: tip, validators: validators, verifier: verifier)

@@ -48,17 +48,21 @@ public class ExecutionContext {
     public let module: String
     let overlay: Overlay
     let sink: EventSink
+    /// `"<module>/"`.
+    let storePrefix: Data
 
-    init(block: BlockInfo, validators: ChainValidatorSet, module: String, overlay: Overlay, sink: EventSink) {
+    init(block: BlockInfo, validators: ChainValidatorSet, module: String, storePrefix: Data? = nil, overlay: Overlay,
+         sink: EventSink) {
         self.block = block
         self.validators = validators
         self.module = module
+        self.storePrefix = storePrefix ?? ModuleStore.prefix(of: module)
         self.overlay = overlay
         self.sink = sink
     }
 
     /// This module's state.
-    public var store: ModuleStore { ModuleStore(module: module, overlay: overlay) }
+    public var store: ModuleStore { ModuleStore(module: module, prefix: storePrefix, overlay: overlay) }
 
     /// Another module's state, for that module's public API functions
     /// (e.g. `AccountsModule.account(key, in: context.store(of: AccountsModule.moduleName))`).
@@ -82,13 +86,14 @@ public final class TxContext: ExecutionContext {
     /// `true` in `checkTx` (mempool admission), `false` when executing a block.
     public let isCheck: Bool
 
-    init(block: BlockInfo, validators: ChainValidatorSet, module: String, overlay: Overlay, sink: EventSink,
-         transaction: Transaction, transactionHash: Data, index: Int, isCheck: Bool) {
+    init(block: BlockInfo, validators: ChainValidatorSet, module: String, storePrefix: Data? = nil, overlay: Overlay,
+         sink: EventSink, transaction: Transaction, transactionHash: Data, index: Int, isCheck: Bool) {
         self.transaction = transaction
         self.transactionHash = transactionHash
         self.index = index
         self.isCheck = isCheck
-        super.init(block: block, validators: validators, module: module, overlay: overlay, sink: sink)
+        super.init(block: block, validators: validators, module: module, storePrefix: storePrefix, overlay: overlay,
+                   sink: sink)
     }
 
     /// The sender's 32-byte key (the account address).

@@ -62,7 +62,8 @@ final class CommittedCache {
         if newer.updateValue(e, forKey: key) == nil { newerBytes += key.count + (e.value?.count ?? 0) + 64 }
         if newerBytes > byteLimit {
             older = newer
-            newer = [:]
+            // Sized like the generation it replaces: growing from empty rehashes it ~20 times.
+            newer = Dictionary(minimumCapacity: older.count)
             newerBytes = 0
         }
     }
@@ -215,11 +216,6 @@ final class Overlay {
         for (k, v) in writes { parent.writes[k] = v }
         writes.removeAll()
     }
-
-    /// The writes, ascending by key (deterministic order for hashing and batching).
-    func sortedWrites() -> [(key: Data, value: Data?)] {
-        writes.sorted { bytesPrecede($0.key, $1.key) }.map { (key: $0.key, value: $0.value) }
-    }
 }
 
 /// One module's slice of the state: keys are relative to the module's prefix
@@ -233,11 +229,21 @@ public struct ModuleStore {
     let overlay: Overlay
 
     init(module: String, overlay: Overlay) {
+        self.init(module: module, prefix: Self.prefix(of: module), overlay: overlay)
+    }
+
+    init(module: String, prefix: Data, overlay: Overlay) {
         self.module = module
-        var prefix = Data(module.utf8)
-        prefix.append(UInt8(ascii: "/"))
         self.prefix = prefix
         self.overlay = overlay
+    }
+
+    /// `"<module>/"`, the key prefix of a module's slice.
+    static func prefix(of module: String) -> Data {
+        var prefix = Data(capacity: module.utf8.count + 1)
+        prefix.append(contentsOf: module.utf8)
+        prefix.append(UInt8(ascii: "/"))
+        return prefix
     }
 
     /// The value at `key`, or `nil`.
