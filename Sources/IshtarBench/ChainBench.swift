@@ -40,28 +40,31 @@ enum ChainBench {
             "state_machine": "Application + ControlPlane.modules() over RocksDB (temp dir), one synced batch per block, real signed transactions",
         ]
         var goals: [String: Any] = [:]
-        do {
+        // CHAIN_BENCH_PARTS=light_client,voting_power_table,finality_votes runs a subset
+        // (e.g. to profile one part); by default all three run.
+        let parts = Set((env["CHAIN_BENCH_PARTS"] ?? "light_client,voting_power_table,finality_votes").split(separator: ",").map(String.init))
+        if parts.contains("light_client") { do {
             let lc = try lightClient(count: lcHeaders)
             result["light_client"] = lc
         } catch {
             result["light_client"] = ["error": "\(error)"]
-        }
-        do {
+        } }
+        if parts.contains("voting_power_table") { do {
             let vp = try votingPowerTable(providers: 100, delegations: delegations)
             result["voting_power_table"] = vp
             goals["voting_power_table_update_under_50ms"] = vp["met"] as? Bool ?? false
         } catch {
             result["voting_power_table"] = ["error": "\(error)"]
             goals["voting_power_table_update_under_50ms"] = false
-        }
-        do {
+        } }
+        if parts.contains("finality_votes") { do {
             let fin = try finalityVotes(providers: 100, perProvider: Int(env["BENCH_VOTE_DELEGATIONS_PER_PROVIDER"] ?? "") ?? 100, blocks: Int(env["BENCH_VOTE_BLOCKS"] ?? "") ?? 30)
             result["finality_votes"] = fin
             goals["finality_votes_at_least_60pct_of_raw_bip340"] = fin["met"] as? Bool ?? false
         } catch {
             result["finality_votes"] = ["error": "\(error)"]
             goals["finality_votes_at_least_60pct_of_raw_bip340"] = false
-        }
+        } }
         result["modules"] = modules().map(\.name)
         result["goals_met"] = goals
         return result
