@@ -42,6 +42,50 @@ struct DatabaseTests {
         try db.close()
     }
 
+    /// The memtable prefix bloom (`memtableBloomPrefixBytes`) must only ever skip keys that
+    /// are absent: keys shorter than, equal to and longer than the prefix, keys sharing a
+    /// prefix, read from the memtable and again from tables after a reopen; and scans that
+    /// cross prefixes must still see every key in order.
+    @Test(arguments: [nil, 4, 16])
+    func prefixBloomNeverHidesKeysOrBreaksScans(prefix: Int?) throws {
+        let tmp = TempDir()
+        var options = DatabaseOptions(columnFamilies: ["state"])
+        options.memtableBloomPrefixBytes = prefix
+        var present: [Data] = []
+        var absent: [Data] = []
+        for length in [0, 1, 3, 4, 5, 15, 16, 17, 40] {
+            for variant in 0..<6 {
+                var key = Data((0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+                if length > 0 { key[key.count - 1] = UInt8(variant) }
+                if variant % 2 == 0 { present.append(key) } else { absent.append(key) }
+            }
+        }
+        present = Array(Set(present))
+        absent = Array(Set(absent).subtracting(present))
+        var db = try Database.open(path: tmp.path(), options: options)
+        for (i, key) in present.enumerated() { try db.put(key, Data("v\(i)".utf8), in: "state", sync: false) }
+        for round in 0..<2 {
+            for (i, key) in present.enumerated() { #expect(try db.get(key, in: "state") == Data("v\(i)".utf8), "round \(round)") }
+            for key in absent { #expect(try db.get(key, in: "state") == nil, "round \(round)") }
+            let scanned = try keys(db.scan("state", .all, direction: .forward))
+            #expect(scanned == present.sorted { $0.lexicographicallyPrecedes($1) }, "round \(round)")
+            let reversed = try keys(db.scan("state", .all, direction: .reverse))
+            #expect(reversed == scanned.reversed(), "round \(round)")
+            // Ranges that start and end inside long keys (in the prefix's domain) and cross
+            // into other prefixes: a prefix-mode seek would stop at the first prefix.
+            for start in scanned + absent where start.count >= 16 {
+                let expected = scanned.filter { !$0.lexicographicallyPrecedes(start) }
+                #expect(try keys(db.scan("state", .range(start, nil), direction: .forward)) == expected)
+                let below = scanned.filter { $0.lexicographicallyPrecedes(start) }
+                #expect(try keys(db.scan("state", .range(nil, start), direction: .reverse)) == below.reversed())
+            }
+            // Reopen: the memtable is flushed to a table, whose filters answer instead.
+            try db.close()
+            db = try Database.open(path: tmp.path(), options: options)
+        }
+        try db.close()
+    }
+
     @Test func columnFamiliesAndDataPersistAcrossReopen() throws {
         let tmp = TempDir()
         do {
