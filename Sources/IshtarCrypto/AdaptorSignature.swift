@@ -62,10 +62,10 @@ public struct AdaptorSignature: Sendable, Hashable {
             masked[i] ^= mask[mask.startIndex + i]
         }
         var nonceHasher = TaggedHash.hasher(tag: "SchnorrAdaptor/nonce")
-        nonceHasher.update(data: masked)
-        nonceHasher.update(data: encryptionKey.compressedRepresentation)
-        nonceHasher.update(data: publicKeyX)
-        nonceHasher.update(data: messageBytes)
+        nonceHasher.update(contiguous: masked)
+        nonceHasher.update(contiguous: encryptionKey.compressedRepresentation)
+        nonceHasher.update(contiguous: publicKeyX)
+        nonceHasher.update(contiguous: messageBytes)
         var k = Scalar(reducing: Data(nonceHasher.finalize()))
         guard !k.isZero else { throw .zeroScalar(field: "adaptor nonce") }
 

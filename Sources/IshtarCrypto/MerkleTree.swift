@@ -8,17 +8,17 @@ public enum MerkleTree {
     /// SHA256(0x00 ‖ leaf).
     public static func leafHash(_ leaf: some DataProtocol) -> Data {
         var hasher = SHA256()
-        hasher.update(data: [UInt8(0x00)])
-        hasher.update(data: leaf)
+        hasher.update(contiguous: [UInt8(0x00)])
+        hasher.update(bytes: leaf)
         return Data(hasher.finalize())
     }
 
     /// SHA256(0x01 ‖ left ‖ right).
     public static func innerHash(_ left: Data, _ right: Data) -> Data {
         var hasher = SHA256()
-        hasher.update(data: [UInt8(0x01)])
-        hasher.update(data: left)
-        hasher.update(data: right)
+        hasher.update(contiguous: [UInt8(0x01)])
+        hasher.update(contiguous: left)
+        hasher.update(contiguous: right)
         return Data(hasher.finalize())
     }
 

@@ -214,12 +214,12 @@ public enum Schnorr {
     /// `H_TapTweak(x ‖ merkleRoot)` as raw bytes, with the root's length checked.
     static func tapTweak(xOnly: Data, merkleRoot: Data?) throws(CryptoError) -> [UInt8] {
         var hasher = TaggedHash.hasher(tag: "TapTweak")
-        hasher.update(data: xOnly)
+        hasher.update(contiguous: xOnly)
         if let merkleRoot {
             guard merkleRoot.count == 32 else {
                 throw .invalidLength(field: "taproot merkle root", expected: 32, actual: merkleRoot.count)
             }
-            hasher.update(data: merkleRoot)
+            hasher.update(contiguous: merkleRoot)
         }
         return [UInt8](hasher.finalize())
     }

@@ -23,8 +23,8 @@ public enum TaggedHash {
     private static func makeHasher(tag: String) -> SHA256 {
         let tagDigest = SHA256.hash(data: Data(tag.utf8))
         var hasher = SHA256()
-        hasher.update(data: Data(tagDigest))
-        hasher.update(data: Data(tagDigest))
+        hasher.update(contiguous: Data(tagDigest))
+        hasher.update(contiguous: Data(tagDigest))
         return hasher
     }
 
@@ -36,16 +36,16 @@ public enum TaggedHash {
     /// The 32-byte tagged hash of `data`.
     public static func hash(tag: String, data: some DataProtocol) -> Data {
         var hasher = hasher(tag: tag)
-        hasher.update(data: data)
+        hasher.update(bytes: data)
         return Data(hasher.finalize())
     }
 
     /// The BIP-340 challenge `H_challenge(R.x ‖ P.x ‖ m) mod n`.
     static func challenge(nonceX: some DataProtocol, publicKeyX: some DataProtocol, message: some DataProtocol) -> Scalar {
         var hasher = hasher(tag: "BIP0340/challenge")
-        hasher.update(data: nonceX)
-        hasher.update(data: publicKeyX)
-        hasher.update(data: message)
+        hasher.update(bytes: nonceX)
+        hasher.update(bytes: publicKeyX)
+        hasher.update(bytes: message)
         return Scalar(reducing: Data(hasher.finalize()))
     }
 }
