@@ -759,38 +759,21 @@ public final class Application {
     }
 }
 
-/// A SHA-256 digest held inline, so a set of them hashes and compares four words instead of
-/// following a `Data` to its heap storage (two cache misses per probe in a large set).
-struct Digest32: Hashable {
-    private let a: UInt64, b: UInt64, c: UInt64, d: UInt64
-
-    /// The first 32 bytes of `data` (zero-padded if shorter; callers pass SHA-256 digests).
-    init(_ data: Data) {
-        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &words) { out in
-            data.withUnsafeBytes { src in
-                out.copyMemory(from: UnsafeRawBufferPointer(rebasing: src.prefix(32)))
-            }
-        }
-        (a, b, c, d) = words
-    }
-}
-
 /// Hashes of transaction encodings whose signature verified, oldest evicted first. A hit
 /// needs the exact same bytes (SHA-256 over sender, signed fields and signature), so it
 /// never accepts a signature that was not verified.
 struct VerifiedSignatureCache {
     let capacity: Int
-    private var members: Set<Digest32> = []
-    private var order: [Digest32] = []
+    private var members: Set<Digest256> = []
+    private var order: [Digest256] = []
     private var head = 0
 
     init(capacity: Int) { self.capacity = max(1, capacity) }
 
-    func contains(_ hash: Data) -> Bool { members.contains(Digest32(hash)) }
+    func contains(_ hash: Data) -> Bool { members.contains(Digest256(hash)) }
 
     mutating func insert(_ hash: Data) {
-        let key = Digest32(hash)
+        let key = Digest256(hash)
         guard members.insert(key).inserted else { return }
         order.append(key)
         if members.count > capacity {

@@ -36,8 +36,9 @@ final class CommittedCache {
     struct Entry {
         /// `nil` = absent from the store.
         var value: Data?
-        /// The value last decoded from `value` (any type), so repeated typed reads skip decoding.
-        var decoded: Any?
+        /// The value last decoded from `value` (a ``DecodedBox`` of any type), so repeated
+        /// typed reads skip decoding.
+        var decoded: AnyObject?
     }
 
     /// Approximate bytes (keys + values) one generation may hold before it is rotated.
@@ -70,7 +71,7 @@ final class CommittedCache {
 
     /// Records a decoded form of the cached value at `key` (no effect if it left the cache).
     /// A decoded value is counted as twice its encoding: its fields are separate objects.
-    func setDecoded(_ key: Data, _ decoded: Any) {
+    func setDecoded(_ key: Data, _ decoded: AnyObject) {
         guard let e = newer[key], e.decoded == nil else {
             if newer[key] != nil { newer[key]?.decoded = decoded }
             return
@@ -102,6 +103,12 @@ final class CommittedCache {
         }
         return bad
     }
+}
+
+/// A decoded state value kept in ``CommittedCache``.
+final class DecodedBox<T> {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 /// Pending writes layered over the committed state (or over another overlay).
@@ -176,10 +183,14 @@ final class Overlay {
         guard let root = node else { return nil }
         let e = try root.committed(key)
         guard let raw = e.value else { return nil }
-        if let hit = e.decoded as? T { return .success(hit) }
+        // An identity check of the box's class instead of `as? T` from an existential: the
+        // generic cast machinery cost more than the dictionary lookups of the read.
+        if let box = e.decoded, ObjectIdentifier(type(of: box)) == ObjectIdentifier(DecodedBox<T>.self) {
+            return .success(unsafeDowncast(box, to: DecodedBox<T>.self).value)
+        }
         do throws(CodecError) {
             let value = try decode(raw)
-            root.cache?.setDecoded(key, value)
+            root.cache?.setDecoded(key, DecodedBox(value))
             return .success(value)
         } catch {
             return .failure(error)

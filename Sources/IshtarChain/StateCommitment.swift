@@ -99,9 +99,9 @@ public struct StateCommitment: Hashable, Sendable {
     static func elementBytes(key: Data, value: Data) -> Data {
         var seed = TaggedHash.hasher(tag: "ishtar/state-element")
         let length = UInt32(truncatingIfNeeded: key.count)
-        seed.update(data: [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)])
-        seed.update(data: key)
-        seed.update(data: value)
+        seed.update(contiguous: [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)])
+        seed.update(contiguous: key)
+        seed.update(contiguous: value)
         let d = seed.finalize()
         // The keystream is the encryption of zeros; with a 32-byte key and a 16-byte counter
         // block neither call can fail, but a failure must not yield a silently wrong commitment.

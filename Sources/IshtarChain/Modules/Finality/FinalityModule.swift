@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import IshtarCrypto
 import IshtarStore
@@ -377,12 +378,21 @@ public struct FinalityModule: Module {
         }
     }
 
+    /// Votes decoded once per process (see ``DecodeMemo``).
+    static let decodedVotes = DecodeMemo<AddFinalitySig>(capacity: 20_000)
+
+    static func decodeVote(_ message: Message) throws(ExecutionError) -> AddFinalitySig {
+        try decodedVotes.value(message.payload) { (payload) throws(ExecutionError) -> AddFinalitySig in
+            try decode(AddFinalitySig.self, message)
+        }
+    }
+
     /// Stateless checks: canonical payloads (fixed-size keys, hashes and signatures, chain id
     /// 1…64 bytes, proof depth ≤ 64). Keys are checked against the registered provider.
     public func validateMessage(_ message: Message, sender: Data) throws(ExecutionError) {
         switch message.type {
         case CommitPubRand.type: _ = try Self.decode(CommitPubRand.self, message)
-        case AddFinalitySig.type: _ = try Self.decode(AddFinalitySig.self, message)
+        case AddFinalitySig.type: _ = try Self.decodeVote(message)
         case UnjailFinalityProvider.type: _ = try Self.decode(UnjailFinalityProvider.self, message)
         default: throw .rule(FinalityModuleError.unknownMessage(message.type))
         }
@@ -392,7 +402,7 @@ public struct FinalityModule: Module {
     public func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError) {
         switch message.type {
         case CommitPubRand.type: try commitPubRand(Self.decode(CommitPubRand.self, message), context)
-        case AddFinalitySig.type: try addFinalitySig(Self.decode(AddFinalitySig.self, message), payload: message.payload, context)
+        case AddFinalitySig.type: try addFinalitySig(Self.decodeVote(message), payload: message.payload, context)
         case UnjailFinalityProvider.type: try unjail(Self.decode(UnjailFinalityProvider.self, message), context)
         default: throw .rule(FinalityModuleError.unknownMessage(message.type))
         }
@@ -480,14 +490,17 @@ public struct FinalityModule: Module {
     /// - Parameter payload: `m`'s canonical encoding (the message payload it was decoded from;
     ///   decoding is strict, so the bytes and the vote determine each other).
     static func verifyVote(_ m: AddFinalitySig, payload: Data, _ commitment: PubRandCommitment) throws(ExecutionError) {
-        var entry = Data(capacity: payload.count + 16 + commitment.root.count)
-        entry.append(payload)
-        withUnsafeBytes(of: commitment.startHeight.bigEndian) { entry.append(contentsOf: $0) }
-        withUnsafeBytes(of: commitment.count.bigEndian) { entry.append(contentsOf: $0) }
-        entry.append(commitment.root)
-        if verifiedVotes.contains(entry) { return }
+        // Entry: payload ‖ BE8 start ‖ BE8 count ‖ root, hashed as it is read (the payload's
+        // length is fixed by its own encoding, and the rest has a fixed size).
+        var hasher = SHA256()
+        hasher.update(contiguous: payload)
+        withUnsafeBytes(of: commitment.startHeight.bigEndian) { hasher.update(bufferPointer: $0) }
+        withUnsafeBytes(of: commitment.count.bigEndian) { hasher.update(bufferPointer: $0) }
+        hasher.update(contiguous: commitment.root)
+        let entry = Digest256(hasher.finalize())
+        if verifiedVotes.contains(digest: entry) { return }
         try verifyVoteUncached(m, commitment)
-        verifiedVotes.insert(entry)
+        verifiedVotes.insert(digest: entry)
     }
 
     static func verifyVoteUncached(_ m: AddFinalitySig, _ commitment: PubRandCommitment) throws(ExecutionError) {
