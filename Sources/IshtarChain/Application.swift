@@ -491,8 +491,20 @@ public final class Application {
         let height = p.block.header.height
         batch.put(Self.blockKey(height), p.blockBytes, in: Self.blocksColumnFamily)
         batch.put(Data([UInt8(ascii: "b")]) + p.hash, Self.be8(height), in: Self.blocksColumnFamily)
-        batch.put(Self.resultsKey(height), BlockResults(txResults: p.results, events: p.events, appHash: p.appHash).encoded,
-                  in: Self.blocksColumnFamily)
+        // Each result is encoded once: into the block's results, and that slice reused for
+        // its tx record (the same bytes ``BlockResults`` and ``TxRecord`` would write).
+        var w = BinaryWriter()
+        w.count(p.results.count)
+        var resultRanges: [Range<Int>] = []
+        resultRanges.reserveCapacity(p.results.count)
+        for r in p.results {
+            let start = w.bytes.count
+            r.encode(to: &w)
+            resultRanges.append(start..<w.bytes.count)
+        }
+        p.events.encode(to: &w)
+        w.fixed(p.appHash)
+        batch.put(Self.resultsKey(height), w.data, in: Self.blocksColumnFamily)
         // The index keeps a transaction's first successful inclusion: a later failed replay
         // of the same bytes (rejected by its nonce) must not hide it.
         var indexed: [Data: Bool] = [:]
@@ -505,8 +517,11 @@ public final class Application {
                 if existing != nil { continue }
             }
             indexed[txHash] = ok
-            batch.put(Self.txKey(txHash), TxRecord(height: height, index: UInt32(i), result: p.results[i]).encoded,
-                      in: Self.blocksColumnFamily)
+            var record = BinaryWriter()
+            record.u64(height)
+            record.u32(UInt32(i))
+            record.encoded(w.bytes[resultRanges[i]])
+            batch.put(Self.txKey(txHash), record.data, in: Self.blocksColumnFamily)
         }
         Self.addCommitments(p.commitments, to: &batch)
         batch.put(Self.metaKey, newMeta.encoded, in: Self.metaColumnFamily)

@@ -66,23 +66,36 @@ public struct BinaryWriter: Sendable {
     public mutating func u16(_ v: UInt16) { bytes.append(UInt8(v >> 8)); bytes.append(UInt8(v & 0xff)) }
     /// Four bytes, big-endian.
     public mutating func u32(_ v: UInt32) {
-        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8((v >> UInt32(shift)) & 0xff)) }
+        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
     }
     /// Eight bytes, big-endian.
     public mutating func u64(_ v: UInt64) {
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8((v >> UInt64(shift)) & 0xff)) }
+        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
     }
     /// 0 or 1.
     public mutating func bool(_ v: Bool) { bytes.append(v ? 1 : 0) }
     /// Raw bytes with no length prefix (fixed-length fields such as 32-byte hashes).
     public mutating func fixed(_ d: some DataProtocol) { bytes.append(contentsOf: d) }
+    /// ``fixed(_:)`` for `Data`: one copy of its contiguous bytes, not an element walk.
+    public mutating func fixed(_ d: Data) { d.withUnsafeBytes { bytes.append(contentsOf: $0) } }
     /// A `u32` length, then the bytes.
     public mutating func bytes(_ d: some DataProtocol) {
         u32(UInt32(truncatingIfNeeded: d.count))
         bytes.append(contentsOf: d)
     }
+    /// ``bytes(_:)`` for `Data`.
+    public mutating func bytes(_ d: Data) {
+        u32(UInt32(truncatingIfNeeded: d.count))
+        fixed(d)
+    }
     /// A `u32` length, then the UTF-8 bytes.
-    public mutating func string(_ s: String) { bytes(Array(s.utf8)) }
+    public mutating func string(_ s: String) {
+        let utf8 = s.utf8
+        u32(UInt32(truncatingIfNeeded: utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+    /// Bytes already encoded by another writer, appended as they are.
+    mutating func encoded(_ raw: ArraySlice<UInt8>) { bytes.append(contentsOf: raw) }
     /// A `u32` element count.
     public mutating func count(_ n: Int) { u32(UInt32(truncatingIfNeeded: n)) }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import IshtarChain
 import IshtarCrypto
@@ -40,6 +41,35 @@ struct CommitPathTests {
         }
         let live = try #require(app)
         #expect(try live.recomputeAppHash() == live.lastAppHash)
+    }
+
+    /// The commit encodes each transaction result once and reuses the bytes for the tx
+    /// index: what is stored must be exactly what the standard encoders write for the
+    /// block's results and for each record, and decode to what `finalizeBlock` returned.
+    @Test func blockResultsAndTxRecordsAreTheStandardEncodings() throws {
+        let net = try TestNet(moduleParams: ["counter": Data("{\"max\":1000000}".utf8)])
+        let app = try makeApp(net, modules: [CounterModule()])
+        var checkedFailures = 0
+        for txs in try StateMachineTests().randomBlocks(10, seed: 23) {
+            let r = try net.produce(app, txs)
+            let raw = try app.query(path: "/blocks/\(r.height)/results").value
+            let stored = try BlockResults(decoding: raw)
+            #expect(stored.encoded == raw)
+            #expect(stored.txResults == r.txResults)
+            #expect(stored.events == r.events)
+            #expect(stored.appHash == r.appHash)
+            for (i, tx) in txs.enumerated() {
+                let hash = Data(SHA256.hash(data: tx))
+                let record = try app.query(path: "/tx/" + hash.hexString)
+                guard r.txResults[i].isOK else { checkedFailures += 1; continue }
+                let decoded = try TxRecord(decoding: record.value)
+                #expect(decoded.encoded == record.value)
+                #expect(decoded.height == r.height)
+                #expect(decoded.index == UInt32(i))
+                #expect(decoded.result == r.txResults[i])
+            }
+        }
+        #expect(checkedFailures > 0, "the random blocks include failing transactions")
     }
 
     @Test func writesThatChangeNothingReachNeitherTheBatchNorTheAppHash() throws {
