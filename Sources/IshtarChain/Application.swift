@@ -571,7 +571,8 @@ public final class Application {
         commitments.merge(p.commitments) { $1 }
         pending = nil
         checkState = rootOverlay()
-        if p.changes.contains(where: { $0.key.starts(with: Data((ConsensusModule.moduleName + "/").utf8)) }) {
+        let consensusPrefix = ModuleStore.prefix(of: ConsensusModule.moduleName)
+        if p.changes.contains(where: { bytesStart($0.key, with: consensusPrefix) }) {
             try reloadConsensusState()
         }
         return CommitResult(height: h.height, appHash: p.appHash, blockHash: p.hash)
@@ -588,6 +589,15 @@ public final class Application {
     }
 
     // MARK: - Commitment
+
+    /// ``moduleName(of:)`` answered from the registered modules' prefixes first, without
+    /// building a string per key.
+    private func moduleName(of key: Data) -> String {
+        for (i, prefix) in modulePrefixes.enumerated() where key.count > prefix.count && bytesStart(key, with: prefix) {
+            return modules[i].name
+        }
+        return Self.moduleName(of: key)
+    }
 
     /// The module a state key belongs to (the bytes before the first `/`).
     static func moduleName(of key: Data) -> String {
@@ -610,8 +620,10 @@ public final class Application {
             let old = try committed.get(key)
             if old == value { continue }
             changes.append((key: key, value: value))
-            let name = Self.moduleName(of: key)
-            var c = updated[name] ?? commitments[name] ?? StateCommitment()
+            let name = moduleName(of: key)
+            // Moved out of the dictionary while it changes, so its 2 KiB of lanes are
+            // updated in place instead of copied for every key.
+            var c = updated.removeValue(forKey: name) ?? commitments[name] ?? StateCommitment()
             if let old { c.remove(key: key, value: old) }
             if let value { c.insert(key: key, value: value) }
             updated[name] = c

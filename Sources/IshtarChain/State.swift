@@ -13,6 +13,16 @@ func bytesPrecede(_ a: Data, _ b: Data) -> Bool {
     return c != 0 ? c < 0 : a.count < b.count
 }
 
+/// Whether `data` begins with `prefix` (`memcmp`, not an element walk).
+@inline(__always)
+func bytesStart(_ data: Data, with prefix: Data) -> Bool {
+    guard data.count >= prefix.count else { return false }
+    if prefix.isEmpty { return true }
+    return data.withUnsafeBytes { d in
+        prefix.withUnsafeBytes { p in memcmp(d.baseAddress!, p.baseAddress!, p.count) == 0 }
+    }
+}
+
 /// `a ‖ b` in one allocation (`+` on `Data` grows the left operand's copy instead).
 @inline(__always)
 func joined(_ a: Data, _ b: Data) -> Data {
