@@ -162,7 +162,9 @@ public struct MerkleProof: Sendable, Hashable, Codable {
                     }
                 }
             }
-            let digest = buffer.withUnsafeBytes { SHA256.hash(data: $0) }
+            var hasher = SHA256()
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+            let digest = hasher.finalize()
             node.withUnsafeMutableBytes { n in digest.withUnsafeBytes { n.copyMemory(from: $0) } }
         }
         return Data(node)

@@ -301,17 +301,21 @@ extension Schnorr.PublicKey {
     /// square root, several microseconds, a sixth of a verification), and the same keys —
     /// accounts, finality providers, validators — sign again and again. Only keys that parsed
     /// are kept; the map is emptied when it reaches its bound.
-    private static let parsed = Mutex([Data: Schnorr.PublicKey]())
+    // Keyed by the 32 key bytes held inline (not `Data`): no hashing through a pointer.
+    private static let parsed = Mutex([Digest256: Schnorr.PublicKey]())
     private static let parsedLimit = 16_384
 
     /// ``init(rawRepresentation:)`` answered from a bounded process-wide memory of keys that
     /// parsed before (parsing is a pure function of the bytes).
     public static func cached(rawRepresentation raw: Data) throws(CryptoError) -> Schnorr.PublicKey {
-        if let hit = parsed.withLock({ $0[raw] }) { return hit }
+        // Only exact 32-byte encodings are memoized (anything else fails to parse anyway).
+        guard raw.count == 32 else { return try Schnorr.PublicKey(rawRepresentation: raw) }
+        let id = Digest256(raw)
+        if let hit = parsed.withLock({ $0[id] }) { return hit }
         let key = try Schnorr.PublicKey(rawRepresentation: raw)
         parsed.withLock { map in
             if map.count >= parsedLimit { map.removeAll(keepingCapacity: true) }
-            map[key.rawRepresentation] = key
+            map[id] = key
         }
         return key
     }

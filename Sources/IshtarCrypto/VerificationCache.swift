@@ -2,13 +2,13 @@ import Crypto
 import Foundation
 import Synchronization
 
-/// A SHA-256 digest held inline (four words), so a set of them hashes and compares without
-/// following a pointer to heap storage: in a large set that pointer chase is a cache miss
-/// per probe, which cost more than the lookup itself.
+/// 32 bytes — a SHA-256 digest, an x-only key — held inline (four words), so a set or map
+/// of them hashes and compares without following a pointer to heap storage: in a large set
+/// that pointer chase is a cache miss per probe, which cost more than the lookup itself.
 public struct Digest256: Hashable, Sendable {
     private let a: UInt64, b: UInt64, c: UInt64, d: UInt64
 
-    /// The digest `bytes` (its first 32 bytes; zero-padded if shorter — pass digests).
+    /// The first 32 bytes of `bytes` (zero-padded if shorter: callers pass exactly 32).
     public init(_ bytes: some ContiguousBytes) {
         var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         withUnsafeMutableBytes(of: &words) { out in
