@@ -9,9 +9,22 @@ import Synchronization
 /// return; only successful decodes are kept. Two generations bound the size: when the
 /// newer one reaches `capacity` it replaces the older one.
 final class DecodeMemo<T: Sendable>: Sendable {
+    /// Payload bytes with their hash computed once: a miss is followed by an insert, and
+    /// hashing a few hundred bytes twice per vote cost as much as decoding them.
+    private struct Key: Hashable {
+        let bytes: Data
+        let hash: Int
+        init(_ bytes: Data) {
+            self.bytes = bytes
+            hash = bytes.hashValue
+        }
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.bytes == b.bytes }
+    }
+
     private struct State {
-        var newer: [Data: T] = [:]
-        var older: [Data: T] = [:]
+        var newer: [Key: T] = [:]
+        var older: [Key: T] = [:]
     }
 
     /// Entries per generation.
@@ -22,11 +35,12 @@ final class DecodeMemo<T: Sendable>: Sendable {
 
     /// The decoded form of `payload`, from memory or from `decode`.
     func value<E: Error>(_ payload: Data, decode: (Data) throws(E) -> T) throws(E) -> T {
-        if let hit = state.withLock({ s in s.newer[payload] ?? s.older[payload] }) { return hit }
+        let key = Key(payload)
+        if let hit = state.withLock({ s in s.newer[key] ?? s.older[key] }) { return hit }
         let value = try decode(payload)
         let capacity = self.capacity
         state.withLock { s in
-            s.newer[payload] = value
+            s.newer[key] = value
             if s.newer.count >= capacity {
                 s.older = s.newer
                 s.newer = Dictionary(minimumCapacity: capacity)
