@@ -83,7 +83,7 @@ public final class Application {
         var hash: Data
         var results: [TxResult]
         var events: [Event]
-        var changes: [(key: Data, value: Data?)]
+        var changes: [(key: StateKey, value: Data?)]
         var commitments: [String: StateCommitment]
         var appHash: Data
     }
@@ -572,7 +572,7 @@ public final class Application {
         pending = nil
         checkState = rootOverlay()
         let consensusPrefix = ModuleStore.prefix(of: ConsensusModule.moduleName)
-        if p.changes.contains(where: { bytesStart($0.key, with: consensusPrefix) }) {
+        if p.changes.contains(where: { bytesStart($0.key.bytes, with: consensusPrefix) }) {
             try reloadConsensusState()
         }
         return CommitResult(height: h.height, appHash: p.appHash, blockHash: p.hash)
@@ -610,22 +610,22 @@ public final class Application {
     /// of the value already committed — above all the delete of a key that never reached the
     /// store, like a marker set and cleared in the same block — is dropped, so it costs the
     /// batch nothing and leaves no RocksDB tombstone for later scans to step over.
-    private func updatedCommitments(_ writes: [Data: Data?]) throws(ChainError)
-        -> (commitments: [String: StateCommitment], changes: [(key: Data, value: Data?)]) {
+    private func updatedCommitments(_ writes: [StateKey: Data?]) throws(ChainError)
+        -> (commitments: [String: StateCommitment], changes: [(key: StateKey, value: Data?)]) {
         var updated: [String: StateCommitment] = [:]
-        var changes: [(key: Data, value: Data?)] = []
+        var changes: [(key: StateKey, value: Data?)] = []
         changes.reserveCapacity(writes.count)
         let committed = rootOverlay()
         for (key, value) in writes {
             let old = try committed.get(key)
             if old == value { continue }
             changes.append((key: key, value: value))
-            let name = moduleName(of: key)
+            let name = moduleName(of: key.bytes)
             // Moved out of the dictionary while it changes, so its 2 KiB of lanes are
             // updated in place instead of copied for every key.
             var c = updated.removeValue(forKey: name) ?? commitments[name] ?? StateCommitment()
-            if let old { c.remove(key: key, value: old) }
-            if let value { c.insert(key: key, value: value) }
+            if let old { c.remove(key: key.bytes, value: old) }
+            if let value { c.insert(key: key.bytes, value: value) }
             updated[name] = c
         }
         return (updated, changes)
@@ -657,9 +657,9 @@ public final class Application {
         return Self.appHash(fresh)
     }
 
-    private static func addStateChanges(_ changes: [(key: Data, value: Data?)], to batch: inout WriteBatch) {
+    private static func addStateChanges(_ changes: [(key: StateKey, value: Data?)], to batch: inout WriteBatch) {
         for (key, value) in changes {
-            if let value { batch.put(key, value, in: stateColumnFamily) } else { batch.delete(key, in: stateColumnFamily) }
+            if let value { batch.put(key.bytes, value, in: stateColumnFamily) } else { batch.delete(key.bytes, in: stateColumnFamily) }
         }
     }
 

@@ -32,6 +32,22 @@ func joined(_ a: Data, _ b: Data) -> Data {
     return d
 }
 
+/// A state key with its hash computed once. A read walks up to three maps (transaction
+/// overlay, block overlay, committed cache) and a write is re-inserted at every merge;
+/// hashing the bytes at each step was a sizeable share of executing a transaction.
+struct StateKey: Hashable {
+    let bytes: Data
+    private let hash: Int
+
+    init(_ bytes: Data) {
+        self.bytes = bytes
+        hash = bytes.hashValue
+    }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    static func == (a: StateKey, b: StateKey) -> Bool { a.hash == b.hash && a.bytes == b.bytes }
+}
+
 /// Committed state values recently read or written, shared by every root overlay of one
 /// application, so a provider, a commitment or an active set read by one block (or by the
 /// check state) is answered from memory by the next instead of from RocksDB — and decoded
@@ -53,8 +69,8 @@ final class CommittedCache {
 
     /// Approximate bytes (keys + values) one generation may hold before it is rotated.
     let byteLimit: Int
-    private var newer: [Data: Entry] = [:]
-    private var older: [Data: Entry] = [:]
+    private var newer: [StateKey: Entry] = [:]
+    private var older: [StateKey: Entry] = [:]
     private var newerBytes = 0
 
     init(byteLimit: Int) { self.byteLimit = byteLimit }
@@ -62,15 +78,15 @@ final class CommittedCache {
     /// Number of cached keys (both generations; a key is in at most one).
     var count: Int { newer.count + older.count }
 
-    func entry(_ key: Data) -> Entry? {
+    func entry(_ key: StateKey) -> Entry? {
         if let e = newer[key] { return e }
         guard let e = older.removeValue(forKey: key) else { return nil }
         put(key, e)
         return e
     }
 
-    func put(_ key: Data, _ e: Entry) {
-        if newer.updateValue(e, forKey: key) == nil { newerBytes += key.count + (e.value?.count ?? 0) + 64 }
+    func put(_ key: StateKey, _ e: Entry) {
+        if newer.updateValue(e, forKey: key) == nil { newerBytes += key.bytes.count + (e.value?.count ?? 0) + 64 }
         if newerBytes > byteLimit {
             older = newer
             // Sized like the generation it replaces: growing from empty rehashes it ~20 times.
@@ -81,7 +97,7 @@ final class CommittedCache {
 
     /// Records a decoded form of the cached value at `key` (no effect if it left the cache).
     /// A decoded value is counted as twice its encoding: its fields are separate objects.
-    func setDecoded(_ key: Data, _ decoded: AnyObject) {
+    func setDecoded(_ key: StateKey, _ decoded: AnyObject) {
         guard let e = newer[key], e.decoded == nil else {
             if newer[key] != nil { newer[key]?.decoded = decoded }
             return
@@ -91,7 +107,7 @@ final class CommittedCache {
     }
 
     /// A committed block's changes (`nil` = deleted), after they are durable.
-    func apply(_ changes: [(key: Data, value: Data?)]) {
+    func apply(_ changes: [(key: StateKey, value: Data?)]) {
         for (key, value) in changes {
             older.removeValue(forKey: key)
             put(key, Entry(value: value, decoded: nil))
@@ -108,8 +124,8 @@ final class CommittedCache {
     /// committed state).
     func mismatches(against store: any KeyValueReader, columnFamily: String) throws -> [Data] {
         var bad: [Data] = []
-        for (key, e) in newer.merging(older, uniquingKeysWith: { a, _ in a }) where try store.get(key, in: columnFamily) != e.value {
-            bad.append(key)
+        for (key, e) in newer.merging(older, uniquingKeysWith: { a, _ in a }) where try store.get(key.bytes, in: columnFamily) != e.value {
+            bad.append(key.bytes)
         }
         return bad
     }
@@ -128,7 +144,7 @@ final class DecodedBox<T> {
 /// transaction leaves no trace. Reads see the newest write at any level, then the store.
 final class Overlay {
     /// `nil` value = deleted.
-    private(set) var writes: [Data: Data?] = [:]
+    private(set) var writes: [StateKey: Data?] = [:]
     private let parent: Overlay?
     private let base: any KeyValueReader
     private let columnFamily: String
@@ -156,24 +172,30 @@ final class Overlay {
     /// store does not change while an overlay over it is in use (it is written only at
     /// commit, from the block's overlay, after which new overlays are made), so repeated
     /// reads of the same key within a block or check state are answered from memory.
-    private var reads: [Data: Data?] = [:]
+    private var reads: [StateKey: Data?] = [:]
 
-    func get(_ key: Data) throws(ChainError) -> Data? {
-        if let w = writes[key] { return w }
-        if let parent { return try parent.get(key) }
-        return try committed(key).value
+    func get(_ key: Data) throws(ChainError) -> Data? { try get(StateKey(key)) }
+
+    func get(_ key: StateKey) throws(ChainError) -> Data? {
+        var node = self
+        while true {
+            if !node.writes.isEmpty, let w = node.writes[key] { return w }
+            guard let parent = node.parent else { break }
+            node = parent
+        }
+        return try node.committed(key).value
     }
 
     /// The committed entry of `key` (root overlay only), from the cache or the store.
-    private func committed(_ key: Data) throws(ChainError) -> CommittedCache.Entry {
+    private func committed(_ key: StateKey) throws(ChainError) -> CommittedCache.Entry {
         if let cache {
             if let e = cache.entry(key) { return e }
-            let e = CommittedCache.Entry(value: try storeCall { try base.get(key, in: columnFamily) }, decoded: nil)
+            let e = CommittedCache.Entry(value: try storeCall { try base.get(key.bytes, in: columnFamily) }, decoded: nil)
             cache.put(key, e)
             return e
         }
         if let cached = reads[key] { return CommittedCache.Entry(value: cached, decoded: nil) }
-        let value = try storeCall { try base.get(key, in: columnFamily) }
+        let value = try storeCall { try base.get(key.bytes, in: columnFamily) }
         reads[key] = .some(value)
         return CommittedCache.Entry(value: value, decoded: nil)
     }
@@ -181,9 +203,10 @@ final class Overlay {
     /// The value at `key` decoded by `decode`: a value still only in the committed state is
     /// decoded once and kept decoded in the application's cache.
     func read<T>(_ key: Data, decode: (Data) throws(CodecError) -> T) throws(ChainError) -> Result<T, CodecError>? {
+        let key = StateKey(key)
         var node: Overlay? = self
         while let n = node {
-            if let w = n.writes[key] {
+            if !n.writes.isEmpty, let w = n.writes[key] {
                 guard let w else { return nil }
                 do throws(CodecError) { return .success(try decode(w)) } catch { return .failure(error) }
             }
@@ -207,9 +230,9 @@ final class Overlay {
         }
     }
 
-    func set(_ key: Data, _ value: Data) { writes[key] = .some(value) }
+    func set(_ key: Data, _ value: Data) { writes[StateKey(key)] = .some(value) }
 
-    func delete(_ key: Data) { writes[key] = .some(nil) }
+    func delete(_ key: Data) { writes[StateKey(key)] = .some(nil) }
 
     /// Every live pair in `range`, ascending by key, reflecting all layers. Cost is the
     /// store range plus a pass over each layer's writes.
@@ -224,8 +247,8 @@ final class Overlay {
             node = n.parent
         }
         for layer in layers.reversed() {
-            for (k, v) in layer.writes where range.contains(k) {
-                if let v { merged[k] = v } else { merged.removeValue(forKey: k) }
+            for (k, v) in layer.writes where range.contains(k.bytes) {
+                if let v { merged[k.bytes] = v } else { merged.removeValue(forKey: k.bytes) }
             }
         }
         return merged.sorted { bytesPrecede($0.key, $1.key) }.map { (key: $0.key, value: $0.value) }
