@@ -295,6 +295,9 @@ extension NodeBench {
             let blockTimes = BenchShared<[(ContinuousClock.Instant, Int)]>([])
             let stop = BenchShared(false)
             let clock = ContinuousClock()
+            // The watcher counts blocks above this height: read it before anything is sent,
+            // or a block committed while the status call was slow would go uncounted.
+            let firstHeight = height(statusClients[0]) ?? 0
             let start = clock.now.advanced(by: .milliseconds(200))
             let perThreadRate = Double(rate) / Double(submitters)
             let group = DispatchGroup()
@@ -343,7 +346,6 @@ extension NodeBench {
             }
             // Commit watcher on node 0: each new block's transactions, timestamped when seen.
             let watcherDone = DispatchSemaphore(value: 0)
-            let firstHeight = height(statusClients[0]) ?? 0
             Thread {
                 defer { watcherDone.signal() }
                 let http = BenchHTTPConnection(port: apiPort(0))
