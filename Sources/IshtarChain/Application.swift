@@ -83,7 +83,7 @@ public final class Application {
         var hash: Data
         var results: [TxResult]
         var events: [Event]
-        var changes: [(key: StateKey, value: Data?)]
+        var changes: [(key: HashedBytes, value: Data?)]
         var commitments: [String: StateCommitment]
         var appHash: Data
     }
@@ -610,10 +610,10 @@ public final class Application {
     /// of the value already committed — above all the delete of a key that never reached the
     /// store, like a marker set and cleared in the same block — is dropped, so it costs the
     /// batch nothing and leaves no RocksDB tombstone for later scans to step over.
-    private func updatedCommitments(_ writes: [StateKey: Data?]) throws(ChainError)
-        -> (commitments: [String: StateCommitment], changes: [(key: StateKey, value: Data?)]) {
+    private func updatedCommitments(_ writes: [HashedBytes: Data?]) throws(ChainError)
+        -> (commitments: [String: StateCommitment], changes: [(key: HashedBytes, value: Data?)]) {
         var updated: [String: StateCommitment] = [:]
-        var changes: [(key: StateKey, value: Data?)] = []
+        var changes: [(key: HashedBytes, value: Data?)] = []
         changes.reserveCapacity(writes.count)
         let committed = rootOverlay()
         for (key, value) in writes {
@@ -657,7 +657,7 @@ public final class Application {
         return Self.appHash(fresh)
     }
 
-    private static func addStateChanges(_ changes: [(key: StateKey, value: Data?)], to batch: inout WriteBatch) {
+    private static func addStateChanges(_ changes: [(key: HashedBytes, value: Data?)], to batch: inout WriteBatch) {
         for (key, value) in changes {
             if let value { batch.put(key.bytes, value, in: stateColumnFamily) } else { batch.delete(key.bytes, in: stateColumnFamily) }
         }

@@ -9,22 +9,11 @@ import Synchronization
 /// return; only successful decodes are kept. Two generations bound the size: when the
 /// newer one reaches `capacity` it replaces the older one.
 final class DecodeMemo<T: Sendable>: Sendable {
-    /// Payload bytes with their hash computed once: a miss is followed by an insert, and
-    /// hashing a few hundred bytes twice per vote cost as much as decoding them.
-    private struct Key: Hashable {
-        let bytes: Data
-        let hash: Int
-        init(_ bytes: Data) {
-            self.bytes = bytes
-            hash = bytes.hashValue
-        }
-        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
-        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.bytes == b.bytes }
-    }
-
     private struct State {
-        var newer: [Key: T] = [:]
-        var older: [Key: T] = [:]
+        // Payloads hashed once per lookup-and-insert: hashing a few hundred bytes twice per
+        // vote cost as much as decoding them.
+        var newer: [HashedBytes: T] = [:]
+        var older: [HashedBytes: T] = [:]
     }
 
     /// Entries per generation.
@@ -35,7 +24,7 @@ final class DecodeMemo<T: Sendable>: Sendable {
 
     /// The decoded form of `payload`, from memory or from `decode`.
     func value<E: Error>(_ payload: Data, decode: (Data) throws(E) -> T) throws(E) -> T {
-        let key = Key(payload)
+        let key = HashedBytes(payload)
         if let hit = state.withLock({ s in s.newer[key] ?? s.older[key] }) { return hit }
         let value = try decode(payload)
         let capacity = self.capacity

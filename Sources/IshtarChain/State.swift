@@ -32,10 +32,10 @@ func joined(_ a: Data, _ b: Data) -> Data {
     return d
 }
 
-/// A state key with its hash computed once. A read walks up to three maps (transaction
-/// overlay, block overlay, committed cache) and a write is re-inserted at every merge;
-/// hashing the bytes at each step was a sizeable share of executing a transaction.
-struct StateKey: Hashable {
+/// Bytes with their hash computed once, as a map key. A state read walks up to three maps
+/// (transaction overlay, block overlay, committed cache) and a write is re-inserted at every
+/// merge; hashing the bytes at each step was a sizeable share of executing a transaction.
+struct HashedBytes: Hashable {
     let bytes: Data
     private let hash: Int
 
@@ -45,7 +45,7 @@ struct StateKey: Hashable {
     }
 
     func hash(into hasher: inout Hasher) { hasher.combine(hash) }
-    static func == (a: StateKey, b: StateKey) -> Bool { a.hash == b.hash && a.bytes == b.bytes }
+    static func == (a: HashedBytes, b: HashedBytes) -> Bool { a.hash == b.hash && a.bytes == b.bytes }
 }
 
 /// Committed state values recently read or written, shared by every root overlay of one
@@ -69,8 +69,8 @@ final class CommittedCache {
 
     /// Approximate bytes (keys + values) one generation may hold before it is rotated.
     let byteLimit: Int
-    private var newer: [StateKey: Entry] = [:]
-    private var older: [StateKey: Entry] = [:]
+    private var newer: [HashedBytes: Entry] = [:]
+    private var older: [HashedBytes: Entry] = [:]
     private var newerBytes = 0
 
     init(byteLimit: Int) { self.byteLimit = byteLimit }
@@ -78,14 +78,14 @@ final class CommittedCache {
     /// Number of cached keys (both generations; a key is in at most one).
     var count: Int { newer.count + older.count }
 
-    func entry(_ key: StateKey) -> Entry? {
+    func entry(_ key: HashedBytes) -> Entry? {
         if let e = newer[key] { return e }
         guard let e = older.removeValue(forKey: key) else { return nil }
         put(key, e)
         return e
     }
 
-    func put(_ key: StateKey, _ e: Entry) {
+    func put(_ key: HashedBytes, _ e: Entry) {
         if newer.updateValue(e, forKey: key) == nil { newerBytes += key.bytes.count + (e.value?.count ?? 0) + 64 }
         if newerBytes > byteLimit {
             older = newer
@@ -97,7 +97,7 @@ final class CommittedCache {
 
     /// Records a decoded form of the cached value at `key` (no effect if it left the cache).
     /// A decoded value is counted as twice its encoding: its fields are separate objects.
-    func setDecoded(_ key: StateKey, _ decoded: AnyObject) {
+    func setDecoded(_ key: HashedBytes, _ decoded: AnyObject) {
         guard let e = newer[key], e.decoded == nil else {
             if newer[key] != nil { newer[key]?.decoded = decoded }
             return
@@ -107,7 +107,7 @@ final class CommittedCache {
     }
 
     /// A committed block's changes (`nil` = deleted), after they are durable.
-    func apply(_ changes: [(key: StateKey, value: Data?)]) {
+    func apply(_ changes: [(key: HashedBytes, value: Data?)]) {
         for (key, value) in changes {
             older.removeValue(forKey: key)
             put(key, Entry(value: value, decoded: nil))
@@ -144,7 +144,7 @@ final class DecodedBox<T> {
 /// transaction leaves no trace. Reads see the newest write at any level, then the store.
 final class Overlay {
     /// `nil` value = deleted.
-    private(set) var writes: [StateKey: Data?] = [:]
+    private(set) var writes: [HashedBytes: Data?] = [:]
     private let parent: Overlay?
     private let base: any KeyValueReader
     private let columnFamily: String
@@ -172,11 +172,11 @@ final class Overlay {
     /// store does not change while an overlay over it is in use (it is written only at
     /// commit, from the block's overlay, after which new overlays are made), so repeated
     /// reads of the same key within a block or check state are answered from memory.
-    private var reads: [StateKey: Data?] = [:]
+    private var reads: [HashedBytes: Data?] = [:]
 
-    func get(_ key: Data) throws(ChainError) -> Data? { try get(StateKey(key)) }
+    func get(_ key: Data) throws(ChainError) -> Data? { try get(HashedBytes(key)) }
 
-    func get(_ key: StateKey) throws(ChainError) -> Data? {
+    func get(_ key: HashedBytes) throws(ChainError) -> Data? {
         var node = self
         while true {
             if !node.writes.isEmpty, let w = node.writes[key] { return w }
@@ -187,7 +187,7 @@ final class Overlay {
     }
 
     /// The committed entry of `key` (root overlay only), from the cache or the store.
-    private func committed(_ key: StateKey) throws(ChainError) -> CommittedCache.Entry {
+    private func committed(_ key: HashedBytes) throws(ChainError) -> CommittedCache.Entry {
         if let cache {
             if let e = cache.entry(key) { return e }
             let e = CommittedCache.Entry(value: try storeCall { try base.get(key.bytes, in: columnFamily) }, decoded: nil)
@@ -203,7 +203,7 @@ final class Overlay {
     /// The value at `key` decoded by `decode`: a value still only in the committed state is
     /// decoded once and kept decoded in the application's cache.
     func read<T>(_ key: Data, decode: (Data) throws(CodecError) -> T) throws(ChainError) -> Result<T, CodecError>? {
-        let key = StateKey(key)
+        let key = HashedBytes(key)
         var node: Overlay? = self
         while let n = node {
             if !n.writes.isEmpty, let w = n.writes[key] {
@@ -230,9 +230,9 @@ final class Overlay {
         }
     }
 
-    func set(_ key: Data, _ value: Data) { writes[StateKey(key)] = .some(value) }
+    func set(_ key: Data, _ value: Data) { writes[HashedBytes(key)] = .some(value) }
 
-    func delete(_ key: Data) { writes[StateKey(key)] = .some(nil) }
+    func delete(_ key: Data) { writes[HashedBytes(key)] = .some(nil) }
 
     /// Every live pair in `range`, ascending by key, reflecting all layers. Cost is the
     /// store range plus a pass over each layer's writes.
