@@ -344,6 +344,32 @@ struct DatabaseTests {
         #expect(throws: StoreError.self) { try a.scan(defaultColumnFamily, .all, direction: .forward, snapshot: snapshot) }
     }
 
+    /// Native batches are reused between writes: each write must carry only its own
+    /// operations. Every batch deletes the key the previous one put and puts a new one, so a
+    /// stale operation left in a reused batch would bring a deleted key back.
+    @Test func reusedBatchesCarryOnlyTheirOwnOperations() throws {
+        let tmp = TempDir()
+        let db = try Database.open(path: tmp.path(), options: DatabaseOptions(columnFamilies: ["state"]))
+        for i in 0..<8 {
+            var batch = WriteBatch()
+            if i > 0 { batch.delete(d("k\(i - 1)"), in: "state") }
+            batch.put(d("k\(i)"), d("v\(i)"), in: "state")
+            if i % 3 == 2 { batch.deleteRange(d("a"), d("b"), in: "state") }
+            try db.write(batch, sync: false)
+            #expect(try keys(db.scan("state", .all, direction: .forward)) == [d("k\(i)")], "after batch \(i)")
+        }
+        // A batch that fails (unknown column family) writes nothing and leaves no residue.
+        var bad = WriteBatch()
+        bad.put(d("zombie"), d("x"), in: "state")
+        bad.put(d("k"), d("v"), in: "nope")
+        #expect(throws: StoreError.unknownColumnFamily("nope")) { try db.write(bad) }
+        var next = WriteBatch()
+        next.put(d("after"), d("1"), in: "state")
+        try db.write(next)
+        #expect(try keys(db.scan("state", .all, direction: .forward)) == [d("after"), d("k7")])
+        try db.close()
+    }
+
     @Test func concurrentWritersAndReaders() async throws {
         let tmp = TempDir()
         let db = try Database.open(path: tmp.path())
