@@ -345,11 +345,24 @@ struct DatabaseTests {
     }
 
     /// Native batches are reused between writes: each write must carry only its own
-    /// operations. Every batch deletes the key the previous one put and puts a new one, so a
-    /// stale operation left in a reused batch would bring a deleted key back.
+    /// operations. Between batches a plain put changes a key an earlier batch wrote, so a
+    /// stale operation replayed from a reused batch would undo it; and every batch deletes
+    /// the key the previous one put.
     @Test func reusedBatchesCarryOnlyTheirOwnOperations() throws {
         let tmp = TempDir()
         let db = try Database.open(path: tmp.path(), options: DatabaseOptions(columnFamilies: ["state"]))
+        for i in 0..<4 {
+            var batch = WriteBatch()
+            batch.put(d("shared"), d("batch \(i)"), in: "state")
+            try db.write(batch, sync: false)
+            try db.put(d("shared"), d("plain \(i)"), in: "state", sync: false)
+            var other = WriteBatch()
+            other.put(d("other"), d("\(i)"), in: "state")
+            try db.write(other, sync: false)
+            #expect(try db.get(d("shared"), in: "state") == d("plain \(i)"), "round \(i)")
+        }
+        try db.delete(d("shared"), in: "state")
+        try db.delete(d("other"), in: "state")
         for i in 0..<8 {
             var batch = WriteBatch()
             if i > 0 { batch.delete(d("k\(i - 1)"), in: "state") }
