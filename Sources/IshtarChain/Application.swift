@@ -52,7 +52,6 @@ public final class Application {
     private let store: any KeyValueStore
     /// Registered modules, in hook order: `consensus`, `accounts`, then the caller's.
     public let modules: [any Module]
-    private let moduleByType: [String: any Module]
     /// Index in ``modules`` of the module owning each message type.
     private let moduleIndexByType: [String: Int]
     /// `"<name>/"` of each module in ``modules``, built once instead of per context.
@@ -102,22 +101,19 @@ public final class Application {
         for cf in Self.columnFamilies where !store.columnFamilies.contains(cf) { throw .missingColumnFamily(cf) }
         let all: [any Module] = [ConsensusModule(), AccountsModule()] + extra
         var byName: [String: any Module] = [:]
-        var byType: [String: any Module] = [:]
-        for m in all {
+        var indexByType: [String: Int] = [:]
+        for (i, m) in all.enumerated() {
             guard Self.isValidModuleName(m.name) else { throw .invalidModuleSet("bad module name \"\(m.name)\"") }
             guard byName.updateValue(m, forKey: m.name) == nil else { throw .invalidModuleSet("duplicate module \(m.name)") }
             for t in m.messageTypes {
                 guard t.hasPrefix(m.name + "/"), t.utf8.count > m.name.utf8.count + 1, t.utf8.count <= Message.maxTypeBytes
                 else { throw .invalidModuleSet("message type \"\(t)\" must be \"\(m.name)/<Type>\"") }
-                guard byType.updateValue(m, forKey: t) == nil else { throw .invalidModuleSet("duplicate message type \(t)") }
+                guard indexByType.updateValue(i, forKey: t) == nil else { throw .invalidModuleSet("duplicate message type \(t)") }
             }
         }
         self.store = store
         self.modules = all
         self.moduleByName = byName
-        self.moduleByType = byType
-        var indexByType: [String: Int] = [:]
-        for (i, m) in all.enumerated() { for t in m.messageTypes { indexByType[t] = i } }
         self.moduleIndexByType = indexByType
         self.modulePrefixes = all.map { ModuleStore.prefix(of: $0.name) }
         self.verifier = verifier
@@ -281,11 +277,11 @@ public final class Application {
         }
         if passedBefore { return .success(tx) }
         for message in tx.messages {
-            guard let module = moduleByType[message.type] else {
+            guard let i = moduleIndexByType[message.type] else {
                 return .failure(TxError.unknownMessageType(message.type).violation)
             }
             do throws(ExecutionError) {
-                try module.validateMessage(message, sender: tx.sender)
+                try modules[i].validateMessage(message, sender: tx.sender)
             } catch {
                 switch error {
                 case .fatal(let e): throw e
