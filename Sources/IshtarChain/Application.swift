@@ -487,8 +487,8 @@ public final class Application {
         let height = p.block.header.height
         batch.put(Self.blockKey(height), p.blockBytes, in: Self.blocksColumnFamily)
         batch.put(Data([UInt8(ascii: "b")]) + p.hash, Self.be8(height), in: Self.blocksColumnFamily)
-        // Each result is encoded once: into the block's results, and that slice reused for
-        // its tx record (the same bytes ``BlockResults`` and ``TxRecord`` would write).
+        // Each result is encoded once, into the block's results (the bytes ``BlockResults``
+        // would write); the tx index records where in them each result lies.
         var w = BinaryWriter()
         w.count(p.results.count)
         var resultRanges: [Range<Int>] = []
@@ -513,11 +513,11 @@ public final class Application {
                 if existing != nil { continue }
             }
             indexed[txHash] = ok
-            var record = BinaryWriter()
-            record.u64(height)
-            record.u32(UInt32(i))
-            record.encoded(w.bytes[resultRanges[i]])
-            batch.put(Self.txKey(txHash), record.data, in: Self.blocksColumnFamily)
+            // The index points into the block's results instead of holding a second copy of
+            // the result: with large events that copy was a third of a block's bytes.
+            let location = TxLocation(height: height, index: UInt32(i), resultOffset: UInt32(resultRanges[i].lowerBound),
+                                      resultLength: UInt32(resultRanges[i].count))
+            batch.put(Self.txKey(txHash), location.encoded, in: Self.blocksColumnFamily)
         }
         Self.addCommitments(p.commitments, to: &batch)
         batch.put(Self.metaKey, newMeta.encoded, in: Self.metaColumnFamily)
@@ -713,10 +713,24 @@ public final class Application {
     /// Where the transaction with `hash` was included, and its result.
     public func transaction(hash: Data) throws(ChainError) -> TxRecord? {
         guard let raw = try storeCall({ try store.get(Self.txKey(hash), in: Self.blocksColumnFamily) }) else { return nil }
+        let location: TxLocation
         do {
-            return try TxRecord(decoding: raw)
+            location = try TxLocation(decoding: raw)
         } catch {
-            throw .corruptState("tx record: \(error)")
+            throw .corruptState("tx index entry \(hash.hexString): \(error)")
+        }
+        guard let results = try storeCall({ try store.get(Self.resultsKey(location.height), in: Self.blocksColumnFamily) }) else {
+            throw .corruptState("tx index entry \(hash.hexString): no results at height \(location.height)")
+        }
+        let start = Int(location.resultOffset), end = start + Int(location.resultLength)
+        guard end <= results.count else {
+            throw .corruptState("tx index entry \(hash.hexString): result \(start)..<\(end) outside the \(results.count) bytes of height \(location.height)'s results")
+        }
+        do {
+            let result = try TxResult(decoding: results[(results.startIndex + start)..<(results.startIndex + end)])
+            return TxRecord(height: location.height, index: location.index, result: result)
+        } catch {
+            throw .corruptState("tx index entry \(hash.hexString): result: \(error)")
         }
     }
 

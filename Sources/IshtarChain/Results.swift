@@ -171,6 +171,42 @@ public struct TxRecord: Hashable, Sendable, BinaryCodable {
     }
 }
 
+/// A transaction index entry: where the transaction was included and where its result lies
+/// in that block's stored results (which hold the only copy of the result).
+struct TxLocation: Hashable, Sendable, BinaryCodable {
+    /// Block height.
+    var height: UInt64
+    /// Position in the block.
+    var index: UInt32
+    /// Byte offset of the encoded result within the block's encoded ``BlockResults``.
+    var resultOffset: UInt32
+    /// Its encoded length.
+    var resultLength: UInt32
+
+    /// `u64 height ‖ u32 index ‖ u32 offset ‖ u32 length`.
+    func encode(to w: inout BinaryWriter) {
+        w.u64(height)
+        w.u32(index)
+        w.u32(resultOffset)
+        w.u32(resultLength)
+    }
+
+    /// Inverse of ``encode(to:)``.
+    init(from r: inout BinaryReader) throws(CodecError) {
+        height = try r.u64("height")
+        index = try r.u32("index")
+        resultOffset = try r.u32("result offset")
+        resultLength = try r.u32("result length")
+    }
+
+    init(height: UInt64, index: UInt32, resultOffset: UInt32, resultLength: UInt32) {
+        self.height = height
+        self.index = index
+        self.resultOffset = resultOffset
+        self.resultLength = resultLength
+    }
+}
+
 /// `processProposal`'s verdict.
 public enum ProposalVerdict: Equatable, Sendable {
     /// Vote for the block.

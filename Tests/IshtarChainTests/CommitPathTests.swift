@@ -43,12 +43,14 @@ struct CommitPathTests {
         #expect(try live.recomputeAppHash() == live.lastAppHash)
     }
 
-    /// The commit encodes each transaction result once and reuses the bytes for the tx
-    /// index: what is stored must be exactly what the standard encoders write for the
-    /// block's results and for each record, and decode to what `finalizeBlock` returned.
+    /// The commit encodes each transaction result once, into the block's results, and the
+    /// tx index only points into them: the stored results must be exactly what the standard
+    /// encoder writes, every record served from the index must decode to what
+    /// `finalizeBlock` returned, and an index entry must not hold a copy of the result.
     @Test func blockResultsAndTxRecordsAreTheStandardEncodings() throws {
         let net = try TestNet(moduleParams: ["counter": Data("{\"max\":1000000}".utf8)])
-        let app = try makeApp(net, modules: [CounterModule()])
+        let store = InMemoryStore(columnFamilies: Application.columnFamilies)
+        let app = try makeApp(net, modules: [CounterModule()], store: store)
         var checkedFailures = 0
         for txs in try StateMachineTests().randomBlocks(10, seed: 23) {
             let r = try net.produce(app, txs)
@@ -67,6 +69,8 @@ struct CommitPathTests {
                 #expect(decoded.height == r.height)
                 #expect(decoded.index == UInt32(i))
                 #expect(decoded.result == r.txResults[i])
+                let entry = try #require(try store.get(Data("t".utf8) + hash, in: Application.blocksColumnFamily))
+                #expect(entry.count == 20, "u64 height ‖ u32 index ‖ u32 offset ‖ u32 length, not the result again")
             }
         }
         #expect(checkedFailures > 0, "the random blocks include failing transactions")
