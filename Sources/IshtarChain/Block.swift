@@ -205,6 +205,12 @@ public struct Block: Hashable, Sendable, BinaryCodable {
         self.evidence = evidence
     }
 
+    /// The transactions with their length prefixes, plus room for the header, the last
+    /// commit's signatures and any evidence.
+    public var encodedSizeHint: Int {
+        transactions.reduce(1024 + 80 * (header.lastCommit?.signatures.count ?? 0) + 512 * evidence.count) { $0 + 4 + $1.count }
+    }
+
     /// `u8 version ‖ header ‖ u32 count ‖ bytes*`.
     public func encode(to w: inout BinaryWriter) {
         w.u8(evidence.isEmpty ? Self.version : 2)

@@ -57,6 +57,13 @@ public struct BinaryWriter: Sendable {
     /// An empty writer.
     public init() {}
 
+    /// An empty writer with room for `capacity` bytes, so writing a large value (a block of
+    /// many transactions) does not regrow — and recopy — its buffer on the way.
+    public init(reservingCapacity capacity: Int) {
+        // Reserving 0 would still allocate a buffer for the empty array.
+        if capacity > 0 { bytes.reserveCapacity(capacity) }
+    }
+
     /// The bytes written so far, as `Data`.
     public var data: Data { Data(bytes) }
 
@@ -94,8 +101,6 @@ public struct BinaryWriter: Sendable {
         u32(UInt32(truncatingIfNeeded: utf8.count))
         bytes.append(contentsOf: utf8)
     }
-    /// Bytes already encoded by another writer, appended as they are.
-    mutating func encoded(_ raw: ArraySlice<UInt8>) { bytes.append(contentsOf: raw) }
     /// A `u32` element count.
     public mutating func count(_ n: Int) { u32(UInt32(truncatingIfNeeded: n)) }
 }
@@ -201,12 +206,18 @@ public protocol BinaryCodable: Sendable {
     func encode(to writer: inout BinaryWriter)
     /// Reads one value (not checking for trailing bytes).
     init(from reader: inout BinaryReader) throws(CodecError)
+    /// About how many bytes ``encoded`` will take (0: unknown); large values say so, so that
+    /// their encoding is written into one buffer of the right size.
+    var encodedSizeHint: Int { get }
 }
 
 extension BinaryCodable {
+    /// Unknown: the writer grows as needed.
+    public var encodedSizeHint: Int { 0 }
+
     /// The canonical encoding.
     public var encoded: Data {
-        var w = BinaryWriter()
+        var w = BinaryWriter(reservingCapacity: encodedSizeHint)
         encode(to: &w)
         return w.data
     }
