@@ -234,6 +234,11 @@ final class Overlay {
 
     func delete(_ key: Data) { writes[HashedBytes(key)] = .some(nil) }
 
+    /// Forgets this level's own write of `key` (reads then see the levels below), so that a
+    /// value read from it stops sharing its buffer with this map: a caller about to change
+    /// that value and set it again changes it in place instead of copying it.
+    func dropWrite(_ key: Data) { writes.removeValue(forKey: HashedBytes(key)) }
+
     /// Every live pair in `range`, ascending by key, reflecting all layers. Cost is the
     /// store range plus a pass over each layer's writes.
     func scan(_ range: KeyRange) throws(ChainError) -> [KeyValue] {
@@ -304,6 +309,13 @@ public struct ModuleStore {
 
     /// Removes `key` (no effect if absent).
     public func delete(_ key: Data) { overlay.delete(joined(prefix, key)) }
+
+    /// Before replacing a large value just read at `key` with a changed copy: forgets this
+    /// transaction's own earlier write of `key` so that the value in hand is the only
+    /// reference to its buffer, and changing it does not copy it. The caller must `set` the
+    /// key again before anything can fail — until then, reads of `key` do not see this
+    /// transaction's earlier write.
+    func prepareInPlaceUpdate(_ key: Data) { overlay.dropWrite(joined(prefix, key)) }
 
     /// Whether `key` has a value.
     public func contains(_ key: Data) throws(ExecutionError) -> Bool { try get(key) != nil }

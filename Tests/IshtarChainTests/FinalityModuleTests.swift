@@ -174,6 +174,12 @@ struct FinalityModuleTests {
         // Late votes for a finalized block are still accepted.
         try h.ok(h.relayer, try h.votes([batches[3]], at: h2))
         #expect(try h.lastFinalized() == String(h2))
+        // h2's list was built by three votes of one transaction (inserted into one buffer in
+        // place) and one of a later block: all four, in key order, each with its own vote.
+        let listed = try #require(try h.query("votes/\(testChainID)/\(h2)")["votes"] as? [[String: Any]])
+        let keys = listed.compactMap { $0["fp_btc_pk"] as? String }
+        #expect(keys.count == 4 && keys == keys.sorted())
+        #expect(Set(keys) == Set(batches.map { $0.fpKey.publicKey.rawRepresentation.hexString }))
         #expect(try h.query("last-finalized/\(testChainID)")["next_height"] as? String == String(h2 + 1))
         #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
     }

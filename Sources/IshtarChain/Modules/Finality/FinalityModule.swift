@@ -379,7 +379,7 @@ public struct FinalityModule: Module {
     }
 
     /// Votes decoded once per process (see ``DecodeMemo``).
-    static let decodedVotes = DecodeMemo<AddFinalitySig>(capacity: 20_000)
+    static let decodedVotes = DecodeMemo<AddFinalitySig>(capacity: 4096)
 
     static func decodeVote(_ message: Message) throws(ExecutionError) -> AddFinalitySig {
         try decodedVotes.value(message.payload) { (payload) throws(ExecutionError) -> AddFinalitySig in
@@ -527,7 +527,8 @@ public struct FinalityModule: Module {
         let store = context.store
         let fp = try Self.provider(m.fpKey, chainID: m.chainID, context)
         let controlPlane = m.chainID == context.block.chainID
-        var votes = try Self.votes(m.chainID, m.height, store)
+        let votesKey = Self.votesKey(m.chainID, m.height)
+        var votes = try store.read(at: votesKey) { raw throws(CodecError) in try VoteList(stored: raw) } ?? VoteList()
         let (index, found) = votes.search(m.fpKey)
         if found {
             let previous = votes.vote(at: index)
@@ -566,9 +567,12 @@ public struct FinalityModule: Module {
         // copy of a vote fails at delivery as a duplicate either way.
         if context.isCheck { return }
 
+        // The list grows by one entry per vote; all votes of one transaction insert into one
+        // buffer rather than each copying the whole list.
+        store.prepareInPlaceUpdate(votesKey)
         votes.insert(key: m.fpKey, StoredVote(blockHash: m.blockHash, publicRandomness: m.publicRandomness, signature: m.signature),
                      at: index)
-        store.set(Self.votesKey(m.chainID, m.height), votes.stored)
+        store.set(votesKey, votes.stored)
         let tallyKey = Self.tallyKey(m.chainID, m.height, m.blockHash)
         let voted = try Self.u64(store, tallyKey) ?? 0
         store.set(tallyKey, Self.be8(voted &+ power))
