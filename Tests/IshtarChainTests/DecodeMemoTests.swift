@@ -1,5 +1,6 @@
 import Foundation
 @testable import IshtarChain
+import IshtarCrypto
 import Testing
 
 @Suite("DecodeMemo")
@@ -38,5 +39,30 @@ struct DecodeMemoTests {
         #expect(calls == 6)
         _ = memo.value(Data([0]), decode: decode)
         #expect(calls == 7)
+    }
+
+    /// The verification mark on a remembered vote only ever skips a check with the same
+    /// inputs: another commitment (range or root) is verified afresh, and a vote that fails
+    /// is never marked.
+    @Test func aVoteIsTrustedOnlyAgainstTheCommitmentItVerifiedAgainst() throws {
+        let key = try Schnorr.PrivateKey(rawRepresentation: Data(repeating: 7, count: 32))
+        let batch = try PubRandBatch(fpKey: key, chainID: "memo-test", startHeight: 10, count: 8)
+        let hash = Data(repeating: 0xab, count: 32)
+        let vote = DecodedVote(try batch.vote(height: 12, blockHash: hash))
+        let right = PubRandCommitment(startHeight: 10, count: 8, root: batch.root, committedAt: 1)
+        try FinalityModule.verifyVote(vote, right)
+        #expect(vote.wasVerified(against: right))
+        let otherRoot = PubRandCommitment(startHeight: 10, count: 8, root: Data(repeating: 1, count: 32), committedAt: 1)
+        #expect(!vote.wasVerified(against: otherRoot))
+        #expect(throws: ExecutionError.self) { try FinalityModule.verifyVote(vote, otherRoot) }
+        let otherRange = PubRandCommitment(startHeight: 11, count: 8, root: batch.root, committedAt: 1)
+        #expect(throws: ExecutionError.self) { try FinalityModule.verifyVote(vote, otherRange) }
+        // The right commitment is still trusted; a forged signature on the same vote is not.
+        #expect(vote.wasVerified(against: right))
+        var forged = try batch.vote(height: 12, blockHash: hash)
+        forged.signature = Data(repeating: 0x11, count: 32)
+        let forgedVote = DecodedVote(forged)
+        #expect(throws: ExecutionError.self) { try FinalityModule.verifyVote(forgedVote, right) }
+        #expect(!forgedVote.wasVerified(against: right))
     }
 }

@@ -114,7 +114,6 @@ public struct FinalityModule: Module {
         d.withUnsafeBytes { bytes.append(contentsOf: $0) }
     }
 
-    static let chainStatePrefix = Data("cs/".utf8)
     static func chainStateKey(_ c: String) -> Data { key("cs/") { appendChain(&$0, c) } }
     static func activeSetKey(_ c: String, _ h: UInt64) -> Data { key("as/") { appendChain(&$0, c); appendBE8(&$0, h) } }
     static func blockHashKey(_ h: UInt64) -> Data { key("bh/") { appendBE8(&$0, h) } }
@@ -178,6 +177,35 @@ public struct FinalityModule: Module {
 
     static func chainState(_ c: String, _ store: ModuleStore) throws(ExecutionError) -> ChainTallyState? {
         try store.read(ChainTallyState.self, at: chainStateKey(c))
+    }
+
+    /// The chains with a tally state, in the key order of their states: one value read every
+    /// block (from memory once cached) instead of an iterator opened over `cs/` every block.
+    static let chainsKey = Data("chains".utf8)
+
+    static func tallyChains(_ store: ModuleStore) throws(ExecutionError) -> [String] {
+        try store.read(at: chainsKey) { raw throws(CodecError) -> [String] in
+            var r = BinaryReader(raw)
+            let n = try r.count("chains", minElementSize: 5)
+            var chains: [String] = []
+            chains.reserveCapacity(n)
+            for _ in 0..<n { chains.append(try r.string("chain id", limit: StakingModule.maxChainIDBytes)) }
+            try r.finish()
+            return chains
+        } ?? []
+    }
+
+    /// Creates `c`'s tally state, starting at `next`, and lists the chain.
+    static func startTally(_ c: String, next: UInt64, _ store: ModuleStore) throws(ExecutionError) {
+        store.write(ChainTallyState(next: next), at: chainStateKey(c))
+        var chains = try tallyChains(store)
+        guard !chains.contains(c) else { return }
+        chains.append(c)
+        chains.sort { chainStateKey($0).lexicographicallyPrecedes(chainStateKey($1)) }
+        var w = BinaryWriter()
+        w.count(chains.count)
+        for chain in chains { w.string(chain) }
+        store.set(chainsKey, w.data)
     }
 
     static func u64(_ store: ModuleStore, _ key: Data) throws(ExecutionError) -> UInt64? {
@@ -333,7 +361,7 @@ public struct FinalityModule: Module {
 
     /// SHA-256 over the table's `key ‖ BE8(power)` entries: what the active-set cache keys on.
     static func tableDigest(_ table: [VotingPowerEntry]) -> Data {
-        var w = BinaryWriter()
+        var w = BinaryWriter(reservingCapacity: 40 * table.count)
         for e in table {
             w.fixed(e.fpKey)
             w.u64(e.power)
@@ -365,7 +393,7 @@ public struct FinalityModule: Module {
         let first = context.block.height + 1
         context.store.write(params, at: Self.paramsKey)
         context.store.set(Self.firstHeightKey, Self.be8(first))
-        context.store.write(ChainTallyState(next: first), at: Self.chainStateKey(context.block.chainID))
+        try Self.startTally(context.block.chainID, next: first, context.store)
     }
 
     // MARK: - Messages
@@ -378,12 +406,15 @@ public struct FinalityModule: Module {
         }
     }
 
-    /// Votes decoded once per process (see ``DecodeMemo``).
-    static let decodedVotes = DecodeMemo<AddFinalitySig>(capacity: 4096)
+    /// Votes decoded once per process (see ``DecodeMemo``), each with the commitment it was
+    /// verified against: checkTx decodes and verifies, deliver finds both. 8,192 votes per
+    /// generation (~10 MB) covers a mempool's worth of votes between admission and delivery;
+    /// a vote that fell out is decoded and verified again, never trusted without a check.
+    static let decodedVotes = DecodeMemo<DecodedVote>(capacity: 8192)
 
-    static func decodeVote(_ message: Message) throws(ExecutionError) -> AddFinalitySig {
-        try decodedVotes.value(message.payload) { (payload) throws(ExecutionError) -> AddFinalitySig in
-            try decode(AddFinalitySig.self, message)
+    static func decodeVote(_ message: Message) throws(ExecutionError) -> DecodedVote {
+        try decodedVotes.value(message.payload) { (payload) throws(ExecutionError) -> DecodedVote in
+            DecodedVote(try decode(AddFinalitySig.self, message))
         }
     }
 
@@ -402,7 +433,7 @@ public struct FinalityModule: Module {
     public func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError) {
         switch message.type {
         case CommitPubRand.type: try commitPubRand(Self.decode(CommitPubRand.self, message), context)
-        case AddFinalitySig.type: try addFinalitySig(Self.decodeVote(message), payload: message.payload, context)
+        case AddFinalitySig.type: try addFinalitySig(Self.decodeVote(message), context)
         case UnjailFinalityProvider.type: try unjail(Self.decode(UnjailFinalityProvider.self, message), context)
         default: throw .rule(FinalityModuleError.unknownMessage(message.type))
         }
@@ -459,7 +490,7 @@ public struct FinalityModule: Module {
         latestRecord.u64(seq + 1)
         commitment.encode(to: &latestRecord)
         store.set(Self.latestCommitKey(m.fpKey, m.chainID), latestRecord.data)
-        if state == nil { store.write(ChainTallyState(next: m.startHeight), at: Self.chainStateKey(m.chainID)) }
+        if state == nil { try Self.startTally(m.chainID, next: m.startHeight, store) }
         if m.chainID == context.block.chainID { store.set(Self.activeSetDirtyKey, Self.marker) }
         context.emit(Event(type: "finality.pub_rand_committed", attributes: [
             EventAttribute("fp_btc_pk", m.fpKey.hexString), EventAttribute("chain_id", m.chainID),
@@ -481,26 +512,14 @@ public struct FinalityModule: Module {
         return try context.store.get(blockHashKey(height))
     }
 
-    /// Checks the randomness proof and the EOTS signature of a vote against `commitment`.
-    /// Votes whose ``verifyVote(_:payload:_:)`` passed, keyed on every input it reads (the message
-    /// payload and the commitment's range and root): checkTx verifies, deliver finds it.
-    static let verifiedVotes = VerificationCache(capacity: 30_000)
-
-    ///
-    /// - Parameter payload: `m`'s canonical encoding (the message payload it was decoded from;
-    ///   decoding is strict, so the bytes and the vote determine each other).
-    static func verifyVote(_ m: AddFinalitySig, payload: Data, _ commitment: PubRandCommitment) throws(ExecutionError) {
-        // Entry: payload ‖ BE8 start ‖ BE8 count ‖ root, hashed as it is read (the payload's
-        // length is fixed by its own encoding, and the rest has a fixed size).
-        var hasher = SHA256()
-        hasher.update(contiguous: payload)
-        withUnsafeBytes(of: commitment.startHeight.bigEndian) { hasher.update(bufferPointer: $0) }
-        withUnsafeBytes(of: commitment.count.bigEndian) { hasher.update(bufferPointer: $0) }
-        hasher.update(contiguous: commitment.root)
-        let entry = Digest256(hasher.finalize())
-        if verifiedVotes.contains(digest: entry) { return }
-        try verifyVoteUncached(m, commitment)
-        verifiedVotes.insert(digest: entry)
+    /// Checks the randomness proof and the EOTS signature of a vote against `commitment`,
+    /// once per decoded vote and commitment: the mark on the decoded vote says it passed
+    /// with exactly these inputs (the memory is keyed on the exact payload bytes, and the
+    /// check reads nothing but the vote and the commitment's start, count and root).
+    static func verifyVote(_ d: DecodedVote, _ commitment: PubRandCommitment) throws(ExecutionError) {
+        if d.wasVerified(against: commitment) { return }
+        try verifyVoteUncached(d.vote, commitment)
+        d.markVerified(against: commitment)
     }
 
     static func verifyVoteUncached(_ m: AddFinalitySig, _ commitment: PubRandCommitment) throws(ExecutionError) {
@@ -523,7 +542,8 @@ public struct FinalityModule: Module {
         }
     }
 
-    func addFinalitySig(_ m: AddFinalitySig, payload: Data, _ context: TxContext) throws(ExecutionError) {
+    func addFinalitySig(_ d: DecodedVote, _ context: TxContext) throws(ExecutionError) {
+        let m = d.vote
         let store = context.store
         let fp = try Self.provider(m.fpKey, chainID: m.chainID, context)
         let controlPlane = m.chainID == context.block.chainID
@@ -535,7 +555,7 @@ public struct FinalityModule: Module {
             guard previous.blockHash != m.blockHash else {
                 throw .rule(FinalityModuleError.duplicateVote(key: m.fpKey, height: m.height))
             }
-            try equivocation(m, payload: payload, previous: previous, fp: fp, context)
+            try equivocation(d, previous: previous, fp: fp, context)
             return
         }
         guard fp.slashedHeight == nil else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
@@ -560,7 +580,7 @@ public struct FinalityModule: Module {
         guard let power = set.power(of: m.fpKey) else {
             throw .rule(FinalityModuleError.finalityProviderNotActive(key: m.fpKey, height: m.height))
         }
-        try Self.verifyVote(m, payload: payload, commitment)
+        try Self.verifyVote(d, commitment)
         // Mempool admission ends here: the vote is valid against the committed state.
         // Recording it (the height's list, the tally, the event) is delivery's work; doing it
         // in the check state too would double the cost of every vote for nothing — a second
@@ -589,13 +609,14 @@ public struct FinalityModule: Module {
     /// A second vote for another hash at a height where the provider already voted: verified
     /// like any vote, then stored as evidence; the provider is slashed at once (its power
     /// leaves the next table; its votes stop counting in every tally not yet finalized).
-    func equivocation(_ m: AddFinalitySig, payload: Data, previous: StoredVote, fp: FinalityProvider, _ context: TxContext) throws(ExecutionError) {
+    func equivocation(_ d: DecodedVote, previous: StoredVote, fp: FinalityProvider, _ context: TxContext) throws(ExecutionError) {
+        let m = d.vote
         let store = context.store
         guard fp.slashedHeight == nil else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
         guard let commitment = try Self.commitment(m.fpKey, m.chainID, covering: m.height, store) else {
             throw .fatal(.corruptState("finality: vote of \(m.fpKey.hexString) at \(m.height) without its commitment"))
         }
-        try Self.verifyVote(m, payload: payload, commitment)
+        try Self.verifyVote(d, commitment)
         if context.isCheck { return }
 
         let evidence = EquivocationEvidence(
@@ -671,11 +692,10 @@ public struct FinalityModule: Module {
     public func endBlock(_ context: BlockContext) throws(ExecutionError) {
         let store = context.store
         guard let params = try store.read(FinalityParams.self, at: Self.paramsKey) else { return }
-        for row in try store.scan(prefix: Self.chainStatePrefix) {
-            let raw = row.key.dropFirst(Self.chainStatePrefix.count + 1)
-            let chain = String(decoding: raw, as: UTF8.self)
-            let state: ChainTallyState
-            do { state = try ChainTallyState(decoding: row.value) } catch { throw .fatal(.corruptState("finality/cs: \(error)")) }
+        for chain in try Self.tallyChains(store) {
+            guard let state = try Self.chainState(chain, store) else {
+                throw .fatal(.corruptState("finality: chain \(chain) is listed without a tally state"))
+            }
             try tally(chain, state, context, params)
         }
         try judgeLiveness(context, params)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import IshtarCrypto
 
 // Payload layouts use the frame's codec: integers big-endian, `str` u32-length-prefixed
@@ -523,5 +524,25 @@ public struct SigningInfo: Hashable, Sendable, BinaryCodable {
         missedHeights = heights
         jailedUntil = try r.u64("jailed until")
         jailCount = try r.u64("jail count")
+    }
+}
+
+/// A finality vote as decoded once per process, with the commitment (start, count, root)
+/// against which its randomness proof and EOTS signature last verified.
+final class DecodedVote: Sendable {
+    let vote: AddFinalitySig
+    private let verified = Mutex<(startHeight: UInt64, count: UInt64, root: Data)?>(nil)
+
+    init(_ vote: AddFinalitySig) { self.vote = vote }
+
+    func wasVerified(against c: PubRandCommitment) -> Bool {
+        verified.withLock { v in
+            guard let v else { return false }
+            return v.startHeight == c.startHeight && v.count == c.count && v.root == c.root
+        }
+    }
+
+    func markVerified(against c: PubRandCommitment) {
+        verified.withLock { $0 = (c.startHeight, c.count, c.root) }
     }
 }
