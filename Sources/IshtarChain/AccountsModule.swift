@@ -132,6 +132,7 @@ public struct AccountsModule: Module {
     /// Absolute bound on labels, whatever the parameter says.
     public static let labelHardLimit = 1024
     static let paramsKey = Data("params".utf8)
+    static let paramsStateKey = StateKey(module: moduleName, paramsKey)
 
     /// The module.
     public init() {}
@@ -151,7 +152,7 @@ public struct AccountsModule: Module {
     }
 
     static func params(in store: ModuleStore) throws(ExecutionError) -> AccountsParams {
-        try store.read(AccountsParams.self, at: paramsKey) ?? AccountsParams()
+        try store.read(AccountsParams.self, at: paramsStateKey) ?? AccountsParams()
     }
 
     /// Validates and stores the parameters.
@@ -166,7 +167,7 @@ public struct AccountsModule: Module {
 
     /// Nonce check and increment; creates the account on first use.
     public func anteHandle(_ context: TxContext) throws(ExecutionError) {
-        let key = Self.accountKey(context.sender)
+        let key = context.store.key(Self.accountKey(context.sender))
         let existing = try context.store.read(Account.self, at: key)
         var account = existing ?? Account(createdHeight: context.block.height)
         guard context.transaction.nonce == account.nonce else {
@@ -207,7 +208,7 @@ public struct AccountsModule: Module {
         guard msg.label.utf8.count <= limit else {
             throw .rule(AccountsError.labelTooLong(length: msg.label.utf8.count, limit: limit))
         }
-        let key = Self.accountKey(context.sender)
+        let key = context.store.key(Self.accountKey(context.sender))
         // The ante step has just created/updated the account.
         var account = try context.store.read(Account.self, at: key) ?? Account(createdHeight: context.block.height)
         account.label = msg.label

@@ -32,6 +32,18 @@ func joined(_ a: Data, _ b: Data) -> Data {
     return d
 }
 
+/// A module state key with its module prefix joined and its hash computed (see
+/// ``ModuleStore/key(_:)``); valid only with the module store that made it.
+public struct StateKey: Hashable, Sendable {
+    let full: HashedBytes
+
+    init(full: HashedBytes) { self.full = full }
+
+    /// `key` of `module`: for a module's constant keys (its parameters), built once per
+    /// process.
+    public init(module: String, _ key: Data) { full = HashedBytes(joined(ModuleStore.prefix(of: module), key)) }
+}
+
 /// Bytes with their hash computed once, as a map key. A state read walks up to three maps
 /// (transaction overlay, block overlay, committed cache) and a write is re-inserted at every
 /// merge; hashing the bytes at each step was a sizeable share of executing a transaction.
@@ -203,7 +215,10 @@ final class Overlay {
     /// The value at `key` decoded by `decode`: a value still only in the committed state is
     /// decoded once and kept decoded in the application's cache.
     func read<T>(_ key: Data, decode: (Data) throws(CodecError) -> T) throws(ChainError) -> Result<T, CodecError>? {
-        let key = HashedBytes(key)
+        try read(HashedBytes(key), decode: decode)
+    }
+
+    func read<T>(_ key: HashedBytes, decode: (Data) throws(CodecError) -> T) throws(ChainError) -> Result<T, CodecError>? {
         var node: Overlay? = self
         while let n = node {
             if !n.writes.isEmpty, let w = n.writes[key] {
@@ -231,13 +246,15 @@ final class Overlay {
     }
 
     func set(_ key: Data, _ value: Data) { writes[HashedBytes(key)] = .some(value) }
+    func set(_ key: HashedBytes, _ value: Data) { writes[key] = .some(value) }
 
     func delete(_ key: Data) { writes[HashedBytes(key)] = .some(nil) }
+    func delete(_ key: HashedBytes) { writes[key] = .some(nil) }
 
     /// Forgets this level's own write of `key` (reads then see the levels below), so that a
     /// value read from it stops sharing its buffer with this map: a caller about to change
     /// that value and set it again changes it in place instead of copying it.
-    func dropWrite(_ key: Data) { writes.removeValue(forKey: HashedBytes(key)) }
+    func dropWrite(_ key: HashedBytes) { writes.removeValue(forKey: key) }
 
     /// Every live pair in `range`, ascending by key, reflecting all layers. Cost is the
     /// store range plus a pass over each layer's writes.
@@ -315,7 +332,53 @@ public struct ModuleStore {
     /// reference to its buffer, and changing it does not copy it. The caller must `set` the
     /// key again before anything can fail — until then, reads of `key` do not see this
     /// transaction's earlier write.
-    func prepareInPlaceUpdate(_ key: Data) { overlay.dropWrite(joined(prefix, key)) }
+    func prepareInPlaceUpdate(_ key: StateKey) { overlay.dropWrite(key.full) }
+
+    // MARK: Keys built once
+
+    /// `key` under this module's prefix, hashed: for a key read and written several times in
+    /// one step, so the prefix is joined and the bytes hashed once rather than at each access.
+    public func key(_ key: Data) -> StateKey { StateKey(full: HashedBytes(joined(prefix, key))) }
+
+    /// The value at `key`, or `nil`.
+    public func get(_ key: StateKey) throws(ExecutionError) -> Data? {
+        do {
+            return try overlay.get(key.full)
+        } catch {
+            throw .fatal(error)
+        }
+    }
+
+    /// Sets `key` to `value`.
+    public func set(_ key: StateKey, _ value: Data) { overlay.set(key.full, value) }
+
+    /// Removes `key` (no effect if absent).
+    public func delete(_ key: StateKey) { overlay.delete(key.full) }
+
+    /// Decodes the value at `key`; an undecodable stored value is `.fatal(.corruptState)`.
+    public func read<T: BinaryCodable>(_ type: T.Type, at key: StateKey) throws(ExecutionError) -> T? {
+        try read(at: key) { raw throws(CodecError) in try T(decoding: raw) }
+    }
+
+    /// The value at `key` decoded by `decode` (a pure function of the bytes; see
+    /// ``read(at:decode:)-(Data,_)``).
+    public func read<T>(at key: StateKey, decode: (Data) throws(CodecError) -> T) throws(ExecutionError) -> T? {
+        let result: Result<T, CodecError>?
+        do {
+            result = try overlay.read(key.full, decode: decode)
+        } catch {
+            throw .fatal(error)
+        }
+        switch result {
+        case nil: return nil
+        case .success(let v)?: return v
+        case .failure(let error)?:
+            throw .fatal(.corruptState("\(module)/\(Data(key.full.bytes.dropFirst(prefix.count)).hexString): \(error)"))
+        }
+    }
+
+    /// Stores the canonical encoding of `value` at `key`.
+    public func write(_ value: some BinaryCodable, at key: StateKey) { set(key, value.encoded) }
 
     /// Whether `key` has a value.
     public func contains(_ key: Data) throws(ExecutionError) -> Bool { try get(key) != nil }

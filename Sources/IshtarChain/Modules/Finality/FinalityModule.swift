@@ -547,7 +547,7 @@ public struct FinalityModule: Module {
         let store = context.store
         let fp = try Self.provider(m.fpKey, chainID: m.chainID, context)
         let controlPlane = m.chainID == context.block.chainID
-        let votesKey = Self.votesKey(m.chainID, m.height)
+        let votesKey = store.key(Self.votesKey(m.chainID, m.height))
         var votes = try store.read(at: votesKey) { raw throws(CodecError) in try VoteList(stored: raw) } ?? VoteList()
         let (index, found) = votes.search(m.fpKey)
         if found {
@@ -593,8 +593,14 @@ public struct FinalityModule: Module {
         votes.insert(key: m.fpKey, StoredVote(blockHash: m.blockHash, publicRandomness: m.publicRandomness, signature: m.signature),
                      at: index)
         store.set(votesKey, votes.stored)
-        let tallyKey = Self.tallyKey(m.chainID, m.height, m.blockHash)
-        let voted = try Self.u64(store, tallyKey) ?? 0
+        let tallyKey = store.key(Self.tallyKey(m.chainID, m.height, m.blockHash))
+        let voted: UInt64
+        if let raw = try store.get(tallyKey) {
+            guard raw.count == 8 else { throw .fatal(.corruptState("finality: tally of \(m.height) is \(raw.count) bytes, not 8")) }
+            voted = Self.readBE8(raw)
+        } else {
+            voted = 0
+        }
         store.set(tallyKey, Self.be8(voted &+ power))
         if !controlPlane, var state = try Self.chainState(m.chainID, store), m.height > state.maxVoted {
             state.maxVoted = m.height
