@@ -152,6 +152,9 @@ public final class Application {
             meta = nil
             return
         }
+        if let format = raw.first, format != AppMeta.version, format >= 1, format < 16 {
+            throw .incompatibleStoreFormat(found: format, supported: AppMeta.version)
+        }
         do {
             meta = try AppMeta(decoding: raw)
         } catch {

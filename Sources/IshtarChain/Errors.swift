@@ -288,6 +288,10 @@ public enum ChainError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A previous commit failed half-way through the call; the process must restart
     /// (reopen the store) to continue from the last durable block.
     case halted(String)
+    /// The store was written by a build with another state layout (its format number is
+    /// `found`; this build reads `supported`): the node must be re-initialized or resynced
+    /// rather than run on state it would misread.
+    case incompatibleStoreFormat(found: UInt8, supported: UInt8)
 
     /// One line.
     public var description: String {
@@ -302,6 +306,9 @@ public enum ChainError: Error, Equatable, Sendable, CustomStringConvertible {
         case .outOfOrder(let m): return "out-of-order call: \(m)"
         case .invalidBlock(let e): return "invalid block: \(e)"
         case .halted(let m): return "application halted: \(m)"
+        case .incompatibleStoreFormat(let found, let supported):
+            return "the data directory holds state format \(found) but this build reads format \(supported): "
+                + "remove the node's data and initialize it again (or resync it from peers)"
         }
     }
 }

@@ -133,6 +133,24 @@ struct StateMachineTests {
         #expect(reopened.lastHeight == 2)
     }
 
+    /// State written by a build with another layout is refused at open with an error that
+    /// says so (and what to do), not misread as this build's state.
+    @Test func aStoreOfAnotherStateFormatIsRefusedAtOpen() throws {
+        let net = try TestNet()
+        let store = InMemoryStore(columnFamilies: Application.columnFamilies)
+        let app = try makeApp(net, store: store)
+        try net.produce(app, [try labelTx(testKey("a"), nonce: 0)])
+        #expect(try Application.open(store: store, verifier: TestCommitVerifier()).lastHeight == 1)
+        let metaKey = Data("app".utf8)
+        var meta = try #require(try store.get(metaKey, in: Application.metaColumnFamily))
+        let current = try #require(meta.first)
+        meta[meta.startIndex] = current - 1
+        try store.put(metaKey, meta, in: Application.metaColumnFamily)
+        #expect(throws: ChainError.incompatibleStoreFormat(found: current - 1, supported: current)) {
+            try Application.open(store: store, verifier: TestCommitVerifier())
+        }
+    }
+
     @Test func failedCommitWriteHaltsAndReopenResumes() throws {
         let net = try TestNet()
         let dir = TempDir()
