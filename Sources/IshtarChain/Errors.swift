@@ -308,7 +308,7 @@ public enum ChainError: Error, Equatable, Sendable, CustomStringConvertible {
         case .halted(let m): return "application halted: \(m)"
         case .incompatibleStoreFormat(let found, let supported):
             return "the data directory holds state format \(found) but this build reads format \(supported): "
-                + "remove the node's data and initialize it again (or resync it from peers)"
+                + "there is no migration yet: start the node from a fresh home (for a devnet, a fresh --home)"
         }
     }
 }
