@@ -33,7 +33,8 @@ func joined(_ a: Data, _ b: Data) -> Data {
 }
 
 /// A module state key with its module prefix joined and its hash computed (see
-/// ``ModuleStore/key(_:)``); valid only with the module store that made it.
+/// ``ModuleStore/key(_:)``); valid only with a store of the module that made it (debug
+/// builds check).
 public struct StateKey: Hashable, Sendable {
     let full: HashedBytes
 
@@ -41,7 +42,7 @@ public struct StateKey: Hashable, Sendable {
 
     /// `key` of `module`: for a module's constant keys (its parameters), built once per
     /// process.
-    public init(module: String, _ key: Data) { full = HashedBytes(joined(ModuleStore.prefix(of: module), key)) }
+    init(module: String, _ key: Data) { full = HashedBytes(joined(ModuleStore.prefix(of: module), key)) }
 }
 
 /// Bytes with their hash computed once, as a map key. A state read walks up to three maps
@@ -332,7 +333,10 @@ public struct ModuleStore {
     /// reference to its buffer, and changing it does not copy it. The caller must `set` the
     /// key again before anything can fail — until then, reads of `key` do not see this
     /// transaction's earlier write.
-    func prepareInPlaceUpdate(_ key: StateKey) { overlay.dropWrite(key.full) }
+    func prepareInPlaceUpdate(_ key: StateKey) {
+        assert(owns(key), "state key of another module used with \(module)'s store")
+        overlay.dropWrite(key.full)
+    }
 
     // MARK: Keys built once
 
@@ -340,8 +344,13 @@ public struct ModuleStore {
     /// one step, so the prefix is joined and the bytes hashed once rather than at each access.
     public func key(_ key: Data) -> StateKey { StateKey(full: HashedBytes(joined(prefix, key))) }
 
+    /// A key made by another module's store would read or write that module's state under
+    /// this one's name: a bug in the calling module, caught by the test builds.
+    private func owns(_ key: StateKey) -> Bool { bytesStart(key.full.bytes, with: prefix) }
+
     /// The value at `key`, or `nil`.
     public func get(_ key: StateKey) throws(ExecutionError) -> Data? {
+        assert(owns(key), "state key of another module used with \(module)'s store")
         do {
             return try overlay.get(key.full)
         } catch {
@@ -350,10 +359,16 @@ public struct ModuleStore {
     }
 
     /// Sets `key` to `value`.
-    public func set(_ key: StateKey, _ value: Data) { overlay.set(key.full, value) }
+    public func set(_ key: StateKey, _ value: Data) {
+        assert(owns(key), "state key of another module used with \(module)'s store")
+        overlay.set(key.full, value)
+    }
 
     /// Removes `key` (no effect if absent).
-    public func delete(_ key: StateKey) { overlay.delete(key.full) }
+    public func delete(_ key: StateKey) {
+        assert(owns(key), "state key of another module used with \(module)'s store")
+        overlay.delete(key.full)
+    }
 
     /// Decodes the value at `key`; an undecodable stored value is `.fatal(.corruptState)`.
     public func read<T: BinaryCodable>(_ type: T.Type, at key: StateKey) throws(ExecutionError) -> T? {
@@ -363,6 +378,7 @@ public struct ModuleStore {
     /// The value at `key` decoded by `decode` (a pure function of the bytes; see
     /// ``read(at:decode:)-(Data,_)``).
     public func read<T>(at key: StateKey, decode: (Data) throws(CodecError) -> T) throws(ExecutionError) -> T? {
+        assert(owns(key), "state key of another module used with \(module)'s store")
         let result: Result<T, CodecError>?
         do {
             result = try overlay.read(key.full, decode: decode)
