@@ -130,12 +130,14 @@ public struct AddFinalitySig: Hashable, Sendable, BinaryCodable {
         let index = try r.u64("proof index")
         let total = try r.u64("proof total")
         let n = try r.count("proof aunts", minElementSize: 32, limit: maxProofDepth)
-        var aunts: [Data] = []
-        aunts.reserveCapacity(n)
-        for _ in 0..<n { aunts.append(try r.fixed(32, "proof aunt")) }
+        // One read for all the aunts, each then a slice of it: a vote's proof is one
+        // allocation instead of one per level (every vote is decoded, and remembered).
+        let auntBytes = try r.fixed(32 * n, "proof aunts")
+        let aunts = (0..<n).map { i in auntBytes[(auntBytes.startIndex + 32 * i)..<(auntBytes.startIndex + 32 * i + 32)] }
         proof = MerkleProof(index: index, total: total, aunts: aunts)
-        blockHash = try r.fixed(32, "block hash")
-        signature = try r.fixed(32, "EOTS signature")
+        let tail = try r.fixed(64, "block hash and EOTS signature")
+        blockHash = tail[tail.startIndex..<(tail.startIndex + 32)]
+        signature = tail[(tail.startIndex + 32)..<(tail.startIndex + 64)]
     }
 
     /// As a transaction message.
