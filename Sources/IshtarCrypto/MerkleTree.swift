@@ -8,7 +8,7 @@ public enum MerkleTree {
     /// SHA256(0x00 ‖ leaf).
     public static func leafHash(_ leaf: some DataProtocol) -> Data {
         var hasher = SHA256()
-        hasher.update(contiguous: [UInt8(0x00)])
+        withUnsafeBytes(of: UInt8(0x00)) { hasher.update(bufferPointer: $0) }
         hasher.update(bytes: leaf)
         return Data(hasher.finalize())
     }
@@ -16,7 +16,7 @@ public enum MerkleTree {
     /// SHA256(0x01 ‖ left ‖ right).
     public static func innerHash(_ left: Data, _ right: Data) -> Data {
         var hasher = SHA256()
-        hasher.update(contiguous: [UInt8(0x01)])
+        withUnsafeBytes(of: UInt8(0x01)) { hasher.update(bufferPointer: $0) }
         hasher.update(contiguous: left)
         hasher.update(contiguous: right)
         return Data(hasher.finalize())
@@ -42,8 +42,38 @@ public enum MerkleTree {
     /// The root over `leaves`; O(n) hashes, each leaf hashed once.
     public static func root(leaves: [Data]) -> Data {
         guard !leaves.isEmpty else { return emptyRoot }
-        let hashes = leaves.map { leafHash($0) }
-        return subtreeRoot(hashes, hashes.startIndex, hashes.endIndex)
+        // Bottom-up, level by level, in one buffer of 32-byte nodes: each pair hashes into the
+        // front of the level, an odd last node moves up unchanged. That is the same tree as
+        // splitting at the largest power of two below the count (the left part is always a
+        // full subtree, so its levels pair up exactly), without a `Data` per inner node — a
+        // block's transactions root was one allocation per transaction.
+        var nodes = [UInt8](repeating: 0, count: 32 * leaves.count)
+        nodes.withUnsafeMutableBytes { level in
+            for (i, leaf) in leaves.enumerated() {
+                var hasher = SHA256()
+                withUnsafeBytes(of: UInt8(0x00)) { hasher.update(bufferPointer: $0) }
+                hasher.update(bytes: leaf)
+                hasher.finalize().withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: level[(32 * i)..<(32 * i + 32)]).copyMemory(from: $0) }
+            }
+            var count = leaves.count
+            while count > 1 {
+                let pairs = count / 2
+                for p in 0..<pairs {
+                    var hasher = SHA256()
+                    withUnsafeBytes(of: UInt8(0x01)) { hasher.update(bufferPointer: $0) }
+                    hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: level[(64 * p)..<(64 * p + 64)]))
+                    // Node p is written only after pair p is read, and below every pair not yet read.
+                    hasher.finalize().withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: level[(32 * p)..<(32 * p + 32)]).copyMemory(from: $0) }
+                }
+                if count % 2 == 1 {
+                    let last = 32 * (count - 1)
+                    UnsafeMutableRawBufferPointer(rebasing: level[(32 * pairs)..<(32 * pairs + 32)])
+                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: level[last..<(last + 32)]))
+                }
+                count = pairs + count % 2
+            }
+        }
+        return Data(nodes[0..<32])
     }
 
     private static func subtreeRoot(_ hashes: [Data], _ lower: Int, _ upper: Int) -> Data {
@@ -146,28 +176,27 @@ public struct MerkleProof: Sendable, Hashable, Codable {
         guard depth == aunts.count else {
             throw .invalidLength(field: "Merkle proof aunts", expected: depth, actual: aunts.count)
         }
-        // Bottom-up in one 65-byte buffer `0x01 ‖ left ‖ right`: a vote carries a proof and
-        // every vote checks one, so this avoids two allocations per level.
-        var node = [UInt8](MerkleTree.leafHash(leaf))
-        var buffer = [UInt8](repeating: 0, count: 65)
-        buffer[0] = 0x01
-        for (level, aunt) in aunts.enumerated() {
-            let left = goesLeft >> UInt64(depth - 1 - level) & 1 == 1
-            buffer.withUnsafeMutableBytes { b in
-                aunt.withUnsafeBytes { a in
-                    node.withUnsafeBytes { n in
-                        let (first, second) = left ? (n, a) : (a, n)
-                        UnsafeMutableRawBufferPointer(rebasing: b[1..<33]).copyMemory(from: first)
-                        UnsafeMutableRawBufferPointer(rebasing: b[33..<65]).copyMemory(from: second)
-                    }
-                }
+        // Bottom-up in one stack buffer: `0x01 ‖ left ‖ right` (65 bytes), then the current
+        // node (32): every vote checks a proof, and this allocates nothing per level.
+        return withUnsafeTemporaryAllocation(byteCount: 97, alignment: 1) { b in
+            let pair = UnsafeMutableRawBufferPointer(rebasing: b[0..<65])
+            let node = UnsafeMutableRawBufferPointer(rebasing: b[65..<97])
+            var leafHasher = SHA256()
+            withUnsafeBytes(of: UInt8(0x00)) { leafHasher.update(bufferPointer: $0) }
+            leafHasher.update(bytes: leaf)
+            leafHasher.finalize().withUnsafeBytes { node.copyMemory(from: $0) }
+            pair[0] = 0x01
+            for (level, aunt) in aunts.enumerated() {
+                let left = goesLeft >> UInt64(depth - 1 - level) & 1 == 1
+                let (nodeAt, auntAt) = left ? (1, 33) : (33, 1)
+                UnsafeMutableRawBufferPointer(rebasing: pair[nodeAt..<(nodeAt + 32)]).copyMemory(from: UnsafeRawBufferPointer(node))
+                aunt.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: pair[auntAt..<(auntAt + 32)]).copyMemory(from: $0) }
+                var hasher = SHA256()
+                hasher.update(bufferPointer: UnsafeRawBufferPointer(pair))
+                hasher.finalize().withUnsafeBytes { node.copyMemory(from: $0) }
             }
-            var hasher = SHA256()
-            buffer.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-            let digest = hasher.finalize()
-            node.withUnsafeMutableBytes { n in digest.withUnsafeBytes { n.copyMemory(from: $0) } }
+            return Data(UnsafeRawBufferPointer(node))
         }
-        return Data(node)
     }
 
     /// Whether `leaf` is at ``index`` of a ``total``-leaf tree with this `root`.

@@ -55,6 +55,8 @@ extension Data {
         let leaves = Self.leaves(count)
         let (root, proofs) = MerkleTree.proofs(leaves: leaves)
         #expect(proofs.count == count)
+        // The level-by-level root and the recursive split-at-a-power-of-two tree agree.
+        #expect(MerkleTree.root(leaves: leaves) == root)
         var rejectedTotals = 0
         for index in 0..<count {
             let proof = proofs[index]
