@@ -99,7 +99,7 @@ public struct StateCommitment: Hashable, Sendable {
     static func elementBytes(key: Data, value: Data) -> Data {
         var seed = TaggedHash.hasher(tag: "ishtar/state-element")
         let length = UInt32(truncatingIfNeeded: key.count)
-        seed.update(contiguous: [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)])
+        withUnsafeBytes(of: length.bigEndian) { seed.update(bufferPointer: $0) }
         seed.update(contiguous: key)
         seed.update(contiguous: value)
         let d = seed.finalize()
