@@ -155,6 +155,21 @@ public enum Schnorr {
         }
 
         /// BIP-340 verification. Any message length is accepted.
+        /// ``isValidSignature(_:for:)`` over bytes already in memory — a 64-byte signature
+        /// and the message — for hot paths that assemble both in a stack buffer instead of
+        /// allocating a ``Signature`` and a copy of the message. `false` unless the
+        /// signature is exactly 64 bytes.
+        public func isValidSignature(rawSignature: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer) -> Bool {
+            guard rawSignature.count == 64, let signature = rawSignature.baseAddress else { return false }
+            var key = xonly
+            var empty: UInt8 = 0
+            return withUnsafePointer(to: &empty) { emptyPointer in
+                let messagePointer = message.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? emptyPointer
+                return secp256k1_schnorrsig_verify(
+                    secpContext, signature.assumingMemoryBound(to: UInt8.self), messagePointer, message.count, &key)
+            } == 1
+        }
+
         public func isValidSignature(_ signature: Signature, for message: some DataProtocol) -> Bool {
             let messageBytes = [UInt8](message)
             var key = xonly

@@ -28,6 +28,16 @@ import Testing
         let verified: Bool
         if let publicKey = try? Schnorr.PublicKey(rawRepresentation: hex(row["public key"] ?? "")) {
             verified = publicKey.isValidSignature(signature, for: message)
+            // The raw-buffer entry point answers exactly as the typed one (the vectors include
+            // an empty and a long message).
+            let raw = signature.rawRepresentation.withUnsafeBytes { sig in
+                message.withUnsafeBytes { publicKey.isValidSignature(rawSignature: sig, message: $0) }
+            }
+            #expect(raw == verified, "row \(index): raw-buffer verification")
+            let short = signature.rawRepresentation.dropLast().withUnsafeBytes { sig in
+                message.withUnsafeBytes { publicKey.isValidSignature(rawSignature: sig, message: $0) }
+            }
+            #expect(!short, "row \(index): a 63-byte signature is refused")
         } else {
             verified = false
         }

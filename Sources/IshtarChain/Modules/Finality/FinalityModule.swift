@@ -535,11 +535,25 @@ public struct FinalityModule: Module {
         guard let key = try? Schnorr.PublicKey.cached(rawRepresentation: m.fpKey) else {
             throw .rule(FinalityModuleError.invalidKey(field: "fp key"))
         }
-        guard let signature = try? Schnorr.Signature(rawRepresentation: m.publicRandomness + m.signature),
-              let digest = try? voteDigest(height: m.height, blockHash: m.blockHash),
-              key.isValidSignature(signature, for: digest) else {
+        guard m.publicRandomness.count == 32, m.signature.count == 32, m.blockHash.count == 32 else {
             throw .rule(FinalityModuleError.invalidFinalitySignature)
         }
+        // One stack buffer: signature R.x ‖ s (64), message BE8(height) ‖ block hash (40),
+        // digest SHA256(message) (32) — the same check as `EOTS.isValid`, allocating nothing.
+        let valid = withUnsafeTemporaryAllocation(byteCount: 136, alignment: 8) { b -> Bool in
+            let signature = UnsafeMutableRawBufferPointer(rebasing: b[0..<64])
+            let message = UnsafeMutableRawBufferPointer(rebasing: b[64..<104])
+            let digest = UnsafeMutableRawBufferPointer(rebasing: b[104..<136])
+            m.publicRandomness.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: signature[0..<32]).copyMemory(from: $0) }
+            m.signature.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: signature[32..<64]).copyMemory(from: $0) }
+            withUnsafeBytes(of: m.height.bigEndian) { UnsafeMutableRawBufferPointer(rebasing: message[0..<8]).copyMemory(from: $0) }
+            m.blockHash.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: message[8..<40]).copyMemory(from: $0) }
+            var hasher = SHA256()
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(message))
+            hasher.finalize().withUnsafeBytes { digest.copyMemory(from: $0) }
+            return key.isValidSignature(rawSignature: UnsafeRawBufferPointer(signature), message: UnsafeRawBufferPointer(digest))
+        }
+        guard valid else { throw .rule(FinalityModuleError.invalidFinalitySignature) }
     }
 
     func addFinalitySig(_ d: DecodedVote, _ context: TxContext) throws(ExecutionError) {
