@@ -49,7 +49,7 @@ import Testing
         return (o?["error"] as? [String: Any])?["code"] as? String
     }
 
-    @Test(.timeLimit(.minutes(1))) func batchAdmitsInOrderReportsEachVerdictAndCommits() async throws {
+    @Test(.timeLimit(.minutes(3))) func batchAdmitsInOrderReportsEachVerdictAndCommits() async throws {
         let dir = try nodeScratch("batch")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let node = try await startNode(dir)

@@ -13,7 +13,7 @@ import Testing
             nodeKey: try home.loadNodeKey(config: config), databasePath: home.databasePath)
     }
 
-    @Test(.timeLimit(.minutes(1))) func singleValidatorProducesBlocksCommitsTxsAndRestarts() async throws {
+    @Test(.timeLimit(.minutes(3))) func singleValidatorProducesBlocksCommitsTxsAndRestarts() async throws {
         let dir = try nodeScratch("single")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try NodeHomeSetup.initialize(

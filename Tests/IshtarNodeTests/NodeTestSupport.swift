@@ -24,9 +24,15 @@ func labelTx(_ key: Schnorr.PrivateKey, nonce: UInt64, chainID: String, label: S
     try Transaction.signed(chainID: chainID, key: key, nonce: nonce, messages: [SetLabel(label: label).message]).encoded
 }
 
-/// Polls `condition` every 100 ms until it holds or `seconds` pass.
+/// How much longer than its nominal deadline a wait may take. These suites run in parallel
+/// with multi-process devnets and the regtest node on two cores, where an in-process node once
+/// needed more than 15 s for its first three blocks; a condition that holds returns at once, so
+/// only a failure waits the longer time.
+let loadAllowance = 3.0
+
+/// Polls `condition` every 100 ms until it holds or `seconds` (× ``loadAllowance``) pass.
 func eventually(_ seconds: Double, _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
+    let deadline = Date().addingTimeInterval(seconds * loadAllowance)
     while Date() < deadline {
         if try await condition() { return true }
         try? await Task.sleep(nanoseconds: 100_000_000)

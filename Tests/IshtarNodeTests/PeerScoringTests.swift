@@ -54,7 +54,7 @@ final class RecordingDelegate: P2PDelegate {
         return (a, b)
     }
 
-    @Test(.timeLimit(.minutes(1))) func penaltiesAccumulateAndDisconnectAtTheThreshold() async throws {
+    @Test(.timeLimit(.minutes(3))) func penaltiesAccumulateAndDisconnectAtTheThreshold() async throws {
         let da = RecordingDelegate(), db = RecordingDelegate()
         let (a, b) = try await pair(aDelegate: da, bDelegate: db)
         #expect(await eventually(10) { !da.connections.isEmpty && !db.connections.isEmpty })
@@ -75,7 +75,7 @@ final class RecordingDelegate: P2PDelegate {
         await b.stop()
     }
 
-    @Test(.timeLimit(.minutes(1))) func undecodableFramesCostScoreUntilDisconnect() async throws {
+    @Test(.timeLimit(.minutes(3))) func undecodableFramesCostScoreUntilDisconnect() async throws {
         let da = RecordingDelegate(), db = RecordingDelegate()
         let (a, b) = try await pair(aDelegate: da, bDelegate: db)
         #expect(await eventually(10) { !da.connections.isEmpty && !db.connections.isEmpty })
@@ -93,7 +93,7 @@ final class RecordingDelegate: P2PDelegate {
         await b.stop()
     }
 
-    @Test(.timeLimit(.minutes(1))) func aFloodingPeerOverflowsItsBoundedQueueAndIsDisconnected() async throws {
+    @Test(.timeLimit(.minutes(3))) func aFloodingPeerOverflowsItsBoundedQueueAndIsDisconnected() async throws {
         // `a` handles one message per second; its queue holds 8.
         let da = RecordingDelegate(stallMillis: 1000), db = RecordingDelegate()
         let (a, b) = try await pair(aDelegate: da, bDelegate: db, aQueueLimit: 8)
@@ -109,7 +109,7 @@ final class RecordingDelegate: P2PDelegate {
 
     /// A peer that relays transactions which cannot be valid (undecodable) is penalized by
     /// the real node service and disconnected once its score is used up.
-    @Test(.timeLimit(.minutes(1))) func nodeServiceDisconnectsAPeerRelayingInvalidTransactions() async throws {
+    @Test(.timeLimit(.minutes(3))) func nodeServiceDisconnectsAPeerRelayingInvalidTransactions() async throws {
         let dir = try nodeScratch("scoring")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try NodeHomeSetup.initialize(

@@ -32,7 +32,7 @@ enum ScenarioCheckpoints {
 /// The node's checkpoint duty in process: a single validator signs every epoch's checkpoint
 /// from its own account after the epoch's last block, and the checkpoints seal.
 @Suite(.serialized) struct ScenarioCheckpointTests {
-    @Test(.timeLimit(.minutes(1))) func validatorSignsEveryEpochAndCheckpointsSeal() async throws {
+    @Test(.timeLimit(.minutes(3))) func validatorSignsEveryEpochAndCheckpointsSeal() async throws {
         let dir = try nodeScratch("ckpt")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try NodeHomeSetup.initialize(
@@ -60,7 +60,7 @@ enum ScenarioCheckpoints {
 
     /// A validator whose signature never left (here: a mempool that admits nothing) owes the
     /// last ended epoch's signature; after a restart it signs it at start.
-    @Test(.timeLimit(.minutes(1))) func restartedValidatorSignsTheEpochItOwes() async throws {
+    @Test(.timeLimit(.minutes(3))) func restartedValidatorSignsTheEpochItOwes() async throws {
         let dir = try nodeScratch("ckpt-owed")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try NodeHomeSetup.initialize(
