@@ -484,7 +484,7 @@ public struct StakingModule: Module {
             stakerUnbondingSlashingSignature: m.stakerUnbondingSlashingSignature, paramsVersion: version,
             createdHeight: context.block.height)
         d.inclusion = inclusion
-        try Self.indexInclusion(d, txid: txid, store: store)
+        Self.indexInclusion(d, txid: txid, store: store)
         store.set(Self.fpDelegationsPrefix(provider.btcKey) + txid, Self.marker)
         store.set(Self.stakerDelegationsPrefix(m.stakerKey) + txid, Self.marker)
         store.write(d, at: Self.delegationKey(txid))
@@ -572,7 +572,7 @@ public struct StakingModule: Module {
             throw .rule(StakingModuleError.stakingTimeElapsed(endHeight: end, tipPlusUnbonding: tip + UInt64(params.btc.unbondingTime)))
         }
         d.inclusion = included
-        try Self.indexInclusion(d, txid: txid, store: store)
+        Self.indexInclusion(d, txid: txid, store: store)
         context.emit(Event(type: "staking.delegation_inclusion_proven", attributes: [
             EventAttribute("staking_txid", Self.display(txid)), EventAttribute("btc_height", String(included.height)),
         ]))
@@ -605,7 +605,7 @@ public struct StakingModule: Module {
         d.status = .unbonded
         d.unbondingSpend = m.unbondingTransaction.serialized()
         d.unbondingInclusion = included
-        try Self.indexUnbonding(d, txid: txid, store: store)
+        Self.indexUnbonding(d, txid: txid, store: store)
         store.write(d, at: Self.delegationKey(txid))
         context.emit(Self.statusEvent("staking.delegation_unbonded", txid, d))
     }

@@ -22,38 +22,35 @@ import Foundation
 /// unbonding inclusions of UNBONDED ones). The end-block hook remembers the light client's tip
 /// (`lctip`); when the remembered tip is no longer on the main chain it walks from it to the
 /// fork point (``BTCLightClientModule/headersOffMainChain(endingAt:in:)``, O(reorg depth)),
-/// and it also re-checks every block a proof referenced during this block (`touched`: their
-/// hashes, cleared each block, so it never reaches committed state), which catches a block that joined and left the main chain within one
-/// block. Each block found off the main chain costs one prefix scan of each index. A block with
-/// no reorg and no proofs costs three reads.
+/// and it also re-checks every block a proof referenced during this block (`touched/<block32>`,
+/// plus a `touched` marker so that a block without proofs does not open an iterator to find
+/// none; both cleared each block, so they never reach committed state), which catches a block
+/// that joined and left the main chain within one block. Each block found off the main chain
+/// costs one prefix scan of each index. A block with no reorg and no proofs costs three reads.
 extension StakingModule {
     static let lastLightClientTipKey = Data("lctip".utf8)
     static let inclusionIndexPrefix = Data("inc/".utf8)
     static let unbondingIndexPrefix = Data("unb/".utf8)
-    /// One key rather than one per block: the end-block check reads it (a cached point read)
-    /// instead of opening a store iterator every block to find nothing.
-    static let touchedKey = Data("touched".utf8)
+    static let touchedPrefix = Data("touched/".utf8)
+    /// Set with any `touched/` entry: the end-block check reads it (a cached point read) and
+    /// scans `touched/` only when it is there. One entry per block touched keeps each proof's
+    /// cost constant however many distinct blocks one control-plane block references.
+    static let touchedMarkerKey = Data("touched".utf8)
 
     static func inclusionIndexKey(_ block: Data, _ txid: Data) -> Data { inclusionIndexPrefix + block + txid }
     static func unbondingIndexKey(_ block: Data, _ txid: Data) -> Data { unbondingIndexPrefix + block + txid }
 
     /// Indexes `d`'s staking inclusion (called when it is proven or restored).
-    static func indexInclusion(_ d: BTCDelegation, txid: Data, store: ModuleStore) throws(ExecutionError) {
+    static func indexInclusion(_ d: BTCDelegation, txid: Data, store: ModuleStore) {
         guard let inclusion = d.inclusion else { return }
         store.set(inclusionIndexKey(inclusion.blockHash, txid), marker)
-        try touch(inclusion.blockHash, store: store)
+        touch(inclusion.blockHash, store: store)
     }
 
-    /// Adds `block` to this block's `touched` list (32-byte hashes, each once, in key order).
-    static func touch(_ block: Data, store: ModuleStore) throws(ExecutionError) {
-        let list = try store.get(touchedKey) ?? Data()
-        var hashes = stride(from: 0, to: list.count - list.count % 32, by: 32).map {
-            Data(list[(list.startIndex + $0)..<(list.startIndex + $0 + 32)])
-        }
-        guard !hashes.contains(block) else { return }
-        hashes.append(block)
-        hashes.sort { $0.lexicographicallyPrecedes($1) }
-        store.set(touchedKey, hashes.reduce(into: Data(capacity: 32 * hashes.count)) { $0.append($1) })
+    /// Marks `block` for this block's end-block re-check.
+    static func touch(_ block: Data, store: ModuleStore) {
+        store.set(touchedPrefix + block, marker)
+        store.set(touchedMarkerKey, marker)
     }
 
     /// Drops `d`'s staking-inclusion index entry (it reached a terminal status).
@@ -63,10 +60,10 @@ extension StakingModule {
     }
 
     /// Indexes `d`'s unbonding inclusion (called when the unbonding is reported).
-    static func indexUnbonding(_ d: BTCDelegation, txid: Data, store: ModuleStore) throws(ExecutionError) {
+    static func indexUnbonding(_ d: BTCDelegation, txid: Data, store: ModuleStore) {
         guard let inclusion = d.unbondingInclusion else { return }
         store.set(unbondingIndexKey(inclusion.blockHash, txid), marker)
-        try touch(inclusion.blockHash, store: store)
+        touch(inclusion.blockHash, store: store)
     }
 
     /// The end-block re-check (see the extension's documentation). Runs before expiry and the
@@ -83,13 +80,11 @@ extension StakingModule {
             }
             store.set(Self.lastLightClientTipKey, tip.hash)
         }
-        if let touched = try store.get(Self.touchedKey) {
-            store.delete(Self.touchedKey)
-            guard touched.count % 32 == 0 else {
-                throw .fatal(.corruptState("staking: touched list of \(touched.count) bytes is not whole hashes"))
-            }
-            for offset in stride(from: 0, to: touched.count, by: 32) {
-                let hash = Data(touched[(touched.startIndex + offset)..<(touched.startIndex + offset + 32)])
+        if try store.get(Self.touchedMarkerKey) != nil {
+            store.delete(Self.touchedMarkerKey)
+            for row in try store.scan(prefix: Self.touchedPrefix) {
+                store.delete(row.key)
+                let hash = Data(row.key.dropFirst(Self.touchedPrefix.count))
                 if try !BTCLightClientModule.isOnMainChain(hash: hash, in: lc) { gone.insert(hash) }
             }
         }
