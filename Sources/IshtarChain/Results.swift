@@ -267,8 +267,8 @@ public struct QueryResult: Hashable, Sendable {
 
 /// The application's durable bookkeeping, stored in the meta column family.
 struct AppMeta: Hashable, Sendable, BinaryCodable {
-    /// The state and block-store layout. 2: the tx index points into the block's results,
-    /// finality lists its tallied chains in one key, staking's touched blocks are one key.
+    /// The state and block-store layout. 2: the tx index points into the block's results;
+    /// finality lists its tallied chains in one key.
     static let version: UInt8 = 2
     var chainID: String
     var initialHeight: UInt64
