@@ -209,8 +209,12 @@ public struct FinalityModule: Module {
     }
 
     static func u64(_ store: ModuleStore, _ key: Data) throws(ExecutionError) -> UInt64? {
+        try u64(store, store.key(key))
+    }
+
+    static func u64(_ store: ModuleStore, _ key: StateKey) throws(ExecutionError) -> UInt64? {
         guard let raw = try store.get(key) else { return nil }
-        guard raw.count == 8 else { throw .fatal(.corruptState("finality/\(key.hexString): expected 8 bytes")) }
+        guard raw.count == 8 else { throw .fatal(.corruptState("\(key.full.bytes.hexString): expected 8 bytes, found \(raw.count)")) }
         return readBE8(raw)
     }
 
@@ -266,7 +270,11 @@ public struct FinalityModule: Module {
 
     /// The votes of (chain, height).
     static func votes(_ c: String, _ h: UInt64, _ store: ModuleStore) throws(ExecutionError) -> VoteList {
-        try store.read(at: votesKey(c, h)) { raw throws(CodecError) in try VoteList(stored: raw) } ?? VoteList()
+        try votes(at: store.key(votesKey(c, h)), store)
+    }
+
+    static func votes(at key: StateKey, _ store: ModuleStore) throws(ExecutionError) -> VoteList {
+        try store.read(at: key) { raw throws(CodecError) in try VoteList(stored: raw) } ?? VoteList()
     }
 
     /// The start of the first commitment of (fp, chain) starting after `height`, given that
@@ -562,7 +570,7 @@ public struct FinalityModule: Module {
         let fp = try Self.provider(m.fpKey, chainID: m.chainID, context)
         let controlPlane = m.chainID == context.block.chainID
         let votesKey = store.key(Self.votesKey(m.chainID, m.height))
-        var votes = try store.read(at: votesKey) { raw throws(CodecError) in try VoteList(stored: raw) } ?? VoteList()
+        var votes = try Self.votes(at: votesKey, store)
         let (index, found) = votes.search(m.fpKey)
         if found {
             let previous = votes.vote(at: index)
@@ -608,13 +616,7 @@ public struct FinalityModule: Module {
                      at: index)
         store.set(votesKey, votes.stored)
         let tallyKey = store.key(Self.tallyKey(m.chainID, m.height, m.blockHash))
-        let voted: UInt64
-        if let raw = try store.get(tallyKey) {
-            guard raw.count == 8 else { throw .fatal(.corruptState("finality: tally of \(m.height) is \(raw.count) bytes, not 8")) }
-            voted = Self.readBE8(raw)
-        } else {
-            voted = 0
-        }
+        let voted = try Self.u64(store, tallyKey) ?? 0
         store.set(tallyKey, Self.be8(voted &+ power))
         if !controlPlane, var state = try Self.chainState(m.chainID, store), m.height > state.maxVoted {
             state.maxVoted = m.height
