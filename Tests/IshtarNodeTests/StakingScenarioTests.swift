@@ -167,6 +167,11 @@ struct StakingScenarioTests {
             let culprit = providers[0]
             let culpritHex = culprit.publicKey.rawRepresentation.hexString
             let height = try #require(voter.voted[0].max())
+            // Its honest vote at `height` must be on chain first: a forged vote that reaches a
+            // node while the honest one is still in a mempool is (rightly) refused as a vote
+            // for a block that is not the one at `height`, not recorded as a double vote.
+            let settled = voter.settle(within: 60)
+            try #require(settled, "votes still uncommitted: \(voter.failures)\n\(diagnostics())")
             let forged = Data((0..<32).map { _ in UInt8.random(in: 0...255) })
             try chain.run(operators[0], [try batches[0].voteMessage(height: height, blockHash: forged)])
             voter.excluded.insert(0)
@@ -288,6 +293,18 @@ struct ScenarioVoter {
                     do { pending.append((i, try chain.submit(accounts[i], part))) } catch { failures.append("submit \(i): \(error)") }
                 }
             }
+        }
+    }
+
+    /// Waits until every submitted vote transaction is committed (or refused, which is
+    /// recorded in `failures`); false if some are still outstanding after `seconds`.
+    mutating func settle(within seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            checkPending()
+            if pending.isEmpty { return true }
+            guard Date() < deadline else { return false }
+            usleep(100_000)
         }
     }
 
