@@ -97,9 +97,13 @@ public struct BinaryWriter: Sendable {
     }
     /// A `u32` length, then the UTF-8 bytes.
     public mutating func string(_ s: String) {
-        let utf8 = s.utf8
-        u32(UInt32(truncatingIfNeeded: utf8.count))
-        bytes.append(contentsOf: utf8)
+        // One copy from the string's contiguous UTF-8 (the element-wise UTF8View append grew
+        // the buffer in steps: event attributes made it a visible share of a block's commit).
+        var s = s
+        s.withUTF8 { utf8 in
+            u32(UInt32(truncatingIfNeeded: utf8.count))
+            bytes.append(contentsOf: UnsafeRawBufferPointer(utf8))
+        }
     }
     /// A `u32` element count.
     public mutating func count(_ n: Int) { u32(UInt32(truncatingIfNeeded: n)) }
