@@ -790,8 +790,7 @@ public struct FinalityModule: Module {
         guard let set = try Self.activeSet(chainID: c, height: judged, in: store) else { return }
         let staking = context.store(of: StakingModule.moduleName)
         let votes = try Self.votes(c, judged, store)
-        for key in set.keys {
-            guard !votes.search(key).found else { continue }
+        for key in set.keys(withoutVoteIn: votes) {
             guard let fp = try StakingModule.finalityProvider(key: key, in: staking), fp.slashedHeight == nil, !fp.jailed else { continue }
             var info = try store.read(SigningInfo.self, at: Self.signingInfoKey(key)) ?? SigningInfo()
             // Misses that left the window drop off the front; this one goes on the back.

@@ -334,27 +334,56 @@ public struct ActiveSet: Hashable, Sendable {
     /// The power of `key`, or `nil` if it is not a member. O(log n), no allocation.
     public func power(of key: Data) -> UInt64? {
         guard key.count == 32 else { return nil }
-        let target = [UInt8](key)
-        var lower = 0
-        var upper = count
-        while lower < upper {
-            let mid = (lower + upper) / 2
-            let offset = 12 + mid * Self.entrySize
-            var order = 0
-            for i in 0..<32 where bytes[offset + i] != target[i] {
-                order = bytes[offset + i] < target[i] ? -1 : 1
-                break
+        let found: Int? = bytes.withUnsafeBytes { set in
+            key.withUnsafeBytes { target in
+                guard let setBase = set.baseAddress, let targetBase = target.baseAddress else { return nil }
+                var lower = 0
+                var upper = count
+                while lower < upper {
+                    let mid = (lower + upper) / 2
+                    let offset = 12 + mid * Self.entrySize
+                    let order = memcmp(setBase + offset, targetBase, 32)
+                    if order == 0 { return offset }
+                    if order < 0 { lower = mid + 1 } else { upper = mid }
+                }
+                return nil
             }
-            if order == 0 { return power(at: offset + 32) }
-            if order < 0 { lower = mid + 1 } else { upper = mid }
         }
-        return nil
+        return found.map { power(at: $0 + 32) }
     }
 
     private func power(at offset: Int) -> UInt64 {
         var v: UInt64 = 0
         for i in 0..<8 { v = v << 8 | UInt64(bytes[offset + i]) }
         return v
+    }
+
+    /// Members' keys that have no vote in `votes`, ascending: one merge walk of the two
+    /// sorted lists, allocating only for the members it returns (liveness asks this every
+    /// block, and nearly every member has voted).
+    func keys(withoutVoteIn votes: VoteList) -> [Data] {
+        var missing: [Data] = []
+        let n = count
+        votes.stored.withUnsafeBytes { list in
+            bytes.withUnsafeBytes { set in
+                guard let setBase = set.baseAddress else { return }
+                var j = 0
+                for i in 0..<n {
+                    let key = setBase + 12 + i * Self.entrySize
+                    var found = false
+                    if let listBase = list.baseAddress {
+                        while j < votes.count {
+                            let order = memcmp(listBase + j * VoteList.entrySize, key, 32)
+                            if order < 0 { j += 1; continue }
+                            found = order == 0
+                            break
+                        }
+                    }
+                    if !found { missing.append(Data(bytes: key, count: 32)) }
+                }
+            }
+        }
+        return missing
     }
 
     /// Members' keys, ascending.

@@ -1,0 +1,34 @@
+import Foundation
+@testable import IshtarChain
+import IshtarTestSupport
+import Testing
+
+/// The raw-byte lists the vote path searches instead of decoding: checked against the plain
+/// definitions they replace.
+@Suite("Finality lists")
+struct FinalityListsTests {
+    /// Members without a vote, by the merge walk, equal the members whose search in the vote
+    /// list fails — for empty, partial, full and disjoint lists (votes may also come from
+    /// keys outside the set).
+    @Test(arguments: [0, 1, 7, 50])
+    func membersWithoutAVoteMatchTheirSearch(seed: Int) {
+        var rng = SplitMix64(seed: UInt64(seed))
+        let members = (0..<40).map { _ in Data((0..<32).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
+        let set = ActiveSet(entries: members.enumerated().map { VotingPowerEntry(fpKey: $0.element, power: UInt64($0.offset + 1)) })
+        let outsiders = (0..<10).map { _ in Data((0..<32).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
+        for voters in [[], members.filter { _ in rng.next() % 2 == 0 }, members, outsiders, members.prefix(5) + outsiders] {
+            var votes = VoteList()
+            for key in voters {
+                let (index, found) = votes.search(key)
+                guard !found else { continue }
+                votes.insert(key: key, StoredVote(blockHash: Data(repeating: 1, count: 32), publicRandomness: Data(repeating: 2, count: 32),
+                                                  signature: Data(repeating: 3, count: 32)), at: index)
+            }
+            let expected = set.keys.filter { !votes.search($0).found }
+            #expect(set.keys(withoutVoteIn: votes) == expected)
+        }
+        for (i, key) in members.enumerated() { #expect(set.power(of: key) == UInt64(i + 1)) }
+        for key in outsiders { #expect(set.power(of: key) == nil) }
+        #expect(set.power(of: Data(repeating: 0, count: 31)) == nil)
+    }
+}
