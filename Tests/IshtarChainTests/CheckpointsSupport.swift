@@ -202,6 +202,13 @@ final class CkptHarness {
         return try #require(try JSONSerialization.jsonObject(with: r.value) as? [String: Any])
     }
 
+    /// A `/modules/ckptprobe/…` answer (internal state the public queries do not show).
+    func probe(_ path: String) throws -> [String: Any] {
+        let r = try app.query(path: "/modules/ckptprobe/" + path)
+        guard r.isOK else { throw TestFailure("probe \(path): \(r.log)") }
+        return try #require(try JSONSerialization.jsonObject(with: r.value) as? [String: Any])
+    }
+
     func status(_ epoch: UInt64) throws -> String { try query("status/\(epoch)")["status"] as? String ?? "" }
 
     /// The stored checkpoint, through the module's public API (via a probe-free path: the
@@ -268,6 +275,8 @@ struct CkptProbeModule: Module {
             "submissions": try CheckpointsModule.submissions(epoch: epoch, in: store).count,
             "qc_hash": cp?.quorumCertificate.hash.hexString ?? "",
             "epoch_of_height": Int(try CheckpointsModule.epoch(ofHeight: context.block.height, in: store)),
+            // The marker that lets end blocks skip the active index (`act/…`) when it is empty.
+            "active_marker": try store.contains(Data("active".utf8)),
         ])
     }
 }

@@ -149,6 +149,7 @@ import Testing
         let h = try CkptHarness(k: 2, w: 5)
         let (block, tx1, tx2) = try submitEpoch1(h)
         #expect(try h.status(1) == "SUBMITTED")
+        #expect(try h.probe("state/1")["active_marker"] as? Bool == true)
         let changes = h.events(try #require(h.lastResult), CheckpointsModule.statusChangedEvent)
         #expect(changes.map { [$0["from"], $0["to"]] } == [["SEALED", "SUBMITTED"]])
         let subs = try #require(try h.query("submissions/1")["submissions"] as? [[String: Any]])
@@ -171,6 +172,7 @@ import Testing
         try h.sendHeaders(try h.btc.mineEmpty(1))
         #expect(try h.status(1) == "FINALIZED")
         #expect(try h.query("last-finalized")["epoch"] as? String == "1")
+        #expect(try h.probe("state/1")["active_marker"] as? Bool == false, "nothing left to watch: the marker goes")
         let history = try #require(try h.query("epoch/1")["status_history"] as? [[String: Any]])
         #expect(history.map { $0["status"] as? String } == ["ACCUMULATING", "SEALED", "SUBMITTED", "CONFIRMED", "FINALIZED"])
         // Terminal: no further submission.

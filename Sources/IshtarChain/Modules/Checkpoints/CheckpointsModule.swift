@@ -88,6 +88,9 @@ public struct CheckpointsModule: Module {
     static let checkpointPrefix = Data("ckpt/".utf8)
     static let submissionPrefix = Data("sub/".utf8)
     static let activePrefix = Data("act/".utf8)
+    /// Present while the active index (`act/…`) may hold an epoch: the end-block hook reads
+    /// this one key instead of opening an iterator over an index that is nearly always empty.
+    static let activeMarkerKey = Data("active".utf8)
 
     static func be8(_ v: UInt64) -> Data { Data(bigEndian8: v) }
     static func readBE8(_ d: some Collection<UInt8>) -> UInt64 { d.prefix(8).reduce(0) { $0 << 8 | UInt64($1) } }
@@ -390,6 +393,7 @@ public struct CheckpointsModule: Module {
             blockHashes: [p1.blockHash, p2.blockHash], blockHeights: [p1.height, p2.height], height: context.block.height)
         store.write(submission, at: key)
         store.set(Self.activeKey(epoch), Data([1]))
+        store.set(Self.activeMarkerKey, Data([1]))
         context.emit(Event(type: Self.submissionAddedEvent, attributes: [
             EventAttribute("epoch", String(epoch)), EventAttribute("reporter", context.sender.hexString),
             EventAttribute("txid1", txid1.displayHex), EventAttribute("txid2", txid2.displayHex),
@@ -437,8 +441,11 @@ public struct CheckpointsModule: Module {
     func updateStatuses(params: CheckpointsParams, tip: UInt64, _ context: BlockContext) throws(ExecutionError) {
         let store = context.store
         let lc = context.store(of: BTCLightClientModule.moduleName)
+        guard try store.contains(Self.activeMarkerKey) else { return }
         var finalizedAny = false
+        var remaining = 0
         for row in try store.scan(prefix: Self.activePrefix) {
+            remaining += 1
             let epoch = Self.readBE8(row.key.dropFirst(Self.activePrefix.count))
             guard var cp = try Self.checkpoint(epoch: epoch, in: store) else {
                 throw .fatal(.corruptState("checkpoints: active epoch \(epoch) has no checkpoint"))
@@ -469,8 +476,10 @@ public struct CheckpointsModule: Module {
             if target == .finalized {
                 store.delete(row.key)
                 finalizedAny = true
+                remaining -= 1
             }
         }
+        if remaining == 0 { store.delete(Self.activeMarkerKey) }
         guard finalizedAny else { return }
         var last = try Self.lastFinalizedEpoch(in: store)
         while let next = try Self.checkpoint(epoch: last + 1, in: store), next.status == .finalized { last += 1 }
