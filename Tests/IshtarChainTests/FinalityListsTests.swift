@@ -1,5 +1,6 @@
 import Foundation
 @testable import IshtarChain
+import IshtarCrypto
 import IshtarTestSupport
 import Testing
 
@@ -30,5 +31,19 @@ struct FinalityListsTests {
         for (i, key) in members.enumerated() { #expect(set.power(of: key) == UInt64(i + 1)) }
         for key in outsiders { #expect(set.power(of: key) == nil) }
         #expect(set.power(of: Data(repeating: 0, count: 31)) == nil)
+    }
+
+    /// The keys a decoded vote carries are the ones its state is kept under.
+    @Test func aDecodedVoteCarriesTheKeysOfItsState() {
+        let fp = Data(repeating: 0x51, count: 32), hash = Data(repeating: 0xab, count: 32)
+        let vote = AddFinalitySig(fpKey: fp, chainID: "ishtar-test", height: 42, publicRandomness: Data(repeating: 2, count: 32),
+                                  proof: MerkleProof(index: 0, total: 1, aunts: []), blockHash: hash, signature: Data(repeating: 3, count: 32))
+        let keys = DecodedVote(vote).keys
+        #expect(keys.provider == StateKey(module: StakingModule.moduleName, StakingModule.fpKey(fp)))
+        #expect(keys.votes == StateKey(module: FinalityModule.moduleName, FinalityModule.votesKey("ishtar-test", 42)))
+        #expect(keys.activeSet == StateKey(module: FinalityModule.moduleName, FinalityModule.activeSetKey("ishtar-test", 42)))
+        #expect(keys.tally == StateKey(module: FinalityModule.moduleName, FinalityModule.tallyKey("ishtar-test", 42, hash)))
+        #expect(keys.latestCommitment == StateKey(module: FinalityModule.moduleName, FinalityModule.latestCommitKey(fp, "ishtar-test")))
+        #expect(keys.votes != keys.activeSet)
     }
 }

@@ -164,7 +164,11 @@ public struct FinalityModule: Module {
 
     /// The active set of (chain, height), if it has been fixed.
     public static func activeSet(chainID: String, height: UInt64, in store: ModuleStore) throws(ExecutionError) -> ActiveSet? {
-        try store.read(at: activeSetKey(chainID, height)) { raw throws(CodecError) in try ActiveSet(stored: raw) }
+        try activeSet(at: store.key(activeSetKey(chainID, height)), in: store)
+    }
+
+    static func activeSet(at key: StateKey, in store: ModuleStore) throws(ExecutionError) -> ActiveSet? {
+        try store.read(at: key) { raw throws(CodecError) in try ActiveSet(stored: raw) }
     }
 
     static func decodeAll<T: BinaryCodable>(_ type: T.Type, _ rows: [KeyValue], _ what: String) throws(ExecutionError) -> [T] {
@@ -227,7 +231,11 @@ public struct FinalityModule: Module {
     /// The latest commitment of (fp, chain) and how many there are: one read (it is kept
     /// under its own key as `u64 count ‖ commitment` besides the numbered history).
     static func latestCommitment(_ fp: Data, _ c: String, _ store: ModuleStore) throws(ExecutionError) -> (PubRandCommitment, UInt64)? {
-        let latest = try store.read(at: latestCommitKey(fp, c)) { raw throws(CodecError) -> LatestCommitment in
+        try latestCommitment(at: store.key(latestCommitKey(fp, c)), store)
+    }
+
+    static func latestCommitment(at key: StateKey, _ store: ModuleStore) throws(ExecutionError) -> (PubRandCommitment, UInt64)? {
+        let latest = try store.read(at: key) { raw throws(CodecError) -> LatestCommitment in
             var r = BinaryReader(raw)
             let n = try r.u64("commitment count")
             let latest = try PubRandCommitment(from: &r)
@@ -449,7 +457,13 @@ public struct FinalityModule: Module {
 
     /// The registered provider for `key` serving `chainID`.
     static func provider(_ key: Data, chainID: String, _ context: ExecutionContext) throws(ExecutionError) -> FinalityProvider {
-        guard let fp = try StakingModule.finalityProvider(key: key, in: context.store(of: StakingModule.moduleName)) else {
+        let staking = context.store(of: StakingModule.moduleName)
+        return try provider(key, at: staking.key(StakingModule.fpKey(key)), chainID: chainID, staking)
+    }
+
+    /// ``provider(_:chainID:_:)`` with the record's key already made (`stateKey`, of `staking`).
+    static func provider(_ key: Data, at stateKey: StateKey, chainID: String, _ staking: ModuleStore) throws(ExecutionError) -> FinalityProvider {
+        guard let fp = try StakingModule.finalityProvider(at: stateKey, in: staking) else {
             throw .rule(FinalityModuleError.unknownFinalityProvider(key))
         }
         guard fp.consumerChainID == chainID else {
@@ -567,9 +581,9 @@ public struct FinalityModule: Module {
     func addFinalitySig(_ d: DecodedVote, _ context: TxContext) throws(ExecutionError) {
         let m = d.vote
         let store = context.store
-        let fp = try Self.provider(m.fpKey, chainID: m.chainID, context)
+        let fp = try Self.provider(m.fpKey, at: d.keys.provider, chainID: m.chainID, context.store(of: StakingModule.moduleName))
         let controlPlane = m.chainID == context.block.chainID
-        let votesKey = store.key(Self.votesKey(m.chainID, m.height))
+        let votesKey = d.keys.votes
         var votes = try Self.votes(at: votesKey, store)
         let (index, found) = votes.search(m.fpKey)
         if found {
@@ -590,11 +604,12 @@ public struct FinalityModule: Module {
                 throw .rule(FinalityModuleError.blockHashMismatch(height: m.height, expected: canonical, actual: m.blockHash))
             }
         }
-        guard let commitment = try Self.commitment(m.fpKey, m.chainID, covering: m.height, store) else {
+        guard let (latest, n) = try Self.latestCommitment(at: d.keys.latestCommitment, store),
+              let commitment = try Self.commitment(m.fpKey, m.chainID, covering: m.height, latest: latest, count: n, store) else {
             throw .rule(FinalityModuleError.noRandomnessCommitted(key: m.fpKey, height: m.height))
         }
         let set: ActiveSet
-        if let fixed = try Self.activeSet(chainID: m.chainID, height: m.height, in: store) {
+        if let fixed = try Self.activeSet(at: d.keys.activeSet, in: store) {
             set = fixed
         } else {
             set = try Self.activeSetFixing(m.chainID, m.height, controlPlane: controlPlane, context, Self.parameters(in: store))
@@ -615,7 +630,7 @@ public struct FinalityModule: Module {
         votes.insert(key: m.fpKey, StoredVote(blockHash: m.blockHash, publicRandomness: m.publicRandomness, signature: m.signature),
                      at: index)
         store.set(votesKey, votes.stored)
-        let tallyKey = store.key(Self.tallyKey(m.chainID, m.height, m.blockHash))
+        let tallyKey = d.keys.tally
         let voted = try Self.u64(store, tallyKey) ?? 0
         store.set(tallyKey, Self.be8(voted &+ power))
         if !controlPlane, var state = try Self.chainState(m.chainID, store), m.height > state.maxVoted {

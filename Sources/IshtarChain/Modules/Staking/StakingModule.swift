@@ -167,6 +167,11 @@ public struct StakingModule: Module {
         try store.read(FinalityProvider.self, at: fpKey(key))
     }
 
+    /// The finality provider at `key`, a key made by this module's store from ``fpKey(_:)``.
+    static func finalityProvider(at key: StateKey, in store: ModuleStore) throws(ExecutionError) -> FinalityProvider? {
+        try store.read(FinalityProvider.self, at: key)
+    }
+
     /// Every finality provider, ascending by key.
     public static func finalityProviders(in store: ModuleStore) throws(ExecutionError) -> [FinalityProvider] {
         var out: [FinalityProvider] = []
