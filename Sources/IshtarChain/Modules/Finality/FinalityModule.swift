@@ -77,7 +77,8 @@ public struct FinalityModule: Module {
     static let paramsKey = Data("params".utf8)
     static let firstHeightKey = Data("first".utf8)
     static let slashedKey = Data("slashed".utf8)
-    /// `u64 validUntil ‖ tableDigest(32)` of the last computed control-plane active set.
+    /// `u64 validUntil ‖ u64 tableHeight` of the last computed control-plane active set: the
+    /// power table it was computed from is the one staking wrote for `tableHeight`.
     static let activeSetCacheKey = Data("ascache".utf8)
     /// Set when a commitment, jailing, unjailing or slashing may change the next active set.
     static let activeSetDirtyKey = Data("asdirty".utf8)
@@ -376,15 +377,6 @@ public struct FinalityModule: Module {
     }
 
     /// SHA-256 over the table's `key ‖ BE8(power)` entries: what the active-set cache keys on.
-    static func tableDigest(_ table: [VotingPowerEntry]) -> Data {
-        var w = BinaryWriter(reservingCapacity: 40 * table.count)
-        for e in table {
-            w.fixed(e.fpKey)
-            w.u64(e.power)
-        }
-        return EOTS.messageDigest(w.data)
-    }
-
     // MARK: - Genesis
 
     /// Validates `modules.finality` (see ``FinalityParams``) and starts the control plane's tally.
@@ -711,17 +703,20 @@ public struct FinalityModule: Module {
         // the power table changed, something marked the set dirty, or a commitment boundary
         // was reached (see computeActiveSet), instead of re-reading every provider.
         let c = context.block.chainID
-        let table = try StakingModule.votingPowerEntries(height: h, in: context.store(of: StakingModule.moduleName))
-        let digest = Self.tableDigest(table)
-        if let cache = try store.get(Self.activeSetCacheKey), cache.count == 40, Data(cache.suffix(32)) == digest,
+        let staking = context.store(of: StakingModule.moduleName)
+        // Which table is in force, not its contents: the table is read and decoded only when
+        // the set must be recomputed.
+        let tableHeight = try StakingModule.votingPowerTableHeight(atOrBefore: h, in: staking)
+        if let cache = try store.get(Self.activeSetCacheKey), cache.count == 16, Self.readBE8(cache.dropFirst(8)) == tableHeight,
            h <= Self.readBE8(cache), try store.get(Self.activeSetDirtyKey) == nil, h > first,
            let previous = try store.get(Self.activeSetKey(c, h - 1)) {
             store.set(Self.activeSetKey(c, h), previous)
             return
         }
+        let table = try StakingModule.votingPowerEntries(height: h, in: staking)
         let (set, validUntil) = try Self.computeActiveSet(c, h, controlPlane: true, context, params, table: table)
         store.set(Self.activeSetKey(c, h), set.stored)
-        store.set(Self.activeSetCacheKey, Self.be8(validUntil) + digest)
+        store.set(Self.activeSetCacheKey, Self.be8(validUntil) + Self.be8(tableHeight))
         store.delete(Self.activeSetDirtyKey)
     }
 

@@ -844,6 +844,21 @@ public struct StakingModule: Module {
 
     /// ``votingPowerTable(height:in:)`` as values. Walks back from the latest stored table:
     /// O(number of table changes after `height`).
+    /// The height the table in force at `height` was written for (0 = none yet): tables are
+    /// written only when the power index changed, each under its own height and never
+    /// rewritten, so equal answers for two heights mean the same table.
+    static func votingPowerTableHeight(atOrBefore height: UInt64, in store: ModuleStore) throws(ExecutionError) -> UInt64 {
+        guard let raw = try store.get(lastTableKey) else { return 0 }
+        var h = readBE8(raw)
+        while h > height {
+            guard let table = try store.read(StoredPowerTable.self, at: tableKey(h)) else {
+                throw .fatal(.corruptState("staking: power table at \(h) missing"))
+            }
+            h = table.previousHeight
+        }
+        return h
+    }
+
     public static func votingPowerEntries(height: UInt64, in store: ModuleStore) throws(ExecutionError) -> [VotingPowerEntry] {
         guard let raw = try store.get(lastTableKey) else { return [] }
         var h = readBE8(raw)
