@@ -274,7 +274,7 @@ public final class Application {
         // the signature, and signature and message rules are pure functions of those bytes.
         let passedBefore = statelessPassed.contains(hash)
         do {
-            try tx.validateBasic(chainID: chainID, signatureVerified: passedBefore)
+            try tx.validateBasic(chainID: chainID, signatureVerified: passedBefore, encoded: raw)
         } catch {
             return .failure(error.violation)
         }

@@ -148,6 +148,14 @@ public struct Transaction: Hashable, Sendable, BinaryCodable {
     /// by the SHA-256 of the encoded transaction, which covers sender, signed fields and
     /// signature alike).
     public func validateBasic(chainID expected: String, signatureVerified: Bool = false) throws(TxError) {
+        try validateBasic(chainID: expected, signatureVerified: signatureVerified, encoded: nil)
+    }
+
+    /// ``validateBasic(chainID:signatureVerified:)`` for a transaction decoded from `encoded`:
+    /// the signed bytes are `encoded` without its trailing signature — the decoder accepts
+    /// only the canonical encoding, which ends with the signature — so they are hashed in
+    /// place instead of re-encoded (the re-encoding copied every message payload).
+    public func validateBasic(chainID expected: String, signatureVerified: Bool, encoded: Data?) throws(TxError) {
         guard chainID == expected else { throw .wrongChainID(expected: expected, actual: chainID) }
         guard !messages.isEmpty else { throw .noMessages }
         guard messages.count <= Self.maxMessages else {
@@ -156,8 +164,16 @@ public struct Transaction: Hashable, Sendable, BinaryCodable {
         // A verified signature implies the key parsed.
         if signatureVerified { return }
         guard let key = try? Schnorr.PublicKey.cached(rawRepresentation: sender) else { throw .invalidSenderKey }
+        let digest: Data
+        if let encoded, encoded.count >= signature.count {
+            let signed = encoded.dropLast(signature.count)
+            assert(signed == signBytes, "a decoded transaction's bytes are its canonical encoding")
+            digest = TaggedHash.hash(tag: Self.signingTag, data: signed)
+        } else {
+            digest = signingDigest
+        }
         guard let sig = try? Schnorr.Signature(rawRepresentation: signature),
-              key.isValidSignature(sig, for: signingDigest)
+              key.isValidSignature(sig, for: digest)
         else { throw .invalidSignature }
     }
 }

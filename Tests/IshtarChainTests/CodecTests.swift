@@ -45,6 +45,16 @@ struct CodecTests {
         #expect(decoded.encoded == tx.encoded)
         try decoded.validateBasic(chainID: testChainID)
         #expect(tx.hash == testSHA256Plain(tx.encoded))
+        // Checked over the bytes it was decoded from (what the application does): the same
+        // verdicts as over its re-encoding, for the signed transaction and for one whose
+        // signed bytes changed under the same signature.
+        try decoded.validateBasic(chainID: testChainID, signatureVerified: false, encoded: tx.encoded)
+        var other = tx
+        other.nonce += 1
+        #expect(throws: TxError.invalidSignature) { try other.validateBasic(chainID: testChainID) }
+        #expect(throws: TxError.invalidSignature) {
+            try other.validateBasic(chainID: testChainID, signatureVerified: false, encoded: other.encoded)
+        }
     }
 
     @Test func blockRoundTrips() throws {
