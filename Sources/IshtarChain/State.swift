@@ -43,6 +43,19 @@ public struct StateKey: Hashable, Sendable {
     /// `key` of `module`: for a module's constant keys (its parameters), built once per
     /// process.
     init(module: String, _ key: Data) { full = HashedBytes(joined(ModuleStore.prefix(of: module), key)) }
+
+    /// `"<module>/" ‖ prefix ‖ build's bytes`, assembled in one buffer: for keys made per
+    /// message (a module key joined to the module prefix afterwards costs two more
+    /// allocations).
+    init(module: StaticString, _ prefix: StaticString, _ build: (inout [UInt8]) -> Void) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(128)
+        module.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "/"))
+        prefix.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        build(&bytes)
+        full = HashedBytes(bytes.withUnsafeBytes { Data($0) })
+    }
 }
 
 /// Bytes with their hash computed once, as a map key. A state read walks up to three maps

@@ -590,13 +590,18 @@ final class DecodedVote: Sendable {
         let tally: StateKey
         let latestCommitment: StateKey
 
+        /// The same bytes as `StakingModule.fpKey` and `FinalityModule.votesKey`,
+        /// `activeSetKey`, `tallyKey` and `latestCommitKey` under their module prefixes (tested),
+        /// each built in one buffer.
         init(_ v: AddFinalitySig) {
-            let finality = FinalityModule.moduleName
-            provider = StateKey(module: StakingModule.moduleName, StakingModule.fpKey(v.fpKey))
-            votes = StateKey(module: finality, FinalityModule.votesKey(v.chainID, v.height))
-            activeSet = StateKey(module: finality, FinalityModule.activeSetKey(v.chainID, v.height))
-            tally = StateKey(module: finality, FinalityModule.tallyKey(v.chainID, v.height, v.blockHash))
-            latestCommitment = StateKey(module: finality, FinalityModule.latestCommitKey(v.fpKey, v.chainID))
+            typealias F = FinalityModule
+            provider = StateKey(module: "staking", "fp/") { F.appendData(&$0, v.fpKey) }
+            votes = StateKey(module: "finality", "votes/") { F.appendChain(&$0, v.chainID); F.appendBE8(&$0, v.height) }
+            activeSet = StateKey(module: "finality", "as/") { F.appendChain(&$0, v.chainID); F.appendBE8(&$0, v.height) }
+            tally = StateKey(module: "finality", "tally/") {
+                F.appendChain(&$0, v.chainID); F.appendBE8(&$0, v.height); F.appendData(&$0, v.blockHash)
+            }
+            latestCommitment = StateKey(module: "finality", "prl/") { F.appendData(&$0, v.fpKey); F.appendChain(&$0, v.chainID) }
         }
     }
 
