@@ -114,11 +114,25 @@ public struct BinaryWriter: Sendable {
 /// allocation, and ``finish()`` rejects trailing bytes.
 public struct BinaryReader: Sendable {
     private let bytes: [UInt8]
+    /// When set, ``fixed(_:_:)`` answers with slices of it (see ``init(slicing:)``).
+    private let source: Data?
     /// The read position.
     public private(set) var offset: Int = 0
 
     /// A reader over `data`.
-    public init(_ data: some DataProtocol) { bytes = [UInt8](data) }
+    public init(_ data: some DataProtocol) {
+        bytes = [UInt8](data)
+        source = nil
+    }
+
+    /// A reader over `data` whose fixed-length fields are slices of `data` — sharing its
+    /// storage, with `data`'s indices — instead of copies: for values kept long after
+    /// decoding (a remembered vote), whose 32-byte fields were each two allocations.
+    /// Acceptance and errors are exactly those of ``init(_:)``.
+    init(slicing data: Data) {
+        bytes = [UInt8](data)
+        source = data
+    }
 
     /// Bytes not yet read.
     public var remaining: Int { bytes.count - offset }
@@ -166,7 +180,13 @@ public struct BinaryReader: Sendable {
 
     /// Exactly `n` raw bytes.
     public mutating func fixed(_ n: Int, _ field: String) throws(CodecError) -> Data {
-        Data(try take(n, field: field))
+        let start = offset
+        let taken = try take(n, field: field)
+        if let source {
+            let from = source.startIndex + start
+            return source[from..<from + n]
+        }
+        return Data(taken)
     }
 
     /// A `u32`-length-prefixed byte string of at most `limit` bytes.

@@ -46,4 +46,51 @@ struct FinalityListsTests {
         #expect(keys.latestCommitment == StateKey(module: FinalityModule.moduleName, FinalityModule.latestCommitKey(fp, "ishtar-test")))
         #expect(keys.votes != keys.activeSet)
     }
+
+    /// The slicing reader accepts and rejects exactly what the copying one does, with the
+    /// same errors and equal values, over valid votes and random mutations of them (the
+    /// sliced fields keep the payload's indices, so this also checks nothing assumed 0).
+    @Test func slicedVoteDecodingAgreesWithCopying() throws {
+        var rng = SplitMix64(seed: 0x5e11)
+        func random(_ n: Int) -> Data { Data((0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
+        var seeds: [Data] = []
+        for depth in [0, 1, 7] {
+            let vote = AddFinalitySig(fpKey: random(32), chainID: "ishtar-\(depth)", height: rng.next() >> 8,
+                                      publicRandomness: random(32),
+                                      proof: MerkleProof(index: 0, total: UInt64(1) << UInt64(depth), aunts: (0..<depth).map { _ in random(32) }),
+                                      blockHash: random(32), signature: random(32))
+            seeds.append(vote.encoded)
+        }
+        func decodeSliced(_ payload: Data) -> Result<AddFinalitySig, CodecError> {
+            var r = BinaryReader(slicing: payload)
+            do throws(CodecError) {
+                let v = try AddFinalitySig(from: &r)
+                try r.finish()
+                return .success(v)
+            } catch { return .failure(error) }
+        }
+        func decodeCopied(_ payload: Data) -> Result<AddFinalitySig, CodecError> {
+            do throws(CodecError) { return .success(try AddFinalitySig(decoding: payload)) } catch { return .failure(error) }
+        }
+        var accepted = 0
+        for i in 0..<3000 {
+            var bytes = [UInt8](seeds[i % seeds.count])
+            switch i % 4 {
+            case 0: break
+            case 1: bytes[Int(rng.next() % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
+            case 2: bytes.removeLast(Int(rng.next() % UInt64(bytes.count)))
+            default: bytes.append(contentsOf: [UInt8](random(Int(rng.next() % 40) + 1)))
+            }
+            // A payload that is itself a slice with a non-zero start, as a message's may be.
+            let framed = Data([0xee, 0xee] + bytes + [0xee])
+            let payload = framed[2..<(2 + bytes.count)]
+            let sliced = decodeSliced(payload), copied = decodeCopied(payload)
+            #expect(sliced == copied, "case \(i)")
+            if case .success(let v) = sliced {
+                accepted += 1
+                #expect(v.encoded == Data(bytes), "case \(i): a sliced vote re-encodes to its payload")
+            }
+        }
+        #expect(accepted >= 750 && accepted < 3000)
+    }
 }
