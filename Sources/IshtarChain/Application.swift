@@ -264,8 +264,12 @@ public final class Application {
             return .failure(TxError.tooLarge(size: raw.count, limit: params.maxTxBytes).violation)
         }
         let tx: Transaction
-        do {
-            tx = try Transaction(decoding: raw)
+        do throws(CodecError) {
+            // Keys, signature and message payloads as slices of `raw`, which the block or
+            // the mempool holds anyway.
+            var r = BinaryReader(slicing: raw)
+            tx = try Transaction(from: &r)
+            try r.finish()
         } catch {
             return .failure(TxError.malformed(error).violation)
         }

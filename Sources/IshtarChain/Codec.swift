@@ -125,9 +125,10 @@ public struct BinaryReader: Sendable {
         source = nil
     }
 
-    /// A reader over `data` whose fixed-length fields are slices of `data` — sharing its
-    /// storage, with `data`'s indices — instead of copies: for values kept long after
-    /// decoding (a remembered vote), whose 32-byte fields were each two allocations.
+    /// A reader over `data` whose byte fields (``fixed(_:_:)``, ``bytes(_:limit:)``) are
+    /// slices of `data` — sharing its storage, with `data`'s indices — instead of copies:
+    /// for values decoded from bytes that stay around anyway (a transaction's, a remembered
+    /// vote's), whose every key, hash and payload was otherwise two allocations.
     /// Acceptance and errors are exactly those of ``init(_:)``.
     init(slicing data: Data) {
         bytes = [UInt8](data)
@@ -195,7 +196,13 @@ public struct BinaryReader: Sendable {
         guard UInt64(length) <= UInt64(max(limit, 0)) else {
             throw .lengthTooLarge(field: field, length: UInt64(length), limit: limit)
         }
-        return Data(try take(Int(length), field: field))
+        let start = offset
+        let taken = try take(Int(length), field: field)
+        if let source {
+            let from = source.startIndex + start
+            return source[from..<from + Int(length)]
+        }
+        return Data(taken)
     }
 
     /// A `u32`-length-prefixed UTF-8 string of at most `limit` bytes.

@@ -1,0 +1,60 @@
+import Foundation
+@testable import IshtarChain
+import IshtarCrypto
+import IshtarTestSupport
+import Testing
+
+/// The application decodes transactions with a reader whose byte fields are slices of the
+/// received bytes: it must accept and reject exactly what the copying reader does.
+@Suite("Slicing reader")
+struct SlicingReaderTests {
+    @Test func slicedTransactionDecodingAgreesWithCopying() throws {
+        var rng = SplitMix64(seed: 0x7378)
+        let seeds = [
+            try labelTx(testKey("slice-a"), nonce: 3, label: "a label long enough to need its own storage"),
+            try Transaction.signed(chainID: testChainID, key: testKey("slice-b"), nonce: 0,
+                                   messages: [Message(type: "x/One", payload: Data(repeating: 1, count: 40)),
+                                              Message(type: "x/Two", payload: Data())]).encoded,
+        ]
+        var accepted = 0
+        for i in 0..<3000 {
+            var bytes = [UInt8](seeds[i % seeds.count])
+            switch i % 4 {
+            case 0: break
+            case 1: bytes[Int(rng.next() % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
+            case 2: bytes.removeLast(Int(rng.next() % UInt64(bytes.count)))
+            default: bytes.append(UInt8(truncatingIfNeeded: rng.next()))
+            }
+            // As the application gets it: possibly a slice with a non-zero start.
+            let framed = Data([0xee] + bytes + [0xee, 0xee])
+            let raw = framed[1..<(1 + bytes.count)]
+            let sliced: Result<Transaction, CodecError>
+            do throws(CodecError) {
+                var r = BinaryReader(slicing: raw)
+                let tx = try Transaction(from: &r)
+                try r.finish()
+                sliced = .success(tx)
+            } catch {
+                sliced = .failure(error)
+            }
+            let copied: Result<Transaction, CodecError>
+            do throws(CodecError) { copied = .success(try Transaction(decoding: raw)) } catch { copied = .failure(error) }
+            #expect(sliced == copied, "case \(i)")
+            if case .success(let tx) = sliced {
+                accepted += 1
+                #expect(tx.encoded == Data(bytes), "case \(i): re-encodes to the bytes it was sliced from")
+                #expect(tx.hash == Transaction(copying: tx).hash)
+            }
+        }
+        #expect(accepted >= 750 && accepted < 3000)
+    }
+}
+
+extension Transaction {
+    /// The same transaction with every field copied out of any shared storage.
+    init(copying tx: Transaction) {
+        self.init(chainID: tx.chainID, sender: Data(Array(tx.sender)), nonce: tx.nonce,
+                  messages: tx.messages.map { Message(type: $0.type, payload: Data(Array($0.payload))) },
+                  signature: Data(Array(tx.signature)))
+    }
+}
