@@ -144,6 +144,11 @@ public struct AccountsModule: Module {
 
     private static let accountPrefix = Data("a/".utf8)
     static func accountKey(_ key: Data) -> Data { joined(accountPrefix, key) }
+    /// ``accountKey(_:)`` under the module prefix, built in one buffer (every transaction
+    /// reads and writes its sender's account twice: ante and message).
+    static func accountStateKey(_ key: Data) -> StateKey {
+        StateKey(module: "accounts", "a/") { bytes in key.withUnsafeBytes { bytes.append(contentsOf: $0) } }
+    }
 
     /// The account of `key`, if it has ever sent a transaction. For other modules:
     /// `AccountsModule.account(key, in: context.store(of: AccountsModule.moduleName))`.
@@ -167,7 +172,7 @@ public struct AccountsModule: Module {
 
     /// Nonce check and increment; creates the account on first use.
     public func anteHandle(_ context: TxContext) throws(ExecutionError) {
-        let key = context.store.key(Self.accountKey(context.sender))
+        let key = Self.accountStateKey(context.sender)
         let existing = try context.store.read(Account.self, at: key)
         var account = existing ?? Account(createdHeight: context.block.height)
         guard context.transaction.nonce == account.nonce else {
@@ -208,7 +213,7 @@ public struct AccountsModule: Module {
         guard msg.label.utf8.count <= limit else {
             throw .rule(AccountsError.labelTooLong(length: msg.label.utf8.count, limit: limit))
         }
-        let key = context.store.key(Self.accountKey(context.sender))
+        let key = Self.accountStateKey(context.sender)
         // The ante step has just created/updated the account.
         var account = try context.store.read(Account.self, at: key) ?? Account(createdHeight: context.block.height)
         account.label = msg.label

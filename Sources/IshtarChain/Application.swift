@@ -510,7 +510,7 @@ public final class Application {
         batch.put(Self.resultsKey(height), w.data, in: Self.blocksColumnFamily)
         // The index keeps a transaction's first successful inclusion: a later failed replay
         // of the same bytes (rejected by its nonce) must not hide it.
-        var indexed: [Data: Bool] = [:]
+        var indexed: [Data: Bool] = Dictionary(minimumCapacity: p.txHashes.count)
         for (i, txHash) in p.txHashes.enumerated() {
             let ok = p.results[i].isOK
             if let earlierOK = indexed[txHash] {

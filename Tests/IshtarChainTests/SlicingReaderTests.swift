@@ -58,3 +58,17 @@ extension Transaction {
                   signature: Data(Array(tx.signature)))
     }
 }
+
+/// Keys assembled in one buffer are the bytes of the module key joined to the module prefix.
+@Suite("Keys built in one buffer")
+struct OneBufferKeyTests {
+    @Test func anAccountKeyIsTheJoinedKey() {
+        for fill in [UInt8(0), 0x5a, 0xff] {
+            let sender = Data(repeating: fill, count: 32)
+            #expect(AccountsModule.accountStateKey(sender) == StateKey(module: AccountsModule.moduleName, AccountsModule.accountKey(sender)))
+            // Also for a sender that is a slice of larger bytes, as decoded transactions hold it.
+            let framed = Data([1, 2]) + sender + Data([3])
+            #expect(AccountsModule.accountStateKey(framed[2..<34]) == AccountsModule.accountStateKey(sender))
+        }
+    }
+}
