@@ -74,13 +74,7 @@ struct FinalityListsTests {
         }
         var accepted = 0
         for i in 0..<3000 {
-            var bytes = [UInt8](seeds[i % seeds.count])
-            switch i % 4 {
-            case 0: break
-            case 1: bytes[Int(rng.next() % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
-            case 2: bytes.removeLast(Int(rng.next() % UInt64(bytes.count)))
-            default: bytes.append(contentsOf: [UInt8](random(Int(rng.next() % 40) + 1)))
-            }
+            let bytes = mutation(i, of: seeds[i % seeds.count], &rng)
             // A payload that is itself a slice with a non-zero start, as a message's may be.
             let framed = Data([0xee, 0xee] + bytes + [0xee])
             let payload = framed[2..<(2 + bytes.count)]

@@ -18,13 +18,7 @@ struct SlicingReaderTests {
         ]
         var accepted = 0
         for i in 0..<3000 {
-            var bytes = [UInt8](seeds[i % seeds.count])
-            switch i % 4 {
-            case 0: break
-            case 1: bytes[Int(rng.next() % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
-            case 2: bytes.removeLast(Int(rng.next() % UInt64(bytes.count)))
-            default: bytes.append(UInt8(truncatingIfNeeded: rng.next()))
-            }
+            let bytes = mutation(i, of: seeds[i % seeds.count], &rng)
             // As the application gets it: possibly a slice with a non-zero start.
             let framed = Data([0xee] + bytes + [0xee, 0xee])
             let raw = framed[1..<(1 + bytes.count)]
@@ -48,6 +42,19 @@ struct SlicingReaderTests {
         }
         #expect(accepted >= 750 && accepted < 3000)
     }
+}
+
+/// Case `i` of a differential fuzz over `seed`: every fourth the seed itself, then a flipped
+/// byte, a truncation, and 1–40 appended bytes in turn.
+func mutation(_ i: Int, of seed: Data, _ rng: inout SplitMix64) -> [UInt8] {
+    var bytes = [UInt8](seed)
+    switch i % 4 {
+    case 0: break
+    case 1: bytes[Int(rng.next() % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
+    case 2: bytes.removeLast(Int(rng.next() % UInt64(bytes.count)))
+    default: for _ in 0..<(rng.next() % 40 + 1) { bytes.append(UInt8(truncatingIfNeeded: rng.next())) }
+    }
+    return bytes
 }
 
 extension Transaction {
