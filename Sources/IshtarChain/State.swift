@@ -75,7 +75,10 @@ struct HashedBytes: Hashable {
         // memcmp of the two buffers: `Data ==` took most of a cache lookup's time.
         guard a.hash == b.hash, a.bytes.count == b.bytes.count else { return false }
         return a.bytes.withUnsafeBytes { x in
-            b.bytes.withUnsafeBytes { y in x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+            b.bytes.withUnsafeBytes { y in
+                guard let p = x.baseAddress, let q = y.baseAddress else { return true }  // both empty
+                return memcmp(p, q, x.count) == 0
+            }
         }
     }
 }

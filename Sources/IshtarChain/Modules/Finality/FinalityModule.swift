@@ -376,7 +376,6 @@ public struct FinalityModule: Module {
         return (ActiveSet(entries: members), validUntil)
     }
 
-    /// SHA-256 over the table's `key ‖ BE8(power)` entries: what the active-set cache keys on.
     // MARK: - Genesis
 
     /// Validates `modules.finality` (see ``FinalityParams``) and starts the control plane's tally.

@@ -842,8 +842,6 @@ public struct StakingModule: Module {
         try votingPowerEntries(height: height, in: store).map { ($0.fpKey, $0.power) }
     }
 
-    /// ``votingPowerTable(height:in:)`` as values. Walks back from the latest stored table:
-    /// O(number of table changes after `height`).
     /// The height the table in force at `height` was written for (0 = none yet): tables are
     /// written only when the power index changed, each under its own height and never
     /// rewritten, so equal answers for two heights mean the same table.
@@ -859,16 +857,14 @@ public struct StakingModule: Module {
         return h
     }
 
+    /// ``votingPowerTable(height:in:)`` as values. Walks back from the latest stored table:
+    /// O(number of table changes after `height`).
     public static func votingPowerEntries(height: UInt64, in store: ModuleStore) throws(ExecutionError) -> [VotingPowerEntry] {
-        guard let raw = try store.get(lastTableKey) else { return [] }
-        var h = readBE8(raw)
-        while h > 0 {
-            guard let table = try store.read(StoredPowerTable.self, at: tableKey(h)) else {
-                throw .fatal(.corruptState("staking: power table at \(h) missing"))
-            }
-            if h <= height { return table.entries }
-            h = table.previousHeight
+        let h = try votingPowerTableHeight(atOrBefore: height, in: store)
+        guard h > 0 else { return [] }
+        guard let table = try store.read(StoredPowerTable.self, at: tableKey(h)) else {
+            throw .fatal(.corruptState("staking: power table at \(h) missing"))
         }
-        return []
+        return table.entries
     }
 }
