@@ -268,8 +268,9 @@ public struct QueryResult: Hashable, Sendable {
 /// The application's durable bookkeeping, stored in the meta column family.
 struct AppMeta: Hashable, Sendable, BinaryCodable {
     /// The state and block-store layout. 2: the tx index points into the block's results;
-    /// finality lists its tallied chains in one key.
-    static let version: UInt8 = 2
+    /// finality lists its tallied chains in one key. 3: checkpoints keep an "active" marker
+    /// key; finality's active-set cache names the power table by its height.
+    static let version: UInt8 = 3
     var chainID: String
     var initialHeight: UInt64
     var lastHeight: UInt64
