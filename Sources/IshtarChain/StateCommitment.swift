@@ -97,11 +97,11 @@ public struct StateCommitment: Hashable, Sendable {
 
     /// The element's 2048 bytes (see the type's documentation).
     static func elementBytes(key: Data, value: Data) -> Data {
-        var seed = TaggedHash.hasher(tag: "ishtar/state-element")
+        var seed = TaggedHash.inlineHasher(tag: "ishtar/state-element")
         let length = UInt32(truncatingIfNeeded: key.count)
         withUnsafeBytes(of: length.bigEndian) { seed.update(bufferPointer: $0) }
-        seed.update(contiguous: key)
-        seed.update(contiguous: value)
+        seed.update(data: key)
+        seed.update(data: value)
         let d = seed.finalize()
         // The keystream is the encryption of zeros; with a 32-byte key and a 16-byte counter
         // block neither call can fail, but a failure must not yield a silently wrong commitment.

@@ -6,12 +6,8 @@ import IshtarCrypto
 @inline(__always)
 func sha256(_ data: some DataProtocol) -> Data { Data(SHA256.hash(data: data)) }
 
-/// SHA-256 of contiguous bytes, hashed in one call (see `HashFunction.update(contiguous:)`).
-func sha256(_ data: Data) -> Data {
-    var hasher = SHA256()
-    hasher.update(contiguous: data)
-    return Data(hasher.finalize())
-}
+/// SHA-256 of contiguous bytes, hashed in one call without allocating a hash context.
+func sha256(_ data: Data) -> Data { InlineSHA256.hash(data: data) }
 
 /// One message of a transaction: a type name owned by exactly one module
 /// (`"<module>/<Name>"`) and a payload that only that module decodes.

@@ -7,23 +7,23 @@ import Foundation
 public enum MerkleTree {
     /// SHA256(0x00 ‖ leaf).
     public static func leafHash(_ leaf: some DataProtocol) -> Data {
-        var hasher = SHA256()
+        var hasher = InlineSHA256()
         withUnsafeBytes(of: UInt8(0x00)) { hasher.update(bufferPointer: $0) }
         hasher.update(bytes: leaf)
-        return Data(hasher.finalize())
+        return hasher.finalize()
     }
 
     /// SHA256(0x01 ‖ left ‖ right).
     public static func innerHash(_ left: Data, _ right: Data) -> Data {
-        var hasher = SHA256()
+        var hasher = InlineSHA256()
         withUnsafeBytes(of: UInt8(0x01)) { hasher.update(bufferPointer: $0) }
-        hasher.update(contiguous: left)
-        hasher.update(contiguous: right)
-        return Data(hasher.finalize())
+        hasher.update(data: left)
+        hasher.update(data: right)
+        return hasher.finalize()
     }
 
     /// SHA256(""), the root of a tree with no leaves.
-    public static let emptyRoot = Data(SHA256.hash(data: Data()))
+    public static let emptyRoot = InlineSHA256.hash(data: Data())
 
     /// The largest power of two strictly below `count` (`count` ≥ 2).
     static func splitPoint(_ count: Int) -> Int {
@@ -50,20 +50,20 @@ public enum MerkleTree {
         var nodes = [UInt8](repeating: 0, count: 32 * leaves.count)
         nodes.withUnsafeMutableBytes { level in
             for (i, leaf) in leaves.enumerated() {
-                var hasher = SHA256()
+                var hasher = InlineSHA256()
                 withUnsafeBytes(of: UInt8(0x00)) { hasher.update(bufferPointer: $0) }
                 hasher.update(bytes: leaf)
-                hasher.finalize().withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: level[(32 * i)..<(32 * i + 32)]).copyMemory(from: $0) }
+                hasher.finalize(into: UnsafeMutableRawBufferPointer(rebasing: level[(32 * i)..<(32 * i + 32)]))
             }
             var count = leaves.count
             while count > 1 {
                 let pairs = count / 2
                 for p in 0..<pairs {
-                    var hasher = SHA256()
+                    var hasher = InlineSHA256()
                     withUnsafeBytes(of: UInt8(0x01)) { hasher.update(bufferPointer: $0) }
                     hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: level[(64 * p)..<(64 * p + 64)]))
                     // Node p is written only after pair p is read, and below every pair not yet read.
-                    hasher.finalize().withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: level[(32 * p)..<(32 * p + 32)]).copyMemory(from: $0) }
+                    hasher.finalize(into: UnsafeMutableRawBufferPointer(rebasing: level[(32 * p)..<(32 * p + 32)]))
                 }
                 if count % 2 == 1 {
                     let last = 32 * (count - 1)
@@ -156,8 +156,43 @@ public struct MerkleProof: Sendable, Hashable, Codable {
         for aunt in aunts where aunt.count != 32 {
             throw .invalidLength(field: "Merkle proof aunt", expected: 32, actual: aunt.count)
         }
-        // Walk down from the root to learn, per level, which side the path takes (bit d set:
-        // at depth d from the top the path goes left). At most 64 levels for a UInt64 count.
+        let (goesLeft, depth) = Self.shape(index: index, total: total)
+        guard depth == aunts.count else {
+            throw .invalidLength(field: "Merkle proof aunts", expected: depth, actual: aunts.count)
+        }
+        // Bottom-up in one stack buffer: `0x01 ‖ left ‖ right` (65 bytes), then the current
+        // node (32): every vote checks a proof, and this allocates nothing per level.
+        return withUnsafeTemporaryAllocation(byteCount: 97, alignment: 1) { b in
+            let pair = UnsafeMutableRawBufferPointer(rebasing: b[0..<65])
+            let node = UnsafeMutableRawBufferPointer(rebasing: b[65..<97])
+            var leafHasher = InlineSHA256()
+            withUnsafeBytes(of: UInt8(0x00)) { leafHasher.update(bufferPointer: $0) }
+            leafHasher.update(bytes: leaf)
+            leafHasher.finalize(into: node)
+            pair[0] = 0x01
+            for (level, aunt) in aunts.enumerated() {
+                let left = goesLeft >> UInt64(depth - 1 - level) & 1 == 1
+                let (nodeAt, auntAt) = left ? (1, 33) : (33, 1)
+                UnsafeMutableRawBufferPointer(rebasing: pair[nodeAt..<(nodeAt + 32)]).copyMemory(from: UnsafeRawBufferPointer(node))
+                aunt.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: pair[auntAt..<(auntAt + 32)]).copyMemory(from: $0) }
+                var hasher = InlineSHA256()
+                hasher.update(bufferPointer: UnsafeRawBufferPointer(pair))
+                hasher.finalize(into: node)
+            }
+            return Data(UnsafeRawBufferPointer(node))
+        }
+    }
+
+    /// Whether `leaf` is at ``index`` of a ``total``-leaf tree with this `root`.
+    public func verify(leaf: some DataProtocol, root: Data) -> Bool {
+        guard let computed = try? computeRoot(leaf: leaf) else { return false }
+        return computed == root
+    }
+
+    /// The path of leaf `index` in a `total`-leaf tree (`index < total`), walked down from the
+    /// root: bit d of `goesLeft` set = at depth d from the top the path goes left; `depth` is
+    /// the number of aunts a proof of that leaf carries. At most 64 levels for a UInt64 count.
+    static func shape(index: UInt64, total: UInt64) -> (goesLeft: UInt64, depth: Int) {
         var goesLeft: UInt64 = 0
         var depth = 0
         var position = index
@@ -173,35 +208,7 @@ public struct MerkleProof: Sendable, Hashable, Codable {
             }
             depth += 1
         }
-        guard depth == aunts.count else {
-            throw .invalidLength(field: "Merkle proof aunts", expected: depth, actual: aunts.count)
-        }
-        // Bottom-up in one stack buffer: `0x01 ‖ left ‖ right` (65 bytes), then the current
-        // node (32): every vote checks a proof, and this allocates nothing per level.
-        return withUnsafeTemporaryAllocation(byteCount: 97, alignment: 1) { b in
-            let pair = UnsafeMutableRawBufferPointer(rebasing: b[0..<65])
-            let node = UnsafeMutableRawBufferPointer(rebasing: b[65..<97])
-            var leafHasher = SHA256()
-            withUnsafeBytes(of: UInt8(0x00)) { leafHasher.update(bufferPointer: $0) }
-            leafHasher.update(bytes: leaf)
-            leafHasher.finalize().withUnsafeBytes { node.copyMemory(from: $0) }
-            pair[0] = 0x01
-            for (level, aunt) in aunts.enumerated() {
-                let left = goesLeft >> UInt64(depth - 1 - level) & 1 == 1
-                let (nodeAt, auntAt) = left ? (1, 33) : (33, 1)
-                UnsafeMutableRawBufferPointer(rebasing: pair[nodeAt..<(nodeAt + 32)]).copyMemory(from: UnsafeRawBufferPointer(node))
-                aunt.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: pair[auntAt..<(auntAt + 32)]).copyMemory(from: $0) }
-                var hasher = SHA256()
-                hasher.update(bufferPointer: UnsafeRawBufferPointer(pair))
-                hasher.finalize().withUnsafeBytes { node.copyMemory(from: $0) }
-            }
-            return Data(UnsafeRawBufferPointer(node))
-        }
-    }
-
-    /// Whether `leaf` is at ``index`` of a ``total``-leaf tree with this `root`.
-    public func verify(leaf: some DataProtocol, root: Data) -> Bool {
-        guard let computed = try? computeRoot(leaf: leaf) else { return false }
-        return computed == root
+        return (goesLeft, depth)
     }
 }
+

@@ -33,11 +33,31 @@ public enum TaggedHash {
         cache[tag] ?? makeHasher(tag: tag)
     }
 
+    private static let inlineCache: [String: InlineSHA256] = {
+        var states = [String: InlineSHA256]()
+        for tag in cachedTags { states[tag] = makeInlineHasher(tag: tag) }
+        return states
+    }()
+
+    private static func makeInlineHasher(tag: String) -> InlineSHA256 {
+        let tagDigest = InlineSHA256.hash(data: Data(tag.utf8))
+        var hasher = InlineSHA256()
+        hasher.update(data: tagDigest)
+        hasher.update(data: tagDigest)
+        return hasher
+    }
+
+    /// ``hasher(tag:)`` as an ``InlineSHA256``: the same state, and copying it allocates
+    /// nothing (a copy of swift-crypto's `SHA256` allocates a context at its first update).
+    public static func inlineHasher(tag: String) -> InlineSHA256 {
+        inlineCache[tag] ?? makeInlineHasher(tag: tag)
+    }
+
     /// The 32-byte tagged hash of `data`.
     public static func hash(tag: String, data: some DataProtocol) -> Data {
-        var hasher = hasher(tag: tag)
+        var hasher = inlineHasher(tag: tag)
         hasher.update(bytes: data)
-        return Data(hasher.finalize())
+        return hasher.finalize()
     }
 
     /// The BIP-340 challenge `H_challenge(R.x ‖ P.x ‖ m) mod n`.

@@ -21,9 +21,12 @@ public struct Digest256: Hashable, Sendable {
 
     /// SHA-256 of `data`.
     public static func sha256(_ data: Data) -> Digest256 {
-        var hasher = SHA256()
-        hasher.update(contiguous: data)
-        return Digest256(hasher.finalize())
+        withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { out in
+            var hasher = InlineSHA256()
+            hasher.update(data: data)
+            hasher.finalize(into: out)
+            return Digest256(UnsafeRawBufferPointer(out))
+        }
     }
 }
 
@@ -64,11 +67,14 @@ public final class VerificationCache: Sendable {
     /// signatures are invalid.
     public func isValid(signature: Data, publicKey: Data, message: Data) -> Bool {
         guard publicKey.count == 32, signature.count == 64 else { return false }
-        var hasher = SHA256()
-        hasher.update(contiguous: publicKey)
-        hasher.update(contiguous: signature)
-        hasher.update(contiguous: message)
-        let digest = Digest256(hasher.finalize())
+        var hasher = InlineSHA256()
+        hasher.update(data: publicKey)
+        hasher.update(data: signature)
+        hasher.update(data: message)
+        let digest = withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { out in
+            hasher.finalize(into: out)
+            return Digest256(UnsafeRawBufferPointer(out))
+        }
         if contains(digest: digest) { return true }
         guard let key = try? Schnorr.PublicKey(rawRepresentation: publicKey),
               let parsed = try? Schnorr.Signature(rawRepresentation: signature),

@@ -570,9 +570,9 @@ public struct FinalityModule: Module {
             m.signature.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: signature[32..<64]).copyMemory(from: $0) }
             withUnsafeBytes(of: m.height.bigEndian) { UnsafeMutableRawBufferPointer(rebasing: message[0..<8]).copyMemory(from: $0) }
             m.blockHash.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: message[8..<40]).copyMemory(from: $0) }
-            var hasher = SHA256()
+            var hasher = InlineSHA256()
             hasher.update(bufferPointer: UnsafeRawBufferPointer(message))
-            hasher.finalize().withUnsafeBytes { digest.copyMemory(from: $0) }
+            hasher.finalize(into: digest)
             return key.isValidSignature(rawSignature: UnsafeRawBufferPointer(signature), message: UnsafeRawBufferPointer(digest))
         }
         guard valid else { throw .rule(FinalityModuleError.invalidFinalitySignature) }
