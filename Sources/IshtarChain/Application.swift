@@ -10,7 +10,10 @@ public enum CommitDurability: Sendable {
     /// The batch is written atomically through RocksDB's write-ahead log but not synced,
     /// because the caller already holds a synced record of the decided block in the same
     /// database and replays it after a crash (ABCI's handshake replay) — as ``IshtarNode``
-    /// does. A killed process loses nothing (the log is in the OS page cache); a power
+    /// does. That record is the block store's copy: the caller writes the block with
+    /// ``Application/recordDecidedBlock(_:height:in:)`` in its synced decision batch, before
+    /// ``Application/finalizeBlock(_:)`` (which refuses a block not recorded so), and the
+    /// commit does not write the block a second time. A killed process loses nothing (the log is in the OS page cache); a power
     /// loss can lose at most the last commit, since the next decision's synced write flushes
     /// the same log, and the replay restores it deterministically.
     case replayedFromDecisionLog
@@ -31,6 +34,9 @@ public enum CommitDurability: Sendable {
 /// `commit` writes the block, its results, all its state changes, the commitments and the
 /// new tip in ONE synced `WriteBatch`: after a crash a block is either fully there or
 /// absent, and ``init(store:modules:verifier:)`` resumes from the last committed block.
+/// Under a caller's decision log (``CommitDurability/replayedFromDecisionLog``) the block
+/// itself is the caller's synced record, written before execution, and the batch holds the
+/// rest.
 ///
 /// Not thread-safe: the node drives it from one task (as CometBFT drives ABCI
 /// connections), and queries must be serialized with commits.
@@ -452,6 +458,15 @@ public final class Application {
         // tx index; the block is encoded once, for its size and its stored copy.
         let txHashes = block.transactions.map { sha256($0) }
         let blockBytes = block.encoded
+        if durability == .replayedFromDecisionLog {
+            // The caller's decision record is the only copy the block store will have: it
+            // must be there, and be this block, before anything is executed.
+            let recorded = try storeCall { try store.get(Self.blockKey(block.header.height), in: Self.blocksColumnFamily) }
+            guard recorded == blockBytes else {
+                throw .outOfOrder("block \(block.header.height) was not recorded with recordDecidedBlock before finalizeBlock"
+                                  + (recorded == nil ? "" : " (a different block is recorded at that height)"))
+            }
+        }
         do {
             try block.validate(tip: meta.tip, validators: validators, maxBlockBytes: params.maxBlockBytes, verifier: verifier,
                                encodedSize: blockBytes.count, transactionHashes: txHashes)
@@ -492,7 +507,8 @@ public final class Application {
         var batch = WriteBatch()
         Self.addStateChanges(p.changes, to: &batch)
         let height = p.block.header.height
-        batch.put(Self.blockKey(height), p.blockBytes, in: Self.blocksColumnFamily)
+        // With a decision log the block is already stored (``recordDecidedBlock``).
+        if durability == .synced { batch.put(Self.blockKey(height), p.blockBytes, in: Self.blocksColumnFamily) }
         batch.put(Data([UInt8(ascii: "b")]) + p.hash, Self.be8(height), in: Self.blocksColumnFamily)
         // Each result is encoded once, into the block's results (the bytes ``BlockResults``
         // would write); the tx index records where in them each result lies.
@@ -685,8 +701,25 @@ public final class Application {
 
     // MARK: - Block store
 
+    /// Adds a decided block's bytes to `batch` under the block store's key for `height`: the
+    /// caller of an application that commits with ``CommitDurability/replayedFromDecisionLog``
+    /// writes the block once, in its own synced decision record, and the commit does not
+    /// write it again. The block is visible through ``block(at:)`` only once committed.
+    public static func recordDecidedBlock(_ bytes: Data, height: UInt64, in batch: inout WriteBatch) {
+        batch.put(blockKey(height), bytes, in: blocksColumnFamily)
+    }
+
+    /// The bytes recorded at `height` by ``recordDecidedBlock(_:height:in:)`` or a commit,
+    /// whether committed or not: after a crash between a decision and its commit, the block
+    /// to replay.
+    public func recordedBlockBytes(at height: UInt64) throws(ChainError) -> Data? {
+        try storeCall { try store.get(Self.blockKey(height), in: Self.blocksColumnFamily) }
+    }
+
     /// The committed block at `height`.
     public func block(at height: UInt64) throws(ChainError) -> Block? {
+        // A decided block recorded by the caller is not the chain's until it is committed.
+        guard let last = meta?.lastHeight, height <= last else { return nil }
         guard let raw = try storeCall({ try store.get(Self.blockKey(height), in: Self.blocksColumnFamily) }) else { return nil }
         do {
             return try Block(decoding: raw)
@@ -772,7 +805,8 @@ public final class Application {
         case "blocks" where parts.count == 2 || (parts.count == 3 && parts[2] == "results"):
             guard let h = UInt64(parts[1]) else { return fail(QueryError.invalidArgument("height must be a number")) }
             let key = parts.count == 2 ? Self.blockKey(h) : Self.resultsKey(h)
-            guard let raw = try storeCall({ try store.get(key, in: Self.blocksColumnFamily) }) else {
+            // A recorded but uncommitted block (between a decision and its commit) is not served.
+            guard h <= meta.lastHeight, let raw = try storeCall({ try store.get(key, in: Self.blocksColumnFamily) }) else {
                 return fail(QueryError.notFound("block \(h)"))
             }
             return ok(raw)

@@ -118,8 +118,29 @@ struct CommitPathTests {
         let deferred = InstrumentedStore(InMemoryStore(columnFamilies: Application.columnFamilies))
         let b = try Application(store: deferred, verifier: TestCommitVerifier(), durability: .replayedFromDecisionLog)
         try b.initChain(net.genesis)
-        try net.produce(b, [try labelTx(testKey("s"), nonce: 0)])
-        #expect(deferred.syncs == [true, false], "genesis synced; the block's commit left to the caller's decision log")
+        let block = try net.nextBlock(b, [try labelTx(testKey("s"), nonce: 0)])
+        // The caller's decision record is the block store's copy: without it nothing runs.
+        #expect(throws: ChainError.self) { try b.finalizeBlock(block) }
+        var other = WriteBatch()
+        let otherBlock = try net.nextBlock(b, [try labelTx(testKey("t"), nonce: 0)])
+        Application.recordDecidedBlock(otherBlock.encoded, height: block.header.height, in: &other)
+        try deferred.write(other, sync: true)
+        #expect(throws: ChainError.self, "another block recorded at the height") { try b.finalizeBlock(block) }
+        var decision = WriteBatch()
+        Application.recordDecidedBlock(block.encoded, height: block.header.height, in: &decision)
+        try deferred.write(decision, sync: true)
+        #expect(try b.block(at: block.header.height) == nil, "recorded, not committed: not the chain's yet")
+        #expect(try b.recordedBlockBytes(at: block.header.height) == block.encoded)
+        #expect(try b.finalizeBlock(block).txResults.allSatisfy(\.isOK))
+        try b.commit()
+        let commitBatch = try #require(deferred.batches.last)
+        #expect(!commitBatch.operations.contains {
+            if case .put(let cf, let key, _) = $0 { return cf == Application.blocksColumnFamily && key.first == UInt8(ascii: "h") }
+            return false
+        }, "the commit does not write the recorded block again")
+        #expect(try b.block(at: block.header.height) == block)
+        #expect(deferred.syncs == [true, true, true, false],
+                "genesis synced; the caller's decision records; the block's commit left to them")
         #expect(b.lastAppHash == a.lastAppHash)
     }
 

@@ -160,27 +160,22 @@ public actor NodeService: NodeBackend, P2PDelegate {
 
     static func be8(_ v: UInt64) -> Data { withUnsafeBytes(of: v.bigEndian) { Data($0) } }
     static func certKey(_ h: UInt64) -> Data { Data("c".utf8) + be8(h) }
-    static func pendingKey(_ h: UInt64) -> Data { Data("p".utf8) + be8(h) }
-
-    /// Crash between "decision stored" and "application committed": replay the decided block.
+    /// Crash between "decision stored" and "application committed": the decided block is
+    /// recorded in the block store above the application's tip (with its certificate);
+    /// replay it.
     static func recoverPendingBlock(app: Application, db: Database, logger: Logger) throws {
         guard let last = app.lastHeight else { return }
-        // A commit that survived while the (unsynced) removal of its pending copy did not.
-        if try db.get(pendingKey(last), in: commitsCF) != nil {
-            try db.delete(pendingKey(last), in: commitsCF, sync: false)
-        }
         let next = last + 1
-        guard let bytes = try db.get(pendingKey(next), in: commitsCF),
+        guard let bytes = try app.recordedBlockBytes(at: next),
             let certBytes = try db.get(certKey(next), in: commitsCF)
         else { return }
         let cert = try CanonicalEncoding.decodeCommit(certBytes)
         let block = try Block(decoding: bytes)
         guard block.hash == cert.value.bytes, block.header.height == next else {
-            throw NodeError.storage("pending block at \(next) does not match its certificate")
+            throw NodeError.storage("decided block at \(next) does not match its certificate")
         }
         _ = try app.finalizeBlock(block)
         try app.commit()
-        try db.delete(pendingKey(next), in: commitsCF, sync: true)
         logger.notice("replayed decided block after crash", metadata: ["height": "\(next)"])
     }
 
@@ -383,7 +378,9 @@ public actor NodeService: NodeBackend, P2PDelegate {
         do {
             var b = WriteBatch()
             b.put(Self.certKey(h), CanonicalEncoding.encode(d.certificate), in: Self.commitsCF)
-            b.put(Self.pendingKey(h), d.value.block, in: Self.commitsCF)
+            // The block store's only copy of the block (the commit does not write it again).
+            // The codec is canonical, so these are exactly the bytes of the decoded block.
+            Application.recordDecidedBlock(d.value.block, height: h, in: &b)
             try db.write(b, sync: true)
             if crashAfterDecideHeight == h {
                 logger.critical("failpoint: crashing between the decision and the application commit", metadata: ["height": "\(h)"])
@@ -392,7 +389,6 @@ public actor NodeService: NodeBackend, P2PDelegate {
             let result = try app.finalizeBlock(block)
             try app.commit()
             endedEpochs = CheckpointDuty.endedEpochs(in: result.events)
-            try db.delete(Self.pendingKey(h), in: Self.commitsCF, sync: false)
             let now = ContinuousClock.now
             let interval = now - lastCommitInstant
             lastCommitInstant = now
