@@ -574,7 +574,7 @@ extension NodeBench {
             var out = figures(node, blocks: blocks)
             out["tx_per_block"] = perBlock
             out["bytes_written_per_block"] = node.bytes / max(1, blocks)
-            out["commit"] = "as in the node: one unsynced batch per block (the node's synced decision record precedes it); the raw writes unsynced too"
+            out["commit"] = "as in the node: one unsynced batch per block (the node's synced decision record, which holds the block, precedes it untimed and is not in the batch); the raw writes unsynced too"
             out["synced_commit"] = figures(synced, blocks: syncedBlocks)
             out["timed"] = "finalizeBlock + commit per block, each paired with the raw write of the same batch right after it"
             out.merge([

@@ -13,9 +13,10 @@ public enum CommitDurability: Sendable {
     /// does. That record is the block store's copy: the caller writes the block with
     /// ``Application/recordDecidedBlock(_:height:in:)`` in its synced decision batch, before
     /// ``Application/finalizeBlock(_:)`` (which refuses a block not recorded so), and the
-    /// commit does not write the block a second time. A killed process loses nothing (the log is in the OS page cache); a power
-    /// loss can lose at most the last commit, since the next decision's synced write flushes
-    /// the same log, and the replay restores it deterministically.
+    /// commit does not write the block a second time. A killed process loses nothing (the
+    /// log is in the OS page cache); a power loss can lose at most the last commit, since
+    /// the next decision's synced write flushes the same log, and the replay restores it
+    /// deterministically.
     case replayedFromDecisionLog
 }
 
@@ -455,7 +456,7 @@ public final class Application {
         let (meta, validators, params) = try ready()
         guard pending == nil else { throw .outOfOrder("finalizeBlock called twice without commit") }
         // Each transaction is hashed once here, for the transactions root, execution and the
-        // tx index; the block is encoded once, for its size and its stored copy.
+        // tx index; the block is encoded once, for its size and its stored (or recorded) copy.
         let txHashes = block.transactions.map { sha256($0) }
         let blockBytes = block.encoded
         if durability == .replayedFromDecisionLog {
