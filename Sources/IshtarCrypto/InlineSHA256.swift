@@ -1,4 +1,6 @@
-// swift-crypto's BoringSSL, reached directly: see ``InlineSHA256``.
+// swift-crypto's BoringSSL, reached directly (see ``InlineSHA256``): the C module swift-crypto
+// builds for its own use, visible to dependents of its `Crypto` product and pinned with it by
+// Package.resolved. If a later swift-crypto renamed it, this file is the one place to change.
 import CCryptoBoringSSL
 import Foundation
 
