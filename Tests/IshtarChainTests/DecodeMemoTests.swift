@@ -48,7 +48,7 @@ struct DecodeMemoTests {
         let key = try Schnorr.PrivateKey(rawRepresentation: Data(repeating: 7, count: 32))
         let batch = try PubRandBatch(fpKey: key, chainID: "memo-test", startHeight: 10, count: 8)
         let hash = Data(repeating: 0xab, count: 32)
-        let vote = DecodedVote(try batch.vote(height: 12, blockHash: hash))
+        let vote = try DecodedVote(verifying: try batch.vote(height: 12, blockHash: hash))
         let right = PubRandCommitment(startHeight: 10, count: 8, root: batch.root, committedAt: 1)
         try FinalityModule.verifyVote(vote, right)
         #expect(vote.wasVerified(against: right))
@@ -57,12 +57,12 @@ struct DecodeMemoTests {
         #expect(throws: ExecutionError.self) { try FinalityModule.verifyVote(vote, otherRoot) }
         let otherRange = PubRandCommitment(startHeight: 11, count: 8, root: batch.root, committedAt: 1)
         #expect(throws: ExecutionError.self) { try FinalityModule.verifyVote(vote, otherRange) }
-        // The right commitment is still trusted; a forged signature on the same vote is not.
+        // The right commitment is still trusted; a vote with a forged signature is never
+        // even decoded (it carries the same randomness and proof, which would verify).
         #expect(vote.wasVerified(against: right))
         var forged = try batch.vote(height: 12, blockHash: hash)
         forged.signature = Data(repeating: 0x11, count: 32)
-        let forgedVote = DecodedVote(forged)
-        #expect(throws: ExecutionError.self) { try FinalityModule.verifyVote(forgedVote, right) }
-        #expect(!forgedVote.wasVerified(against: right))
+        #expect(throws: ExecutionError.rule(FinalityModuleError.invalidFinalitySignature)) { try DecodedVote(verifying: forged) }
+        #expect(throws: Never.self) { try FinalityModule.verifyRandomness(forged, right) }
     }
 }

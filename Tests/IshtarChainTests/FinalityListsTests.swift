@@ -38,7 +38,7 @@ struct FinalityListsTests {
         let fp = Data(repeating: 0x51, count: 32), hash = Data(repeating: 0xab, count: 32)
         let vote = AddFinalitySig(fpKey: fp, chainID: "ishtar-test", height: 42, publicRandomness: Data(repeating: 2, count: 32),
                                   proof: MerkleProof(index: 0, total: 1, aunts: []), blockHash: hash, signature: Data(repeating: 3, count: 32))
-        let keys = DecodedVote(vote).keys
+        let keys = DecodedVote.Keys(vote)
         #expect(keys.provider == StateKey(module: StakingModule.moduleName, StakingModule.fpKey(fp)))
         #expect(keys.votes == StateKey(module: FinalityModule.moduleName, FinalityModule.votesKey("ishtar-test", 42)))
         #expect(keys.activeSet == StateKey(module: FinalityModule.moduleName, FinalityModule.activeSetKey("ishtar-test", 42)))

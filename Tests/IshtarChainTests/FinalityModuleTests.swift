@@ -115,13 +115,29 @@ struct FinalityModuleTests {
         var shifted = try batches[0].vote(height: target, blockHash: hash)
         shifted.proof.index += 1
         try h.expectRejected(relayer, [shifted.message], rule: "invalid-inclusion-proof")
+        // (Signed with that height's secret randomness, so the EOTS signature itself is valid.)
         var otherRandomness = try batches[0].vote(height: target, blockHash: hash)
         otherRandomness.publicRandomness = batches[0].publicRandomness[0]
+        otherRandomness.signature = try EOTS.sign(
+            privateKey: a, secretRandomness: EOTS.randomness(secretKey: a, chainID: Data(testChainID.utf8), height: batches[0].startHeight).secret,
+            message: try EOTS.finalityVoteMessage(height: target, blockHash: hash)).rawRepresentation
         try h.expectRejected(relayer, [otherRandomness.message], rule: "invalid-inclusion-proof")
-        // Bad EOTS signature: s of another height's vote.
+        // Bad EOTS signature (s of another height's vote): refused statelessly, like a bad
+        // transaction signature — at admission, and a block carrying it is invalid.
         var badSig = try batches[0].vote(height: target, blockHash: hash)
         badSig.signature = try batches[0].vote(height: target - 1, blockHash: try h.hash(target - 1)).signature
-        try h.expectRejected(relayer, [badSig.message], rule: "invalid-finality-signature")
+        let forged = try relayer.tx([badSig.message])
+        #expect(try h.app.checkTx(forged).result.rule == "invalid-finality-signature")
+        let carrying = try h.net.nextBlock(h.app, [forged])
+        guard case .reject(let error) = try h.app.processProposal(carrying) else {
+            Issue.record("accepted a block carrying a forged finality signature")
+            return
+        }
+        guard case .invalidTransaction(index: 0, let violation) = error else {
+            Issue.record("rejected for another reason: \(error)")
+            return
+        }
+        #expect(violation.rule == "invalid-finality-signature", "\(violation)")
         // The mempool admits a vote for the last committed block (whose hash record the next
         // block's begin hook writes) and refuses one for the block not yet committed.
         let latest = h.height

@@ -424,13 +424,20 @@ public struct FinalityModule: Module {
             // Its fields are slices of the payload: the decoded vote is remembered, and each
             // copied 32-byte field was two more allocations to make and later free.
             var r = BinaryReader(slicing: payload)
+            let decoded: AddFinalitySig
             do throws(CodecError) {
                 let vote = try AddFinalitySig(from: &r)
                 try r.finish()
-                return DecodedVote(vote)
+                decoded = vote
             } catch {
                 throw .rule(FinalityModuleError.malformedMessage(type: message.type, error))
             }
+            // The EOTS signature needs nothing from state, so it is checked here, with the
+            // transaction's other signatures: a forged vote costs no state reads (and a block
+            // carrying one is invalid, like one carrying a bad transaction signature), and the
+            // verifications of one transaction run back to back while libsecp256k1's tables
+            // are warm (amid the state machine's work each ran ~8 % slower).
+            return try DecodedVote(verifying: decoded)
         }
     }
 
@@ -534,17 +541,20 @@ public struct FinalityModule: Module {
         return try context.store.get(blockHashKey(height))
     }
 
-    /// Checks the randomness proof and the EOTS signature of a vote against `commitment`,
-    /// once per decoded vote and commitment: the mark on the decoded vote says it passed
-    /// with exactly these inputs (the memory is keyed on the exact payload bytes, and the
-    /// check reads nothing but the vote and the commitment's start, count and root).
+    /// Checks the randomness proof of a vote against `commitment`, once per decoded vote and
+    /// commitment: the mark on the decoded vote says it passed with exactly these inputs (the
+    /// memory is keyed on the exact payload bytes, and the check reads nothing but the vote
+    /// and the commitment's start, count and root). The EOTS signature was checked when the
+    /// vote was decoded (``decodeVote(_:)``).
     static func verifyVote(_ d: DecodedVote, _ commitment: PubRandCommitment) throws(ExecutionError) {
         if d.wasVerified(against: commitment) { return }
-        try verifyVoteUncached(d.vote, commitment)
+        try verifyRandomness(d.vote, commitment)
         d.markVerified(against: commitment)
     }
 
-    static func verifyVoteUncached(_ m: AddFinalitySig, _ commitment: PubRandCommitment) throws(ExecutionError) {
+    /// The vote's public randomness is the committed one for its height: the proof's
+    /// position is the height's offset in the commitment and it leads to the committed root.
+    static func verifyRandomness(_ m: AddFinalitySig, _ commitment: PubRandCommitment) throws(ExecutionError) {
         guard m.proof.index == m.height - commitment.startHeight, m.proof.total == commitment.count else {
             throw .rule(FinalityModuleError.invalidInclusionProof(
                 "index \(m.proof.index)/total \(m.proof.total) must be \(m.height - commitment.startHeight)/\(commitment.count)"))
@@ -552,6 +562,11 @@ public struct FinalityModule: Module {
         guard m.proof.verify(leaf: m.publicRandomness, root: commitment.root) else {
             throw .rule(FinalityModuleError.invalidInclusionProof("does not lead to the committed root"))
         }
+    }
+
+    /// The vote's EOTS signature under the provider key over `BE8(height) ‖ blockHash`,
+    /// with the vote's public randomness as the nonce. Stateless.
+    static func verifySignature(_ m: AddFinalitySig) throws(ExecutionError) {
         // EOTS verification is BIP-340 verification of (R.x, s) over SHA256(message)
         // (PROTOCOL §4, `EOTS.isValid`); building the signature directly skips lifting R.
         guard let key = try? Schnorr.PublicKey.cached(rawRepresentation: m.fpKey) else {

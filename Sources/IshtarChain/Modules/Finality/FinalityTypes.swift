@@ -570,8 +570,8 @@ public struct SigningInfo: Hashable, Sendable, BinaryCodable {
     }
 }
 
-/// A finality vote as decoded once per process, with the commitment (start, count, root)
-/// against which its randomness proof and EOTS signature last verified.
+/// A finality vote as decoded once per process, its EOTS signature verified, with the
+/// commitment (start, count, root) against which its randomness proof last verified.
 final class DecodedVote: Sendable {
     let vote: AddFinalitySig
     /// The state keys the vote is checked and recorded under, built with the decode: the
@@ -605,7 +605,10 @@ final class DecodedVote: Sendable {
         }
     }
 
-    init(_ vote: AddFinalitySig) {
+    /// Checks the vote's EOTS signature (``FinalityModule/verifySignature(_:)``) first: no
+    /// decoded vote exists whose signature was not verified.
+    init(verifying vote: AddFinalitySig) throws(ExecutionError) {
+        try FinalityModule.verifySignature(vote)
         self.vote = vote
         keys = Keys(vote)
     }
