@@ -157,10 +157,16 @@ struct StakingScenarioTests {
             let block = try chain.require("/modules/finality/block/\(Self.chainID)/\(finalized)")
             #expect(block["finalized"] as? Bool == true)
             #expect(block["block_hash"] as? String == (try chain.blockHash(finalized)).hexString)
-            // Every node agrees on the finalized block.
+            // Every node agrees on the finalized block — once it has committed the block that
+            // finalized it (the node answering above may be a block ahead of the others).
             for i in 0..<4 {
-                #expect(chain.json("/modules/finality/block/\(Self.chainID)/\(finalized)", node: i)?["block_hash"] as? String
-                        == block["block_hash"] as? String)
+                var seen: [String: Any]?
+                let caughtUp = waitUntil(30) {
+                    seen = chain.json("/modules/finality/block/\(Self.chainID)/\(finalized)", node: i)
+                    return seen?["finalized"] as? Bool == true
+                }
+                #expect(caughtUp, "node \(i) never reported height \(finalized) finalized: \(String(describing: seen))")
+                #expect(seen?["block_hash"] as? String == block["block_hash"] as? String, "node \(i)")
             }
 
             // 5. Provider 0 signs a second, different block hash at a height it voted for.
