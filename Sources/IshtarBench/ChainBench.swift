@@ -650,6 +650,9 @@ extension ChainBench {
         progress("chain bench: fin: deriving \(providers) randomness batches of \(count) and committing them")
         let batches = try world.providers.map { try PubRandBatch(fpKey: $0, chainID: chainID, startHeight: start, count: count) }
         let relayers = (0..<10).map { Sender("chain-bench-vote-relayer-\($0)") }
+        // BENCH_VOTES_PER_TX (default 10) splits each block's votes into fewer or more
+        // transactions: with two settings the per-transaction and per-vote costs separate.
+        let perTx = max(1, Int(ProcessInfo.processInfo.environment["BENCH_VOTES_PER_TX"] ?? "") ?? 10)
         var commits: [Data] = []
         for (r, first) in stride(from: 0, to: providers, by: 10).enumerated() {
             commits.append(try relayers[r % relayers.count].tx(try batches[first..<min(first + 10, providers)].map { try $0.commitMessage() }))
@@ -680,8 +683,8 @@ extension ChainBench {
                 let digest = [UInt8](try FinalityModule.voteDigest(height: h, blockHash: hash))
                 let signed = list.enumerated().map { Signed(key: $0.offset, digest: digest, signature: [UInt8]($0.element.publicRandomness + $0.element.signature)) }
                 var txs: [Data] = []
-                for (r, first) in stride(from: 0, to: list.count, by: 10).enumerated() {
-                    txs.append(try relayers[r % relayers.count].tx(list[first..<min(first + 10, list.count)].map(\.message)))
+                for (r, first) in stride(from: 0, to: list.count, by: perTx).enumerated() {
+                    txs.append(try relayers[r % relayers.count].tx(list[first..<min(first + perTx, list.count)].map(\.message)))
                 }
                 let timed = try chain.produce(txs, check: true)
                 phase.check += timed.check
@@ -727,7 +730,7 @@ extension ChainBench {
             "setup_seconds": rounded(setupSeconds),
             "blocks": blocks,
             "votes": votes,
-            "votes_per_transaction": 10,
+            "votes_per_transaction": perTx,
             "heights_finalized": finalized,
             "votes_per_second": rounded(rate),
             "check_us_per_vote": rounded(check * 1e6 / Double(votes)),
