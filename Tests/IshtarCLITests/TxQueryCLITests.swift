@@ -28,8 +28,8 @@ final class LiveNode: Sendable {
         self.task = task
     }
 
-    static func start() async throws -> LiveNode {
-        let backend = try CLIChainBackend()
+    static func start(backend given: CLIChainBackend? = nil) async throws -> LiveNode {
+        let backend = try given ?? CLIChainBackend()
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let task = Task {
             defer { continuation.finish() }

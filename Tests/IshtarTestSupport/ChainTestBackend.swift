@@ -28,14 +28,17 @@ public actor ChainTestBackend: NodeBackend {
     public private(set) var mempool: [Data] = []
     public var healthy = true
 
-    public init() throws {
+    /// A chain of the consensus and accounts modules plus `modules` (e.g.
+    /// `ControlPlane.modules()`), with their genesis parameters.
+    public init(modules: [any Module] = [], moduleParams: [String: Data] = [:]) throws {
         dir = TempDir(prefix: "ishtar-api")
         database = try Database.open(path: dir.path("db"), options: DatabaseOptions(columnFamilies: Application.columnFamilies))
-        app = try Application(store: database)
+        app = try Application(store: database, modules: modules)
         validatorKey = chainTestKey("validator")
         let genesis = try Genesis(
             chainID: Self.chainID, genesisTime: Self.genesisTime,
-            validators: [ChainValidator(publicKey: validatorKey.publicKey.rawRepresentation, power: 10, name: "v0")])
+            validators: [ChainValidator(publicKey: validatorKey.publicKey.rawRepresentation, power: 10, name: "v0")],
+            moduleParams: moduleParams)
         try app.initChain(genesis)
     }
 

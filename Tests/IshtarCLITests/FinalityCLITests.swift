@@ -1,0 +1,139 @@
+import Foundation
+import IshtarChain
+import IshtarCLI
+import IshtarCrypto
+import IshtarKeys
+import IshtarNode
+import IshtarTestSupport
+import Synchronization
+import Testing
+
+/// `ishtar finality`: the real binary against a live API over a control-plane chain, and
+/// the vote record that keeps a provider from signing twice at a height.
+@Suite(.serialized) struct FinalityCLITests {
+    static let passphrase = ["ISHTAR_PASSPHRASE": "finality cli test passphrase"]
+
+    /// A live node whose chain runs the control-plane modules.
+    static func controlPlaneNode() async throws -> LiveNode {
+        let covenant = (0..<3).map { cliTestKey("covenant-\($0)").publicKey }
+        let params = try ControlPlane.genesisModuleParams(ControlPlaneGenesisOptions(covenantKeys: covenant, covenantQuorum: 2))
+        return try await LiveNode.start(backend: try CLIChainBackend(modules: ControlPlane.modules(), moduleParams: params))
+    }
+
+    func key(_ dir: TempDir, _ name: String) async throws -> (path: String, publicKey: String) {
+        let path = dir.path(name)
+        let made = try await ishtar(["keys", "generate", "--output", path, "--json"], environment: Self.passphrase)
+        #expect(made.status == 0, "\(made.stderr)")
+        let shown = try parseJSON(try await ishtar(["keys", "show", "--key-file", path, "--json"], environment: Self.passphrase))
+        return (path, try #require(shown["public_key"] as? String))
+    }
+
+    @Test func registerCommitAndVoteThroughTheCLI() async throws {
+        let node = try await Self.controlPlaneNode()
+        defer { Task { await node.stop() } }
+        let dir = TempDir(prefix: "finality-cli")
+        let (account, _) = try await key(dir, "operator.key")
+        let (fp, fpKey) = try await key(dir, "fp.key")
+        let common = ["--node", node.url, "--account-key-file", account, "--btc-key-file", fp, "--chain-id", CLIChainBackend.chainID, "--json"]
+
+        // Register: REGISTERED, owned by the sending account.
+        let registered = try await ishtar(["finality", "register"] + common + ["--moniker", "cli-fp", "--commission", "0.05"],
+                                          environment: Self.passphrase)
+        #expect(registered.status == 0, "\(registered.stdout) \(registered.stderr)")
+        try await node.backend.produceBlock()
+        let provider = try parseJSON(try await ishtar(["query", "module", "staking", "finality-provider", fpKey, "--node", node.url]))
+        #expect(provider["status"] as? String == "REGISTERED", "\(provider)")
+
+        // Commit randomness from two heights ahead; the node lists the commitment.
+        let client = try NodeAPIClient(url: node.url)
+        func height() throws -> UInt64 { try QueryActions.block(client: client, which: "latest").header.height }
+        let start = try height() + 2
+        let committed = try await ishtar(["finality", "commit-randomness"] + common + ["--start", String(start), "--count", "100"],
+                                         environment: Self.passphrase)
+        #expect(committed.status == 0, "\(committed.stdout) \(committed.stderr)")
+        try await node.backend.produceBlock()
+        while try height() < start { try await node.backend.produceBlock() }
+        let list = try parseJSON(try await ishtar(["query", "module", "finality", "commitments", fpKey, CLIChainBackend.chainID,
+                                                   "--node", node.url]))
+        let commitment = try #require((list["commitments"] as? [[String: Any]])?.first)
+        #expect(commitment["start_height"] as? String == String(start))
+        let root = try Data(hex: try #require(commitment["root"] as? String), field: "root")
+
+        // The vote the CLI builds verifies: its randomness is the committed leaf for the
+        // height, its EOTS signature is valid for the block's hash.
+        let hash = try FinalityActions.committedBlockHash(client: client, height: start)
+        let keyFile = try KeyFileStore.read(from: fp).unlock(passphrase: Data(Self.passphrase["ISHTAR_PASSPHRASE", default: ""].utf8))
+        let probe = VoteRecord(directory: dir.path("probe-record"))
+        let message = try FinalityActions.voteMessage(client: client, btcKey: keyFile,
+                                                      chainID: CLIChainBackend.chainID, height: start, blockHash: hash, record: probe)
+        let vote = try AddFinalitySig(decoding: message.payload)
+        #expect(vote.proof.verify(leaf: vote.publicRandomness, root: root))
+        #expect(EOTS.isValid(signature: try EOTS.Signature(rawRepresentation: vote.signature),
+                             publicKey: keyFile.publicKey, publicRandomness: try EOTS.PublicRandomness(rawRepresentation: vote.publicRandomness),
+                             message: try EOTS.finalityVoteMessage(height: start, blockHash: hash)))
+
+        // Through the binary: the chain takes it through every stateless rule (decode, EOTS
+        // signature) and refuses it only because the provider holds no stake.
+        let voted = try await ishtar(["finality", "vote"] + common + ["--height", String(start)], environment: Self.passphrase)
+        #expect(voted.status == 1)
+        #expect(try parseJSON(voted)["rule"] as? String == "finality-provider-not-active", "\(voted.stdout) \(voted.stderr)")
+        let record = VoteRecord(directory: fp + ".votes")
+        #expect(FileManager.default.fileExists(atPath: record.path(chainID: CLIChainBackend.chainID, height: start)))
+
+        // Another hash at the same height is refused before anything is signed or sent.
+        let mempool = await node.backend.mempool.count
+        let other = String(repeating: "ab", count: 32)
+        let refused = try await ishtar(["finality", "vote"] + common + ["--height", String(start), "--block-hash", other],
+                                       environment: Self.passphrase)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("refusing to sign"), "\(refused.stderr)")
+        #expect(await node.backend.mempool.count == mempool)
+
+        // Heights without a commitment are refused locally, naming the fix.
+        let uncommitted = try await ishtar(["finality", "vote"] + common + ["--height", String(start + 500), "--block-hash", other],
+                                           environment: Self.passphrase)
+        #expect(uncommitted.status == 1)
+        #expect(uncommitted.stderr.contains("commit-randomness"), "\(uncommitted.stderr)")
+
+        // Bad input is exit code 2 with the option named.
+        let bad = try await ishtar(["finality", "register"] + common + ["--moniker", "x", "--commission", "1.5"], environment: Self.passphrase)
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("--commission"), "\(bad.stderr)")
+    }
+
+    @Test func theVoteRecordRefusesASecondHashAtAHeight() throws {
+        let dir = TempDir(prefix: "vote-record")
+        let record = VoteRecord(directory: dir.path("votes"))
+        let a = Data(repeating: 0xaa, count: 32), b = Data(repeating: 0xbb, count: 32)
+        #expect(try record.record(chainID: "chain/one", height: 7, blockHash: a) == .recorded)
+        #expect(try record.record(chainID: "chain/one", height: 7, blockHash: a) == .alreadyRecorded)
+        #expect(throws: CLIError.self) { try record.record(chainID: "chain/one", height: 7, blockHash: b) }
+        // Other heights and other chains are independent.
+        #expect(try record.record(chainID: "chain/one", height: 8, blockHash: b) == .recorded)
+        #expect(try record.record(chainID: "chain-two", height: 7, blockHash: b) == .recorded)
+        // The refusal changed nothing, and the record is private.
+        let file = record.path(chainID: "chain/one", height: 7)
+        #expect(String(decoding: try #require(FileManager.default.contents(atPath: file)), as: UTF8.self) == a.hexString + "\n")
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int)
+        #expect(mode & 0o077 == 0)
+        // A damaged record is never read as permission to sign.
+        let damaged = record.path(chainID: "chain/one", height: 9)
+        try Data("not a hash".utf8).write(to: URL(fileURLWithPath: damaged))
+        #expect(throws: CLIError.self) { try record.record(chainID: "chain/one", height: 9, blockHash: a) }
+    }
+
+    /// Two processes racing for one height with different hashes: exactly one records.
+    @Test func racingVotesForOneHeightRecordOnce() throws {
+        let dir = TempDir(prefix: "vote-race")
+        for round in 0..<20 {
+            let record = VoteRecord(directory: dir.path("votes-\(round)"))
+            let wins = Mutex(0)
+            DispatchQueue.concurrentPerform(iterations: 8) { i in
+                if (try? record.record(chainID: "race", height: 1, blockHash: Data(repeating: UInt8(i), count: 32))) == .recorded {
+                    wins.withLock { $0 += 1 }
+                }
+            }
+            #expect(wins.withLock { $0 } == 1, "round \(round)")
+        }
+    }
+}
