@@ -1,0 +1,253 @@
+import ArgumentParser
+import Foundation
+import IshtarBitcoin
+import IshtarBitcoinRPC
+import IshtarChain
+import IshtarCrypto
+import IshtarNode
+import Synchronization
+
+/// `ishtar relay …`: carry Bitcoin facts to the chain by hand — what the relayer daemon of
+/// a later issue will do continuously.
+struct RelayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Carry Bitcoin data to the chain: the light client's missing headers.",
+        subcommands: [Headers.self])
+
+    /// How to reach bitcoind's JSON-RPC.
+    struct BitcoindOptions: ParsableArguments {
+        @Option(name: .long, help: ArgumentHelp("bitcoind's JSON-RPC endpoint.", valueName: "url"))
+        var bitcoindURL = "http://127.0.0.1:18443/"
+
+        @Option(name: .long, help: ArgumentHelp("bitcoind's cookie file (<datadir>/[regtest/].cookie).", valueName: "file"))
+        var rpcCookieFile: String?
+
+        @Option(name: .long, help: ArgumentHelp("RPC user (with --rpc-password-file or $ISHTAR_RPC_PASSWORD).", valueName: "user"))
+        var rpcUser: String?
+
+        @Option(name: .long, help: ArgumentHelp("File whose first line is the RPC password.", valueName: "file"))
+        var rpcPasswordFile: String?
+
+        func validate() throws {
+            guard bitcoindURL.hasPrefix("http://") || bitcoindURL.hasPrefix("https://") else {
+                throw ValidationError("--bitcoind-url: expected http://host:port/, got \"\(bitcoindURL)\"")
+            }
+            if rpcCookieFile != nil, rpcUser != nil {
+                throw ValidationError("--rpc-cookie-file and --rpc-user: give one way to authenticate, not both")
+            }
+            if rpcCookieFile == nil, rpcUser == nil {
+                throw ValidationError("--rpc-cookie-file or --rpc-user: bitcoind needs one of them")
+            }
+        }
+
+        func client() throws -> BitcoinRPCClient {
+            let credentials: BitcoinRPCCredentials
+            if let rpcCookieFile {
+                credentials = .cookieFile(path: rpcCookieFile)
+            } else if let rpcUser {
+                var password = ProcessInfo.processInfo.environment["ISHTAR_RPC_PASSWORD"]
+                if let rpcPasswordFile {
+                    guard let data = FileManager.default.contents(atPath: rpcPasswordFile) else {
+                        throw CLIError.badInput("--rpc-password-file: cannot read \(rpcPasswordFile)")
+                    }
+                    password = String(decoding: data, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
+                }
+                guard let password, !password.isEmpty else {
+                    throw CLIError.badInput("--rpc-user: no password (--rpc-password-file or $ISHTAR_RPC_PASSWORD)")
+                }
+                credentials = .userPassword(user: rpcUser, password: password)
+            } else {
+                throw CLIError.badInput("--rpc-cookie-file or --rpc-user: bitcoind needs one of them")
+            }
+            var configuration = BitcoinRPCConfiguration(url: bitcoindURL, credentials: credentials)
+            configuration.requestTimeout = .seconds(30)
+            return BitcoinRPCClient(configuration: configuration)
+        }
+    }
+
+    struct Headers: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send the headers bitcoind has and the light client lacks (btclightclient/InsertHeaders).",
+            discussion: """
+                Finds where the light client's main chain meets bitcoind's — walking back \
+                from the light client's tip past blocks bitcoind does not have on its active \
+                chain, so a Bitcoin reorg is relayed as one — then sends bitcoind's headers \
+                from there to its tip, in transactions of at most the chain's \
+                max_headers_per_message from --key-file (any account may relay). Runs once; \
+                the transactions are in the mempool when it returns. Example (regtest):
+                  ishtar relay headers --key-file relayer.key --chain-id ishtar-devnet \\
+                    --rpc-cookie-file ~/.bitcoin/regtest/.cookie
+                Watch it: ishtar query module btclightclient tip
+                Exit codes: 0 sent (or nothing to send), 1 a transaction was refused, 2 bad \
+                input or an unreachable node.
+                """)
+
+        @OptionGroup var api: NodeAPIOptions
+        @OptionGroup var bitcoind: BitcoindOptions
+
+        @Option(name: .long, help: ArgumentHelp("Key file of the account that signs and sends the transactions.", valueName: "file"))
+        var keyFile: String
+
+        @OptionGroup var passphrase: KeysCommand.PassphraseOptions
+
+        @Option(name: .long, help: ArgumentHelp("The control plane's chain id.", valueName: "id"), transform: Parse.chainID)
+        var chainID: String
+
+        @Option(name: .long, help: ArgumentHelp("Most headers to send in this run.", valueName: "n"))
+        var maxHeaders = 10_000
+
+        @OptionGroup var format: OutputOptions
+
+        func validate() throws {
+            guard maxHeaders >= 1 else { throw ValidationError("--max-headers: must be at least 1") }
+        }
+
+        func run() throws {
+            let node = try api.client()
+            let key = try KeysActions.unlock(path: keyFile, passphrase: passphrase.resolve())
+            let rpc = try bitcoind.client()
+            let output = try RelayActions.blocking {
+                try await RelayActions.relayHeaders(node: node, bitcoind: rpc, key: key, chainID: chainID, maxHeaders: maxHeaders)
+            }
+            format.emit(output)
+            if let refused = output.refused {
+                throw CLIError.verificationFailed("transaction refused: \(refused)")
+            }
+        }
+    }
+}
+
+/// What `ishtar relay headers` did.
+public struct RelayHeadersOutput: CommandOutput, Equatable, Sendable {
+    /// Height and hash (display order) of the last block both chains share.
+    public var forkHeight: UInt64
+    public var forkHash: String
+    /// The light client's tip before the run.
+    public var lightClientHeight: UInt64
+    /// bitcoind's active tip.
+    public var bitcoindHeight: UInt64
+    public var bitcoindHash: String
+    /// Headers sent, and the transactions carrying them.
+    public var headersSent: Int
+    public var transactions: [String]
+    /// The refusal that stopped the run, if one did.
+    public var refused: String?
+
+    var text: String {
+        var lines = ["light client tip: \(lightClientHeight)", "bitcoind tip: \(bitcoindHeight) \(bitcoindHash)",
+                     "common block: \(forkHeight) \(forkHash)", "headers sent: \(headersSent)"]
+        lines += transactions.map { "transaction: \($0)" }
+        if let refused { lines.append("refused: \(refused)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// What `ishtar relay` does, callable from tests.
+public enum RelayActions {
+    /// Runs `body` on a task and blocks the calling thread until it ends (for synchronous
+    /// commands; RPC calls are async).
+    public static func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let outcome = Mutex<Result<T, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        guard let result = outcome.withLock({ $0 }) else { throw CLIError.badInput("relay: the task ended without a result") }
+        return try result.get()
+    }
+
+    /// A light-client header as the node's queries answer it.
+    struct HeaderJSON: Decodable {
+        var hash: String
+        var height: String
+    }
+
+    static func lightClientHeader(_ node: NodeAPIClient, _ path: String) throws -> (hash: String, height: UInt64)? {
+        let reply = try TxActions.call { () throws(NodeAPIClientError) in try node.get("/modules/btclightclient/" + path) }
+        if reply.status == 404 { return nil }
+        let header = try TxActions.decodeOK(HeaderJSON.self, reply, what: "light-client header")
+        guard let height = UInt64(header.height) else { throw CLIError.badInput("node returned a non-numeric height \"\(header.height)\"") }
+        return (header.hash, height)
+    }
+
+    /// bitcoind's view of `hash`: on its active chain, known but off it, or unknown.
+    static func onActiveChain(_ rpc: BitcoinRPCClient, _ hash: String) async throws -> Bool {
+        do {
+            return try await rpc.getBlockHeader(hash).confirmations >= 0
+        } catch {
+            if case .rpc(code: -5, _) = error { return false }  // RPC_INVALID_ADDRESS_OR_KEY: block not found
+            throw CLIError.badInput("bitcoind: \(error)")
+        }
+    }
+
+    static func rpcCall<T>(_ what: String, _ body: () async throws(BitcoinRPCError) -> T) async throws -> T {
+        do { return try await body() } catch { throw CLIError.badInput("bitcoind \(what): \(error)") }
+    }
+
+    /// Relays bitcoind's headers above the last block it shares with the light client's
+    /// main chain, up to `maxHeaders`, in transactions of at most the chain's
+    /// `max_headers_per_message`, with consecutive nonces from the account's committed one.
+    public static func relayHeaders(node: NodeAPIClient, bitcoind rpc: BitcoinRPCClient, key: Schnorr.PrivateKey, chainID: String,
+                                    maxHeaders: Int) async throws -> RelayHeadersOutput {
+        guard let tip = try lightClientHeader(node, "tip") else {
+            throw CLIError.badInput("the node has no light-client tip: is the btclightclient module running?")
+        }
+        struct Params: Decodable {
+            var maxHeadersPerMessage: Int
+            var baseHeight: String
+            enum CodingKeys: String, CodingKey { case maxHeadersPerMessage = "max_headers_per_message", baseHeight = "base_height" }
+        }
+        let paramsReply = try TxActions.call { () throws(NodeAPIClientError) in try node.get("/modules/btclightclient/params") }
+        let params = try TxActions.decodeOK(Params.self, paramsReply, what: "light-client params")
+        let base = UInt64(params.baseHeight) ?? 0
+        let perMessage = max(1, params.maxHeadersPerMessage)
+
+        // Walk back along the light client's main chain to a block on bitcoind's active chain.
+        var common = tip
+        while !(try await onActiveChain(rpc, common.hash)) {
+            guard common.height > base, let previous = try lightClientHeader(node, "header-by-height/\(common.height - 1)") else {
+                throw CLIError.verificationFailed(
+                    "bitcoind's active chain shares no block with the light client's main chain (down to its base at \(base)): another network?")
+            }
+            common = previous
+        }
+        let btcHeight = UInt64(try await rpcCall("getblockcount") { () throws(BitcoinRPCError) in try await rpc.getBlockCount() })
+        let btcHash = try await rpcCall("getbestblockhash") { () throws(BitcoinRPCError) in try await rpc.getBestBlockHash() }
+        var output = RelayHeadersOutput(forkHeight: common.height, forkHash: common.hash, lightClientHeight: tip.height,
+                                        bitcoindHeight: btcHeight, bitcoindHash: btcHash, headersSent: 0, transactions: [], refused: nil)
+        guard btcHeight > common.height else { return output }
+        let last = min(btcHeight, common.height + UInt64(maxHeaders))
+
+        var nonce = try TxActions.committedNonce(client: node, account: key.publicKey.rawRepresentation)
+        var next = common.height + 1
+        while next <= last {
+            var headers: [BTCBlockHeader] = []
+            while next <= last, headers.count < perMessage {
+                let height = Int(next)
+                let hash = try await rpcCall("getblockhash \(height)") { () throws(BitcoinRPCError) in try await rpc.getBlockHash(height: height) }
+                let raw = try await rpcCall("getblockheader \(hash)") { () throws(BitcoinRPCError) in try await rpc.getBlockHeaderData(hash) }
+                do {
+                    headers.append(try BTCBlockHeader(serialized: raw))
+                } catch {
+                    throw CLIError.badInput("bitcoind returned a malformed header at \(height): \(error)")
+                }
+                next += 1
+            }
+            let sent = try TxActions.send(client: node, key: key, chainID: chainID, nonce: nonce,
+                                          messages: [InsertHeaders(headers: headers).message])
+            output.transactions.append(sent.hash)
+            guard sent.accepted else {
+                output.refused = "\(sent.codespace)/\(sent.rule): \(sent.log)"
+                return output
+            }
+            output.headersSent += headers.count
+            nonce += 1
+        }
+        return output
+    }
+}

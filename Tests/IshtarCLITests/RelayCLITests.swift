@@ -1,0 +1,72 @@
+import Foundation
+import IshtarBitcoinRPC
+import IshtarChain
+import IshtarCLI
+import IshtarNode
+import IshtarTestSupport
+import Testing
+
+/// `ishtar relay headers` between the regtest node (Bitcoin Core's code) and a live
+/// control-plane chain: a first relay in several transactions, then a Bitcoin reorg.
+@Suite(.serialized, .enabled(if: regtestNodeAvailable, "Scripts/regtest-node not found; relay tests skipped"))
+struct RelayCLITests {
+    @Test func relaysMissingHeadersAndFollowsAReorg() async throws {
+        try await withRegtestNode { btc in
+            let rpc = btc.client()
+            let node = try await FinalityCLITests.controlPlaneNode()
+            defer { Task { await node.stop() } }
+            let dir = TempDir(prefix: "relay-cli")
+            let passwordFile = dir.path("rpc-password")
+            try Data((try #require(btc.password) + "\n").utf8).write(to: URL(fileURLWithPath: passwordFile))
+            let keyFile = dir.path("relayer.key")
+            let made = try await ishtar(["keys", "generate", "--output", keyFile], environment: FinalityCLITests.passphrase)
+            #expect(made.status == 0, "\(made.stderr)")
+            let args = ["relay", "headers", "--node", node.url, "--key-file", keyFile, "--chain-id", CLIChainBackend.chainID,
+                        "--bitcoind-url", "http://127.0.0.1:\(btc.port)/", "--rpc-user", try #require(btc.user),
+                        "--rpc-password-file", passwordFile, "--json"]
+            func lightClientTip() async throws -> (hash: String, height: String) {
+                let tip = try parseJSON(try await ishtar(["query", "module", "btclightclient", "tip", "--node", node.url]))
+                return (try #require(tip["hash"] as? String), try #require(tip["height"] as? String))
+            }
+
+            // 250 blocks: more than one message holds (200), so two transactions with
+            // consecutive nonces, both admitted before either is in a block.
+            let mined = try await rpc.generateToAddress(250, address: TestAddress.opTrue)
+            let first = try await ishtar(args, environment: FinalityCLITests.passphrase)
+            #expect(first.status == 0, "\(first.stdout) \(first.stderr)")
+            let out = try parseJSON(first)
+            #expect(out["headers_sent"] as? Int == 250)
+            #expect((out["transactions"] as? [String])?.count == 2)
+            #expect(out["fork_height"] as? Int == 0)
+            try await node.backend.produceBlock()
+            var tip = try await lightClientTip()
+            #expect(tip.hash == mined.last && tip.height == "250")
+
+            // Nothing new: nothing sent.
+            let idle = try parseJSON(try await ishtar(args, environment: FinalityCLITests.passphrase))
+            #expect(idle["headers_sent"] as? Int == 0)
+
+            // A competing branch from block 240 with more work: Bitcoin Core switches to it,
+            // and the relay finds the common block and sends the branch.
+            let branch = try await rpc.generateToAddressFrom(parent: mined[239], count: 12, address: TestAddress.opTrue)
+            #expect(try await rpc.getBestBlockHash() == branch.last)
+            let reorg = try await ishtar(args, environment: FinalityCLITests.passphrase)
+            #expect(reorg.status == 0, "\(reorg.stdout) \(reorg.stderr)")
+            let reorgOut = try parseJSON(reorg)
+            #expect(reorgOut["fork_height"] as? Int == 240)
+            #expect(reorgOut["fork_hash"] as? String == mined[239])
+            #expect(reorgOut["headers_sent"] as? Int == 12)
+            try await node.backend.produceBlock()
+            tip = try await lightClientTip()
+            #expect(tip.hash == branch.last && tip.height == "252")
+            let orphan = try parseJSON(try await ishtar(["query", "module", "btclightclient", "depth", mined[249], "--node", node.url]))
+            #expect(orphan["on_main_chain"] as? Bool == false)
+
+            // Bad credentials are exit code 2, with bitcoind's answer named.
+            try Data("wrong\n".utf8).write(to: URL(fileURLWithPath: passwordFile))
+            let denied = try await ishtar(args, environment: FinalityCLITests.passphrase)
+            #expect(denied.status == 2)
+            #expect(denied.stderr.contains("bitcoind"), "\(denied.stderr)")
+        }
+    }
+}
