@@ -180,7 +180,7 @@ let package = Package(
             name: "IshtarNodeTests",
             dependencies: [
                 "IshtarNode", "IshtarChain", "IshtarConsensus", "IshtarCrypto", "IshtarStore", "IshtarTestSupport",
-                "IshtarBitcoin", "IshtarBitcoinRPC",
+                "IshtarBitcoin", "IshtarBitcoinRPC", "IshtarCLI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

@@ -12,8 +12,8 @@ import Synchronization
 struct RelayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay",
-        abstract: "Carry Bitcoin data to the chain: the light client's missing headers.",
-        subcommands: [Headers.self])
+        abstract: "Carry Bitcoin data to the chain: the light client's missing headers, staking inclusion proofs.",
+        subcommands: [Headers.self, Activation.self])
 
     /// How to reach bitcoind's JSON-RPC.
     struct BitcoindOptions: ParsableArguments {
@@ -115,6 +115,120 @@ struct RelayCommand: ParsableCommand {
                 throw CLIError.verificationFailed("transaction refused: \(refused)")
             }
         }
+    }
+}
+
+extension RelayCommand {
+    struct Activation: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Prove a delegation's staking transaction is in a Bitcoin block (staking/AddBTCDelegationInclusionProof).",
+            discussion: """
+                Finds the block holding the staking transaction (bitcoind needs -txindex, or \
+                give --block-hash), builds its Merkle proof, checks it against the block's \
+                header, and sends it from --key-file (any account may). The chain accepts it \
+                once that block is on its light client's main chain at least k deep (relay the \
+                headers first) and the delegation is VERIFIED; it is then ACTIVE. Example:
+                  ishtar relay activation --key-file relayer.key --chain-id ishtar-devnet \\
+                    --rpc-cookie-file ~/.bitcoin/regtest/.cookie --staking-txid <txid>
+                Watch it: ishtar query module staking delegation <staking txid>
+                Exit codes: 0 accepted into the mempool, 1 refused (or not yet in a block), \
+                2 bad input or an unreachable node.
+                """)
+
+        @OptionGroup var api: NodeAPIOptions
+        @OptionGroup var bitcoind: RelayCommand.BitcoindOptions
+
+        @Option(name: .long, help: ArgumentHelp("Key file of the account that signs and sends the transaction.", valueName: "file"))
+        var keyFile: String
+
+        @OptionGroup var passphrase: KeysCommand.PassphraseOptions
+
+        @Option(name: .long, help: ArgumentHelp("The control plane's chain id.", valueName: "id"), transform: Parse.chainID)
+        var chainID: String
+
+        @Option(name: .long, help: ArgumentHelp("The staking transaction's txid (display order, as bitcoind prints it).", valueName: "txid"))
+        var stakingTxid: String
+
+        @Option(name: .long, help: ArgumentHelp("The block that holds it (default: asked from bitcoind's transaction index).", valueName: "hash"))
+        var blockHash: String?
+
+        @Option(name: .long, help: ArgumentHelp("The account's nonce, or \"auto\" (read from the node).", valueName: "n|auto"))
+        var nonce = "auto"
+
+        @OptionGroup var format: OutputOptions
+
+        func validate() throws {
+            _ = try Parse.hex(stakingTxid, option: "--staking-txid", length: 32)
+            if let blockHash { _ = try Parse.hex(blockHash, option: "--block-hash", length: 32) }
+            guard nonce == "auto" || UInt64(nonce) != nil else {
+                throw ValidationError("--nonce: expected a non-negative integer or \"auto\", got \"\(nonce)\"")
+            }
+        }
+
+        func run() throws {
+            let node = try api.client()
+            let key = try KeysActions.unlock(path: keyFile, passphrase: passphrase.resolve())
+            let rpc = try bitcoind.client()
+            let (txid, given) = (stakingTxid, blockHash)
+            let message = try RelayActions.blocking { try await RelayActions.activationMessage(rpc: rpc, stakingTxid: txid, blockHash: given) }
+            let n = try UInt64(nonce) ?? TxActions.committedNonce(client: node, account: key.publicKey.rawRepresentation)
+            let output = try TxActions.send(client: node, key: key, chainID: chainID, nonce: n, messages: [message])
+            format.emit(output)
+            if !output.accepted {
+                throw CLIError.verificationFailed("transaction refused: \(output.codespace)/\(output.rule): \(output.log)")
+            }
+        }
+    }
+}
+
+extension RelayActions {
+    /// `staking/AddBTCDelegationInclusionProof` for the staking transaction `stakingTxid`
+    /// (display hex) in `blockHash` (display hex; by default the block bitcoind's
+    /// transaction index names).
+    public static func activationMessage(rpc: BitcoinRPCClient, stakingTxid: String, blockHash: String? = nil) async throws -> Message {
+        let proof = try await inclusionProof(rpc: rpc, txid: stakingTxid, blockHash: blockHash)
+        do {
+            return AddBTCDelegationInclusionProof(stakingTxid: try Hash256(displayHex: stakingTxid).rawValue, proof: proof).message
+        } catch {
+            throw CLIError.badInput("--staking-txid: \(error)")
+        }
+    }
+
+    /// The proof that transaction `txid` (display hex) is in `blockHash` (display hex; by
+    /// default the block bitcoind's transaction index names), checked against that block's
+    /// header before it is returned.
+    public static func inclusionProof(rpc: BitcoinRPCClient, txid: String, blockHash: String? = nil) async throws -> BTCInclusionProofPayload {
+        let target: Hash256
+        do { target = try Hash256(displayHex: txid) } catch { throw CLIError.badInput("txid: \(error)") }
+        let block: String
+        if let blockHash {
+            block = blockHash
+        } else {
+            let tx = try await rpcCall("getrawtransaction \(txid)") { () throws(BitcoinRPCError) in try await rpc.getRawTransaction(txid) }
+            guard let found = tx.blockHash else { throw CLIError.verificationFailed("transaction \(txid) is not in a block yet") }
+            block = found
+        }
+        let info = try await rpcCall("getblock \(block)") { () throws(BitcoinRPCError) in try await rpc.getBlock(block) }
+        let raw = try await rpcCall("getblockheader \(block)") { () throws(BitcoinRPCError) in try await rpc.getBlockHeaderData(block) }
+        let txids: [Hash256]
+        let header: BTCBlockHeader
+        do {
+            txids = try info.txids.map { try Hash256(displayHex: $0) }
+            header = try BTCBlockHeader(serialized: raw)
+        } catch {
+            throw CLIError.badInput("bitcoind returned a malformed block \(block): \(error)")
+        }
+        guard let index = txids.firstIndex(of: target) else {
+            throw CLIError.verificationFailed("transaction \(txid) is not in block \(block)")
+        }
+        let proof: TransactionInclusionProof
+        do { proof = try TransactionInclusionProof(txids: txids, index: index) } catch {
+            throw CLIError.badInput("block \(block): \(error)")
+        }
+        guard proof.computeRoot(txid: target) == header.merkleRoot else {
+            throw CLIError.badInput("the proof built from block \(block) does not reach its header's Merkle root")
+        }
+        return BTCInclusionProofPayload(blockHash: header.hash.rawValue, proof: proof)
     }
 }
 

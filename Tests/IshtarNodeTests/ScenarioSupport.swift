@@ -2,6 +2,7 @@ import Foundation
 import IshtarBitcoin
 import IshtarBitcoinRPC
 import IshtarChain
+import IshtarCLI
 import IshtarCrypto
 import IshtarNode
 import IshtarTestSupport
@@ -128,22 +129,20 @@ struct ScenarioChain {
         json("/modules/staking/delegation/" + txid.displayHex)?["status"] as? String
     }
 
-    /// Relays every BTC header the light client does not have yet (one `InsertHeaders` per
-    /// 100), then waits until the light client's tip is the regtest node's tip.
+    /// Relays every BTC header the light client does not have yet with the code of `ishtar
+    /// relay headers` (``RelayActions/relayHeaders(node:bitcoind:key:chainID:maxHeaders:)``),
+    /// waits for its transactions, then requires the light client's tip to be the regtest
+    /// node's tip.
     func relayHeaders(_ rpc: BitcoinRPCClient, from account: ScenarioAccount) async throws {
-        let lcTip = try require("/modules/btclightclient/tip")
-        guard let text = lcTip["height"] as? String, var next = UInt64(text) else { throw TestError("light client tip: \(lcTip)") }
-        next += 1
-        let btcTip = UInt64(try await rpc.getBlockCount())
-        var headers: [BTCBlockHeader] = []
-        while next <= btcTip {
-            let hash = try await rpc.getBlockHash(height: Int(next))
-            headers.append(try BTCBlockHeader(serialized: try await rpc.getBlockHeaderData(hash)))
-            next += 1
+        let out = try await RelayActions.relayHeaders(node: try net.client(node), bitcoind: rpc, key: account.key,
+                                                      chainID: chainID, maxHeaders: 10_000)
+        if let refused = out.refused { throw TestError("relay refused: \(refused)") }
+        for hash in out.transactions {
+            let result = try committed(try Data(hex: hash))
+            guard (result["code"] as? NSNumber)?.intValue == 0 else { throw TestError("relay transaction failed: \(result)") }
         }
-        for chunk in stride(from: 0, to: headers.count, by: 100) {
-            try run(account, [InsertHeaders(headers: Array(headers[chunk..<min(chunk + 100, headers.count)])).message])
-        }
+        // The relay numbered its transactions from the committed nonce.
+        account.nonce = chainNonce(account)
         let tipHash = try await rpc.getBestBlockHash()
         let lc = try require("/modules/btclightclient/tip")
         guard lc["hash"] as? String == tipHash else { throw TestError("light client tip \(lc) is not \(tipHash)") }
@@ -187,15 +186,6 @@ struct ScenarioBitcoin {
         let sighasher = try TaprootSighasher(transaction: tx, prevouts: [coin.1])
         tx.inputs[0].witness = try sighasher.keyPathWitness(inputIndex: 0, internalKey: funder, merkleRoot: nil)
         return tx
-    }
-
-    /// The inclusion proof of `txid` in the block `blockHash` (display hex).
-    func inclusionProof(of txid: Hash256, inBlock blockHash: String) async throws -> BTCInclusionProofPayload {
-        let block = try await rpc.getBlock(blockHash)
-        let txids = try block.txids.map { try Hash256(displayHex: $0) }
-        guard let index = txids.firstIndex(of: txid) else { throw TestError("\(txid.displayHex) not in block \(blockHash)") }
-        return BTCInclusionProofPayload(blockHash: try Hash256(displayHex: blockHash).rawValue,
-                                        proof: try TransactionInclusionProof(txids: txids, index: index))
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import IshtarBitcoin
 import IshtarBitcoinRPC
 import IshtarChain
+import IshtarCLI
 import IshtarCrypto
 import IshtarNode
 import IshtarTestSupport
@@ -122,8 +123,12 @@ struct StakingScenarioTests {
             try await chain.relayHeaders(rpc, from: relayer)
             var proofs: [Message] = []
             for stake in stakes {
-                proofs.append(AddBTCDelegationInclusionProof(
-                    stakingTxid: stake.txid.rawValue, proof: try await bitcoin.inclusionProof(of: stake.txid, inBlock: stakingBlock)).message)
+                // What `ishtar relay activation` sends: the block found through the regtest
+                // node's transaction index, the proof checked against its header.
+                let message = try await RelayActions.activationMessage(rpc: rpc, stakingTxid: stake.txid.displayHex)
+                let sent = try AddBTCDelegationInclusionProof(decoding: message.payload)
+                #expect(sent.proof.blockHash == (try Hash256(displayHex: stakingBlock)).rawValue)
+                proofs.append(message)
             }
             try chain.run(relayer, proofs)
             for stake in stakes { #expect(chain.delegationStatus(stake.txid) == "ACTIVE") }
