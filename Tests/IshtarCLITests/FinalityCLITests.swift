@@ -101,6 +101,23 @@ import Testing
         #expect(bad.stderr.contains("--commission"), "\(bad.stderr)")
     }
 
+    /// `ishtar covenant sign` answers for what it cannot sign (the signing itself runs in
+    /// the devnet scenario, against real delegations).
+    @Test func covenantSignRefusesWhatItCannotSign() async throws {
+        let node = try await Self.controlPlaneNode()
+        defer { Task { await node.stop() } }
+        let dir = TempDir(prefix: "covenant-cli")
+        let (member, _) = try await key(dir, "member.key")
+        let common = ["covenant", "sign", "--node", node.url, "--key-file", member, "--account-key-file", member,
+                      "--chain-id", CLIChainBackend.chainID]
+        let unknown = try await ishtar(common + ["--staking-txid", String(repeating: "12", count: 32)], environment: Self.passphrase)
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("not_found") || unknown.stderr.contains("delegation"), "\(unknown.stderr)")
+        let malformed = try await ishtar(common + ["--staking-txid", "xyz"], environment: Self.passphrase)
+        #expect(malformed.status == 2)
+        #expect(malformed.stderr.contains("--staking-txid"), "\(malformed.stderr)")
+    }
+
     @Test func theVoteRecordRefusesASecondHashAtAHeight() throws {
         let dir = TempDir(prefix: "vote-record")
         let record = VoteRecord(directory: dir.path("votes"))

@@ -235,12 +235,6 @@ struct ScenarioStake {
             stakerUnbondingSlashingSignature: d.stakerUnbondingSlashingSignature.rawRepresentation,
             inclusionProof: nil).message
     }
-
-    /// A covenant member's `AddCovenantSigs`, made by the covenant signer (which validates first).
-    func covenantMessage(_ covenant: Schnorr.PrivateKey, parameters: StakingParameters) throws -> Message {
-        let set = try CovenantSigner.sign(delegation: delegation, parameters: parameters, covenantKey: covenant)
-        return AddCovenantSigs(stakingTxid: txid.rawValue, set: set).message
-    }
 }
 
 extension ScenarioStake {

@@ -108,11 +108,24 @@ struct StakingScenarioTests {
                 try $0.createMessage(staker: staker, sender: stakerAccount, chainID: Self.chainID, parameters: parameters)
             })
             for stake in stakes { #expect(chain.delegationStatus(stake.txid) == "PENDING") }
+            // What `ishtar covenant sign` sends: the delegation and its parameters read from
+            // the node, validated by the shared function, then signed.
+            let api = try chain.net.client(chain.node)
+            let outsider = Schnorr.PrivateKey()
+            let notMember = #expect(throws: CLIError.self) {
+                try CovenantActions.signMessage(node: api, covenantKey: outsider, stakingTxid: stakes[0].txid.displayHex)
+            }
+            #expect(notMember?.description.contains("refusing to sign") == true, "\(String(describing: notMember))")
             let covenantAccount = ScenarioAccount()
             try chain.run(covenantAccount, try stakes.flatMap { stake in
-                try covenants.prefix(3).map { try stake.covenantMessage($0, parameters: parameters) }
+                try covenants.prefix(3).map { try CovenantActions.signMessage(node: api, covenantKey: $0, stakingTxid: stake.txid.displayHex) }
             })
             for stake in stakes { #expect(chain.delegationStatus(stake.txid) == "VERIFIED") }
+            // Once VERIFIED there is nothing left to sign.
+            let late = #expect(throws: CLIError.self) {
+                try CovenantActions.signMessage(node: api, covenantKey: covenants[3], stakingTxid: stakes[0].txid.displayHex)
+            }
+            #expect(late?.description.contains("not PENDING") == true, "\(String(describing: late))")
             step("3 providers registered; 3 delegations PENDING then VERIFIED by 3 of 5 covenant members")
 
             // 3. Broadcast and mine the staking transactions; k = 10 blocks on top; relay;
