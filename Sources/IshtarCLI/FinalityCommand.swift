@@ -205,12 +205,19 @@ struct FinalityCommand: ParsableCommand {
 
         func run() throws {
             let s = try sender.open()
-            let hash: Data
-            if let blockHash {
-                hash = try Parse.hex(blockHash, option: "--block-hash", length: 32)
-            } else {
-                hash = try FinalityActions.committedBlockHash(client: s.client, height: height)
+            var hash = try blockHash.map { try Parse.hex($0, option: "--block-hash", length: 32) }
+            if sender.servedChain == sender.chainID {
+                // The control plane's own block: the node knows it. A hash given by hand is
+                // checked against it before it can be recorded — a wrong one would otherwise
+                // use up the height.
+                let committed = try FinalityActions.committedBlockHash(client: s.client, height: height)
+                if let given = hash, given != committed {
+                    throw CLIError.verificationFailed(
+                        "the node's block at \(height) is \(committed.hexString), not \(given.hexString): refusing to vote for it")
+                }
+                hash = committed
             }
+            guard let hash else { throw ValidationError("--block-hash: required when voting for a consumer chain's block") }
             let record = VoteRecord(directory: voteRecord ?? sender.btcKeyFile + ".votes")
             let message = try FinalityActions.voteMessage(client: s.client, btcKey: s.btcKey, chainID: sender.servedChain,
                                                           height: height, blockHash: hash, record: record)
@@ -317,6 +324,8 @@ public enum FinalityActions {
     /// hash at a height can ever be made by this command.
     public static func voteMessage(client: NodeAPIClient, btcKey: Schnorr.PrivateKey, chainID: String, height: UInt64,
                                    blockHash: Data, record: VoteRecord) throws -> Message {
+        // A height already voted for another hash is refused before anything else is asked.
+        try record.check(chainID: chainID, height: height, blockHash: blockHash)
         let key = btcKey.publicKey.rawRepresentation.hexString
         let reply = try TxActions.call { () throws(NodeAPIClientError) in
             try client.get("/modules/finality/commitments/\(key)/\(chainID)")
@@ -397,6 +406,13 @@ public struct VoteRecord: Sendable {
         }
         try Self.syncDirectory(chainDir)
         return .recorded
+    }
+
+    /// Refuses (like ``record(chainID:height:blockHash:)``) if another hash is recorded at
+    /// (`chainID`, `height`); records nothing.
+    public func check(chainID: String, height: UInt64, blockHash: Data) throws {
+        let file = path(chainID: chainID, height: height)
+        if let existing = try Self.read(file) { _ = try Self.compare(existing, blockHash, file, chainID, height) }
     }
 
     static func compare(_ existing: Data, _ blockHash: Data, _ file: String, _ chainID: String, _ height: UInt64) throws -> Outcome {

@@ -80,17 +80,28 @@ import Testing
         let record = VoteRecord(directory: fp + ".votes")
         #expect(FileManager.default.fileExists(atPath: record.path(chainID: CLIChainBackend.chainID, height: start)))
 
-        // Another hash at the same height is refused before anything is signed or sent.
+        // A hash by hand that is not the node's block at the height is refused before it is
+        // recorded (it would use the height up).
         let mempool = await node.backend.mempool.count
         let other = String(repeating: "ab", count: 32)
-        let refused = try await ishtar(["finality", "vote"] + common + ["--height", String(start), "--block-hash", other],
+        let wrong = try await ishtar(["finality", "vote"] + common + ["--height", String(start - 1), "--block-hash", other],
+                                     environment: Self.passphrase)
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("refusing to vote"), "\(wrong.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: record.path(chainID: CLIChainBackend.chainID, height: start - 1)))
+
+        // Another hash at a recorded height is refused before anything is signed or sent
+        // (a consumer chain's hash is taken as given, so the record is what stops it).
+        try record.record(chainID: "consumer-1", height: 9, blockHash: hash)
+        let consumer = common + ["--consumer-chain-id", "consumer-1"]
+        let refused = try await ishtar(["finality", "vote"] + consumer + ["--height", "9", "--block-hash", other],
                                        environment: Self.passphrase)
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("refusing to sign"), "\(refused.stderr)")
         #expect(await node.backend.mempool.count == mempool)
 
         // Heights without a commitment are refused locally, naming the fix.
-        let uncommitted = try await ishtar(["finality", "vote"] + common + ["--height", String(start + 500), "--block-hash", other],
+        let uncommitted = try await ishtar(["finality", "vote"] + consumer + ["--height", "500", "--block-hash", other],
                                            environment: Self.passphrase)
         #expect(uncommitted.status == 1)
         #expect(uncommitted.stderr.contains("commit-randomness"), "\(uncommitted.stderr)")
@@ -125,6 +136,11 @@ import Testing
         #expect(try record.record(chainID: "chain/one", height: 7, blockHash: a) == .recorded)
         #expect(try record.record(chainID: "chain/one", height: 7, blockHash: a) == .alreadyRecorded)
         #expect(throws: CLIError.self) { try record.record(chainID: "chain/one", height: 7, blockHash: b) }
+        // The read-only check answers the same, for a recorded height and a free one.
+        #expect(throws: CLIError.self) { try record.check(chainID: "chain/one", height: 7, blockHash: b) }
+        #expect(throws: Never.self) { try record.check(chainID: "chain/one", height: 7, blockHash: a) }
+        #expect(throws: Never.self) { try record.check(chainID: "chain/one", height: 70, blockHash: b) }
+        #expect(!FileManager.default.fileExists(atPath: record.path(chainID: "chain/one", height: 70)))
         // Other heights and other chains are independent.
         #expect(try record.record(chainID: "chain/one", height: 8, blockHash: b) == .recorded)
         #expect(try record.record(chainID: "chain-two", height: 7, blockHash: b) == .recorded)
