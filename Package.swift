@@ -192,7 +192,7 @@ let package = Package(
         .testTarget(
             name: "IshtarCLITests",
             dependencies: [
-                "IshtarCLI", "IshtarKeys", "IshtarCrypto", "IshtarChain", "IshtarNode", "IshtarStore", "IshtarTestSupport", "IshtarBitcoinRPC",
+                "IshtarCLI", "IshtarKeys", "IshtarCrypto", "IshtarChain", "IshtarNode", "IshtarStore", "IshtarTestSupport", "IshtarBitcoinRPC", "IshtarBitcoin",
                 "ishtar", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -13,13 +13,13 @@ struct RelayCLITests {
     @Test func relaysMissingHeadersAndFollowsAReorg() async throws {
         try await withRegtestNode { btc in
             let rpc = btc.client()
-            let node = try await FinalityCLITests.controlPlaneNode()
+            let node = try await RoleCLITests.controlPlaneNode()
             defer { Task { await node.stop() } }
             let dir = TempDir(prefix: "relay-cli")
             let passwordFile = dir.path("rpc-password")
             try Data((try #require(btc.password) + "\n").utf8).write(to: URL(fileURLWithPath: passwordFile))
             let keyFile = dir.path("relayer.key")
-            let made = try await ishtar(["keys", "generate", "--output", keyFile], environment: FinalityCLITests.passphrase)
+            let made = try await ishtar(["keys", "generate", "--output", keyFile], environment: RoleCLITests.passphrase)
             #expect(made.status == 0, "\(made.stderr)")
             let args = ["relay", "headers", "--node", node.url, "--key-file", keyFile, "--chain-id", CLIChainBackend.chainID,
                         "--bitcoind-url", "http://127.0.0.1:\(btc.port)/", "--rpc-user", try #require(btc.user),
@@ -32,7 +32,7 @@ struct RelayCLITests {
             // 250 blocks: more than one message holds (200), so two transactions with
             // consecutive nonces, both admitted before either is in a block.
             let mined = try await rpc.generateToAddress(250, address: TestAddress.opTrue)
-            let first = try await ishtar(args, environment: FinalityCLITests.passphrase)
+            let first = try await ishtar(args, environment: RoleCLITests.passphrase)
             #expect(first.status == 0, "\(first.stdout) \(first.stderr)")
             let out = try parseJSON(first)
             #expect(out["headers_sent"] as? Int == 250)
@@ -43,14 +43,14 @@ struct RelayCLITests {
             #expect(tip.hash == mined.last && tip.height == "250")
 
             // Nothing new: nothing sent.
-            let idle = try parseJSON(try await ishtar(args, environment: FinalityCLITests.passphrase))
+            let idle = try parseJSON(try await ishtar(args, environment: RoleCLITests.passphrase))
             #expect(idle["headers_sent"] as? Int == 0)
 
             // A competing branch from block 240 with more work: Bitcoin Core switches to it,
             // and the relay finds the common block and sends the branch.
             let branch = try await rpc.generateToAddressFrom(parent: mined[239], count: 12, address: TestAddress.opTrue)
             #expect(try await rpc.getBestBlockHash() == branch.last)
-            let reorg = try await ishtar(args, environment: FinalityCLITests.passphrase)
+            let reorg = try await ishtar(args, environment: RoleCLITests.passphrase)
             #expect(reorg.status == 0, "\(reorg.stdout) \(reorg.stderr)")
             let reorgOut = try parseJSON(reorg)
             #expect(reorgOut["fork_height"] as? Int == 240)
@@ -64,7 +64,7 @@ struct RelayCLITests {
 
             // Bad credentials are exit code 2, with bitcoind's answer named.
             try Data("wrong\n".utf8).write(to: URL(fileURLWithPath: passwordFile))
-            let denied = try await ishtar(args, environment: FinalityCLITests.passphrase)
+            let denied = try await ishtar(args, environment: RoleCLITests.passphrase)
             #expect(denied.status == 2)
             #expect(denied.stderr.contains("bitcoind"), "\(denied.stderr)")
         }

@@ -218,23 +218,6 @@ struct ScenarioStake {
                 key: staker))
         return ScenarioStake(provider: provider, staking: staking, delegation: delegation)
     }
-
-    /// `CreateBTCDelegation` sent by `sender` (the staker's proof of possession binds it).
-    func createMessage(staker: Schnorr.PrivateKey, sender: ScenarioAccount, chainID: String,
-                       parameters: StakingParameters) throws -> Message {
-        let d = delegation
-        return CreateBTCDelegation(
-            stakerKey: d.stakerKey.rawRepresentation,
-            stakerProofOfPossession: try StakingModule.proofOfPossession(key: staker, chainID: chainID, account: sender.address),
-            finalityProviderKeys: d.finalityProviderKeys.map(\.rawRepresentation), stakingTransaction: d.stakingTransaction,
-            stakingOutputIndex: d.stakingOutputIndex, stakingTime: d.stakingTime, stakingValue: UInt64(d.stakingValue.sats),
-            unbondingTransaction: d.unbondingTransaction, unbondingTime: parameters.unbondingTime,
-            unbondingValue: UInt64(d.unbondingTransaction.outputs[0].value.sats),
-            slashingTransaction: d.slashingTransaction, stakerSlashingSignature: d.stakerSlashingSignature.rawRepresentation,
-            unbondingSlashingTransaction: d.unbondingSlashingTransaction,
-            stakerUnbondingSlashingSignature: d.stakerUnbondingSlashingSignature.rawRepresentation,
-            inclusionProof: nil).message
-    }
 }
 
 extension ScenarioStake {

@@ -103,14 +103,19 @@ struct StakingScenarioTests {
                 #expect(accepted.first?.allowed == true, "staking tx \(i): \(accepted.first?.rejectReason ?? "")")
                 stakes.append(stake)
             }
+            // What `ishtar staking delegate` sends: the delegation built around each staking
+            // transaction under the parameters the node reports, validated, staker-signed.
+            let api = try chain.net.client(chain.node)
             let stakerAccount = ScenarioAccount()
             try chain.run(stakerAccount, try stakes.map {
-                try $0.createMessage(staker: staker, sender: stakerAccount, chainID: Self.chainID, parameters: parameters)
+                try StakingActions.delegationMessage(
+                    node: api, staker: staker, account: stakerAccount.address, chainID: Self.chainID,
+                    finalityProvider: $0.provider.publicKey, stakingTime: Self.stakingTime, stakingTransaction: $0.staking,
+                    stakingOutputIndex: nil)
             })
             for stake in stakes { #expect(chain.delegationStatus(stake.txid) == "PENDING") }
             // What `ishtar covenant sign` sends: the delegation and its parameters read from
             // the node, validated by the shared function, then signed.
-            let api = try chain.net.client(chain.node)
             let outsider = Schnorr.PrivateKey()
             let notMember = #expect(throws: CLIError.self) {
                 try CovenantActions.signMessage(node: api, covenantKey: outsider, stakingTxid: stakes[0].txid.displayHex)

@@ -1,4 +1,5 @@
 import Foundation
+import IshtarBitcoin
 import IshtarChain
 import IshtarCLI
 import IshtarCrypto
@@ -8,9 +9,10 @@ import IshtarTestSupport
 import Synchronization
 import Testing
 
-/// `ishtar finality`: the real binary against a live API over a control-plane chain, and
-/// the vote record that keeps a provider from signing twice at a height.
-@Suite(.serialized) struct FinalityCLITests {
+/// The role commands — `ishtar finality`, `covenant sign`, `staking delegate` — as the real
+/// binary against a live API over a control-plane chain, and the vote record that keeps a
+/// provider from signing twice at a height.
+@Suite(.serialized) struct RoleCLITests {
     static let passphrase = ["ISHTAR_PASSPHRASE": "finality cli test passphrase"]
 
     /// A live node whose chain runs the control-plane modules.
@@ -127,6 +129,33 @@ import Testing
         let malformed = try await ishtar(common + ["--staking-txid", "xyz"], environment: Self.passphrase)
         #expect(malformed.status == 2)
         #expect(malformed.stderr.contains("--staking-txid"), "\(malformed.stderr)")
+    }
+
+    /// `ishtar staking delegate` refuses a transaction that does not stake to the script of
+    /// this staker, provider and time under the chain's parameters (the accepted path runs in
+    /// the devnet scenario, with real staking transactions).
+    @Test func stakingDelegateRefusesWhatIsNotAStake() async throws {
+        let node = try await Self.controlPlaneNode()
+        defer { Task { await node.stop() } }
+        let dir = TempDir(prefix: "delegate-cli")
+        let (staker, _) = try await key(dir, "staker.key")
+        let (_, fpKey) = try await key(dir, "fp.key")
+        let notAStake = IshtarBitcoin.Transaction(
+            inputs: [TxIn(previousOutput: OutPoint(txid: try Hash256(rawValue: Data(repeating: 7, count: 32)), index: 0))],
+            outputs: [TxOut(value: try Amount(sats: 5_000_000), scriptPubKey: Script(bytes: [0x51]))])
+        let common = ["staking", "delegate", "--node", node.url, "--key-file", staker, "--account-key-file", staker,
+                      "--chain-id", CLIChainBackend.chainID, "--fp-pk", fpKey, "--staking-time", "1000"]
+        let refused = try await ishtar(common + ["--staking-tx", notAStake.serialized().hexString], environment: Self.passphrase)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("--staking-vout"), "\(refused.stderr)")
+        // Told which output, it is still not a stake: the chain's validation names why.
+        let wrongOutput = try await ishtar(common + ["--staking-tx", notAStake.serialized().hexString, "--staking-vout", "0"],
+                                           environment: Self.passphrase)
+        #expect(wrongOutput.status == 1)
+        #expect(wrongOutput.stderr.contains("not a valid delegation"), "\(wrongOutput.stderr)")
+        let garbage = try await ishtar(common + ["--staking-tx", "00"], environment: Self.passphrase)
+        #expect(garbage.status == 2)
+        #expect(garbage.stderr.contains("--staking-tx"), "\(garbage.stderr)")
     }
 
     @Test func theVoteRecordRefusesASecondHashAtAHeight() throws {
