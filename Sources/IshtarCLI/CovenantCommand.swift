@@ -49,16 +49,12 @@ struct CovenantCommand: ParsableCommand {
         @Option(name: .long, help: ArgumentHelp("The delegation's staking txid (display order).", valueName: "txid"))
         var stakingTxid: String
 
-        @Option(name: .long, help: ArgumentHelp("The account's nonce, or \"auto\" (read from the node).", valueName: "n|auto"))
-        var nonce = "auto"
+        @OptionGroup var nonce: NonceOption
 
         @OptionGroup var format: OutputOptions
 
         func validate() throws {
             _ = try Parse.hex(stakingTxid, option: "--staking-txid", length: 32)
-            guard nonce == "auto" || UInt64(nonce) != nil else {
-                throw ValidationError("--nonce: expected a non-negative integer or \"auto\", got \"\(nonce)\"")
-            }
         }
 
         func run() throws {
@@ -67,12 +63,8 @@ struct CovenantCommand: ParsableCommand {
             let covenant = try KeysActions.unlock(path: keyFile, passphrase: secret)
             let account = try KeysActions.unlock(path: accountKeyFile, passphrase: secret)
             let message = try CovenantActions.signMessage(node: node, covenantKey: covenant, stakingTxid: stakingTxid)
-            let n = try UInt64(nonce) ?? TxActions.committedNonce(client: node, account: account.publicKey.rawRepresentation)
-            let output = try TxActions.send(client: node, key: account, chainID: chainID, nonce: n, messages: [message])
-            format.emit(output)
-            if !output.accepted {
-                throw CLIError.verificationFailed("transaction refused: \(output.codespace)/\(output.rule): \(output.log)")
-            }
+            try TxActions.submit(client: node, key: account, chainID: chainID, nonce: nonce.explicit, messages: [message],
+                                 format: format)
         }
     }
 }

@@ -53,17 +53,13 @@ extension StakingCommand {
             "The staking output's index (default: the one output paying the staking script).", valueName: "n"))
         var stakingVout: UInt32?
 
-        @Option(name: .long, help: ArgumentHelp("The account's nonce, or \"auto\" (read from the node).", valueName: "n|auto"))
-        var nonce = "auto"
+        @OptionGroup var nonce: NonceOption
 
         @OptionGroup var format: OutputOptions
 
         func validate() throws {
             _ = try Parse.publicKey(fpPk, option: "--fp-pk")
             _ = try Parse.hex(stakingTx, option: "--staking-tx")
-            guard nonce == "auto" || UInt64(nonce) != nil else {
-                throw ValidationError("--nonce: expected a non-negative integer or \"auto\", got \"\(nonce)\"")
-            }
         }
 
         func run() throws {
@@ -83,12 +79,8 @@ extension StakingCommand {
                 node: node, staker: staker, account: account.publicKey.rawRepresentation, chainID: chainID,
                 finalityProvider: try Parse.publicKey(fpPk, option: "--fp-pk"), stakingTime: stakingTime,
                 stakingTransaction: transaction, stakingOutputIndex: stakingVout)
-            let n = try UInt64(nonce) ?? TxActions.committedNonce(client: node, account: account.publicKey.rawRepresentation)
-            let output = try TxActions.send(client: node, key: account, chainID: chainID, nonce: n, messages: [message])
-            format.emit(output)
-            if !output.accepted {
-                throw CLIError.verificationFailed("transaction refused: \(output.codespace)/\(output.rule): \(output.log)")
-            }
+            try TxActions.submit(client: node, key: account, chainID: chainID, nonce: nonce.explicit, messages: [message],
+                                 format: format)
         }
     }
 }

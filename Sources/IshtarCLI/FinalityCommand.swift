@@ -55,14 +55,7 @@ struct FinalityCommand: ParsableCommand {
                 transform: Parse.chainID)
         var consumerChainID: String?
 
-        @Option(name: .long, help: ArgumentHelp("The account's nonce, or \"auto\" (read from the node).", valueName: "n|auto"))
-        var nonce = "auto"
-
-        func validate() throws {
-            guard nonce == "auto" || UInt64(nonce) != nil else {
-                throw ValidationError("--nonce: expected a non-negative integer or \"auto\", got \"\(nonce)\"")
-            }
-        }
+        @OptionGroup var nonce: NonceOption
 
         var servedChain: String { consumerChainID ?? chainID }
 
@@ -72,7 +65,7 @@ struct FinalityCommand: ParsableCommand {
             let account = try KeysActions.unlock(path: accountKeyFile, passphrase: secret)
             let btc = try KeysActions.unlock(path: btcKeyFile, passphrase: secret)
             return FinalityActions.Sender(client: try api.client(), account: account, btcKey: btc, chainID: chainID,
-                                          nonce: UInt64(nonce))
+                                          nonce: nonce.explicit)
         }
     }
 
@@ -124,7 +117,7 @@ struct FinalityCommand: ParsableCommand {
                 btcKey: s.btcKey, account: s.account.publicKey.rawRepresentation, chainID: s.chainID,
                 description: FinalityProviderDescription(moniker: moniker, website: website, details: details),
                 commission: rate, consumerChainID: sender.servedChain)
-            try FinalityActions.finish(try s.send([message]), format)
+            try s.submit([message], format)
         }
     }
 
@@ -160,7 +153,7 @@ struct FinalityCommand: ParsableCommand {
         func run() throws {
             let s = try sender.open()
             let batch = try FinalityActions.batch(btcKey: s.btcKey, chainID: sender.servedChain, start: start, count: count)
-            try FinalityActions.finish(try s.send([try batch.commitMessage()]), format)
+            try s.submit([try batch.commitMessage()], format)
         }
     }
 
@@ -221,7 +214,7 @@ struct FinalityCommand: ParsableCommand {
             let record = VoteRecord(directory: voteRecord ?? sender.btcKeyFile + ".votes")
             let message = try FinalityActions.voteMessage(client: s.client, btcKey: s.btcKey, chainID: sender.servedChain,
                                                           height: height, blockHash: hash, record: record)
-            try FinalityActions.finish(try s.send([message]), format)
+            try s.submit([message], format)
         }
     }
 
@@ -238,7 +231,7 @@ struct FinalityCommand: ParsableCommand {
         func run() throws {
             let s = try sender.open()
             let message = UnjailFinalityProvider(fpKey: s.btcKey.publicKey.rawRepresentation).message
-            try FinalityActions.finish(try s.send([message]), format)
+            try s.submit([message], format)
         }
     }
 }
@@ -262,18 +255,10 @@ public enum FinalityActions {
             self.nonce = nonce
         }
 
-        /// Signs `messages` into one transaction from the account and submits it.
-        public func send(_ messages: [Message]) throws -> TxSendOutput {
-            let n = try nonce ?? TxActions.committedNonce(client: client, account: account.publicKey.rawRepresentation)
-            return try TxActions.send(client: client, key: account, chainID: chainID, nonce: n, messages: messages)
-        }
-    }
-
-    /// Prints the verdict; a refusal is exit code 1 with the rule on stderr.
-    static func finish(_ output: TxSendOutput, _ format: OutputOptions) throws {
-        format.emit(output)
-        if !output.accepted {
-            throw CLIError.verificationFailed("transaction refused: \(output.codespace)/\(output.rule): \(output.log)")
+        /// Sends `messages` in one transaction from the account and prints the verdict
+        /// (``TxActions/submit(client:key:chainID:nonce:messages:format:)``).
+        func submit(_ messages: [Message], _ format: OutputOptions) throws {
+            try TxActions.submit(client: client, key: account, chainID: chainID, nonce: nonce, messages: messages, format: format)
         }
     }
 

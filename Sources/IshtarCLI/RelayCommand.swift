@@ -152,17 +152,13 @@ extension RelayCommand {
         @Option(name: .long, help: ArgumentHelp("The block that holds it (default: asked from bitcoind's transaction index).", valueName: "hash"))
         var blockHash: String?
 
-        @Option(name: .long, help: ArgumentHelp("The account's nonce, or \"auto\" (read from the node).", valueName: "n|auto"))
-        var nonce = "auto"
+        @OptionGroup var nonce: NonceOption
 
         @OptionGroup var format: OutputOptions
 
         func validate() throws {
             _ = try Parse.hex(stakingTxid, option: "--staking-txid", length: 32)
             if let blockHash { _ = try Parse.hex(blockHash, option: "--block-hash", length: 32) }
-            guard nonce == "auto" || UInt64(nonce) != nil else {
-                throw ValidationError("--nonce: expected a non-negative integer or \"auto\", got \"\(nonce)\"")
-            }
         }
 
         func run() throws {
@@ -171,12 +167,8 @@ extension RelayCommand {
             let rpc = try bitcoind.client()
             let (txid, given) = (stakingTxid, blockHash)
             let message = try RelayActions.blocking { try await RelayActions.activationMessage(rpc: rpc, stakingTxid: txid, blockHash: given) }
-            let n = try UInt64(nonce) ?? TxActions.committedNonce(client: node, account: key.publicKey.rawRepresentation)
-            let output = try TxActions.send(client: node, key: key, chainID: chainID, nonce: n, messages: [message])
-            format.emit(output)
-            if !output.accepted {
-                throw CLIError.verificationFailed("transaction refused: \(output.codespace)/\(output.rule): \(output.log)")
-            }
+            try TxActions.submit(client: node, key: key, chainID: chainID, nonce: nonce.explicit, messages: [message],
+                                 format: format)
         }
     }
 }

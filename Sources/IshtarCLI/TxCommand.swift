@@ -37,6 +37,22 @@ struct NodeAPIOptions: ParsableArguments {
     }
 }
 
+/// `--nonce n|auto` for the commands that send one transaction from an account.
+struct NonceOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "The sending account's nonce, or \"auto\" (its committed nonce, read from the node).", valueName: "n|auto"))
+    var nonce = "auto"
+
+    func validate() throws {
+        guard nonce == "auto" || UInt64(nonce) != nil else {
+            throw ValidationError("--nonce: expected a non-negative integer or \"auto\", got \"\(nonce)\"")
+        }
+    }
+
+    /// The nonce given, or nil for "auto".
+    var explicit: UInt64? { UInt64(nonce) }
+}
+
 /// `ishtar tx …`: build, sign and submit transactions to a node.
 struct TxCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -85,12 +101,8 @@ struct TxCommand: ParsableCommand {
             let messages = try message.map(TxActions.parseMessage)
             let client = try api.client()
             let key = try KeysActions.unlock(path: keyFile, passphrase: passphrase.resolve())
-            let n = try UInt64(nonce) ?? TxActions.committedNonce(client: client, account: key.publicKey.rawRepresentation)
-            let output = try TxActions.send(client: client, key: key, chainID: chainID, nonce: n, messages: messages)
-            format.emit(output)
-            if !output.accepted {
-                throw CLIError.verificationFailed("transaction refused: \(output.codespace)/\(output.rule): \(output.log)")
-            }
+            try TxActions.submit(client: client, key: key, chainID: chainID, nonce: UInt64(nonce), messages: messages,
+                                 format: format)
         }
     }
 }
@@ -164,6 +176,18 @@ public enum TxActions {
         }
         return TxSendOutput(hash: result.hash, accepted: result.accepted, code: result.code, codespace: result.codespace,
                             rule: result.rule, log: result.log, sender: tx.sender.hexString, nonce: nonce)
+    }
+
+    /// Sends `messages` in one transaction from `key` (with `nonce`, or the committed one),
+    /// prints the verdict, and makes a refusal exit code 1 with the rule on stderr.
+    static func submit(client: NodeAPIClient, key: Schnorr.PrivateKey, chainID: String, nonce: UInt64?,
+                       messages: [Message], format: OutputOptions) throws {
+        let n = try nonce ?? committedNonce(client: client, account: key.publicKey.rawRepresentation)
+        let output = try send(client: client, key: key, chainID: chainID, nonce: n, messages: messages)
+        format.emit(output)
+        if !output.accepted {
+            throw CLIError.verificationFailed("transaction refused: \(output.codespace)/\(output.rule): \(output.log)")
+        }
     }
 
     /// BIP-340 auxiliary randomness: fresh bytes harden signing against side channels.
