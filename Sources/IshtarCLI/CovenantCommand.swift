@@ -138,6 +138,17 @@ public enum CovenantActions {
         }
     }
 
+    /// The delegation's transactions and the staker's signatures from a
+    /// `/modules/staking/delegation/<txid>` answer — what a covenant member or a watcher
+    /// works from.
+    public static func delegationTransactions(json: Data) throws -> DelegationTransactions {
+        let delegation: DelegationJSON
+        do { delegation = try JSONDecoder().decode(DelegationJSON.self, from: json) } catch {
+            throw CLIError.badInput("not a delegation: \(error)")
+        }
+        return try transactions(delegation)
+    }
+
     /// Fetches the delegation `stakingTxid` (display hex) and the parameters it was created
     /// under, requires it PENDING and not yet signed by this member, validates it with the
     /// Bitcoin layer's delegation validation (inside ``CovenantSigner``) and returns this

@@ -189,44 +189,31 @@ struct ScenarioBitcoin {
     }
 }
 
-/// One stake: the delegation's Bitcoin transactions, staker-signed.
+/// One stake: a provider and the staking transaction paying its staking script.
 struct ScenarioStake {
     var provider: Schnorr.PrivateKey
     var staking: IshtarBitcoin.Transaction
-    var delegation: DelegationTransactions
     var txid: Hash256 { staking.txid }
 
-    /// Builds the unbonding and both slashing transactions and the staker's pre-signatures.
+    /// The staking transaction for `provider`, funded from `coin` (its delegation is built by
+    /// `StakingActions.delegationMessage`, as `ishtar staking delegate` does).
     static func make(staker: Schnorr.PrivateKey, provider: Schnorr.PrivateKey, stakingTime: UInt16, value: Amount,
                      parameters: StakingParameters, coin: (OutPoint, TxOut), bitcoin: ScenarioBitcoin) throws -> ScenarioStake {
         let builder = try StakingBuilder(stakerKey: staker.publicKey, finalityProviderKeys: [provider.publicKey],
                                          stakingTime: stakingTime, parameters: parameters)
-        let staking = try bitcoin.stakingTransaction(spending: coin, builder: builder, value: value)
-        let outPoint = OutPoint(txid: staking.txid, index: 0)
-        let unbonding = try builder.unbondingTransaction(stakingOutPoint: outPoint, stakingValue: value)
-        let slashing = try builder.slashingTransaction(stakingOutPoint: outPoint, stakingValue: value)
-        let unbondingSlashing = try builder.unbondingSlashingTransaction(unbondingTransaction: unbonding)
-        let delegation = DelegationTransactions(
-            stakerKey: staker.publicKey, finalityProviderKeys: [provider.publicKey], stakingTime: stakingTime,
-            stakingValue: value, stakingTransaction: staking, stakingOutputIndex: 0, unbondingTransaction: unbonding,
-            slashingTransaction: slashing, unbondingSlashingTransaction: unbondingSlashing,
-            stakerSlashingSignature: try StakingSigner.sign(
-                sighash: builder.slashingSighash(slashingTransaction: slashing, stakingValue: value), key: staker),
-            stakerUnbondingSlashingSignature: try StakingSigner.sign(
-                sighash: builder.unbondingSlashingSighash(unbondingSlashingTransaction: unbondingSlashing,
-                                                          unbondingValue: unbonding.outputs[0].value),
-                key: staker))
-        return ScenarioStake(provider: provider, staking: staking, delegation: delegation)
+        return ScenarioStake(provider: provider, staking: try bitcoin.stakingTransaction(spending: coin, builder: builder, value: value))
     }
 }
 
 extension ScenarioStake {
-    /// What a watcher does after a double vote: the slashing transaction of this stake,
-    /// completed with the provider key extracted from the chain's evidence and the covenant
-    /// adaptor signatures *as the chain stores them* (`delegation.covenant_sigs`), decrypted
-    /// with that key. Returns the transaction and how many covenant signatures decrypted.
+    /// What a watcher does after a double vote: the slashing transaction of this stake *as
+    /// the chain stores it*, with the staker's stored pre-signature, completed with the
+    /// provider key extracted from the chain's evidence and the stored covenant adaptor
+    /// signatures (`delegation.covenant_sigs`) decrypted with that key. Returns the
+    /// transaction and how many covenant signatures decrypted.
     func slashingTransaction(storedDelegation: [String: Any], extractedKey: Schnorr.PrivateKey,
                              parameters: StakingParameters) throws -> (IshtarBitcoin.Transaction, Int) {
+        let delegation = try CovenantActions.delegationTransactions(json: try JSONSerialization.data(withJSONObject: storedDelegation))
         let valid = try StakingValidation.validate(delegation: delegation, parameters: parameters)
         let sighash = valid.slashingSighash
         let providerHex = extractedKey.publicKey.rawRepresentation.hexString
