@@ -12,8 +12,8 @@ import Synchronization
 struct RelayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay",
-        abstract: "Carry Bitcoin data to the chain: the light client's missing headers, staking inclusion proofs.",
-        subcommands: [Headers.self, Activation.self])
+        abstract: "Carry Bitcoin data to the chain: missing headers, staking inclusion proofs, mined unbondings.",
+        subcommands: [Headers.self, Activation.self, Unbonding.self])
 
     /// How to reach bitcoind's JSON-RPC.
     struct BitcoindOptions: ParsableArguments {
@@ -221,6 +221,94 @@ extension RelayActions {
             throw CLIError.badInput("the proof built from block \(block) does not reach its header's Merkle root")
         }
         return BTCInclusionProofPayload(blockHash: header.hash.rawValue, proof: proof)
+    }
+}
+
+extension RelayCommand {
+    struct Unbonding: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Report a delegation's unbonding transaction mined on Bitcoin (staking/BTCUndelegate).",
+            discussion: """
+                Reads the delegation from the node, finds its unbonding transaction on \
+                bitcoind (by txid, through the transaction index), builds the inclusion proof \
+                of the block holding it (checked against the block's header) and sends the \
+                mined transaction with it from --key-file (any account may). The chain ends \
+                the delegation (UNBONDED; an ACTIVE one loses its power at the next height) \
+                once that block is on its light client's main chain — relay the headers first. \
+                Example:
+                  ishtar relay unbonding --key-file relayer.key --chain-id ishtar-devnet \\
+                    --rpc-cookie-file ~/.bitcoin/regtest/.cookie --staking-txid <txid>
+                Watch it: ishtar query module staking delegation <staking txid>
+                Exit codes: 0 accepted into the mempool, 1 refused (or not yet mined), 2 bad \
+                input or an unreachable node.
+                """)
+
+        @OptionGroup var api: NodeAPIOptions
+        @OptionGroup var bitcoind: RelayCommand.BitcoindOptions
+
+        @Option(name: .long, help: ArgumentHelp("Key file of the account that signs and sends the transaction.", valueName: "file"))
+        var keyFile: String
+
+        @OptionGroup var passphrase: KeysCommand.PassphraseOptions
+
+        @Option(name: .long, help: ArgumentHelp("The control plane's chain id.", valueName: "id"), transform: Parse.chainID)
+        var chainID: String
+
+        @Option(name: .long, help: ArgumentHelp("The delegation's staking txid (display order).", valueName: "txid"))
+        var stakingTxid: String
+
+        @OptionGroup var nonce: NonceOption
+        @OptionGroup var format: OutputOptions
+
+        func validate() throws {
+            _ = try Parse.hex(stakingTxid, option: "--staking-txid", length: 32)
+        }
+
+        func run() throws {
+            let node = try api.client()
+            let key = try KeysActions.unlock(path: keyFile, passphrase: passphrase.resolve())
+            let rpc = try bitcoind.client()
+            let txid = stakingTxid
+            let message = try RelayActions.blocking { try await RelayActions.unbondingMessage(node: node, rpc: rpc, stakingTxid: txid) }
+            try TxActions.submit(client: node, key: key, chainID: chainID, nonce: nonce.explicit, messages: [message], format: format)
+        }
+    }
+}
+
+extension RelayActions {
+    /// `staking/BTCUndelegate` for the delegation `stakingTxid` (display hex): its unbonding
+    /// transaction as mined (found by txid through bitcoind's transaction index) with the
+    /// inclusion proof of its block.
+    public static func unbondingMessage(node: NodeAPIClient, rpc: BitcoinRPCClient, stakingTxid: String) async throws -> Message {
+        let staking: Hash256
+        do { staking = try Hash256(displayHex: stakingTxid) } catch { throw CLIError.badInput("--staking-txid: \(error)") }
+        struct Stored: Decodable {
+            var unbondingTx: String
+            enum CodingKeys: String, CodingKey { case unbondingTx = "unbonding_tx" }
+        }
+        let reply = try TxActions.call { () throws(NodeAPIClientError) in try node.get("/modules/staking/delegation/\(staking.displayHex)") }
+        let stored = try TxActions.decodeOK(Stored.self, reply, what: "delegation")
+        let unbondingTxid: String
+        do {
+            unbondingTxid = try IshtarBitcoin.Transaction(serialized: try Data(hex: stored.unbondingTx, field: "unbonding_tx")).txid.displayHex
+        } catch {
+            throw CLIError.badInput("node returned a malformed unbonding transaction: \(error)")
+        }
+        let found = try await rpcCall("getrawtransaction \(unbondingTxid)") { () throws(BitcoinRPCError) in
+            try await rpc.getRawTransaction(unbondingTxid)
+        }
+        guard let block = found.blockHash else {
+            throw CLIError.verificationFailed("unbonding transaction \(unbondingTxid) is not in a block yet")
+        }
+        let raw = try await rpcCall("getrawtransaction \(unbondingTxid)") { () throws(BitcoinRPCError) in
+            try await rpc.getRawTransactionData(unbondingTxid, blockHash: block)
+        }
+        let mined: IshtarBitcoin.Transaction
+        do { mined = try IshtarBitcoin.Transaction(serialized: raw) } catch {
+            throw CLIError.badInput("bitcoind returned a malformed transaction \(unbondingTxid): \(error)")
+        }
+        let proof = try await inclusionProof(rpc: rpc, txid: unbondingTxid, blockHash: block)
+        return BTCUndelegate(stakingTxid: staking.rawValue, unbondingTransaction: mined, proof: proof).message
     }
 }
 

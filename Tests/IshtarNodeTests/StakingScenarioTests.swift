@@ -249,6 +249,25 @@ struct StakingScenarioTests {
             // 6. The validators signed the first epochs' checkpoints themselves.
             try ScenarioCheckpoints.expectSealed(chain, diagnostics: diagnostics)
             step("epoch 1 checkpoint: \(chain.json("/modules/checkpoints/status/1")?["status"] ?? "?")")
+
+            // 7. Stake 2 leaves early: its unbonding transaction, signed by the staker and the
+            // covenant quorum as the chain stored them, is accepted and mined by Bitcoin Core;
+            // `relay unbonding`'s report ends the delegation and its power.
+            let leaving = stakes[2]
+            let storedTwo = try chain.require("/modules/staking/delegation/" + leaving.txid.displayHex)
+            let (unbonding, covenantSigned) = try leaving.unbondingTransaction(storedDelegation: storedTwo, staker: staker,
+                                                                              parameters: parameters)
+            #expect(covenantSigned == 3)
+            let unbondVerdict = try await rpc.testMempoolAccept([unbonding.serialized().hexString])
+            #expect(unbondVerdict.first?.allowed == true, "unbonding tx: \(unbondVerdict.first?.rejectReason ?? "")")
+            _ = try await rpc.sendRawTransaction(unbonding.serialized())
+            _ = try await rpc.generateToAddress(1, address: TestAddress.opTrue)
+            try await chain.relayHeaders(rpc, from: relayer)
+            try chain.run(relayer, [try await RelayActions.unbondingMessage(node: api, rpc: rpc, stakingTxid: leaving.txid.displayHex)])
+            #expect(chain.delegationStatus(leaving.txid) == "UNBONDED")
+            let leaver = try chain.require("/modules/staking/finality-provider/" + leaving.provider.publicKey.rawRepresentation.hexString)
+            #expect(leaver["active_sats"] as? String == "0", "\(leaver)")
+            step("stake 2 unbonded on Bitcoin (\(unbonding.txid.displayHex)) and on chain")
         }
     }
 }
