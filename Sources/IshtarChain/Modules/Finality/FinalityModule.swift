@@ -433,10 +433,8 @@ public struct FinalityModule: Module {
                 throw .rule(FinalityModuleError.malformedMessage(type: message.type, error))
             }
             // The EOTS signature needs nothing from state, so it is checked here, with the
-            // transaction's other signatures: a forged vote costs no state reads (and a block
-            // carrying one is invalid, like one carrying a bad transaction signature), and the
-            // verifications of one transaction run back to back while libsecp256k1's tables
-            // are warm (amid the state machine's work each ran ~8 % slower).
+            // transaction's other signatures: a forged vote costs no state reads, and a block
+            // carrying one is invalid, like one carrying a bad transaction signature.
             return try DecodedVote(verifying: decoded)
         }
     }
