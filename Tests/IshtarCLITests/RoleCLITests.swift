@@ -48,13 +48,13 @@ import Testing
 
         // Commit randomness from two heights ahead; the node lists the commitment.
         let client = try NodeAPIClient(url: node.url)
-        func height() throws -> UInt64 { try QueryActions.block(client: client, which: "latest").header.height }
-        let start = try height() + 2
+        func height() async throws -> UInt64 { try await offPool { try QueryActions.block(client: client, which: "latest").header.height } }
+        let start = try await height() + 2
         let committed = try await ishtar(["finality", "commit-randomness"] + common + ["--start", String(start), "--count", "100"],
                                          environment: Self.passphrase)
         #expect(committed.status == 0, "\(committed.stdout) \(committed.stderr)")
         try await node.backend.produceBlock()
-        while try height() < start { try await node.backend.produceBlock() }
+        while try await height() < start { try await node.backend.produceBlock() }
         let list = try parseJSON(try await ishtar(["query", "module", "finality", "commitments", fpKey, CLIChainBackend.chainID,
                                                    "--node", node.url]))
         let commitment = try #require((list["commitments"] as? [[String: Any]])?.first)
@@ -63,11 +63,15 @@ import Testing
 
         // The vote the CLI builds verifies: its randomness is the committed leaf for the
         // height, its EOTS signature is valid for the block's hash.
-        let hash = try FinalityActions.committedBlockHash(client: client, height: start)
-        let keyFile = try KeyFileStore.read(from: fp).unlock(passphrase: Data(Self.passphrase["ISHTAR_PASSPHRASE", default: ""].utf8))
+        let hash = try await offPool { try FinalityActions.committedBlockHash(client: client, height: start) }
+        let keyFile = try await offPool {
+            try KeyFileStore.read(from: fp).unlock(passphrase: Data(Self.passphrase["ISHTAR_PASSPHRASE", default: ""].utf8))
+        }
         let probe = VoteRecord(directory: dir.path("probe-record"))
-        let message = try FinalityActions.voteMessage(client: client, btcKey: keyFile,
-                                                      chainID: CLIChainBackend.chainID, height: start, blockHash: hash, record: probe)
+        let message = try await offPool {
+            try FinalityActions.voteMessage(client: client, btcKey: keyFile, chainID: CLIChainBackend.chainID, height: start,
+                                            blockHash: hash, record: probe)
+        }
         let vote = try AddFinalitySig(decoding: message.payload)
         #expect(vote.proof.verify(leaf: vote.publicRandomness, root: root))
         #expect(EOTS.isValid(signature: try EOTS.Signature(rawRepresentation: vote.signature),
