@@ -12,8 +12,8 @@ import Synchronization
 struct RelayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay",
-        abstract: "Carry Bitcoin data to the chain: missing headers, staking inclusion proofs, mined unbondings.",
-        subcommands: [Headers.self, Activation.self, Unbonding.self])
+        abstract: "Carry data between Bitcoin and the chain: headers, staking proofs, unbondings, checkpoints.",
+        subcommands: [Headers.self, Activation.self, Unbonding.self, CheckpointSubmit.self, CheckpointProof.self])
 
     /// How to reach bitcoind's JSON-RPC.
     struct BitcoindOptions: ParsableArguments {
@@ -309,6 +309,210 @@ extension RelayActions {
         }
         let proof = try await inclusionProof(rpc: rpc, txid: unbondingTxid, blockHash: block)
         return BTCUndelegate(stakingTxid: staking.rawValue, unbondingTransaction: mined, proof: proof).message
+    }
+}
+
+extension RelayCommand {
+    struct CheckpointSubmit: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "checkpoint-submit",
+            abstract: "Put a sealed epoch's checkpoint on Bitcoin: its two OP_RETURN transactions.",
+            discussion: """
+                Reads the two payloads for the epoch and this relayer's submitter id (from \
+                --key-file's account) from the node, funds transaction 1 from a key-path \
+                taproot output of --funding-key-file (found with scantxoutset), has \
+                transaction 2 spend transaction 1's change, signs both and broadcasts them. \
+                Once both are mined, relay the headers and run `relay checkpoint-proof` with \
+                the two txids. Example (regtest):
+                  ishtar relay checkpoint-submit --key-file relayer.key --funding-key-file btc.key \\
+                    --rpc-cookie-file ~/.bitcoin/regtest/.cookie --epoch 3
+                Exit codes: 0 broadcast, 1 refused (not sealed, no spendable coin, rejected by \
+                bitcoind), 2 bad input or an unreachable node.
+                """)
+
+        @OptionGroup var api: NodeAPIOptions
+        @OptionGroup var bitcoind: RelayCommand.BitcoindOptions
+
+        @Option(name: .long, help: ArgumentHelp("Key file of the relayer's account (its submitter id goes in the payload).", valueName: "file"))
+        var keyFile: String
+
+        @Option(name: .long, help: ArgumentHelp("Key file whose key-path taproot output pays the fees.", valueName: "file"))
+        var fundingKeyFile: String
+
+        @OptionGroup var passphrase: KeysCommand.PassphraseOptions
+
+        @Option(name: .long, help: ArgumentHelp("The sealed epoch.", valueName: "n"))
+        var epoch: UInt64
+
+        @Option(name: .long, help: ArgumentHelp("Fee of each transaction, sat.", valueName: "sat"))
+        var fee: Int64 = 1_000
+
+        @OptionGroup var format: OutputOptions
+
+        func validate() throws {
+            guard epoch >= 1 else { throw ValidationError("--epoch: epochs start at 1") }
+            guard fee >= 200, fee <= 1_000_000 else { throw ValidationError("--fee: 200 to 1,000,000 sat") }
+        }
+
+        func run() throws {
+            let node = try api.client()
+            let secret = try passphrase.resolve()
+            let account = try KeysActions.unlock(path: keyFile, passphrase: secret).publicKey.rawRepresentation
+            let funding = try KeysActions.unlock(path: fundingKeyFile, passphrase: secret)
+            let rpc = try bitcoind.client()
+            let (epoch, fee) = (epoch, fee)
+            let pair = try RelayActions.blocking {
+                try await RelayActions.submitCheckpoint(node: node, rpc: rpc, epoch: epoch, account: account, fundingKey: funding, fee: fee)
+            }
+            format.emit(CheckpointSubmission(epoch: epoch, txid1: pair.0.txid.displayHex, txid2: pair.1.txid.displayHex))
+        }
+    }
+
+    struct CheckpointProof: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "checkpoint-proof",
+            abstract: "Report a checkpoint's two mined transactions with their proofs (checkpoints/InsertBTCSpvProof).",
+            discussion: """
+                Both blocks must be on the light client's main chain (relay the headers \
+                first). The checkpoint is then SUBMITTED; CONFIRMED at depth k and FINALIZED \
+                at depth w as the light client grows. Example:
+                  ishtar relay checkpoint-proof --key-file relayer.key --chain-id ishtar-devnet \\
+                    --rpc-cookie-file ~/.bitcoin/regtest/.cookie --txid1 <txid> --txid2 <txid>
+                Watch it: ishtar query module checkpoints epoch <n>
+                """)
+
+        @OptionGroup var api: NodeAPIOptions
+        @OptionGroup var bitcoind: RelayCommand.BitcoindOptions
+
+        @Option(name: .long, help: ArgumentHelp("Key file of the account that signs and sends the transaction.", valueName: "file"))
+        var keyFile: String
+
+        @OptionGroup var passphrase: KeysCommand.PassphraseOptions
+
+        @Option(name: .long, help: ArgumentHelp("The control plane's chain id.", valueName: "id"), transform: Parse.chainID)
+        var chainID: String
+
+        @Option(name: .long, help: ArgumentHelp("Transaction 1 (part 1 of the checkpoint), display hex.", valueName: "txid"))
+        var txid1: String
+
+        @Option(name: .long, help: ArgumentHelp("Transaction 2 (part 2, spending transaction 1), display hex.", valueName: "txid"))
+        var txid2: String
+
+        @OptionGroup var nonce: NonceOption
+        @OptionGroup var format: OutputOptions
+
+        func validate() throws {
+            _ = try Parse.hex(txid1, option: "--txid1", length: 32)
+            _ = try Parse.hex(txid2, option: "--txid2", length: 32)
+        }
+
+        func run() throws {
+            let node = try api.client()
+            let key = try KeysActions.unlock(path: keyFile, passphrase: passphrase.resolve())
+            let rpc = try bitcoind.client()
+            let (first, second) = (txid1, txid2)
+            let message = try RelayActions.blocking { try await RelayActions.checkpointProofMessage(rpc: rpc, txid1: first, txid2: second) }
+            try TxActions.submit(client: node, key: key, chainID: chainID, nonce: nonce.explicit, messages: [message], format: format)
+        }
+    }
+}
+
+/// What `ishtar relay checkpoint-submit` broadcast.
+public struct CheckpointSubmission: CommandOutput, Equatable, Sendable {
+    public var epoch: UInt64
+    public var txid1: String
+    public var txid2: String
+
+    var text: String { "epoch: \(epoch)\ntransaction 1: \(txid1)\ntransaction 2: \(txid2)" }
+}
+
+extension RelayActions {
+    /// Builds, signs and broadcasts a sealed epoch's two checkpoint transactions: transaction
+    /// 1 spends a mature key-path taproot coin of `fundingKey` into the part-1 OP_RETURN and
+    /// change; transaction 2 spends that change into the part-2 OP_RETURN and change. The
+    /// payloads (with `account`'s submitter id) come from the node.
+    public static func submitCheckpoint(node: NodeAPIClient, rpc: BitcoinRPCClient, epoch: UInt64, account: Data,
+                                        fundingKey: Schnorr.PrivateKey, fee: Int64) async throws
+        -> (IshtarBitcoin.Transaction, IshtarBitcoin.Transaction)
+    {
+        struct Payloads: Decodable { var part1: String; var part2: String }
+        struct LightClientParams: Decodable { var network: String }
+        let submitter = CheckpointsModule.submitterID(account: account).hexString
+        let payloadReply = try TxActions.call { () throws(NodeAPIClientError) in
+            try node.get("/modules/checkpoints/bitcoin-payloads/\(epoch)/\(submitter)")
+        }
+        let payloads = try TxActions.decodeOK(Payloads.self, payloadReply, what: "checkpoint payloads")
+        let paramsReply = try TxActions.call { () throws(NodeAPIClientError) in try node.get("/modules/btclightclient/params") }
+        let networkName = try TxActions.decodeOK(LightClientParams.self, paramsReply, what: "light-client params").network
+        guard let network = Network(rawValue: networkName) else { throw CLIError.badInput("node reports an unknown network \"\(networkName)\"") }
+        let part1: Data, part2: Data
+        do {
+            part1 = try Data(hex: payloads.part1, field: "part1")
+            part2 = try Data(hex: payloads.part2, field: "part2")
+        } catch {
+            throw CLIError.badInput("node returned malformed payloads: \(error)")
+        }
+
+        let funding: TaprootOutput
+        do { funding = try TaprootOutput(internalKey: fundingKey.publicKey, tree: nil) } catch {
+            throw CLIError.badInput("funding key: \(error)")
+        }
+        let address = funding.address(network: network).encoded
+        let scan = try await rpcCall("scantxoutset") { () throws(BitcoinRPCError) in try await rpc.scanTxOutSet(["addr(\(address))"]) }
+        let tip = try await rpcCall("getblockcount") { () throws(BitcoinRPCError) in try await rpc.getBlockCount() }
+        let dust: Int64 = 330
+        let spendable = scan.unspents.filter { u in
+            (u.coinbase != true || tip - u.height + 1 >= 100) && u.amount >= 2 * fee + dust
+        }
+        guard let coin = spendable.max(by: { $0.amount < $1.amount }) else {
+            throw CLIError.verificationFailed("no mature coin of at least \(2 * fee + dust) sat at \(address)")
+        }
+        do {
+            let script = funding.scriptPubKey
+            let prevout = TxOut(value: try Amount(sats: coin.amount), scriptPubKey: script)
+            var tx1 = IshtarBitcoin.Transaction(
+                inputs: [TxIn(previousOutput: OutPoint(txid: try Hash256(displayHex: coin.txid), index: coin.vout))],
+                outputs: [TxOut(value: .zero, scriptPubKey: .opReturn(part1)),
+                          TxOut(value: try Amount(sats: coin.amount - fee), scriptPubKey: script)])
+            tx1.inputs[0].witness = try TaprootSighasher(transaction: tx1, prevouts: [prevout])
+                .keyPathWitness(inputIndex: 0, internalKey: fundingKey, merkleRoot: nil)
+            let change = tx1.outputs[1]
+            var tx2 = IshtarBitcoin.Transaction(
+                inputs: [TxIn(previousOutput: OutPoint(txid: tx1.txid, index: 1))],
+                outputs: [TxOut(value: .zero, scriptPubKey: .opReturn(part2)),
+                          TxOut(value: try Amount(sats: coin.amount - 2 * fee), scriptPubKey: script)])
+            tx2.inputs[0].witness = try TaprootSighasher(transaction: tx2, prevouts: [change])
+                .keyPathWitness(inputIndex: 0, internalKey: fundingKey, merkleRoot: nil)
+            for tx in [tx1, tx2] {
+                let raw = tx.serialized()
+                _ = try await rpcCall("sendrawtransaction \(tx.txid.displayHex)") { () throws(BitcoinRPCError) in
+                    try await rpc.sendRawTransaction(raw)
+                }
+            }
+            return (tx1, tx2)
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError.badInput("building the checkpoint transactions: \(error)")
+        }
+    }
+
+    /// `checkpoints/InsertBTCSpvProof` for the two mined checkpoint transactions.
+    public static func checkpointProofMessage(rpc: BitcoinRPCClient, txid1: String, txid2: String) async throws -> Message {
+        var parts: [CheckpointTransactionProof] = []
+        for txid in [txid1, txid2] {
+            let found = try await rpcCall("getrawtransaction \(txid)") { () throws(BitcoinRPCError) in try await rpc.getRawTransaction(txid) }
+            guard let block = found.blockHash else { throw CLIError.verificationFailed("transaction \(txid) is not in a block yet") }
+            let raw = try await rpcCall("getrawtransaction \(txid)") { () throws(BitcoinRPCError) in
+                try await rpc.getRawTransactionData(txid, blockHash: block)
+            }
+            let tx: IshtarBitcoin.Transaction
+            do { tx = try IshtarBitcoin.Transaction(serialized: raw) } catch {
+                throw CLIError.badInput("bitcoind returned a malformed transaction \(txid): \(error)")
+            }
+            parts.append(CheckpointTransactionProof(transaction: tx, inclusion: try await inclusionProof(rpc: rpc, txid: txid, blockHash: block)))
+        }
+        return InsertBTCSpvProof(part1: parts[0], part2: parts[1]).message
     }
 }
 

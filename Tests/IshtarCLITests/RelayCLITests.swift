@@ -62,6 +62,17 @@ struct RelayCLITests {
             let orphan = try parseJSON(try await ishtar(["query", "module", "btclightclient", "depth", mined[249], "--node", node.url]))
             #expect(orphan["on_main_chain"] as? Bool == false)
 
+            // No epoch is sealed on this one-validator chain without checkpoint signatures:
+            // nothing is built, funded or broadcast.
+            let fundingKey = dir.path("funding.key")
+            _ = try await ishtar(["keys", "generate", "--output", fundingKey], environment: RoleCLITests.passphrase)
+            let unsealed = try await ishtar(["relay", "checkpoint-submit", "--node", node.url, "--key-file", keyFile,
+                                             "--funding-key-file", fundingKey, "--epoch", "1",
+                                             "--bitcoind-url", "http://127.0.0.1:\(btc.port)/", "--rpc-user", try #require(btc.user),
+                                             "--rpc-password-file", passwordFile], environment: RoleCLITests.passphrase)
+            #expect(unsealed.status != 0)
+            #expect(unsealed.stderr.contains("epoch 1") || unsealed.stderr.contains("sealed"), "\(unsealed.stderr)")
+
             // Bad credentials are exit code 2, with bitcoind's answer named.
             try Data("wrong\n".utf8).write(to: URL(fileURLWithPath: passwordFile))
             let denied = try await ishtar(args, environment: RoleCLITests.passphrase)

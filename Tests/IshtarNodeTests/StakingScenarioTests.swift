@@ -250,6 +250,22 @@ struct StakingScenarioTests {
             try ScenarioCheckpoints.expectSealed(chain, diagnostics: diagnostics)
             step("epoch 1 checkpoint: \(chain.json("/modules/checkpoints/status/1")?["status"] ?? "?")")
 
+            // ...and a relayer puts it on Bitcoin (`relay checkpoint-submit`'s code: both
+            // OP_RETURN transactions accepted by Bitcoin Core), mines them, reports them
+            // (`relay checkpoint-proof`): SUBMITTED, then CONFIRMED once k = 10 blocks deep.
+            let (cp1, cp2) = try await RelayActions.submitCheckpoint(node: api, rpc: rpc, epoch: 1, account: relayer.address,
+                                                                    fundingKey: bitcoin.funder, fee: 1_000)
+            _ = try await rpc.generateToAddress(1, address: TestAddress.opTrue)
+            try await chain.relayHeaders(rpc, from: relayer)
+            try chain.run(relayer, [try await RelayActions.checkpointProofMessage(rpc: rpc, txid1: cp1.txid.displayHex,
+                                                                                 txid2: cp2.txid.displayHex)])
+            #expect(chain.json("/modules/checkpoints/status/1")?["status"] as? String == "SUBMITTED")
+            _ = try await rpc.generateToAddress(10, address: TestAddress.opTrue)
+            try await chain.relayHeaders(rpc, from: relayer)
+            let confirmed = waitUntil(20) { chain.json("/modules/checkpoints/status/1")?["status"] as? String == "CONFIRMED" }
+            #expect(confirmed, "epoch 1: \(chain.json("/modules/checkpoints/epoch/1") ?? [:])")
+            step("epoch 1 checkpoint on Bitcoin (\(cp1.txid.displayHex), \(cp2.txid.displayHex)): CONFIRMED")
+
             // 7. Stake 2 leaves early: its unbonding transaction, signed by the staker and the
             // covenant quorum as the chain stored them, is accepted and mined by Bitcoin Core;
             // `relay unbonding`'s report ends the delegation and its power.

@@ -11,6 +11,8 @@ extension CheckpointsModule {
     /// - `last-finalized` → `{epoch}` ("0" if none)
     /// - `submissions/<n>` → `{epoch, submissions: [{reporter, submitter_id, txid1, txid2, block1,
     ///   block2, block1_height, block2_height, height, on_main_chain, depth (null off it)}]}`
+    /// - `bitcoin-payloads/<n>/<submitter id hex>` → `{epoch, submitter_id, part1, part2}`: the
+    ///   two OP_RETURN payloads (PROTOCOL §5) a relayer puts on Bitcoin for a sealed epoch.
     /// - `params` → `{epoch_length, btc_confirmation_depth, btc_finalization_timeout,
     ///   checkpoint_tag, initial_height}`
     /// - `current-epoch` → `{epoch, first_height, last_height, next_height}`: the epoch of the
@@ -46,6 +48,14 @@ extension CheckpointsModule {
                 ])
             }
             return canonicalJSON(["epoch": String(epoch), "submissions": list])
+        case ("bitcoin-payloads", 3):
+            let epoch = try Self.parseEpoch(p[1])
+            guard let submitter = try? Data(hex: p[2]), submitter.count == 20 else {
+                throw .rule(QueryError.invalidArgument("submitter id must be 40 hex digits (20 bytes)"))
+            }
+            let parts = try Self.bitcoinPayloads(epoch: epoch, submitter: submitter, in: store)
+            return canonicalJSON(["epoch": String(epoch), "submitter_id": submitter.hexString,
+                                  "part1": parts.part1.hexString, "part2": parts.part2.hexString])
         case ("params", 1):
             let params = try Self.params(in: store)
             return canonicalJSON([
