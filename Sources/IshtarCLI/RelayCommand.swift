@@ -66,6 +66,35 @@ struct RelayCommand: ParsableCommand {
         }
     }
 
+    /// The node, bitcoind, the sending account and its chain and nonce: what every relay
+    /// command that sends a transaction needs.
+    struct SenderOptions: ParsableArguments {
+        @OptionGroup var api: NodeAPIOptions
+        @OptionGroup var bitcoind: BitcoindOptions
+
+        @Option(name: .long, help: ArgumentHelp("Key file of the account that signs and sends the transactions.", valueName: "file"))
+        var keyFile: String
+
+        @OptionGroup var passphrase: KeysCommand.PassphraseOptions
+
+        @Option(name: .long, help: ArgumentHelp("The control plane's chain id.", valueName: "id"), transform: Parse.chainID)
+        var chainID: String
+
+        @OptionGroup var nonce: NonceOption
+
+        /// The node's client, the unlocked account key and bitcoind's client.
+        func open() throws -> (node: NodeAPIClient, key: Schnorr.PrivateKey, rpc: BitcoinRPCClient) {
+            let node = try api.client()
+            let key = try KeysActions.unlock(path: keyFile, passphrase: passphrase.resolve())
+            return (node, key, try bitcoind.client())
+        }
+
+        /// Sends `message` from the account and prints the verdict.
+        func submit(_ message: Message, node: NodeAPIClient, key: Schnorr.PrivateKey, _ format: OutputOptions) throws {
+            try TxActions.submit(client: node, key: key, chainID: chainID, nonce: nonce.explicit, messages: [message], format: format)
+        }
+    }
+
     struct Headers: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Send the headers bitcoind has and the light client lacks (btclightclient/InsertHeaders).",
@@ -83,16 +112,7 @@ struct RelayCommand: ParsableCommand {
                 input or an unreachable node.
                 """)
 
-        @OptionGroup var api: NodeAPIOptions
-        @OptionGroup var bitcoind: BitcoindOptions
-
-        @Option(name: .long, help: ArgumentHelp("Key file of the account that signs and sends the transactions.", valueName: "file"))
-        var keyFile: String
-
-        @OptionGroup var passphrase: KeysCommand.PassphraseOptions
-
-        @Option(name: .long, help: ArgumentHelp("The control plane's chain id.", valueName: "id"), transform: Parse.chainID)
-        var chainID: String
+        @OptionGroup var sender: RelayCommand.SenderOptions
 
         @Option(name: .long, help: ArgumentHelp("Most headers to send in this run.", valueName: "n"))
         var maxHeaders = 10_000
@@ -104,11 +124,11 @@ struct RelayCommand: ParsableCommand {
         }
 
         func run() throws {
-            let node = try api.client()
-            let key = try KeysActions.unlock(path: keyFile, passphrase: passphrase.resolve())
-            let rpc = try bitcoind.client()
+            let (node, key, rpc) = try sender.open()
+            let (chainID, maxHeaders, first) = (sender.chainID, maxHeaders, sender.nonce.explicit)
             let output = try RelayActions.blocking {
-                try await RelayActions.relayHeaders(node: node, bitcoind: rpc, key: key, chainID: chainID, maxHeaders: maxHeaders)
+                try await RelayActions.relayHeaders(node: node, bitcoind: rpc, key: key, chainID: chainID, maxHeaders: maxHeaders,
+                                                    firstNonce: first)
             }
             format.emit(output)
             if let refused = output.refused {
@@ -135,16 +155,7 @@ extension RelayCommand {
                 2 bad input or an unreachable node.
                 """)
 
-        @OptionGroup var api: NodeAPIOptions
-        @OptionGroup var bitcoind: RelayCommand.BitcoindOptions
-
-        @Option(name: .long, help: ArgumentHelp("Key file of the account that signs and sends the transaction.", valueName: "file"))
-        var keyFile: String
-
-        @OptionGroup var passphrase: KeysCommand.PassphraseOptions
-
-        @Option(name: .long, help: ArgumentHelp("The control plane's chain id.", valueName: "id"), transform: Parse.chainID)
-        var chainID: String
+        @OptionGroup var sender: RelayCommand.SenderOptions
 
         @Option(name: .long, help: ArgumentHelp("The staking transaction's txid (display order, as bitcoind prints it).", valueName: "txid"))
         var stakingTxid: String
@@ -152,7 +163,6 @@ extension RelayCommand {
         @Option(name: .long, help: ArgumentHelp("The block that holds it (default: asked from bitcoind's transaction index).", valueName: "hash"))
         var blockHash: String?
 
-        @OptionGroup var nonce: NonceOption
 
         @OptionGroup var format: OutputOptions
 
@@ -162,13 +172,10 @@ extension RelayCommand {
         }
 
         func run() throws {
-            let node = try api.client()
-            let key = try KeysActions.unlock(path: keyFile, passphrase: passphrase.resolve())
-            let rpc = try bitcoind.client()
+            let (node, key, rpc) = try sender.open()
             let (txid, given) = (stakingTxid, blockHash)
             let message = try RelayActions.blocking { try await RelayActions.activationMessage(rpc: rpc, stakingTxid: txid, blockHash: given) }
-            try TxActions.submit(client: node, key: key, chainID: chainID, nonce: nonce.explicit, messages: [message],
-                                 format: format)
+            try sender.submit(message, node: node, key: key, format)
         }
     }
 }
@@ -243,21 +250,11 @@ extension RelayCommand {
                 input or an unreachable node.
                 """)
 
-        @OptionGroup var api: NodeAPIOptions
-        @OptionGroup var bitcoind: RelayCommand.BitcoindOptions
-
-        @Option(name: .long, help: ArgumentHelp("Key file of the account that signs and sends the transaction.", valueName: "file"))
-        var keyFile: String
-
-        @OptionGroup var passphrase: KeysCommand.PassphraseOptions
-
-        @Option(name: .long, help: ArgumentHelp("The control plane's chain id.", valueName: "id"), transform: Parse.chainID)
-        var chainID: String
+        @OptionGroup var sender: RelayCommand.SenderOptions
 
         @Option(name: .long, help: ArgumentHelp("The delegation's staking txid (display order).", valueName: "txid"))
         var stakingTxid: String
 
-        @OptionGroup var nonce: NonceOption
         @OptionGroup var format: OutputOptions
 
         func validate() throws {
@@ -265,12 +262,10 @@ extension RelayCommand {
         }
 
         func run() throws {
-            let node = try api.client()
-            let key = try KeysActions.unlock(path: keyFile, passphrase: passphrase.resolve())
-            let rpc = try bitcoind.client()
+            let (node, key, rpc) = try sender.open()
             let txid = stakingTxid
             let message = try RelayActions.blocking { try await RelayActions.unbondingMessage(node: node, rpc: rpc, stakingTxid: txid) }
-            try TxActions.submit(client: node, key: key, chainID: chainID, nonce: nonce.explicit, messages: [message], format: format)
+            try sender.submit(message, node: node, key: key, format)
         }
     }
 }
@@ -381,16 +376,7 @@ extension RelayCommand {
                 Watch it: ishtar query module checkpoints epoch <n>
                 """)
 
-        @OptionGroup var api: NodeAPIOptions
-        @OptionGroup var bitcoind: RelayCommand.BitcoindOptions
-
-        @Option(name: .long, help: ArgumentHelp("Key file of the account that signs and sends the transaction.", valueName: "file"))
-        var keyFile: String
-
-        @OptionGroup var passphrase: KeysCommand.PassphraseOptions
-
-        @Option(name: .long, help: ArgumentHelp("The control plane's chain id.", valueName: "id"), transform: Parse.chainID)
-        var chainID: String
+        @OptionGroup var sender: RelayCommand.SenderOptions
 
         @Option(name: .long, help: ArgumentHelp("Transaction 1 (part 1 of the checkpoint), display hex.", valueName: "txid"))
         var txid1: String
@@ -398,7 +384,6 @@ extension RelayCommand {
         @Option(name: .long, help: ArgumentHelp("Transaction 2 (part 2, spending transaction 1), display hex.", valueName: "txid"))
         var txid2: String
 
-        @OptionGroup var nonce: NonceOption
         @OptionGroup var format: OutputOptions
 
         func validate() throws {
@@ -407,12 +392,10 @@ extension RelayCommand {
         }
 
         func run() throws {
-            let node = try api.client()
-            let key = try KeysActions.unlock(path: keyFile, passphrase: passphrase.resolve())
-            let rpc = try bitcoind.client()
+            let (node, key, rpc) = try sender.open()
             let (first, second) = (txid1, txid2)
             let message = try RelayActions.blocking { try await RelayActions.checkpointProofMessage(rpc: rpc, txid1: first, txid2: second) }
-            try TxActions.submit(client: node, key: key, chainID: chainID, nonce: nonce.explicit, messages: [message], format: format)
+            try sender.submit(message, node: node, key: key, format)
         }
     }
 }
@@ -591,7 +574,7 @@ public enum RelayActions {
     /// main chain, up to `maxHeaders`, in transactions of at most the chain's
     /// `max_headers_per_message`, with consecutive nonces from the account's committed one.
     public static func relayHeaders(node: NodeAPIClient, bitcoind rpc: BitcoinRPCClient, key: Schnorr.PrivateKey, chainID: String,
-                                    maxHeaders: Int) async throws -> RelayHeadersOutput {
+                                    maxHeaders: Int, firstNonce: UInt64? = nil) async throws -> RelayHeadersOutput {
         guard let tip = try lightClientHeader(node, "tip") else {
             throw CLIError.badInput("the node has no light-client tip: is the btclightclient module running?")
         }
@@ -621,7 +604,7 @@ public enum RelayActions {
         guard btcHeight > common.height else { return output }
         let last = min(btcHeight, common.height + UInt64(maxHeaders))
 
-        var nonce = try TxActions.committedNonce(client: node, account: key.publicKey.rawRepresentation)
+        var nonce = try firstNonce ?? TxActions.committedNonce(client: node, account: key.publicKey.rawRepresentation)
         var next = common.height + 1
         while next <= last {
             var headers: [BTCBlockHeader] = []
