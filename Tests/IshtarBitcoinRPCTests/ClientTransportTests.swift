@@ -49,7 +49,8 @@ struct ClientTransportTests {
     }
 
     @Test func connectionRefusedIsRetriedThenTransport() async throws {
-        let port = try ScriptedServer.unusedPort()
+        let (held, port) = try ScriptedServer.refusingPort()
+        defer { close(held) }
         let log = LogCapture()
         let client = Self.client("http://127.0.0.1:\(port)/", attempts: 3, log: log)
         do {

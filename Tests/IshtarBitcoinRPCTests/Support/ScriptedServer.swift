@@ -78,10 +78,31 @@ final class ScriptedServer: Sendable {
     }
 
     /// A loopback port that nothing listens on (bound, then closed).
-    static func unusedPort() throws -> Int {
+    /// A loopback port that refuses connections for as long as the returned socket stays
+    /// open: bound but not listening. (A port closed after picking it could be taken by
+    /// another test's server before the connection attempt — a regtest node once answered
+    /// 401 there.) Close the socket when done.
+    static func refusingPort() throws -> (socket: Int32, port: Int) {
         let (fd, port) = try makeListener()
         close(fd)
-        return port
+        #if canImport(Glibc)
+            let held = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+            let held = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard held >= 0 else { throw POSIXError(.EMFILE) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(held, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else {
+            close(held)
+            throw POSIXError(.EADDRINUSE)
+        }
+        return (held, port)
     }
 
     private static func makeListener() throws -> (Int32, Int) {
