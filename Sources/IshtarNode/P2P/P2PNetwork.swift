@@ -231,7 +231,7 @@ public final class P2PNetwork: Sendable {
             do {
                 let channel = try await bootstrap.connect(host: peer.address.host, port: peer.address.port).get()
                 backoff = 250
-                await run(channel: channel, frames: stream, outbound: true, expected: peer.nodeID)
+                await run(channel: channel, remote: "\(peer.address)", frames: stream, outbound: true, expected: peer.nodeID)
             } catch {
                 cont.finish()
                 logger.debug("dial failed", metadata: ["peer": "\(peer.address)", "error": "\(error)"])
@@ -242,21 +242,24 @@ public final class P2PNetwork: Sendable {
     }
 
     private func launch(channel: any Channel, frames: AsyncStream<Data>, outbound: Bool, expected: Data?) {
+        // Read now, while the channel is fresh: a peer that hangs up during the handshake
+        // has no remote address left by the time it is rejected, and that is the peer an
+        // operator wants to see in the log.
+        let remote = channel.remoteAddress.map { "\($0)" } ?? "unknown"
         let task = Task<Void, Never> { [weak self] in
             guard let self else { return }
-            await self.run(channel: channel, frames: frames, outbound: outbound, expected: expected)
+            await self.run(channel: channel, remote: remote, frames: frames, outbound: outbound, expected: expected)
         }
         state.withLock { $0.tasks.append(task) }
     }
 
     /// Handshake, then delivers every frame in order until the connection closes.
-    private func run(channel: any Channel, frames: AsyncStream<Data>, outbound: Bool, expected: Data?) async {
+    private func run(channel: any Channel, remote: String, frames: AsyncStream<Data>, outbound: Bool, expected: Data?) async {
         var it = frames.makeAsyncIterator()
         // An accepted channel becomes active right after its initializer; do not write before.
         for _ in 0..<100 where !channel.isActive { try? await Task.sleep(nanoseconds: 10_000_000) }
         let challenge = Data((0..<32).map { _ in UInt8.random(in: 0...255) })
         write(.hello(chainID: chainID, nodeKey: nodeID, challenge: challenge), to: channel)
-        let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
         func reject(_ reason: String) async {
             logger.warning("peer rejected", metadata: ["remote": "\(remote)", "reason": "\(reason)"])
             try? await channel.close()
