@@ -117,3 +117,46 @@ public struct ControlPlaneGenesisOptions: Sendable, Hashable {
         self.maxActiveFinalityProviders = maxActiveFinalityProviders
     }
 }
+
+/// Where the control plane's Bitcoin-facing work stands after the last committed block: the
+/// three numbers an operator or a watchtower alerts on (the light client stops following
+/// Bitcoin when no relayer runs; BTC finality stops when providers stop voting; checkpoints
+/// stop finalizing when no one submits them to Bitcoin). Served in `GET /status` and as
+/// Prometheus gauges.
+public struct ControlPlaneProgress: Sendable, Hashable {
+    /// The BTC light client's main-chain tip height (nil if the chain has no light client).
+    public var btcLightClientHeight: UInt64?
+    /// The last control-plane height finalized by BTC-staked votes (nil until the first).
+    public var btcFinalizedHeight: UInt64?
+    /// The last epoch whose checkpoint is FINALIZED on Bitcoin (0 while none is; nil if the
+    /// chain has no checkpoints module).
+    public var lastFinalizedEpoch: UInt64?
+
+    /// Values from their parts.
+    public init(btcLightClientHeight: UInt64? = nil, btcFinalizedHeight: UInt64? = nil, lastFinalizedEpoch: UInt64? = nil) {
+        self.btcLightClientHeight = btcLightClientHeight
+        self.btcFinalizedHeight = btcFinalizedHeight
+        self.lastFinalizedEpoch = lastFinalizedEpoch
+    }
+}
+
+extension ControlPlane {
+    /// ``ControlPlaneProgress`` of `app`'s last committed state, read through the modules'
+    /// own queries (the answers the HTTP API gives), so a chain without one of the modules
+    /// simply leaves that number out. Cheap: three reads.
+    public static func progress(of app: Application) -> ControlPlaneProgress {
+        func number(_ path: String, _ field: String) -> UInt64? {
+            guard let result = try? app.query(path: path), result.code == 0,
+                  let object = try? JSONSerialization.jsonObject(with: result.value) as? [String: Any],
+                  let text = object[field] as? String else { return nil }
+            return UInt64(text)
+        }
+        var progress = ControlPlaneProgress()
+        progress.btcLightClientHeight = number("/modules/\(BTCLightClientModule.moduleName)/tip", "height")
+        if let chainID = app.chainID {
+            progress.btcFinalizedHeight = number("/modules/\(FinalityModule.moduleName)/last-finalized/\(chainID)", "height")
+        }
+        progress.lastFinalizedEpoch = number("/modules/\(CheckpointsModule.moduleName)/last-finalized", "epoch")
+        return progress
+    }
+}

@@ -178,6 +178,7 @@ struct FinalityModuleTests {
         let tallies = try #require(try h.query("block/\(testChainID)/\(h1)")["tallies"] as? [[String: Any]])
         #expect(tallies.first?["voted_power"] as? String == "400000")
         #expect(try h.lastFinalized() == nil)
+        #expect(ControlPlane.progress(of: h.app).btcFinalizedHeight == nil, "nothing finalized yet")
         #expect(try h.query("last-finalized/\(testChainID)")["next_height"] as? String == String(h1))
         // d (100k) tips h1 over; h1 and h2 finalize together, in order.
         let block = try h.ok(StakingActor("other-relayer"), try h.votes([batches[3]], at: h1))
@@ -186,6 +187,14 @@ struct FinalityModuleTests {
         #expect(finalized.first?.attributes.first { $0.key == "block_hash" }?.value == (try h.hash(h1)).hexString)
         #expect(try h.isFinalized(h1) && h.isFinalized(h2))
         #expect(try h.lastFinalized() == String(h2))
+        // What /status and /metrics report: the same height, and the light client's tip as
+        // its own query answers (this chain has no checkpoints module: no epoch).
+        let progress = ControlPlane.progress(of: h.app)
+        #expect(progress.btcFinalizedHeight == h2)
+        let tip = try h.app.query(path: "/modules/btclightclient/tip")
+        let tipHeight = (try JSONSerialization.jsonObject(with: tip.value) as? [String: Any])?["height"] as? String
+        #expect(progress.btcLightClientHeight.map(String.init) == tipHeight && tipHeight != nil)
+        #expect(progress.lastFinalizedEpoch == nil)
         #expect(try h.query("block/\(testChainID)/\(h2)")["block_hash"] as? String == (try h.hash(h2)).hexString)
         // Late votes for a finalized block are still accepted.
         try h.ok(h.relayer, try h.votes([batches[3]], at: h2))

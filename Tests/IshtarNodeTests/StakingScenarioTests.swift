@@ -219,6 +219,14 @@ struct StakingScenarioTests {
             let slashed = try chain.require("/modules/staking/finality-provider/" + culpritHex)
             #expect(slashed["status"] as? String == "SLASHED")
             step("provider 0 double-voted at \(height): evidence stored, key extracted = secret: \(extracted.rawRepresentation == culprit.rawRepresentation), status \(slashed["status"] ?? "?")")
+            // An operator sees both from outside: /status carries BTC finality's progress, and
+            // /metrics counts the evidence the node committed.
+            let status = try chain.require("/status")
+            #expect(((status["btc_finalized_height"] as? NSNumber)?.uint64Value ?? 0) >= finalized, "status: \(status)")
+            #expect(status["btc_light_client_height"] is NSNumber, "status: \(status)")
+            let metrics = String(decoding: try chain.net.client(chain.node).get("/metrics").body, as: UTF8.self)
+            #expect(metrics.contains("\(NodeMetricName.equivocations) 1"), "metrics: \(metrics)")
+            #expect(metrics.contains("\(NodeMetricName.btcFinalizedHeight) "), "metrics: \(metrics)")
 
             // The stolen key is worth the stake: it decrypts the covenant's adaptor signatures
             // stored on chain and completes the pre-signed slashing transaction, which Bitcoin

@@ -39,6 +39,11 @@ public enum NodeMetrics {
         gauge(NodeMetricName.round).set(Double(status.round))
         gauge(NodeMetricName.peers).set(Double(status.peers))
         gauge(NodeMetricName.mempoolSize).set(Double(status.mempoolSize))
+        // Absent numbers (no such module, nothing finalized yet) are left out rather than
+        // reported as 0, which would read as a real height.
+        if let h = status.btcLightClientHeight { gauge(NodeMetricName.btcLightClientHeight).set(Double(h)) }
+        if let h = status.btcFinalizedHeight { gauge(NodeMetricName.btcFinalizedHeight).set(Double(h)) }
+        if let e = status.lastFinalizedEpoch { gauge(NodeMetricName.lastFinalizedEpoch).set(Double(e)) }
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return buffer

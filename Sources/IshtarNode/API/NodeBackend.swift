@@ -64,11 +64,17 @@ public struct NodeStatus: Sendable, Hashable, Codable {
     public var mempoolSize: Int
     /// True while the node downloads committed blocks to catch up with its peers.
     public var catchingUp: Bool
+    /// The BTC light client's tip height (absent on a chain without the light client).
+    public var btcLightClientHeight: UInt64?
+    /// The last height finalized by BTC-staked finality votes (absent until the first).
+    public var btcFinalizedHeight: UInt64?
+    /// The last epoch whose checkpoint is FINALIZED on Bitcoin ("0" while none is).
+    public var lastFinalizedEpoch: UInt64?
 
     public init(
         chainID: String, nodeID: String, validatorAddress: String?, height: UInt64, round: UInt32,
         latestBlockHash: String, latestBlockTime: UInt64, appHash: String, peers: Int, mempoolSize: Int,
-        catchingUp: Bool
+        catchingUp: Bool, progress: ControlPlaneProgress = ControlPlaneProgress()
     ) {
         self.chainID = chainID
         self.nodeID = nodeID
@@ -81,12 +87,17 @@ public struct NodeStatus: Sendable, Hashable, Codable {
         self.peers = peers
         self.mempoolSize = mempoolSize
         self.catchingUp = catchingUp
+        btcLightClientHeight = progress.btcLightClientHeight
+        btcFinalizedHeight = progress.btcFinalizedHeight
+        lastFinalizedEpoch = progress.lastFinalizedEpoch
     }
 
     enum CodingKeys: String, CodingKey {
         case chainID = "chain_id", nodeID = "node_id", validatorAddress = "validator_address", height, round
         case latestBlockHash = "latest_block_hash", latestBlockTime = "latest_block_time_ms", appHash = "app_hash"
         case peers, mempoolSize = "mempool_size", catchingUp = "catching_up"
+        case btcLightClientHeight = "btc_light_client_height", btcFinalizedHeight = "btc_finalized_height"
+        case lastFinalizedEpoch = "last_finalized_epoch"
     }
 }
 
@@ -120,4 +131,15 @@ public enum NodeMetricName {
     public static let inboundOverflows = "ishtar_p2p_inbound_overflows_total"
     /// Counter: peers disconnected because their score fell to the threshold.
     public static let misbehavingPeers = "ishtar_p2p_misbehaving_peers_total"
+    /// Gauge: the BTC light client's tip height (a relayer has stopped if it falls behind Bitcoin).
+    public static let btcLightClientHeight = "ishtar_btc_light_client_height"
+    /// Gauge: the last height finalized by BTC-staked votes (finality stalls if it stops
+    /// following `ishtar_height`).
+    public static let btcFinalizedHeight = "ishtar_btc_finalized_height"
+    /// Gauge: the last epoch whose checkpoint is FINALIZED on Bitcoin.
+    public static let lastFinalizedEpoch = "ishtar_checkpoint_last_finalized_epoch"
+    /// Counter: double votes this node committed as evidence (each slashes a provider).
+    public static let equivocations = "ishtar_finality_equivocations_total"
+    /// Counter: finality providers this node saw jailed for missing votes.
+    public static let jailings = "ishtar_finality_jailings_total"
 }

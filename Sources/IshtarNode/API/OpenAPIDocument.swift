@@ -135,7 +135,7 @@ enum OpenAPIDocument {
         },
         "/metrics": {
           "get": {
-            "summary": "Prometheus metrics (ishtar_height, ishtar_round, ishtar_peers, ishtar_mempool_size, ishtar_block_interval_seconds, ishtar_committed_transactions_total)",
+            "summary": "Prometheus metrics (ishtar_height, ishtar_round, ishtar_peers, ishtar_mempool_size, ishtar_block_interval_seconds, ishtar_committed_transactions_total, ishtar_btc_light_client_height, ishtar_btc_finalized_height, ishtar_checkpoint_last_finalized_epoch, ishtar_finality_equivocations_total, ishtar_finality_jailings_total, ishtar_p2p_inbound_overflows_total, ishtar_p2p_misbehaving_peers_total)",
             "operationId": "getMetrics",
             "responses": {"200": {"description": "Prometheus text exposition 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}
           }
@@ -179,7 +179,10 @@ enum OpenAPIDocument {
               "app_hash": {"type": "string"},
               "peers": {"type": "integer"},
               "mempool_size": {"type": "integer"},
-              "catching_up": {"type": "boolean"}
+              "catching_up": {"type": "boolean"},
+              "btc_light_client_height": {"type": "integer", "format": "int64", "description": "The BTC light client's main-chain tip height (absent on a chain without the light client)"},
+              "btc_finalized_height": {"type": "integer", "format": "int64", "description": "The last height finalized by BTC-staked finality votes (absent until the first)"},
+              "last_finalized_epoch": {"type": "integer", "format": "int64", "description": "The last epoch whose checkpoint is FINALIZED on Bitcoin (0 while none is)"}
             }
           },
           "NodeHealth": {

@@ -90,6 +90,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private let mempoolGauge = Gauge(label: NodeMetricName.mempoolSize)
     private let blockTimer = Metrics.Timer(label: NodeMetricName.blockTime)
     private let committedTxCounter = Counter(label: NodeMetricName.committedTransactions)
+    private let equivocationCounter = Counter(label: NodeMetricName.equivocations)
+    private let jailingCounter = Counter(label: NodeMetricName.jailings)
 
     /// Opens the store (a clear ``NodeError/alreadyRunning(_:)`` when another node holds its
     /// lock), the application (running `initChain` on first start), recovers a decided but
@@ -395,6 +397,9 @@ public actor NodeService: NodeBackend, P2PDelegate {
             blockTimer.recordNanoseconds(interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000)
             heightGauge.record(Int64(h))
             committedTxCounter.increment(by: result.txResults.count)
+            let events = result.events + result.txResults.flatMap(\.events)
+            equivocationCounter.increment(by: events.count { $0.type == FinalityModule.equivocationEvent })
+            jailingCounter.increment(by: events.count { $0.type == FinalityModule.jailedEvent })
             logger.info("committed block", metadata: [
                 "height": "\(h)", "round": "\(d.round)", "txs": "\(block.transactions.count)",
                 "app_hash": "\(result.appHash.hexEncoded.prefix(16))",
@@ -562,7 +567,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
             chainID: chainID, nodeID: network.nodeID.hexEncoded, validatorAddress: validatorAddress.hexEncoded,
             height: tip?.lastHeight ?? 0, round: engine.round, latestBlockHash: tip?.lastBlockHash.hexEncoded ?? "",
             latestBlockTime: tip?.lastBlockTime ?? 0, appHash: tip?.lastAppHash.hexEncoded ?? "",
-            peers: network.peerCount, mempoolSize: mempool.count, catchingUp: maxPeer > (tip?.lastHeight ?? 0) + 1)
+            peers: network.peerCount, mempoolSize: mempool.count, catchingUp: maxPeer > (tip?.lastHeight ?? 0) + 1,
+            progress: ControlPlane.progress(of: app))
     }
 
     public func health() async -> NodeHealth {

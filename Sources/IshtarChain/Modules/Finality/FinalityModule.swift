@@ -60,6 +60,10 @@ import IshtarStore
 public struct FinalityModule: Module {
     /// `"finality"`.
     public static let moduleName = "finality"
+    /// Event of a double vote committed as evidence (the provider is slashed).
+    public static let equivocationEvent = "finality.equivocation"
+    /// Block event of a provider jailed for missing too many votes.
+    public static let jailedEvent = "finality.fp_jailed"
     /// Most heights one end-block hook walks per chain (bounds the work of skipping heights
     /// without active power).
     static let maxTallySteps = 1000
@@ -682,7 +686,7 @@ public struct FinalityModule: Module {
         }
         try StakingModule.slashFinalityProvider(key: m.fpKey, in: context)
         store.set(Self.activeSetDirtyKey, Self.marker)
-        context.emit(Event(type: "finality.equivocation", attributes: [
+        context.emit(Event(type: Self.equivocationEvent, attributes: [
             EventAttribute("fp_btc_pk", m.fpKey.hexString), EventAttribute("chain_id", m.chainID),
             EventAttribute("height", String(m.height)), EventAttribute("public_randomness", previous.publicRandomness.hexString),
             EventAttribute("block_hash_1", previous.blockHash.hexString), EventAttribute("signature_1", previous.signature.hexString),
@@ -835,7 +839,7 @@ public struct FinalityModule: Module {
                 info.jailCount += 1
                 // A fresh window after unjailing.
                 info.missedHeights = []
-                context.emit(Event(type: "finality.fp_jailed", attributes: [
+                context.emit(Event(type: Self.jailedEvent, attributes: [
                     EventAttribute("fp_btc_pk", key.hexString), EventAttribute("height", String(judged)),
                     EventAttribute("missed", String(missed)), EventAttribute("jailed_until", String(info.jailedUntil)),
                 ]))
