@@ -63,6 +63,12 @@ public enum DevnetActions {
         public var running: Bool
         public var api: String
         public var height: UInt64?
+        /// The last height finalized by BTC-staked votes, once one is.
+        public var btcFinalizedHeight: UInt64?
+
+        enum CodingKeys: String, CodingKey {
+            case home, pid, running, api, height, btcFinalizedHeight = "btc_finalized_height"
+        }
     }
 
     public struct StatusOutput: CommandOutput, Sendable {
@@ -70,6 +76,7 @@ public enum DevnetActions {
         var text: String {
             nodes.map {
                 "\($0.home): \($0.running ? "running pid \($0.pid ?? 0)" : "stopped") api http://\($0.api) height \($0.height.map(String.init) ?? "-")"
+                    + ($0.btcFinalizedHeight.map { " (BTC-finalized \($0))" } ?? "")
             }.joined(separator: "\n")
         }
     }
@@ -178,13 +185,15 @@ public enum DevnetActions {
             let api = (try? h.loadConfig().api.listen) ?? "?"
             let p = pid(h)
             var height: UInt64?
+            var finalized: UInt64?
             if p != nil, let client = try? NodeAPIClient(url: "http://\(api)", timeoutSeconds: 2),
                 let reply = try? client.get("/status"), reply.status == 200,
                 let obj = try? JSONSerialization.jsonObject(with: reply.body) as? [String: Any]
             {
                 height = (obj["height"] as? NSNumber)?.uint64Value
+                finalized = (obj["btc_finalized_height"] as? NSNumber)?.uint64Value
             }
-            return NodeState(home: h.path, pid: p, running: p != nil, api: api, height: height)
+            return NodeState(home: h.path, pid: p, running: p != nil, api: api, height: height, btcFinalizedHeight: finalized)
         })
     }
 }

@@ -227,6 +227,9 @@ struct StakingScenarioTests {
             let metrics = String(decoding: try chain.net.client(chain.node).get("/metrics").body, as: UTF8.self)
             #expect(metrics.contains("\(NodeMetricName.equivocations) 1"), "metrics: \(metrics)")
             #expect(metrics.contains("\(NodeMetricName.btcFinalizedHeight) "), "metrics: \(metrics)")
+            let devnet = try DevnetActions.status(home: chain.net.dir)
+            #expect(devnet.nodes.count == 4 && devnet.nodes.allSatisfy(\.running), "devnet status: \(devnet.nodes)")
+            #expect(devnet.nodes.allSatisfy { ($0.btcFinalizedHeight ?? 0) >= finalized }, "devnet status: \(devnet.nodes)")
 
             // The stolen key is worth the stake: it decrypts the covenant's adaptor signatures
             // stored on chain and completes the pre-signed slashing transaction, which Bitcoin
