@@ -380,11 +380,16 @@ extension NodeBench {
             }
             let end = start.advanced(by: .seconds(seconds))
             group.wait()
-            // Drain: wait for what was accepted to commit (bounded).
+            // Drain: wait for what was accepted to commit (bounded). Only the driven
+            // transactions count: blocks also carry the validators' own (checkpoint
+            // signatures), and counting those let the drain end before the last block of
+            // driven ones was seen, which then read as transactions never committed.
             let drainDeadline = clock.now.advanced(by: .seconds(15))
+            let hashes = Array(submitted.withLock { $0.keys })
+            let accepted = hashes.count - rejected.withLock { $0.values.reduce(0, +) }
             while clock.now < drainDeadline {
-                let s = submitted.withLock { $0.count } - rejected.withLock { $0.values.reduce(0, +) }
-                if committedAt.withLock({ $0.count }) >= s { break }
+                let seen = committedAt.withLock { m in hashes.reduce(0) { $0 + (m[$1] == nil ? 0 : 1) } }
+                if seen >= accepted { break }
                 usleep(100_000)
             }
             stop.withLock { $0 = true }
@@ -407,6 +412,13 @@ extension NodeBench {
             let lost = sub.count - latencies.count - rej.values.reduce(0, +)
             progress("node: committed \(String(format: "%.0f", tps)) tx/s, \(String(format: "%.2f", bps)) blocks/s, p50 \(String(format: "%.3f", p50)) s, p99 \(String(format: "%.3f", p99)) s")
             let heights = statusClients.compactMap { height($0) }
+            // If any stayed uncommitted, where they are: still pending in a mempool, or gone.
+            let mempools: [Int] = statusClients.compactMap { c in
+                guard let r = try? c.request("GET", "/status"), r.status == 200,
+                    let o = try? JSONSerialization.jsonObject(with: r.body) as? [String: Any] else { return nil }
+                return (o["mempool_size"] as? NSNumber)?.intValue
+            }
+            let missing = sub.keys.filter { com[$0] == nil }.prefix(5).map(\.hexString)
             return [
                 "validators": nodes,
                 "offered_tx_per_second": rate,
@@ -415,6 +427,8 @@ extension NodeBench {
                 "committed": latencies.count,
                 "rejected": rej,
                 "not_committed": max(0, lost),
+                "not_committed_examples": Array(missing),
+                "final_mempool_sizes": mempools,
                 "committed_tx_per_second": rounded(tps),
                 "blocks_per_second": rounded(bps),
                 "mean_tx_per_block": inWindow.isEmpty ? 0 : rounded(Double(inWindow.map(\.1).reduce(0, +)) / Double(inWindow.count)),
