@@ -3,6 +3,7 @@ import IshtarChain
 import IshtarConsensus
 import IshtarCrypto
 import IshtarNode
+import IshtarTestSupport
 import Logging
 import Testing
 
@@ -107,6 +108,65 @@ final class Locked<T>: @unchecked Sendable {
     func withLock<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
 }
 
+/// One sender's transactions, sequential nonces, each sent to the next live node until a node
+/// reports it committed (unconfirmed ones are resent, same bytes, to another node).
+final class TransactionStreamer: @unchecked Sendable {
+    // @unchecked: `committed` and `stop` are Locked; the thread is joined in finish().
+    private let committed = Locked<[Data]>([])
+    private let stop = Locked(false)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(net: Devnet, chainID: String) {
+        let committed = self.committed, stop = self.stop, done = self.done
+        Thread {
+            defer { done.signal() }
+            let user = Schnorr.PrivateKey()
+            var nonce: UInt64 = 0
+            var target = 0
+            while !stop.withLock({ $0 }) {
+                guard let tx = try? Transaction.signed(chainID: chainID, key: user, nonce: nonce,
+                                                       messages: [SetLabel(label: "n\(nonce)").message]).encoded
+                else { return }
+                let hash = Transaction.hash(of: tx)
+                let alive = net.alive
+                guard !alive.isEmpty else { usleep(200_000); continue }
+                target = (target + 1) % alive.count
+                let node = alive[target]
+                _ = net.submit(node, tx)
+                if waitUntil(4, { stop.withLock { $0 } || net.hasTx(node, hash) }), net.hasTx(node, hash) {
+                    committed.withLock { $0.append(hash) }
+                    nonce += 1
+                }
+            }
+        }.start()
+    }
+
+    /// Stops the stream; the hashes of the transactions a node reported committed.
+    func finish() -> [Data] {
+        stop.withLock { $0 = true }
+        done.wait()
+        return committed.withLock { $0 }
+    }
+}
+
+extension Devnet {
+    /// No fork: every node reports the same block (hence the same app hash chain) at every
+    /// height up to the lowest node's; every transaction in `txs` is on every node; no node
+    /// logged evidence of a double vote.
+    func expectOneChainKeeping(_ txs: [Data], sourceLocation: SourceLocation = #_sourceLocation) {
+        let top = (0..<count).map { height($0) ?? 0 }.min() ?? 0
+        #expect(top >= 1, sourceLocation: sourceLocation)
+        for h in 1...max(1, top) {
+            let hashes = Set((0..<count).compactMap { blockHash($0, h) })
+            #expect(hashes.count == 1, "height \(h): \(hashes)", sourceLocation: sourceLocation)
+        }
+        for hash in txs {
+            for i in 0..<count { #expect(hasTx(i, hash), "tx missing on node\(i)", sourceLocation: sourceLocation) }
+        }
+        for i in 0..<count { #expect(!log(i).contains("duplicate vote evidence"), sourceLocation: sourceLocation) }
+    }
+}
+
 struct TestError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
@@ -139,33 +199,7 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
 
         try #require(waitUntil(40) { (0..<4).allSatisfy { (net.height($0) ?? 0) >= 2 } }, "devnet did not start\n\(diagnostics())")
 
-        // Transaction stream: one sender, sequential nonces; a tx counts as committed once a
-        // node reports it; unconfirmed ones are resubmitted (same bytes) to another live node.
-        let committed = Locked<[Data]>([])
-        let stop = Locked(false)
-        let streamerDone = DispatchSemaphore(value: 0)
-        let streamer = Thread {
-            defer { streamerDone.signal() }
-            let user = Schnorr.PrivateKey()
-            var nonce: UInt64 = 0
-            var target = 0
-            while !stop.withLock({ $0 }) {
-                guard let tx = try? Transaction.signed(chainID: chainID, key: user, nonce: nonce,
-                                                       messages: [SetLabel(label: "n\(nonce)").message]).encoded
-                else { return }
-                let hash = Transaction.hash(of: tx)
-                let alive = net.alive
-                guard !alive.isEmpty else { usleep(200_000); continue }
-                target = (target + 1) % alive.count
-                let node = alive[target]
-                _ = net.submit(node, tx)
-                if waitUntil(4, { stop.withLock { $0 } || net.hasTx(node, hash) }), net.hasTx(node, hash) {
-                    committed.withLock { $0.append(hash) }
-                    nonce += 1
-                }
-            }
-        }
-        streamer.start()
+        let streamer = TransactionStreamer(net: net, chainID: chainID)
 
         func maxHeight(_ nodes: [Int]) -> UInt64 { nodes.compactMap { net.height($0) }.max() ?? 0 }
         func minHeight(_ nodes: [Int]) -> UInt64 { nodes.map { net.height($0) ?? 0 }.min() ?? 0 }
@@ -195,24 +229,59 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         let target4 = maxHeight([0, 1, 2])
         #expect(waitUntil(40) { (net.height(3) ?? 0) >= target4 }, "node3 did not catch up\n\(diagnostics())")
 
-        stop.withLock { $0 = true }
-        streamerDone.wait()
+        let txs = streamer.finish()
+        #expect(minHeight([0, 1, 2, 3]) >= 10)
+        net.expectOneChainKeeping(txs)
+    }
 
-        // No fork: every node reports the same block (hence the same app hash chain) at every height.
-        let top = minHeight([0, 1, 2, 3])
-        #expect(top >= 10)
-        for h in 1...top {
-            let hashes = Set((0..<4).compactMap { net.blockHash($0, h) })
-            #expect(hashes.count == 1, "height \(h): \(hashes)")
+    /// SIGKILL at moments nobody chose: six times, a validator picked at random is killed after
+    /// a random pause (mid-proposal, mid-commit, mid-sync — wherever it happens to be) and
+    /// restarted after another, a third of the times killed again while still starting, under
+    /// a transaction stream. Each time the chain keeps going and
+    /// the node catches up; at the end all four hold one chain and every committed transaction.
+    /// The seed is printed so a failing schedule can be replayed (`ISHTAR_CRASH_SEED`).
+    @Test(.timeLimit(.minutes(10))) func validatorsKilledAtRandomMomentsResume() throws {
+        let seed = ProcessInfo.processInfo.environment["ISHTAR_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...UInt64(UInt32.max))
+        var rng = SplitMix64(seed: seed)
+        FileHandle.standardError.write(Data("crash schedule: ISHTAR_CRASH_SEED=\(seed)\n".utf8))
+        let dir = try nodeScratch("crashloop")
+        let chainID = "ishtar-crashloop"
+        let net = Devnet(dir: dir, count: 4, basePort: randomBasePort())
+        defer {
+            net.killAll()
+            try? FileManager.default.removeItem(atPath: dir)
         }
-        // Every transaction reported committed is still there, on every node.
-        let txs = committed.withLock { $0 }
-        #expect(txs.count >= 3, "too few transactions committed")
-        for hash in txs {
-            for i in 0..<4 { #expect(net.hasTx(i, hash), "tx missing on node\(i)") }
+        try net.initialize(chainID: chainID)
+        for i in 0..<4 { try net.start(i) }
+        func diagnostics() -> String {
+            "seed \(seed)\n" + (0..<4).map { "--- node\($0)\n" + String(net.log($0).suffix(2000)) }.joined(separator: "\n")
         }
-        // Never double-signed: no node logged duplicate-vote evidence.
-        for i in 0..<4 { #expect(!net.log(i).contains("duplicate vote evidence")) }
+        try #require(waitUntil(40) { (0..<4).allSatisfy { (net.height($0) ?? 0) >= 2 } }, "devnet did not start\n\(diagnostics())")
+        let streamer = TransactionStreamer(net: net, chainID: chainID)
+
+        // ISHTAR_CRASH_ROUNDS runs a longer schedule by hand.
+        let rounds = ProcessInfo.processInfo.environment["ISHTAR_CRASH_ROUNDS"].flatMap(Int.init) ?? 6
+        for round in 0..<rounds {
+            let victim = Int(rng.next() % 4)
+            usleep(UInt32(200_000 + rng.next() % 1_300_000))
+            let before = net.height(victim) ?? 0
+            net.kill9(victim)
+            usleep(UInt32(rng.next() % 1_000_000))
+            try net.start(victim)
+            if rng.next() % 3 == 0 {
+                // Again while it is still starting: opening its store, replaying, syncing.
+                usleep(UInt32(rng.next() % 400_000))
+                net.kill9(victim)
+                try net.start(victim)
+            }
+            let others = (0..<4).filter { $0 != victim }
+            let target = others.compactMap { net.height($0) }.max() ?? 0
+            #expect(waitUntil(40) { (net.height(victim) ?? 0) >= target },
+                    "round \(round): node\(victim) (killed at height \(before)) did not reach \(target)\n\(diagnostics())")
+        }
+        let txs = streamer.finish()
+        #expect(txs.count >= 3, "too few transactions committed (seed \(seed))")
+        net.expectOneChainKeeping(txs)
     }
 
     /// A validator SIGKILLed exactly between storing a decided block (certificate + block,
