@@ -108,6 +108,28 @@ final class Locked<T>: @unchecked Sendable {
     func withLock<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
 }
 
+extension Devnet {
+    /// A fresh 4-validator devnet in a scratch directory named `scratch`, initialized for
+    /// `chainID`, with nodes `0..<running` started. Call ``tearDown()`` when done.
+    static func launch(_ scratch: String, chainID: String, running: Int = 4) throws -> Devnet {
+        let net = Devnet(dir: try nodeScratch(scratch), count: 4, basePort: randomBasePort())
+        try net.initialize(chainID: chainID)
+        for i in 0..<running { try net.start(i) }
+        return net
+    }
+
+    /// Kills every node and removes the directory.
+    func tearDown() {
+        killAll()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// The end of each listed node's log, for a failure message.
+    func diagnostics(_ nodes: Range<Int>? = nil, tail: Int = 3000) -> String {
+        (nodes ?? 0..<count).map { "--- node\($0)\n" + String(log($0).suffix(tail)) }.joined(separator: "\n")
+    }
+}
+
 /// One sender's transactions, sequential nonces, each sent to the next live node until a node
 /// reports it committed (unconfirmed ones are resent, same bytes, to another node).
 final class TransactionStreamer: @unchecked Sendable {
@@ -186,16 +208,10 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     /// (chain continues), restart it (catches up, same blocks), SIGKILL two (chain stops, no
     /// fork), restart (chain resumes); every committed transaction survives everything.
     @Test(.timeLimit(.minutes(4))) func fourValidatorsSurviveSigkill() throws {
-        let dir = try nodeScratch("devnet")
         let chainID = "ishtar-crash"
-        let net = Devnet(dir: dir, count: 4, basePort: randomBasePort())
-        defer {
-            net.killAll()
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-        try net.initialize(chainID: chainID)
-        for i in 0..<4 { try net.start(i) }
-        func diagnostics() -> String { (0..<4).map { "--- node\($0)\n" + String(net.log($0).suffix(3000)) }.joined(separator: "\n") }
+        let net = try Devnet.launch("devnet", chainID: chainID)
+        defer { net.tearDown() }
+        func diagnostics() -> String { net.diagnostics() }
 
         try #require(waitUntil(40) { (0..<4).allSatisfy { (net.height($0) ?? 0) >= 2 } }, "devnet did not start\n\(diagnostics())")
 
@@ -244,18 +260,10 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         let seed = ProcessInfo.processInfo.environment["ISHTAR_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...UInt64(UInt32.max))
         var rng = SplitMix64(seed: seed)
         FileHandle.standardError.write(Data("crash schedule: ISHTAR_CRASH_SEED=\(seed)\n".utf8))
-        let dir = try nodeScratch("crashloop")
         let chainID = "ishtar-crashloop"
-        let net = Devnet(dir: dir, count: 4, basePort: randomBasePort())
-        defer {
-            net.killAll()
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-        try net.initialize(chainID: chainID)
-        for i in 0..<4 { try net.start(i) }
-        func diagnostics() -> String {
-            "seed \(seed)\n" + (0..<4).map { "--- node\($0)\n" + String(net.log($0).suffix(2000)) }.joined(separator: "\n")
-        }
+        let net = try Devnet.launch("crashloop", chainID: chainID)
+        defer { net.tearDown() }
+        func diagnostics() -> String { "seed \(seed)\n" + net.diagnostics(tail: 2000) }
         try #require(waitUntil(40) { (0..<4).allSatisfy { (net.height($0) ?? 0) >= 2 } }, "devnet did not start\n\(diagnostics())")
         let streamer = TransactionStreamer(net: net, chainID: chainID)
 
@@ -288,17 +296,12 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     /// one synced batch) and the application's commit replays that block at restart,
     /// reaches the app hash the others reached, and keeps following the chain.
     @Test(.timeLimit(.minutes(3))) func crashBetweenDecisionAndCommitReplaysTheBlock() throws {
-        let dir = try nodeScratch("failpoint")
-        let net = Devnet(dir: dir, count: 4, basePort: randomBasePort())
-        defer {
-            net.killAll()
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-        try net.initialize(chainID: "ishtar-failpoint")
+        let net = try Devnet.launch("failpoint", chainID: "ishtar-failpoint", running: 0)
+        defer { net.tearDown() }
         let crashHeight: UInt64 = 4
         try net.start(0, environment: ["ISHTAR_FAILPOINT_CRASH_AFTER_DECIDE": "\(crashHeight)"])
         for i in 1..<4 { try net.start(i) }
-        func diagnostics() -> String { (0..<4).map { "--- node\($0)\n" + String(net.log($0).suffix(3000)) }.joined(separator: "\n") }
+        func diagnostics() -> String { net.diagnostics() }
 
         // A transaction in the crash block's neighbourhood so the replay changes state.
         let user = Schnorr.PrivateKey()
@@ -334,20 +337,14 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     /// sends two conflicting prevotes; the honest three detect it, a proposer puts the
     /// evidence into a block, and every node's consensus module records it.
     @Test(.timeLimit(.minutes(3))) func doubleVoteEvidenceIsCommittedInABlock() async throws {
-        let dir = try nodeScratch("evidence")
         let chainID = "ishtar-evidence"
-        let net = Devnet(dir: dir, count: 4, basePort: randomBasePort())
-        defer {
-            net.killAll()
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-        try net.initialize(chainID: chainID)
-        for i in 0..<3 { try net.start(i) }
-        func diagnostics() -> String { (0..<3).map { "--- node\($0)\n" + String(net.log($0).suffix(3000)) }.joined(separator: "\n") }
+        let net = try Devnet.launch("evidence", chainID: chainID, running: 3)
+        defer { net.tearDown() }
+        func diagnostics() -> String { net.diagnostics(0..<3) }
 
         // node3's identity, played by the test: same node key (so the others accept the
         // connection) and validator key (so its votes verify).
-        let home = NodeHome(path: dir + "/node3")
+        let home = NodeHome(path: net.dir + "/node3")
         let config = try home.loadConfig()
         let validatorKey = try home.loadValidatorKey(config: config, passphrase: nil)
         let signer = SchnorrConsensusSigner(key: validatorKey)
