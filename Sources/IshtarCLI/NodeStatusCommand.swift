@@ -15,7 +15,7 @@ extension NodeStatus: CommandOutput {
         mempool:           \(mempoolSize) transaction\(mempoolSize == 1 ? "" : "s")
         catching up:       \(catchingUp ? "yes" : "no")
         BTC light client:  \(btcLightClientHeight.map { "tip at height \($0)" } ?? "-")
-        BTC finalized:     \(btcFinalizedHeight.map { "up to height \($0)" } ?? "nothing yet")
+        BTC finalized:     \(btcFinalizedHeight.map { "up to height \($0) (\(height > $0 ? height - $0 : 0) behind)" } ?? "nothing yet")
         checkpoints:       \(lastFinalizedEpoch.map { $0 == 0 ? "no epoch finalized on Bitcoin yet" : "finalized on Bitcoin up to epoch \($0)" } ?? "-")
         """
     }

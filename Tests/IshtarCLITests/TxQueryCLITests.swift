@@ -165,6 +165,11 @@ func parseJSON(_ r: IshtarProcess.Result) throws -> [String: Any] {
         let s = try parseJSON(status)
         #expect(s["chain_id"] as? String == CLIChainBackend.chainID)
         #expect(s["height"] as? Int == 2)
+        // Text: the control plane's progress lines say plainly what is not there.
+        let text = try await ishtar(["node", "status", "--node", node.url])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("BTC finalized:     nothing yet"), "\(text.stdout)")
+        #expect(text.stdout.contains("mempool:           0 transactions"), "\(text.stdout)")
 
         let missingBlock = try await ishtar(["query", "block", "77", "--node", node.url])
         #expect(missingBlock.status == 1)
