@@ -91,7 +91,19 @@ public enum CovenantActions {
 
         struct Signed: Decodable {
             var covenantPK: String
-            enum CodingKeys: String, CodingKey { case covenantPK = "covenant_pk" }
+            var unbondingSig: String?
+            var slashingAdaptorSigs: [Adaptor]?
+            var unbondingSlashingAdaptorSigs: [Adaptor]?
+            enum CodingKeys: String, CodingKey {
+                case covenantPK = "covenant_pk", unbondingSig = "unbonding_sig", slashingAdaptorSigs = "slashing_adaptor_sigs"
+                case unbondingSlashingAdaptorSigs = "unbonding_slashing_adaptor_sigs"
+            }
+        }
+
+        struct Adaptor: Decodable {
+            var fpBTCPK: String
+            var adaptorSig: String
+            enum CodingKeys: String, CodingKey { case fpBTCPK = "fp_btc_pk", adaptorSig = "adaptor_sig" }
         }
 
         enum CodingKeys: String, CodingKey {
@@ -135,6 +147,31 @@ public enum CovenantActions {
             throw error
         } catch {
             throw CLIError.badInput("node returned a malformed delegation: \(error)")
+        }
+    }
+
+    /// The covenant members' signatures the chain stored with the delegation (what a staker
+    /// unbonding early and a watcher slashing complete their transactions with).
+    static func covenantSignatureSets(_ d: DelegationJSON) throws -> [CovenantSignatureSet] {
+        do {
+            return try d.covenantSigs.map { set in
+                func adaptors(_ list: [DelegationJSON.Adaptor]?) throws -> [Schnorr.PublicKey: AdaptorSignature] {
+                    var out: [Schnorr.PublicKey: AdaptorSignature] = [:]
+                    for a in list ?? [] {
+                        out[try Schnorr.PublicKey(rawRepresentation: try Data(hex: a.fpBTCPK, field: "fp_btc_pk"))] =
+                            try AdaptorSignature(rawRepresentation: try Data(hex: a.adaptorSig, field: "adaptor_sig"))
+                    }
+                    return out
+                }
+                guard let unbonding = set.unbondingSig else { throw CLIError.badInput("covenant signature set without unbonding_sig") }
+                return CovenantSignatureSet(
+                    covenantKey: try Schnorr.PublicKey(rawRepresentation: try Data(hex: set.covenantPK, field: "covenant_pk")),
+                    unbondingSignature: try Schnorr.Signature(rawRepresentation: try Data(hex: unbonding, field: "unbonding_sig")),
+                    slashingAdaptorSignatures: try adaptors(set.slashingAdaptorSigs),
+                    unbondingSlashingAdaptorSignatures: try adaptors(set.unbondingSlashingAdaptorSigs))
+            }
+        } catch {
+            throw CLIError.badInput("node returned malformed covenant signatures: \(error)")
         }
     }
 

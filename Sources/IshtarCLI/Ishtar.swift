@@ -12,7 +12,7 @@ public struct Ishtar: ParsableCommand {
             stderr says what is wrong).
             """,
         version: "0.1.0",
-        subcommands: [KeysCommand.self, EOTSCommand.self, StakingCommand.self, BTCCommand.self, TxCommand.self, FinalityCommand.self, CovenantCommand.self, RelayCommand.self, QueryCommand.self, NodeCommand.self, DevnetCommand.self])
+        subcommands: [KeysCommand.self, EOTSCommand.self, StakingCommand.self, BTCCommand.self, TxCommand.self, FinalityCommand.self, CovenantCommand.self, RelayCommand.self, WatchCommand.self, QueryCommand.self, NodeCommand.self, DevnetCommand.self])
 
     public init() {}
 }

@@ -80,4 +80,27 @@ struct RelayCLITests {
             #expect(denied.stderr.contains("bitcoind"), "\(denied.stderr)")
         }
     }
+
+    /// `ishtar watch slash` is wired to the node and bitcoind and refuses what it cannot
+    /// slash with exit 1 and one line (the slashing itself, on both outputs, is accepted by
+    /// Bitcoin Core in the staking scenario through the same library call).
+    @Test func watchSlashRefusesAnUnknownDelegationAndBadInput() async throws {
+        try await withRegtestNode { btc in
+            let node = try await RoleCLITests.controlPlaneNode()
+            defer { Task { await node.stop() } }
+            let dir = TempDir(prefix: "watch-cli")
+            let passwordFile = dir.path("rpc-password")
+            try Data((try #require(btc.password) + "\n").utf8).write(to: URL(fileURLWithPath: passwordFile))
+            let rpcArgs = ["--bitcoind-url", "http://127.0.0.1:\(btc.port)/", "--rpc-user", try #require(btc.user),
+                           "--rpc-password-file", passwordFile]
+            let unknown = String(repeating: "ab", count: 32)
+            let missing = try await ishtar(["watch", "slash", "--node", node.url, "--staking-txid", unknown] + rpcArgs)
+            #expect(missing.status == 1, "\(missing.stdout) \(missing.stderr)")
+            #expect(missing.stderr.contains("delegation") && missing.stderr.split(separator: "\n").count == 1, "\(missing.stderr)")
+            let badTxid = try await ishtar(["watch", "slash", "--node", node.url, "--staking-txid", "xyz"] + rpcArgs)
+            #expect(badTxid.status == 2 && badTxid.stderr.contains("--staking-txid"), "\(badTxid.stderr)")
+            let noBitcoind = try await ishtar(["watch", "slash", "--node", node.url, "--staking-txid", unknown])
+            #expect(noBitcoind.status == 2 && noBitcoind.stderr.contains("--rpc-cookie-file"), "\(noBitcoind.stderr)")
+        }
+    }
 }

@@ -229,34 +229,4 @@ extension ScenarioStake {
             stakerSignature: try StakingSigner.sign(sighash: sighash, key: staker), covenantSignatures: covenantSignatures)
         return (tx, covenantSignatures.count)
     }
-
-    /// What a watcher does after a double vote: the slashing transaction of this stake *as
-    /// the chain stores it*, with the staker's stored pre-signature, completed with the
-    /// provider key extracted from the chain's evidence and the stored covenant adaptor
-    /// signatures (`delegation.covenant_sigs`) decrypted with that key. Returns the
-    /// transaction and how many covenant signatures decrypted.
-    func slashingTransaction(storedDelegation: [String: Any], extractedKey: Schnorr.PrivateKey,
-                             parameters: StakingParameters) throws -> (IshtarBitcoin.Transaction, Int) {
-        let delegation = try CovenantActions.delegationTransactions(json: try JSONSerialization.data(withJSONObject: storedDelegation))
-        let valid = try StakingValidation.validate(delegation: delegation, parameters: parameters)
-        let sighash = valid.slashingSighash
-        let providerHex = extractedKey.publicKey.rawRepresentation.hexString
-        var covenantSignatures: [Schnorr.PublicKey: Schnorr.Signature] = [:]
-        for set in storedDelegation["covenant_sigs"] as? [[String: Any]] ?? [] {
-            guard let keyHex = set["covenant_pk"] as? String,
-                  let key = try? Schnorr.PublicKey(rawRepresentation: try Data(hex: keyHex)),
-                  let adaptors = set["slashing_adaptor_sigs"] as? [[String: Any]],
-                  let hex = adaptors.first(where: { $0["fp_btc_pk"] as? String == providerHex })?["adaptor_sig"] as? String
-            else { continue }
-            let adaptor = try AdaptorSignature(rawRepresentation: try Data(hex: hex))
-            let signature = CovenantAdaptor.decrypt(adaptor, finalityProviderSecret: extractedKey)
-            if key.isValidSignature(signature, for: sighash) { covenantSignatures[key] = signature }
-        }
-        var tx = delegation.slashingTransaction
-        tx.inputs[0].witness = try valid.builder.stakingSlashingWitness(
-            stakerSignature: delegation.stakerSlashingSignature,
-            finalityProviderSignatures: [extractedKey.publicKey: try StakingSigner.sign(sighash: sighash, key: extractedKey)],
-            covenantSignatures: covenantSignatures)
-        return (tx, covenantSignatures.count)
-    }
 }

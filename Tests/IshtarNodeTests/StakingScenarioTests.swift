@@ -234,16 +234,20 @@ struct StakingScenarioTests {
             // The stolen key is worth the stake: it decrypts the covenant's adaptor signatures
             // stored on chain and completes the pre-signed slashing transaction, which Bitcoin
             // Core accepts; mined, it burns the slashed share and spends the staking output.
-            let stored = try chain.require("/modules/staking/delegation/" + stakes[0].txid.displayHex)
-            let (slashing, decrypted) = try stakes[0].slashingTransaction(storedDelegation: stored, extractedKey: extracted,
-                                                                          parameters: parameters)
-            #expect(decrypted == 3, "covenant signatures decrypted with the extracted key")
-            let verdict = try await rpc.testMempoolAccept([slashing.serialized().hexString])
-            #expect(verdict.first?.allowed == true, "slashing tx: \(verdict.first?.rejectReason ?? "")")
-            _ = try await rpc.sendRawTransaction(slashing.serialized(), maxBurnAmount: slashing.outputs[0].value.sats)
+            // `ishtar watch slash` does exactly this: a delegation of an honest provider has
+            // nothing to slash; the culprit's is burned.
+            do {
+                _ = try await WatchActions.slash(node: api, rpc: rpc, stakingTxid: stakes[1].txid.displayHex, broadcast: false)
+                Issue.record("a delegation to an honest provider was slashable")
+            } catch let error as CLIError {
+                #expect(error.exitCode == 1 && error.description.contains("no equivocation evidence"), "\(error)")
+            }
+            let burned = try await WatchActions.slash(node: api, rpc: rpc, stakingTxid: stakes[0].txid.displayHex, broadcast: true)
+            #expect(burned.covenantSignatures == 3, "covenant signatures decrypted with the extracted key")
+            #expect(burned.spends == WatchActions.SlashedOutput.staking && burned.finalityProvider == culpritHex && burned.broadcast)
             _ = try await rpc.generateToAddress(1, address: TestAddress.opTrue)
             #expect(try await rpc.getTxOut(txid: stakes[0].txid.displayHex, vout: 0) == nil, "staking output not spent")
-            step("slashing tx \(slashing.txid.displayHex) accepted by Bitcoin Core and mined")
+            step("slashing tx \(burned.txid) accepted by Bitcoin Core and mined")
 
             // Its power is gone from the table; the other two (5 of 6) keep finalizing.
             let afterSlash = chain.height
@@ -277,9 +281,20 @@ struct StakingScenarioTests {
             #expect(confirmed, "epoch 1: \(chain.json("/modules/checkpoints/epoch/1") ?? [:])")
             step("epoch 1 checkpoint on Bitcoin (\(cp1.txid.displayHex), \(cp2.txid.displayHex)): CONFIRMED")
 
-            // 7. Stake 2 leaves early: its unbonding transaction, signed by the staker and the
-            // covenant quorum as the chain stored them, is accepted and mined by Bitcoin Core;
-            // `relay unbonding`'s report ends the delegation and its power.
+            // 7. Provider 2 double-votes too, and its staker races the watchtower: stake 2's
+            // unbonding transaction, signed by the staker and the covenant quorum as the chain
+            // stored them, is accepted and mined by Bitcoin Core before anyone slashes. The
+            // watchtower then burns the unbonding output instead (`ishtar watch slash` reads
+            // where the stake is from bitcoind), and `relay unbonding`'s report ends the
+            // delegation on chain.
+            let settledAgain = voter.settle(within: 60)
+            try #require(settledAgain, "votes still uncommitted: \(voter.failures)\n\(diagnostics())")
+            let secondHeight = try #require(voter.voted[2].max())
+            try chain.run(operators[2], [try batches[2].voteMessage(height: secondHeight,
+                                                                    blockHash: Data((0..<32).map { _ in UInt8.random(in: 0...255) }))])
+            voter.excluded.insert(2)
+            let secondCulprit = try chain.require("/modules/staking/finality-provider/" + providers[2].publicKey.rawRepresentation.hexString)
+            #expect(secondCulprit["status"] as? String == "SLASHED")
             let leaving = stakes[2]
             let storedTwo = try chain.require("/modules/staking/delegation/" + leaving.txid.displayHex)
             let (unbonding, covenantSigned) = try leaving.unbondingTransaction(storedDelegation: storedTwo, staker: staker,
@@ -289,12 +304,17 @@ struct StakingScenarioTests {
             #expect(unbondVerdict.first?.allowed == true, "unbonding tx: \(unbondVerdict.first?.rejectReason ?? "")")
             _ = try await rpc.sendRawTransaction(unbonding.serialized())
             _ = try await rpc.generateToAddress(1, address: TestAddress.opTrue)
+            let raced = try await WatchActions.slash(node: api, rpc: rpc, stakingTxid: leaving.txid.displayHex, broadcast: true)
+            #expect(raced.spends == WatchActions.SlashedOutput.unbonding && raced.covenantSignatures == 3, "\(raced)")
+            _ = try await rpc.generateToAddress(1, address: TestAddress.opTrue)
+            #expect(try await rpc.getTxOut(txid: unbonding.txid.displayHex, vout: 0) == nil, "unbonding output not slashed")
+            step("provider 2 double-voted at \(secondHeight); its staker unbonded first; slashing tx \(raced.txid) burned the unbonding output")
             try await chain.relayHeaders(rpc, from: relayer)
             try chain.run(relayer, [try await RelayActions.unbondingMessage(node: api, rpc: rpc, stakingTxid: leaving.txid.displayHex)])
             #expect(chain.delegationStatus(leaving.txid) == "UNBONDED")
             let leaver = try chain.require("/modules/staking/finality-provider/" + leaving.provider.publicKey.rawRepresentation.hexString)
             #expect(leaver["active_sats"] as? String == "0", "\(leaver)")
-            step("stake 2 unbonded on Bitcoin (\(unbonding.txid.displayHex)) and on chain")
+            step("stake 2's unbonding (\(unbonding.txid.displayHex)) reported: UNBONDED on chain")
         }
     }
 }
