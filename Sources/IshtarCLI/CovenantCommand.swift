@@ -186,29 +186,38 @@ public enum CovenantActions {
         return try transactions(delegation)
     }
 
+    /// The delegation `stakingTxid` (display hex) as the node stores it, its transactions
+    /// (checked to be the ones asked for) and the staking parameters it was created under.
+    static func storedDelegation(node: NodeAPIClient, stakingTxid: String) throws
+        -> (Hash256, DelegationJSON, DelegationTransactions, StakingParameters)
+    {
+        let txid: Hash256
+        do { txid = try Hash256(displayHex: stakingTxid) } catch { throw CLIError.badInput("--staking-txid: \(error)") }
+        let reply = try TxActions.call { () throws(NodeAPIClientError) in try node.get("/modules/staking/delegation/\(txid.displayHex)") }
+        let stored = try TxActions.decodeOK(DelegationJSON.self, reply, what: "delegation")
+        let delegation = try transactions(stored)
+        guard delegation.stakingTransaction.txid == txid else {
+            throw CLIError.badInput("node answered for \(txid.displayHex) with staking transaction \(delegation.stakingTransaction.txid.displayHex)")
+        }
+        let paramsReply = try TxActions.call { () throws(NodeAPIClientError) in
+            try node.get("/modules/staking/params/\(stored.paramsVersion)")
+        }
+        let parameters = try TxActions.decodeOK(ParamsJSON.self, paramsReply, what: "staking parameters").params.btcStaking
+        return (txid, stored, delegation, parameters)
+    }
+
     /// Fetches the delegation `stakingTxid` (display hex) and the parameters it was created
     /// under, requires it PENDING and not yet signed by this member, validates it with the
     /// Bitcoin layer's delegation validation (inside ``CovenantSigner``) and returns this
     /// member's `staking/AddCovenantSigs`.
     public static func signMessage(node: NodeAPIClient, covenantKey: Schnorr.PrivateKey, stakingTxid: String) throws -> Message {
-        let txid: Hash256
-        do { txid = try Hash256(displayHex: stakingTxid) } catch { throw CLIError.badInput("--staking-txid: \(error)") }
-        let reply = try TxActions.call { () throws(NodeAPIClientError) in try node.get("/modules/staking/delegation/\(txid.displayHex)") }
-        let delegation = try TxActions.decodeOK(DelegationJSON.self, reply, what: "delegation")
+        let (txid, delegation, rebuilt, parameters) = try storedDelegation(node: node, stakingTxid: stakingTxid)
         guard delegation.status == "PENDING" else {
             throw CLIError.verificationFailed("delegation \(txid.displayHex) is \(delegation.status), not PENDING: nothing to sign")
         }
         let me = covenantKey.publicKey.rawRepresentation.hexString
         guard !delegation.covenantSigs.contains(where: { $0.covenantPK.lowercased() == me }) else {
             throw CLIError.verificationFailed("covenant member \(me) already signed delegation \(txid.displayHex)")
-        }
-        let paramsReply = try TxActions.call { () throws(NodeAPIClientError) in
-            try node.get("/modules/staking/params/\(delegation.paramsVersion)")
-        }
-        let parameters = try TxActions.decodeOK(ParamsJSON.self, paramsReply, what: "staking parameters").params.btcStaking
-        let rebuilt = try transactions(delegation)
-        guard rebuilt.stakingTransaction.txid == txid else {
-            throw CLIError.badInput("node answered for \(txid.displayHex) with staking transaction \(rebuilt.stakingTransaction.txid.displayHex)")
         }
         let set: CovenantSignatureSet
         do {

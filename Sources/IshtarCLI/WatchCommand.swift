@@ -104,6 +104,24 @@ public enum WatchActions {
         }
     }
 
+    /// Has Bitcoin Core test `raw` (`testmempoolaccept`) and, with `broadcast`, sends it.
+    /// - Throws: `.verificationFailed` with Core's reason when it refuses.
+    static func testThenSend(_ raw: Data, txid: Hash256, what: String, rpc: BitcoinRPCClient, broadcast: Bool,
+                             maxBurn: Int64? = nil) async throws {
+        let verdict = try await RelayActions.rpcCall("testmempoolaccept") { () throws(BitcoinRPCError) in
+            try await rpc.testMempoolAccept([raw.hexString])
+        }
+        guard let first = verdict.first, first.allowed == true else {
+            throw CLIError.verificationFailed(
+                "Bitcoin Core refuses \(what) \(txid.displayHex): \(verdict.first?.rejectReason ?? "no verdict")")
+        }
+        if broadcast {
+            _ = try await RelayActions.rpcCall("sendrawtransaction") { () throws(BitcoinRPCError) in
+                try await rpc.sendRawTransaction(raw, maxBurnAmount: maxBurn)
+            }
+        }
+    }
+
     /// Equivocation evidence as `/modules/finality/evidence/<key>` answers it.
     struct EvidenceJSON: Decodable {
         struct Item: Decodable {
@@ -199,18 +217,7 @@ public enum WatchActions {
     public static func slash(node: NodeAPIClient, rpc: BitcoinRPCClient, stakingTxid: String, broadcast: Bool) async throws
         -> SlashOutput
     {
-        let txid: Hash256
-        do { txid = try Hash256(displayHex: stakingTxid) } catch { throw CLIError.badInput("--staking-txid: \(error)") }
-        let reply = try TxActions.call { () throws(NodeAPIClientError) in try node.get("/modules/staking/delegation/\(txid.displayHex)") }
-        let stored = try TxActions.decodeOK(CovenantActions.DelegationJSON.self, reply, what: "delegation")
-        let delegation = try CovenantActions.transactions(stored)
-        guard delegation.stakingTransaction.txid == txid else {
-            throw CLIError.badInput("node answered for \(txid.displayHex) with staking transaction \(delegation.stakingTransaction.txid.displayHex)")
-        }
-        let paramsReply = try TxActions.call { () throws(NodeAPIClientError) in
-            try node.get("/modules/staking/params/\(stored.paramsVersion)")
-        }
-        let parameters = try TxActions.decodeOK(CovenantActions.ParamsJSON.self, paramsReply, what: "staking parameters").params.btcStaking
+        let (txid, stored, delegation, parameters) = try CovenantActions.storedDelegation(node: node, stakingTxid: stakingTxid)
         guard let provider = delegation.finalityProviderKeys.first else { throw CLIError.badInput("delegation names no provider") }
         let secret = try extractedKey(node: node, provider: provider)
         // Where the stake is now is Bitcoin's to say, not the chain's: a staker racing the
@@ -236,20 +243,9 @@ public enum WatchActions {
             delegation: delegation, covenantSignatures: try CovenantActions.covenantSignatureSets(stored),
             parameters: parameters, providerSecret: secret, spending: output)
         let raw = tx.serialized()
-        let verdict = try await RelayActions.rpcCall("testmempoolaccept") { () throws(BitcoinRPCError) in
-            try await rpc.testMempoolAccept([raw.hexString])
-        }
-        guard let first = verdict.first, first.allowed == true else {
-            throw CLIError.verificationFailed(
-                "Bitcoin Core refuses slashing transaction \(tx.txid.displayHex): \(verdict.first?.rejectReason ?? "no verdict")")
-        }
         let slashed = tx.outputs.first?.value.sats ?? 0
-        if broadcast {
-            _ = try await RelayActions.rpcCall("sendrawtransaction") { () throws(BitcoinRPCError) in
-                // The slashing output is an intended burn to the slashing address; allow exactly it.
-                try await rpc.sendRawTransaction(raw, maxBurnAmount: slashed)
-            }
-        }
+        // Output 0 may be a burn (an unspendable script): allow exactly it.
+        try await testThenSend(raw, txid: tx.txid, what: "slashing transaction", rpc: rpc, broadcast: broadcast, maxBurn: slashed)
         return SlashOutput(stakingTxid: txid.displayHex, finalityProvider: provider.rawRepresentation.hexString, spends: output,
                            covenantSignatures: signatures, txid: tx.txid.displayHex, transaction: raw.hexString,
                            slashedSat: slashed, broadcast: broadcast)

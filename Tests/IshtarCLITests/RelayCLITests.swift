@@ -81,10 +81,11 @@ struct RelayCLITests {
         }
     }
 
-    /// `ishtar watch slash` is wired to the node and bitcoind and refuses what it cannot
-    /// slash with exit 1 and one line (the slashing itself, on both outputs, is accepted by
-    /// Bitcoin Core in the staking scenario through the same library call).
-    @Test func watchSlashRefusesAnUnknownDelegationAndBadInput() async throws {
+    /// `ishtar watch slash` and `ishtar staking unbond` are wired to the node and bitcoind and
+    /// refuse what they cannot do with exit 1 and one line (the slashing, on both outputs, and
+    /// the unbonding are accepted by Bitcoin Core in the staking scenario through the same
+    /// library calls).
+    @Test func watchSlashAndUnbondRefuseAnUnknownDelegationAndBadInput() async throws {
         try await withRegtestNode { btc in
             let node = try await RoleCLITests.controlPlaneNode()
             defer { Task { await node.stop() } }
@@ -101,6 +102,16 @@ struct RelayCLITests {
             #expect(badTxid.status == 2 && badTxid.stderr.contains("--staking-txid"), "\(badTxid.stderr)")
             let noBitcoind = try await ishtar(["watch", "slash", "--node", node.url, "--staking-txid", unknown])
             #expect(noBitcoind.status == 2 && noBitcoind.stderr.contains("--rpc-cookie-file"), "\(noBitcoind.stderr)")
+
+            // `ishtar staking unbond` works from the same stored delegation.
+            let keyFile = dir.path("staker.key")
+            #expect(try await ishtar(["keys", "generate", "--output", keyFile], environment: RoleCLITests.passphrase).status == 0)
+            let unbond = try await ishtar(["staking", "unbond", "--node", node.url, "--key-file", keyFile, "--staking-txid", unknown]
+                                          + rpcArgs, environment: RoleCLITests.passphrase)
+            #expect(unbond.status == 1 && unbond.stderr.contains("delegation"), "\(unbond.stdout) \(unbond.stderr)")
+            let noKey = try await ishtar(["staking", "unbond", "--node", node.url, "--key-file", dir.path("absent.key"),
+                                          "--staking-txid", unknown] + rpcArgs, environment: RoleCLITests.passphrase)
+            #expect(noKey.status == 2, "\(noKey.stderr)")
         }
     }
 }

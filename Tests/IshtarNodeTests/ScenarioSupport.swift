@@ -204,29 +204,3 @@ struct ScenarioStake {
         return ScenarioStake(provider: provider, staking: try bitcoin.stakingTransaction(spending: coin, builder: builder, value: value))
     }
 }
-
-extension ScenarioStake {
-    /// The staker's early exit: the unbonding transaction *as the chain stores it*, signed by
-    /// the staker and carrying the covenant members' stored unbonding signatures. Returns the
-    /// transaction and how many covenant signatures it carries.
-    func unbondingTransaction(storedDelegation: [String: Any], staker: Schnorr.PrivateKey,
-                              parameters: StakingParameters) throws -> (IshtarBitcoin.Transaction, Int) {
-        let delegation = try CovenantActions.delegationTransactions(json: try JSONSerialization.data(withJSONObject: storedDelegation))
-        let valid = try StakingValidation.validate(delegation: delegation, parameters: parameters)
-        let sighash = try valid.builder.unbondingSighash(unbondingTransaction: delegation.unbondingTransaction,
-                                                         stakingValue: delegation.stakingValue)
-        var covenantSignatures: [Schnorr.PublicKey: Schnorr.Signature] = [:]
-        for set in storedDelegation["covenant_sigs"] as? [[String: Any]] ?? [] {
-            guard let keyHex = set["covenant_pk"] as? String, let sigHex = set["unbonding_sig"] as? String,
-                  let key = try? Schnorr.PublicKey(rawRepresentation: try Data(hex: keyHex)),
-                  let signature = try? Schnorr.Signature(rawRepresentation: try Data(hex: sigHex)),
-                  key.isValidSignature(signature, for: sighash)
-            else { continue }
-            covenantSignatures[key] = signature
-        }
-        var tx = delegation.unbondingTransaction
-        tx.inputs[0].witness = try valid.builder.unbondingWitness(
-            stakerSignature: try StakingSigner.sign(sighash: sighash, key: staker), covenantSignatures: covenantSignatures)
-        return (tx, covenantSignatures.count)
-    }
-}

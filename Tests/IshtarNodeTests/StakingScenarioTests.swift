@@ -296,13 +296,18 @@ struct StakingScenarioTests {
             let secondCulprit = try chain.require("/modules/staking/finality-provider/" + providers[2].publicKey.rawRepresentation.hexString)
             #expect(secondCulprit["status"] as? String == "SLASHED")
             let leaving = stakes[2]
-            let storedTwo = try chain.require("/modules/staking/delegation/" + leaving.txid.displayHex)
-            let (unbonding, covenantSigned) = try leaving.unbondingTransaction(storedDelegation: storedTwo, staker: staker,
-                                                                              parameters: parameters)
-            #expect(covenantSigned == 3)
-            let unbondVerdict = try await rpc.testMempoolAccept([unbonding.serialized().hexString])
-            #expect(unbondVerdict.first?.allowed == true, "unbonding tx: \(unbondVerdict.first?.rejectReason ?? "")")
-            _ = try await rpc.sendRawTransaction(unbonding.serialized())
+            // (`ishtar staking unbond`; another key than the staker's is refused.)
+            do {
+                _ = try await StakingActions.unbond(node: api, rpc: rpc, staker: Schnorr.PrivateKey(),
+                                                    stakingTxid: leaving.txid.displayHex, broadcast: false)
+                Issue.record("a stranger's key unbonded a stake")
+            } catch let error as CLIError {
+                #expect(error.exitCode == 1 && error.description.contains("staker key"), "\(error)")
+            }
+            let unbonded = try await StakingActions.unbond(node: api, rpc: rpc, staker: staker, stakingTxid: leaving.txid.displayHex,
+                                                           broadcast: true)
+            #expect(unbonded.covenantSignatures == 3 && unbonded.broadcast)
+            let unbonding = try IshtarBitcoin.Transaction(serialized: try Data(hex: unbonded.transaction))
             _ = try await rpc.generateToAddress(1, address: TestAddress.opTrue)
             let raced = try await WatchActions.slash(node: api, rpc: rpc, stakingTxid: leaving.txid.displayHex, broadcast: true)
             #expect(raced.spends == WatchActions.SlashedOutput.unbonding && raced.covenantSignatures == 3, "\(raced)")
