@@ -36,23 +36,14 @@ extension StakingCommand {
 
         @OptionGroup var passphrase: KeysCommand.PassphraseOptions
 
-        @Option(name: .long, help: ArgumentHelp("The delegation's staking txid (display order).", valueName: "txid"))
-        var stakingTxid: String
-
-        @Flag(name: .long, help: "Send the transaction once Bitcoin Core accepts it (default: test only, print it).")
-        var broadcast = false
-
+        @OptionGroup var target: StoredDelegationSpend
         @OptionGroup var format: OutputOptions
-
-        func validate() throws {
-            _ = try Parse.hex(stakingTxid, option: "--staking-txid", length: 32)
-        }
 
         func run() throws {
             let node = try api.client()
             let rpc = try bitcoind.client()
             let staker = try KeysActions.unlock(path: keyFile, passphrase: try passphrase.resolve())
-            let txid = stakingTxid, send = broadcast
+            let txid = target.stakingTxid, send = target.broadcast
             format.emit(try RelayActions.blocking {
                 try await StakingActions.unbond(node: node, rpc: rpc, staker: staker, stakingTxid: txid, broadcast: send)
             })

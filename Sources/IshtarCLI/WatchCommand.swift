@@ -39,26 +39,31 @@ struct WatchCommand: ParsableCommand {
         @OptionGroup var api: NodeAPIOptions
         @OptionGroup var bitcoind: RelayCommand.BitcoindOptions
 
-        @Option(name: .long, help: ArgumentHelp("The delegation's staking txid (display order).", valueName: "txid"))
-        var stakingTxid: String
-
-        @Flag(name: .long, help: "Send the transaction once Bitcoin Core accepts it (default: test only, print it).")
-        var broadcast = false
-
+        @OptionGroup var target: StoredDelegationSpend
         @OptionGroup var format: OutputOptions
-
-        func validate() throws {
-            _ = try Parse.hex(stakingTxid, option: "--staking-txid", length: 32)
-        }
 
         func run() throws {
             let node = try api.client()
             let rpc = try bitcoind.client()
-            let txid = stakingTxid, send = broadcast
+            let txid = target.stakingTxid, send = target.broadcast
             format.emit(try RelayActions.blocking {
                 try await WatchActions.slash(node: node, rpc: rpc, stakingTxid: txid, broadcast: send)
             })
         }
+    }
+}
+
+/// The delegation whose stored transaction a command completes, and whether to send it:
+/// shared by `watch slash` and `staking unbond`.
+struct StoredDelegationSpend: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The delegation's staking txid (display order).", valueName: "txid"))
+    var stakingTxid: String
+
+    @Flag(name: .long, help: "Send the transaction once Bitcoin Core accepts it (default: test only, print it).")
+    var broadcast = false
+
+    func validate() throws {
+        _ = try Parse.hex(stakingTxid, option: "--staking-txid", length: 32)
     }
 }
 
