@@ -9,7 +9,7 @@ struct WatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch",
         abstract: "Act as a watchtower by hand: burn the stake of a provider that double-voted.",
-        subcommands: [Slash.self])
+        subcommands: [Slash.self, SlashProvider.self])
 
     struct Slash: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -48,6 +48,48 @@ struct WatchCommand: ParsableCommand {
             let txid = target.stakingTxid, send = target.broadcast
             format.emit(try RelayActions.blocking {
                 try await WatchActions.slash(node: node, rpc: rpc, stakingTxid: txid, broadcast: send)
+            })
+        }
+    }
+}
+
+extension WatchCommand {
+    struct SlashProvider: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "slash-provider",
+            abstract: "Run `watch slash` for every delegation of a provider that double-voted.",
+            discussion: """
+                Lists the provider's delegations from the node \
+                (/modules/staking/finality-provider/<key>/delegations) and slashes each as \
+                `watch slash` does, reporting per delegation what was sent or why not (a \
+                stake already burned or withdrawn is reported, not an error).
+                Example:
+                  ishtar watch slash-provider --fp-pk <key> \\
+                    --rpc-cookie-file ~/.bitcoin/regtest/.cookie --broadcast
+                Exit codes: 0 at least one delegation slashed (or none still holds stake), 1 \
+                no evidence against the provider, or none of the delegations that still hold \
+                stake could be slashed, 2 bad input or an unreachable node or bitcoind.
+                """)
+
+        @OptionGroup var api: NodeAPIOptions
+        @OptionGroup var bitcoind: RelayCommand.BitcoindOptions
+
+        @Option(name: .long, help: ArgumentHelp("The provider's x-only key, hex.", valueName: "hex"))
+        var fpPk: String
+
+        @Flag(name: .long, help: "Send each transaction once Bitcoin Core accepts it (default: test only, print them).")
+        var broadcast = false
+
+        @OptionGroup var format: OutputOptions
+
+        func validate() throws { _ = try Parse.publicKey(fpPk, option: "--fp-pk") }
+
+        func run() throws {
+            let node = try api.client()
+            let rpc = try bitcoind.client()
+            let provider = try Parse.publicKey(fpPk, option: "--fp-pk"), send = broadcast
+            format.emit(try RelayActions.blocking {
+                try await WatchActions.slashProvider(node: node, rpc: rpc, provider: provider, broadcast: send)
             })
         }
     }
@@ -126,6 +168,75 @@ public enum WatchActions {
             }
         }
     }
+
+    /// The result of `ishtar watch slash-provider`: one entry per delegation.
+    public struct SlashProviderOutput: CommandOutput, Sendable {
+        /// One delegation's outcome.
+        public struct Item: Encodable, Sendable {
+            /// The delegation's staking txid (display order).
+            public var stakingTxid: String
+            /// The slashing transaction, when one was built and accepted.
+            public var slashed: SlashOutput?
+            /// Why not, otherwise.
+            public var refused: String?
+        }
+        /// The provider's key (hex).
+        public var finalityProvider: String
+        /// Per delegation, in the node's order.
+        public var delegations: [Item]
+
+        var text: String {
+            (["provider \(finalityProvider): \(delegations.count) delegations"] + delegations.map { item in
+                if let s = item.slashed {
+                    return "\(item.stakingTxid): slashing tx \(s.txid) (\(s.spends.rawValue) output)\(s.broadcast ? ", sent" : ", tested")"
+                }
+                return "\(item.stakingTxid): not slashed: \(item.refused ?? "?")"
+            }).joined(separator: "\n")
+        }
+    }
+
+    /// ``slash(node:rpc:stakingTxid:broadcast:)`` for every delegation of `provider`. A
+    /// delegation that cannot be slashed is reported with the reason; the call throws when
+    /// the chain holds no evidence against the provider, or when none could be slashed while
+    /// some still hold stake.
+    public static func slashProvider(node: NodeAPIClient, rpc: BitcoinRPCClient, provider: Schnorr.PublicKey, broadcast: Bool)
+        async throws -> SlashProviderOutput
+    {
+        _ = try extractedKey(node: node, provider: provider)
+        struct Listed: Decodable {
+            struct Item: Decodable {
+                var stakingTxid: String
+                enum CodingKeys: String, CodingKey { case stakingTxid = "staking_txid" }
+            }
+            var delegations: [Item]
+        }
+        let hex = provider.rawRepresentation.hexString
+        let reply = try TxActions.call { () throws(NodeAPIClientError) in
+            try node.get("/modules/staking/finality-provider/\(hex)/delegations")
+        }
+        let listed = try TxActions.decodeOK(Listed.self, reply, what: "delegations")
+        var items: [SlashProviderOutput.Item] = []
+        var stillHeld = 0
+        for d in listed.delegations {
+            do {
+                let out = try await slash(node: node, rpc: rpc, stakingTxid: d.stakingTxid, broadcast: broadcast)
+                items.append(.init(stakingTxid: d.stakingTxid, slashed: out, refused: nil))
+            } catch CLIError.verificationFailed(let why) {
+                if !why.hasPrefix(nothingLeftPrefix) { stillHeld += 1 }
+                items.append(.init(stakingTxid: d.stakingTxid, slashed: nil, refused: why))
+            }
+        }
+        let output = SlashProviderOutput(finalityProvider: hex, delegations: items)
+        if !items.contains(where: { $0.slashed != nil }), stillHeld > 0 {
+            throw CLIError.verificationFailed("none of provider \(hex)'s delegations could be slashed: "
+                + items.compactMap { $0.refused.map { r in "\(r)" } }.joined(separator: "; "))
+        }
+        return output
+    }
+
+    /// How ``slash(node:rpc:stakingTxid:broadcast:)`` begins the error that says the stake
+    /// is already gone from both outputs.
+    static let nothingLeftPrefix = "neither the staking output"
 
     /// Equivocation evidence as `/modules/finality/evidence/<key>` answers it.
     struct EvidenceJSON: Decodable {
@@ -240,7 +351,7 @@ public enum WatchActions {
             output = .unbonding
         } else {
             throw CLIError.verificationFailed(
-                "neither the staking output \(txid.displayHex):\(delegation.stakingOutputIndex) nor the unbonding output "
+                "\(nothingLeftPrefix) \(txid.displayHex):\(delegation.stakingOutputIndex) nor the unbonding output "
                     + "\(delegation.unbondingTransaction.txid.displayHex):0 is unspent on bitcoind: already slashed, withdrawn, "
                     + "or not mined")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import IshtarBitcoinRPC
 import IshtarChain
+import IshtarCrypto
 import IshtarCLI
 import IshtarNode
 import IshtarTestSupport
@@ -102,6 +103,12 @@ struct RelayCLITests {
             #expect(badTxid.status == 2 && badTxid.stderr.contains("--staking-txid"), "\(badTxid.stderr)")
             let noBitcoind = try await ishtar(["watch", "slash", "--node", node.url, "--staking-txid", unknown])
             #expect(noBitcoind.status == 2 && noBitcoind.stderr.contains("--rpc-cookie-file"), "\(noBitcoind.stderr)")
+
+            let innocent = Schnorr.PrivateKey().publicKey.rawRepresentation.hexString
+            let noEvidence = try await ishtar(["watch", "slash-provider", "--node", node.url, "--fp-pk", innocent] + rpcArgs)
+            #expect(noEvidence.status == 1 && noEvidence.stderr.contains("no equivocation evidence"), "\(noEvidence.stderr)")
+            let badKey = try await ishtar(["watch", "slash-provider", "--node", node.url, "--fp-pk", "00"] + rpcArgs)
+            #expect(badKey.status == 2 && badKey.stderr.contains("--fp-pk"), "\(badKey.stderr)")
 
             // `ishtar staking unbond` works from the same stored delegation.
             let keyFile = dir.path("staker.key")

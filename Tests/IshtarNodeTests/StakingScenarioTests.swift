@@ -242,11 +242,18 @@ struct StakingScenarioTests {
             } catch let error as CLIError {
                 #expect(error.exitCode == 1 && error.description.contains("no equivocation evidence"), "\(error)")
             }
-            let burned = try await WatchActions.slash(node: api, rpc: rpc, stakingTxid: stakes[0].txid.displayHex, broadcast: true)
+            // (`ishtar watch slash-provider`: every delegation of the culprit — here one.)
+            let sweep = try await WatchActions.slashProvider(node: api, rpc: rpc, provider: culprit.publicKey, broadcast: true)
+            #expect(sweep.delegations.map(\.stakingTxid) == [stakes[0].txid.displayHex])
+            let burned = try #require(sweep.delegations.first?.slashed, "\(sweep.delegations)")
             #expect(burned.covenantSignatures == 3, "covenant signatures decrypted with the extracted key")
             #expect(burned.spends == WatchActions.SlashedOutput.staking && burned.finalityProvider == culpritHex && burned.broadcast)
             _ = try await rpc.generateToAddress(1, address: TestAddress.opTrue)
             #expect(try await rpc.getTxOut(txid: stakes[0].txid.displayHex, vout: 0) == nil, "staking output not spent")
+            // Run again, nothing is left to burn: reported, not an error.
+            let again = try await WatchActions.slashProvider(node: api, rpc: rpc, provider: culprit.publicKey, broadcast: false)
+            #expect(again.delegations.first?.slashed == nil && again.delegations.first?.refused?.contains("already slashed") == true,
+                    "\(again.delegations)")
             step("slashing tx \(burned.txid) accepted by Bitcoin Core and mined")
 
             // Its power is gone from the table; the other two (5 of 6) keep finalizing.
