@@ -70,15 +70,6 @@ func ishtar(_ args: [String], environment: [String: String] = [:]) async throws 
     }
 }
 
-/// Runs blocking work (an HTTP call with the synchronous client, a key unlock) on its own
-/// thread: on the concurrency pool it would hold one of the few threads the in-process
-/// server answers on, and under a full parallel test run the server then starved.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
-    }
-}
-
 func parseJSON(_ r: IshtarProcess.Result) throws -> [String: Any] {
     guard let object = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) else {
         throw CLITestFailure("exit \(r.status), stdout not JSON: \(r.stdout.prefix(500)) / stderr: \(r.stderr.prefix(500))")

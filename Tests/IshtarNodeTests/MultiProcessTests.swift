@@ -207,13 +207,13 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     /// Four validator processes; a steady transaction stream over the HTTP API; SIGKILL one
     /// (chain continues), restart it (catches up, same blocks), SIGKILL two (chain stops, no
     /// fork), restart (chain resumes); every committed transaction survives everything.
-    @Test(.timeLimit(.minutes(4))) func fourValidatorsSurviveSigkill() throws {
+    @Test(.timeLimit(.minutes(4))) func fourValidatorsSurviveSigkill() async throws {
         let chainID = "ishtar-crash"
         let net = try Devnet.launch("devnet", chainID: chainID)
         defer { net.tearDown() }
         func diagnostics() -> String { net.diagnostics() }
 
-        try #require(waitUntil(40) { (0..<4).allSatisfy { (net.height($0) ?? 0) >= 2 } }, "devnet did not start\n\(diagnostics())")
+        try #require(await waitUntil(40) { (0..<4).allSatisfy { (net.height($0) ?? 0) >= 2 } }, "devnet did not start\n\(diagnostics())")
 
         let streamer = TransactionStreamer(net: net, chainID: chainID)
 
@@ -223,29 +223,29 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         // 1. SIGKILL one validator: blocks keep coming.
         net.kill9(3)
         let h1 = maxHeight([0, 1, 2])
-        #expect(waitUntil(25) { minHeight([0, 1, 2]) >= h1 + 4 }, "chain stalled with one validator down\n\(diagnostics())")
+        #expect(await waitUntil(25) { minHeight([0, 1, 2]) >= h1 + 4 }, "chain stalled with one validator down\n\(diagnostics())")
 
         // 2. Restart it: it catches up.
         try net.start(3)
         let target2 = maxHeight([0, 1, 2])
-        #expect(waitUntil(40) { (net.height(3) ?? 0) >= target2 + 1 }, "restarted node did not catch up\n\(diagnostics())")
+        #expect(await waitUntil(40) { (net.height(3) ?? 0) >= target2 + 1 }, "restarted node did not catch up\n\(diagnostics())")
 
         // 3. SIGKILL two (half the power): no new heights anywhere.
         net.kill9(2)
         net.kill9(3)
-        usleep(1_500_000)  // let a block decided just before the kill finish committing
+        await pause(1.5)  // let a block decided just before the kill finish committing
         let frozen = (net.height(0) ?? 0, net.height(1) ?? 0)
-        usleep(4_000_000)
+        await pause(4)
         #expect(net.height(0) == frozen.0 && net.height(1) == frozen.1, "chain advanced without a quorum")
 
         // 4. Restart one: the chain resumes. Then the other.
         try net.start(2)
-        #expect(waitUntil(40) { minHeight([0, 1, 2]) >= max(frozen.0, frozen.1) + 3 }, "chain did not resume\n\(diagnostics())")
+        #expect(await waitUntil(40) { minHeight([0, 1, 2]) >= max(frozen.0, frozen.1) + 3 }, "chain did not resume\n\(diagnostics())")
         try net.start(3)
         let target4 = maxHeight([0, 1, 2])
-        #expect(waitUntil(40) { (net.height(3) ?? 0) >= target4 }, "node3 did not catch up\n\(diagnostics())")
+        #expect(await waitUntil(40) { (net.height(3) ?? 0) >= target4 }, "node3 did not catch up\n\(diagnostics())")
 
-        let txs = streamer.finish()
+        let txs = try await offPool { streamer.finish() }
         #expect(minHeight([0, 1, 2, 3]) >= 10)
         #expect(txs.count >= 3, "too few transactions committed")
         net.expectOneChainKeeping(txs)
@@ -257,7 +257,7 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     /// a transaction stream. Each time the node catches up; at the end all four hold one chain
     /// and every committed transaction. The seed is printed so a failing schedule can be
     /// replayed (`ISHTAR_CRASH_SEED`).
-    @Test(.timeLimit(.minutes(10))) func validatorsKilledAtRandomMomentsResume() throws {
+    @Test(.timeLimit(.minutes(10))) func validatorsKilledAtRandomMomentsResume() async throws {
         let seed = ProcessInfo.processInfo.environment["ISHTAR_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...UInt64(UInt32.max))
         var rng = SplitMix64(seed: seed)
         FileHandle.standardError.write(Data("crash schedule: ISHTAR_CRASH_SEED=\(seed)\n".utf8))
@@ -265,30 +265,30 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         let net = try Devnet.launch("crashloop", chainID: chainID)
         defer { net.tearDown() }
         func diagnostics() -> String { "seed \(seed)\n" + net.diagnostics(tail: 2000) }
-        try #require(waitUntil(40) { (0..<4).allSatisfy { (net.height($0) ?? 0) >= 2 } }, "devnet did not start\n\(diagnostics())")
+        try #require(await waitUntil(40) { (0..<4).allSatisfy { (net.height($0) ?? 0) >= 2 } }, "devnet did not start\n\(diagnostics())")
         let streamer = TransactionStreamer(net: net, chainID: chainID)
 
         // ISHTAR_CRASH_ROUNDS runs a longer schedule by hand.
         let rounds = ProcessInfo.processInfo.environment["ISHTAR_CRASH_ROUNDS"].flatMap(Int.init) ?? 6
         for round in 0..<rounds {
             let victim = Int(rng.next() % 4)
-            usleep(UInt32(200_000 + rng.next() % 1_300_000))
+            await pause(Double(200_000 + rng.next() % 1_300_000) / 1e6)
             let before = net.height(victim) ?? 0
             net.kill9(victim)
-            usleep(UInt32(rng.next() % 1_000_000))
+            await pause(Double(rng.next() % 1_000_000) / 1e6)
             try net.start(victim)
             if rng.next() % 3 == 0 {
                 // Again while it is still starting: opening its store, replaying, syncing.
-                usleep(UInt32(rng.next() % 400_000))
+                await pause(Double(rng.next() % 400_000) / 1e6)
                 net.kill9(victim)
                 try net.start(victim)
             }
             let others = (0..<4).filter { $0 != victim }
             let target = others.compactMap { net.height($0) }.max() ?? 0
-            #expect(waitUntil(40) { (net.height(victim) ?? 0) >= target },
+            #expect(await waitUntil(40) { (net.height(victim) ?? 0) >= target },
                     "round \(round): node\(victim) (killed at height \(before)) did not reach \(target)\n\(diagnostics())")
         }
-        let txs = streamer.finish()
+        let txs = try await offPool { streamer.finish() }
         #expect(txs.count >= 3, "too few transactions committed (seed \(seed))")
         net.expectOneChainKeeping(txs)
     }
@@ -296,7 +296,7 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     /// A validator SIGKILLed exactly between storing a decided block (certificate + block,
     /// one synced batch) and the application's commit replays that block at restart,
     /// reaches the app hash the others reached, and keeps following the chain.
-    @Test(.timeLimit(.minutes(3))) func crashBetweenDecisionAndCommitReplaysTheBlock() throws {
+    @Test(.timeLimit(.minutes(3))) func crashBetweenDecisionAndCommitReplaysTheBlock() async throws {
         let net = try Devnet.launch("failpoint", chainID: "ishtar-failpoint", running: 0)
         defer { net.tearDown() }
         let crashHeight: UInt64 = 4
@@ -306,20 +306,20 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
 
         // A transaction in the crash block's neighbourhood so the replay changes state.
         let user = Schnorr.PrivateKey()
-        try #require(waitUntil(40) { (net.height(1) ?? 0) >= 2 }, "devnet did not start\n\(diagnostics())")
+        try #require(await waitUntil(40) { (net.height(1) ?? 0) >= 2 }, "devnet did not start\n\(diagnostics())")
         for n in 0..<3 {
             let tx = try Transaction.signed(chainID: "ishtar-failpoint", key: user, nonce: UInt64(n),
                                             messages: [SetLabel(label: "f\(n)").message]).encoded
             _ = net.submit(1, tx)
         }
-        try #require(waitUntil(40) { net.exited(0) }, "node0 did not hit the failpoint\n\(diagnostics())")
+        try #require(await waitUntil(40) { net.exited(0) }, "node0 did not hit the failpoint\n\(diagnostics())")
         net.reap(0)
         // The others finish height `crashHeight` and go on without it.
-        try #require(waitUntil(30) { (net.height(1) ?? 0) >= crashHeight + 2 }, "chain stalled\n\(diagnostics())")
+        try #require(await waitUntil(30) { (net.height(1) ?? 0) >= crashHeight + 2 }, "chain stalled\n\(diagnostics())")
 
         try net.start(0)
         // Restarted: the stored decision is replayed (not re-decided), then it syncs.
-        try #require(waitUntil(40) { (net.height(0) ?? 0) >= crashHeight + 2 }, "node0 did not resume\n\(diagnostics())")
+        try #require(await waitUntil(40) { (net.height(0) ?? 0) >= crashHeight + 2 }, "node0 did not resume\n\(diagnostics())")
         let log = net.log(0)
         #expect(log.contains("replayed decided block after crash"), "no replay in node0's log")
         #expect(log.components(separatedBy: "replayed decided block after crash").count == 2, "replayed more than once")
@@ -355,8 +355,8 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         try await byzantine.start()
         defer { Task { await byzantine.stop() } }
         // Three of four equal validators are a quorum: the chain runs without node3.
-        try #require(waitUntil(40) { (net.height(0) ?? 0) >= 2 }, "devnet did not start\n\(diagnostics())")
-        #expect(waitUntil(10) { byzantine.peerCount >= 1 }, "the Byzantine node did not connect")
+        try #require(await waitUntil(40) { (net.height(0) ?? 0) >= 2 }, "devnet did not start\n\(diagnostics())")
+        #expect(await waitUntil(10) { byzantine.peerCount >= 1 }, "the Byzantine node did not connect")
 
         let consensusChain = try ChainID(chainID)
         func prevote(_ height: UInt64, _ value: BlockHash?) throws -> SignedVote {
@@ -370,7 +370,7 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
             let h = (net.height(0) ?? 0) + 1
             byzantine.broadcast(.vote(try prevote(h, nil)))
             byzantine.broadcast(.vote(try prevote(h, try BlockHash(Data((0..<32).map { _ in UInt8.random(in: 0...255) })))))
-            usleep(300_000)
+            await pause(0.3)
             recorded = (net.json(0, "/modules/consensus/evidence")?["evidence"] as? [[String: Any]]) ?? []
             if !recorded.isEmpty { break }
         }
@@ -380,7 +380,7 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         #expect(entry["vote_type"] as? String == "prevote")
         let committedAt = try #require((entry["committed_height"] as? String).flatMap(UInt64.init))
         // Every honest node executed that block and recorded the same offence once.
-        #expect(waitUntil(20) { (0..<3).allSatisfy { (net.height($0) ?? 0) >= committedAt } })
+        #expect(await waitUntil(20) { (0..<3).allSatisfy { (net.height($0) ?? 0) >= committedAt } })
         for i in 0..<3 {
             let list = (net.json(i, "/modules/consensus/evidence")?["evidence"] as? [[String: Any]]) ?? []
             #expect(list.count >= 1, "node\(i) has no evidence")

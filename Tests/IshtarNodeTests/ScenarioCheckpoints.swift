@@ -1,6 +1,7 @@
 import Foundation
 import IshtarChain
 import IshtarCrypto
+import IshtarTestSupport
 @testable import IshtarNode
 import Testing
 
@@ -9,9 +10,9 @@ enum ScenarioCheckpoints {
     /// The first epoch's checkpoint is SEALED (or further) by the validators' own signatures:
     /// signers hold > 2/3 of the power, the QC exists, and the last block hash is the chain's.
     static func expectSealed(_ chain: ScenarioChain, diagnostics: () -> String,
-                             sourceLocation: SourceLocation = #_sourceLocation) throws {
+                             sourceLocation: SourceLocation = #_sourceLocation) async throws {
         var checkpoint: [String: Any]?
-        let sealed = waitUntil(30) {
+        let sealed = await waitUntil(30) {
             checkpoint = chain.json("/modules/checkpoints/epoch/1")
             return ["SEALED", "SUBMITTED", "CONFIRMED", "FINALIZED"].contains(checkpoint?["status"] as? String ?? "")
         }

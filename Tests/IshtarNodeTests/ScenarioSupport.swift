@@ -100,9 +100,9 @@ struct ScenarioChain {
     }
 
     /// Waits until the transaction is committed; returns its `result` object.
-    func committed(_ hash: Data, seconds: Double = 30) throws -> [String: Any] {
+    func committed(_ hash: Data, seconds: Double = 30) async throws -> [String: Any] {
         var found: [String: Any]?
-        _ = waitUntil(seconds) {
+        _ = await waitUntil(seconds) {
             found = json("/txs/" + hash.hexString)
             return found != nil
         }
@@ -113,9 +113,9 @@ struct ScenarioChain {
     }
 
     /// Submits, waits for the block, and requires success.
-    func run(_ account: ScenarioAccount, _ messages: [Message], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func run(_ account: ScenarioAccount, _ messages: [Message], sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let hash = try submit(account, messages)
-        let result = try committed(hash)
+        let result = try await committed(hash)
         let code = (result["code"] as? NSNumber)?.intValue ?? -1
         guard code == 0 else {
             // A failed transaction does not use its nonce.
@@ -138,7 +138,7 @@ struct ScenarioChain {
                                                       chainID: chainID, maxHeaders: 10_000)
         if let refused = out.refused { throw TestError("relay refused: \(refused)") }
         for hash in out.transactions {
-            let result = try committed(try Data(hex: hash))
+            let result = try await committed(try Data(hex: hash))
             guard (result["code"] as? NSNumber)?.intValue == 0 else { throw TestError("relay transaction failed: \(result)") }
         }
         // The relay numbered its transactions from the committed nonce.

@@ -59,7 +59,7 @@ struct StakingScenarioTests {
             #expect((initOut["network"] as? [String: Any])?["btc_base_hash"] as? String == Network.regtest.genesisHeader.hash.displayHex)
             for i in 0..<4 { try net.start(i) }
             func diagnostics() -> String { (0..<4).map { "--- node\($0)\n" + String(net.log($0).suffix(2500)) }.joined(separator: "\n") }
-            try #require(waitUntil(40) { (0..<4).allSatisfy { (net.height($0) ?? 0) >= 2 } }, "devnet did not start\n\(diagnostics())")
+            try #require(await waitUntil(40) { (0..<4).allSatisfy { (net.height($0) ?? 0) >= 2 } }, "devnet did not start\n\(diagnostics())")
             let chain = ScenarioChain(net: net, chainID: Self.chainID)
             step("devnet of 4 validators at height \(chain.height)")
             let lcParams = try chain.require("/modules/btclightclient/params")
@@ -86,7 +86,7 @@ struct StakingScenarioTests {
                     commission: Commission(decimal: "0.05") ?? .zero, consumerChainID: Self.chainID).message
                 registrations.append(try chain.submit(operators[i], [message]))
             }
-            for hash in registrations { #expect((try chain.committed(hash))["code"] as? NSNumber == 0) }
+            for hash in registrations { #expect((try await chain.committed(hash))["code"] as? NSNumber == 0) }
             for fp in providers {
                 let info = try chain.require("/modules/staking/finality-provider/" + fp.publicKey.rawRepresentation.hexString)
                 #expect(info["status"] as? String == "REGISTERED")
@@ -107,7 +107,7 @@ struct StakingScenarioTests {
             // transaction under the parameters the node reports, validated, staker-signed.
             let api = try chain.net.client(chain.node)
             let stakerAccount = ScenarioAccount()
-            try chain.run(stakerAccount, try stakes.map {
+            try await chain.run(stakerAccount, try stakes.map {
                 try StakingActions.delegationMessage(
                     node: api, staker: staker, account: stakerAccount.address, chainID: Self.chainID,
                     finalityProvider: $0.provider.publicKey, stakingTime: Self.stakingTime, stakingTransaction: $0.staking,
@@ -122,7 +122,7 @@ struct StakingScenarioTests {
             }
             #expect(notMember?.description.contains("refusing to sign") == true, "\(String(describing: notMember))")
             let covenantAccount = ScenarioAccount()
-            try chain.run(covenantAccount, try stakes.flatMap { stake in
+            try await chain.run(covenantAccount, try stakes.flatMap { stake in
                 try covenants.prefix(3).map { try CovenantActions.signMessage(node: api, covenantKey: $0, stakingTxid: stake.txid.displayHex) }
             })
             for stake in stakes { #expect(chain.delegationStatus(stake.txid) == "VERIFIED") }
@@ -148,7 +148,7 @@ struct StakingScenarioTests {
                 #expect(sent.proof.blockHash == (try Hash256(displayHex: stakingBlock)).rawValue)
                 proofs.append(message)
             }
-            try chain.run(relayer, proofs)
+            try await chain.run(relayer, proofs)
             for stake in stakes { #expect(chain.delegationStatus(stake.txid) == "ACTIVE") }
             for (i, fp) in providers.enumerated() {
                 let info = try chain.require("/modules/staking/finality-provider/" + fp.publicKey.rawRepresentation.hexString)
@@ -167,12 +167,12 @@ struct StakingScenarioTests {
                 batches.append(batch)
                 commits.append(try chain.submit(operators[i], [message]))
             }
-            for hash in commits { #expect((try chain.committed(hash))["code"] as? NSNumber == 0) }
+            for hash in commits { #expect((try await chain.committed(hash))["code"] as? NSNumber == 0) }
             var voter = ScenarioVoter(chain: chain, batches: batches, accounts: operators, next: start)
             func lastFinalized() -> UInt64? {
                 (chain.json("/modules/finality/last-finalized/" + Self.chainID)?["height"] as? String).flatMap(UInt64.init)
             }
-            let finalizedByStake = voter.vote(until: 60) { (lastFinalized() ?? 0) >= start + 3 }
+            let finalizedByStake = await voter.vote(until: 60) { (lastFinalized() ?? 0) >= start + 3 }
             try #require(finalizedByStake, "no block finalized by BTC stake; failures \(voter.failures)\n\(diagnostics())")
             #expect(voter.failures.isEmpty, "\(voter.failures)")
             let finalized = try #require(lastFinalized())
@@ -184,7 +184,7 @@ struct StakingScenarioTests {
             // finalized it (the node answering above may be a block ahead of the others).
             for i in 0..<4 {
                 var seen: [String: Any]?
-                let caughtUp = waitUntil(30) {
+                let caughtUp = await waitUntil(30) {
                     seen = chain.json("/modules/finality/block/\(Self.chainID)/\(finalized)", node: i)
                     return seen?["finalized"] as? Bool == true
                 }
@@ -199,10 +199,10 @@ struct StakingScenarioTests {
             // Its honest vote at `height` must be on chain first: a forged vote that reaches a
             // node while the honest one is still in a mempool is (rightly) refused as a vote
             // for a block that is not the one at `height`, not recorded as a double vote.
-            let settled = voter.settle(within: 60)
+            let settled = await voter.settle(within: 60)
             try #require(settled, "votes still uncommitted: \(voter.failures)\n\(diagnostics())")
             let forged = Data((0..<32).map { _ in UInt8.random(in: 0...255) })
-            try chain.run(operators[0], [try batches[0].voteMessage(height: height, blockHash: forged)])
+            try await chain.run(operators[0], [try batches[0].voteMessage(height: height, blockHash: forged)])
             voter.excluded.insert(0)
 
             let evidenceList = try chain.require("/modules/finality/evidence/" + culpritHex)["evidence"] as? [[String: Any]]
@@ -258,7 +258,7 @@ struct StakingScenarioTests {
 
             // Its power is gone from the table; the other two (5 of 6) keep finalizing.
             let afterSlash = chain.height
-            let resumed = voter.vote(until: 40) { (lastFinalized() ?? 0) >= afterSlash + 2 }
+            let resumed = await voter.vote(until: 40) { (lastFinalized() ?? 0) >= afterSlash + 2 }
             #expect(resumed, "finality stopped after the slash; failures \(voter.failures)")
             let table = try chain.require("/modules/staking/voting-power/\(chain.height)")
             let keys = (table["table"] as? [[String: Any]])?.compactMap { $0["fp_btc_pk"] as? String } ?? []
@@ -269,7 +269,7 @@ struct StakingScenarioTests {
             step("finality resumed without it: last finalized \(lastFinalized() ?? 0), table total \(table["total_power"] ?? "?")")
 
             // 6. The validators signed the first epochs' checkpoints themselves.
-            try ScenarioCheckpoints.expectSealed(chain, diagnostics: diagnostics)
+            try await ScenarioCheckpoints.expectSealed(chain, diagnostics: diagnostics)
             step("epoch 1 checkpoint: \(chain.json("/modules/checkpoints/status/1")?["status"] ?? "?")")
 
             // ...and a relayer puts it on Bitcoin (`relay checkpoint-submit`'s code: both
@@ -279,12 +279,12 @@ struct StakingScenarioTests {
                                                                     fundingKey: bitcoin.funder, fee: 1_000)
             _ = try await rpc.generateToAddress(1, address: TestAddress.opTrue)
             try await chain.relayHeaders(rpc, from: relayer)
-            try chain.run(relayer, [try await RelayActions.checkpointProofMessage(rpc: rpc, txid1: cp1.txid.displayHex,
+            try await chain.run(relayer, [try await RelayActions.checkpointProofMessage(rpc: rpc, txid1: cp1.txid.displayHex,
                                                                                  txid2: cp2.txid.displayHex)])
             #expect(chain.json("/modules/checkpoints/status/1")?["status"] as? String == "SUBMITTED")
             _ = try await rpc.generateToAddress(10, address: TestAddress.opTrue)
             try await chain.relayHeaders(rpc, from: relayer)
-            let confirmed = waitUntil(20) { chain.json("/modules/checkpoints/status/1")?["status"] as? String == "CONFIRMED" }
+            let confirmed = await waitUntil(20) { chain.json("/modules/checkpoints/status/1")?["status"] as? String == "CONFIRMED" }
             #expect(confirmed, "epoch 1: \(chain.json("/modules/checkpoints/epoch/1") ?? [:])")
             step("epoch 1 checkpoint on Bitcoin (\(cp1.txid.displayHex), \(cp2.txid.displayHex)): CONFIRMED")
 
@@ -294,10 +294,10 @@ struct StakingScenarioTests {
             // watchtower then burns the unbonding output instead (`ishtar watch slash` reads
             // where the stake is from bitcoind), and `relay unbonding`'s report ends the
             // delegation on chain.
-            let settledAgain = voter.settle(within: 60)
+            let settledAgain = await voter.settle(within: 60)
             try #require(settledAgain, "votes still uncommitted: \(voter.failures)\n\(diagnostics())")
             let secondHeight = try #require(voter.voted[2].max())
-            try chain.run(operators[2], [try batches[2].voteMessage(height: secondHeight,
+            try await chain.run(operators[2], [try batches[2].voteMessage(height: secondHeight,
                                                                     blockHash: Data((0..<32).map { _ in UInt8.random(in: 0...255) }))])
             voter.excluded.insert(2)
             let secondCulprit = try chain.require("/modules/staking/finality-provider/" + providers[2].publicKey.rawRepresentation.hexString)
@@ -322,7 +322,7 @@ struct StakingScenarioTests {
             #expect(try await rpc.getTxOut(txid: unbonding.txid.displayHex, vout: 0) == nil, "unbonding output not slashed")
             step("provider 2 double-voted at \(secondHeight); its staker unbonded first; slashing tx \(raced.txid) burned the unbonding output")
             try await chain.relayHeaders(rpc, from: relayer)
-            try chain.run(relayer, [try await RelayActions.unbondingMessage(node: api, rpc: rpc, stakingTxid: leaving.txid.displayHex)])
+            try await chain.run(relayer, [try await RelayActions.unbondingMessage(node: api, rpc: rpc, stakingTxid: leaving.txid.displayHex)])
             #expect(chain.delegationStatus(leaving.txid) == "UNBONDED")
             let leaver = try chain.require("/modules/staking/finality-provider/" + leaving.provider.publicKey.rawRepresentation.hexString)
             #expect(leaver["active_sats"] as? String == "0", "\(leaver)")
@@ -358,12 +358,12 @@ struct ScenarioVoter {
     }
 
     /// Votes on every new committed height until `done` holds or `seconds` pass.
-    mutating func vote(until seconds: Double, _ done: () -> Bool) -> Bool {
+    mutating func vote(until seconds: Double, _ done: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if done() { return true }
             step()
-            usleep(100_000)
+            await pause(0.1)
         }
         return done()
     }
@@ -405,13 +405,13 @@ struct ScenarioVoter {
 
     /// Waits until every submitted vote transaction is committed (or refused, which is
     /// recorded in `failures`); false if some are still outstanding after `seconds`.
-    mutating func settle(within seconds: Double) -> Bool {
+    mutating func settle(within seconds: Double) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             checkPending()
             if pending.isEmpty { return true }
             guard Date() < deadline else { return false }
-            usleep(100_000)
+            await pause(0.1)
         }
     }
 
