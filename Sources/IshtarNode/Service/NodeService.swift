@@ -397,9 +397,18 @@ public actor NodeService: NodeBackend, P2PDelegate {
             blockTimer.recordNanoseconds(interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000)
             heightGauge.record(Int64(h))
             committedTxCounter.increment(by: result.txResults.count)
-            let events = result.events + result.txResults.flatMap(\.events)
-            equivocationCounter.increment(by: events.count { $0.type == FinalityModule.equivocationEvent })
-            jailingCounter.increment(by: events.count { $0.type == FinalityModule.jailedEvent })
+            // Counted in place: a block's events run to thousands, and this is the commit path.
+            var equivocations = 0, jailings = 0
+            func tally(_ events: [Event]) {
+                for e in events {
+                    if e.type == FinalityModule.equivocationEvent { equivocations += 1 }
+                    if e.type == FinalityModule.jailedEvent { jailings += 1 }
+                }
+            }
+            tally(result.events)
+            for r in result.txResults { tally(r.events) }
+            if equivocations > 0 { equivocationCounter.increment(by: equivocations) }
+            if jailings > 0 { jailingCounter.increment(by: jailings) }
             logger.info("committed block", metadata: [
                 "height": "\(h)", "round": "\(d.round)", "txs": "\(block.transactions.count)",
                 "app_hash": "\(result.appHash.hexEncoded.prefix(16))",
