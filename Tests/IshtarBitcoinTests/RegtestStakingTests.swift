@@ -152,14 +152,15 @@ struct RegtestStakingTests {
             let withdrawal = TxOut(value: try Self.stakeValue - Self.fee, scriptPubKey: try funding.scriptPubKey)
 
             // (d, far too early) The timelock path right after staking: BIP-68 not yet final.
-            var timelockSpend = StakingBuilder.timelockSpendTransaction(
-                spending: d.outPoint, blocks: Self.stakingTime, outputs: [withdrawal])
+            // The withdrawal is what `ishtar staking withdraw` sends (`StakingBuilder.withdrawal`).
+            let timelockSpend = try builder.withdrawal(
+                spending: try builder.withdrawableOutput(.staking, of: d.delegation), to: try funding.scriptPubKey,
+                feeRate: 2, staker: staker)
             func signTimelock(_ tx: inout Transaction) throws {
                 let sighash = try builder.stakingTimelockSighash(transaction: tx, stakingValue: Self.stakeValue)
                 tx.inputs[0].witness = try builder.stakingTimelockWitness(
                     stakerSignature: try StakingSigner.sign(sighash: sighash, key: staker))
             }
-            try signTimelock(&timelockSpend)
             try await expectRejected(rpc, timelockSpend, reason: Self.premature, "timelock spend in the staking block's successor")
 
             // (a) Unbonding of A: staker + exactly the covenant quorum.
@@ -308,13 +309,9 @@ struct RegtestStakingTests {
             _ = try await rpc.sendRawTransaction(timelockSpend.serialized())
 
             // The slashing change of B goes back to the staker after the unbonding time.
-            let change = slashingB.outputs[1]
-            var changeSpend = StakingBuilder.timelockSpendTransaction(
-                spending: OutPoint(txid: slashingB.txid, index: 1), blocks: Self.unbondingTime,
-                outputs: [TxOut(value: try change.value - Self.fee, scriptPubKey: try funding.scriptPubKey)])
-            changeSpend.inputs[0].witness = try builder.slashingChangeWitness(
-                stakerSignature: try StakingSigner.sign(
-                    sighash: builder.slashingChangeSighash(transaction: changeSpend, changeValue: change.value), key: staker))
+            let change = try builder.withdrawableOutput(.slashingChange, of: b.delegation)
+            #expect(change.outPoint == OutPoint(txid: slashingB.txid, index: 1), "the change of the slashing tx that was mined")
+            let changeSpend = try builder.withdrawal(spending: change, to: try funding.scriptPubKey, feeRate: 3, staker: staker)
             try await expectAccepted(rpc, changeSpend, "staker reclaims the slashing change")
             _ = try await rpc.sendRawTransaction(changeSpend.serialized())
             try await mine(rpc)

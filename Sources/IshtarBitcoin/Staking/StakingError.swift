@@ -119,6 +119,16 @@ public enum StakingError: Error, Equatable, Sendable {
     /// A signature was given for a key the spent leaf does not contain.
     case signatureForUnknownKey(Schnorr.PublicKey)
 
+    // MARK: Withdrawal
+
+    /// The key offered to sign a withdrawal is not the staker key of the delegation.
+    case notTheStaker(expected: Schnorr.PublicKey, actual: Schnorr.PublicKey)
+    /// The output a withdrawal would spend does not exist in the delegation's transaction
+    /// (for example a slashing transaction without its change output).
+    case missingWithdrawableOutput(WithdrawalSource)
+    /// After the fee, a withdrawal would pay less than the destination's dust threshold.
+    case withdrawalTooSmall(value: Amount, fee: Amount, threshold: Amount)
+
     // MARK: Plumbing
 
     /// An amount computation left the valid range (negative or above 21 million BTC).
@@ -207,6 +217,12 @@ extension StakingError: CustomStringConvertible {
             return "witness needs \(required) \(group) signature(s), only \(available) given"
         case .signatureForUnknownKey(let key):
             return "a signature was given for \(key), which the spent leaf does not contain"
+        case .notTheStaker(let expected, let actual):
+            return "the signing key \(actual) is not the delegation's staker key \(expected)"
+        case .missingWithdrawableOutput(let source):
+            return "the delegation's transactions hold no \(source) output to withdraw"
+        case .withdrawalTooSmall(let value, let fee, let threshold):
+            return "withdrawing \(value.sats) sat with a fee of \(fee.sats) sat leaves less than the dust threshold of \(threshold.sats) sat"
         case .amountOverflow:
             return "amount arithmetic left the valid range (0 … 21,000,000 BTC)"
         case .sighash(let error):
