@@ -82,10 +82,10 @@ struct RelayCLITests {
         }
     }
 
-    /// `ishtar watch slash` and `ishtar staking unbond` are wired to the node and bitcoind and
-    /// refuse what they cannot do with exit 1 and one line (the slashing, on both outputs, and
-    /// the unbonding are accepted by Bitcoin Core in the staking scenario through the same
-    /// library calls).
+    /// `ishtar watch slash`, `ishtar staking unbond` and `ishtar staking withdraw` are wired to
+    /// the node and bitcoind and refuse what they cannot do with exit 1 and one line (the
+    /// slashing, on both outputs, the unbonding and the withdrawals are accepted by Bitcoin
+    /// Core in the staking scenario through the same library calls).
     @Test func watchSlashAndUnbondRefuseAnUnknownDelegationAndBadInput() async throws {
         try await withRegtestNode { btc in
             let node = try await RoleCLITests.controlPlaneNode()
@@ -119,6 +119,18 @@ struct RelayCLITests {
             let noKey = try await ishtar(["staking", "unbond", "--node", node.url, "--key-file", dir.path("absent.key"),
                                           "--staking-txid", unknown] + rpcArgs, environment: RoleCLITests.passphrase)
             #expect(noKey.status == 2, "\(noKey.stderr)")
+
+            // `ishtar staking withdraw` too; its address and fee rate are checked before anything is asked.
+            let withdrawArgs = ["staking", "withdraw", "--node", node.url, "--key-file", keyFile, "--staking-txid", unknown]
+            let withdraw = try await ishtar(withdrawArgs + ["--to", TestAddress.p2tr] + rpcArgs, environment: RoleCLITests.passphrase)
+            #expect(withdraw.status == 1 && withdraw.stderr.contains("delegation"), "\(withdraw.stdout) \(withdraw.stderr)")
+            let badAddress = try await ishtar(withdrawArgs + ["--to", "bcrt1qnotanaddress"] + rpcArgs, environment: RoleCLITests.passphrase)
+            #expect(badAddress.status == 2 && badAddress.stderr.contains("--to"), "\(badAddress.stderr)")
+            let noAddress = try await ishtar(withdrawArgs + rpcArgs, environment: RoleCLITests.passphrase)
+            #expect(noAddress.status == 2 && noAddress.stderr.contains("--to"), "\(noAddress.stderr)")
+            let badRate = try await ishtar(withdrawArgs + ["--to", TestAddress.p2tr, "--fee-rate", "0"] + rpcArgs,
+                                           environment: RoleCLITests.passphrase)
+            #expect(badRate.status == 2 && badRate.stderr.contains("--fee-rate"), "\(badRate.stderr)")
         }
     }
 }

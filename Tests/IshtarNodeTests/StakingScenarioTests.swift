@@ -327,6 +327,60 @@ struct StakingScenarioTests {
             let leaver = try chain.require("/modules/staking/finality-provider/" + leaving.provider.publicKey.rawRepresentation.hexString)
             #expect(leaver["active_sats"] as? String == "0", "\(leaver)")
             step("stake 2's unbonding (\(unbonding.txid.displayHex)) reported: UNBONDED on chain")
+
+            // 8. The staker takes back what is left (`ishtar staking withdraw`): stake 1 is
+            // unbonded now; its unbonding output, like the change of both slashing
+            // transactions, opens to the staker's key alone after the unbonding time — not a
+            // block earlier, and never to another key.
+            let honest = stakes[1]
+            let unbondedHonest = try await StakingActions.unbond(node: api, rpc: rpc, staker: staker,
+                                                                 stakingTxid: honest.txid.displayHex, broadcast: true)
+            _ = try await rpc.generateToAddress(1, address: TestAddress.opTrue)
+            func withdraw(_ stake: ScenarioStake, key: Schnorr.PrivateKey = staker) async throws -> StakingActions.WithdrawOutput {
+                try await StakingActions.withdraw(node: api, rpc: rpc, staker: key, stakingTxid: stake.txid.displayHex,
+                                                  to: TestAddress.p2tr, feeRate: 2, broadcast: true)
+            }
+            func refusal(_ stake: ScenarioStake, key: Schnorr.PrivateKey = staker) async -> String {
+                do {
+                    let out = try await withdraw(stake, key: key)
+                    return "withdrew \(out.txid)"
+                } catch let error as CLIError {
+                    return error.exitCode == 1 ? error.description : "exit \(error.exitCode): \(error)"
+                } catch { return "\(error)" }
+            }
+            let early = await refusal(honest)
+            #expect(early.contains("has 1 confirmations") && early.contains("after \(parameters.unbondingTime - 1) more blocks"), "\(early)")
+            let stranger = await refusal(honest, key: Schnorr.PrivateKey())
+            #expect(stranger.contains("not this delegation's staker key"), "\(stranger)")
+            let onMainnet = "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0"
+            do {
+                _ = try await StakingActions.withdraw(node: api, rpc: rpc, staker: staker, stakingTxid: honest.txid.displayHex,
+                                                      to: onMainnet, feeRate: 2, broadcast: false)
+                Issue.record("a mainnet address was accepted on regtest")
+            } catch let error as CLIError {
+                #expect(error.exitCode == 2 && error.description.contains("network"), "\(error)")
+            }
+            _ = try await rpc.generateToAddress(Int(parameters.unbondingTime) - 1, address: TestAddress.opTrue)
+            var withdrawals: [(ScenarioStake, WithdrawalSource, StakingActions.WithdrawOutput)] = []
+            for (stake, source) in [(stakes[0], WithdrawalSource.slashingChange), (honest, .unbonding),
+                                    (stakes[2], .unbondingSlashingChange)] {
+                let out = try await withdraw(stake)
+                #expect(out.spends == source && out.broadcast && out.feeSat > 0 && out.amountSat == out.inputSat - out.feeSat, "\(out)")
+                withdrawals.append((stake, source, out))
+            }
+            let honestUnbonding = try IshtarBitcoin.Transaction(serialized: try Data(hex: unbondedHonest.transaction))
+            #expect(withdrawals[1].2.outpoint == "\(honestUnbonding.txid.displayHex):0")
+            _ = try await rpc.generateToAddress(1, address: TestAddress.opTrue)
+            let destination = try SegwitAddress(TestAddress.p2tr).scriptPubKey.bytes.hexString
+            for (stake, source, out) in withdrawals {
+                let paid = try await rpc.getTxOut(txid: out.txid, vout: 0)
+                #expect(paid?.confirmations == 1 && paid?.value == out.amountSat && paid?.scriptPubKey.hex == destination,
+                        "stake \(stake.txid.displayHex): withdrawal of its \(source) output not mined")
+            }
+            let twice = await refusal(honest)
+            #expect(twice.hasPrefix("nothing to withdraw"), "\(twice)")
+            step("the staker withdrew the slashing change of stakes 0 and 2 and stake 1's unbonding output after \(parameters.unbondingTime) blocks: "
+                + withdrawals.map(\.2.txid).joined(separator: ", "))
         }
     }
 }
