@@ -143,6 +143,14 @@ extension StakingActions {
                 "\(nothingToWithdrawPrefix): none of delegation \(txid.displayHex)'s staking, unbonding or slashing-change "
                     + "outputs is unspent on bitcoind (already withdrawn, or the transaction holding the stake is not mined)")
         }
+        // The node told us what the output should hold; bitcoind says what it does. They can
+        // only differ if one of them is wrong, and then signing would commit to the wrong amount.
+        guard info.value == spent.output.value.sats, info.scriptPubKey.hex == spent.output.scriptPubKey.bytes.hexString else {
+            throw CLIError.verificationFailed(
+                "bitcoind's output \(spent.outPoint.txid.displayHex):\(spent.outPoint.index) holds \(info.value) sat to "
+                    + "\(info.scriptPubKey.hex), but the delegation's \(spent.source) output is \(spent.output.value.sats) sat "
+                    + "to \(spent.output.scriptPubKey.bytes.hexString): is the node on the same Bitcoin network?")
+        }
         // BIP-68: an output confirmed c times can be spent by the next block when c ≥ timelock.
         guard info.confirmations >= Int(spent.timelock) else {
             let wait = Int(spent.timelock) - info.confirmations
