@@ -17,7 +17,7 @@ struct StakingCommand: ParsableCommand {
             validation the chain and the covenant committee use; exit code 1 names the rule \
             that failed.
             """,
-        subcommands: [Build.self, Validate.self, Delegate.self, Unbond.self, Withdraw.self])
+        subcommands: [Build.self, Validate.self, Delegate.self, Unbond.self, Withdraw.self, Status.self])
 
     /// The chain's staking parameters (PROTOCOL §6).
     struct ParameterOptions: ParsableArguments {

@@ -131,6 +131,10 @@ struct RelayCLITests {
             let badRate = try await ishtar(withdrawArgs + ["--to", TestAddress.p2tr, "--fee-rate", "0"] + rpcArgs,
                                            environment: RoleCLITests.passphrase)
             #expect(badRate.status == 2 && badRate.stderr.contains("--fee-rate"), "\(badRate.stderr)")
+            let status = try await ishtar(["staking", "status", "--node", node.url, "--staking-txid", unknown] + rpcArgs)
+            #expect(status.status == 1 && status.stderr.contains("delegation"), "\(status.stdout) \(status.stderr)")
+            let statusBadTxid = try await ishtar(["staking", "status", "--node", node.url, "--staking-txid", "00"] + rpcArgs)
+            #expect(statusBadTxid.status == 2 && statusBadTxid.stderr.contains("--staking-txid"), "\(statusBadTxid.stderr)")
         }
     }
 }

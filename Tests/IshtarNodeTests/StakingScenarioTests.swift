@@ -348,6 +348,14 @@ struct StakingScenarioTests {
                     return error.exitCode == 1 ? error.description : "exit \(error.exitCode): \(error)"
                 } catch { return "\(error)" }
             }
+            // (`ishtar staking status`: the chain still counts stake 1 — nobody reported the
+            // unbonding — while bitcoind holds it in the unbonding output, locked for a while.)
+            let seen = try await StakingActions.status(node: api, rpc: rpc, stakingTxid: honest.txid.displayHex)
+            #expect(seen.status == "ACTIVE" && seen.heldIn == .unbonding && seen.confirmations == 1
+                        && seen.withdrawableInBlocks == Int(parameters.unbondingTime) - 1, "\(seen)")
+            step("staking status of stake 1 after its unbonding was mined:\n\(seen)")
+            let slashedSeen = try await StakingActions.status(node: api, rpc: rpc, stakingTxid: stakes[0].txid.displayHex)
+            #expect(slashedSeen.finalityProviderStatus == "SLASHED" && slashedSeen.heldIn == .slashingChange, "\(slashedSeen)")
             let early = await refusal(honest)
             #expect(early.contains("has 1 confirmations") && early.contains("after \(parameters.unbondingTime - 1) more blocks"), "\(early)")
             let stranger = await refusal(honest, key: Schnorr.PrivateKey())
@@ -361,6 +369,8 @@ struct StakingScenarioTests {
                 #expect(error.exitCode == 2 && error.description.contains("network"), "\(error)")
             }
             _ = try await rpc.generateToAddress(Int(parameters.unbondingTime) - 1, address: TestAddress.opTrue)
+            let ready = try await StakingActions.status(node: api, rpc: rpc, stakingTxid: honest.txid.displayHex)
+            #expect(ready.withdrawableInBlocks == 0 && ready.confirmations == Int(parameters.unbondingTime), "\(ready)")
             var withdrawals: [(ScenarioStake, WithdrawalSource, StakingActions.WithdrawOutput)] = []
             for (stake, source) in [(stakes[0], WithdrawalSource.slashingChange), (honest, .unbonding),
                                     (stakes[2], .unbondingSlashingChange)] {
@@ -379,6 +389,8 @@ struct StakingScenarioTests {
             }
             let twice = await refusal(honest)
             #expect(twice.hasPrefix("nothing to withdraw"), "\(twice)")
+            let gone = try await StakingActions.status(node: api, rpc: rpc, stakingTxid: honest.txid.displayHex)
+            #expect(gone.heldIn == nil && gone.withdrawableInBlocks == nil && gone.description.contains("nothing left"), "\(gone)")
             step("the staker withdrew the slashing change of stakes 0 and 2 and stake 1's unbonding output after \(parameters.unbondingTime) blocks: "
                 + withdrawals.map(\.2.txid).joined(separator: ", "))
         }
