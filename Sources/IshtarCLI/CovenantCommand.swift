@@ -46,23 +46,16 @@ struct CovenantCommand: ParsableCommand {
         @Option(name: .long, help: ArgumentHelp("The control plane's chain id.", valueName: "id"), transform: Parse.chainID)
         var chainID: String
 
-        @Option(name: .long, help: ArgumentHelp("The delegation's staking txid (display order).", valueName: "txid"))
-        var stakingTxid: String
-
+        @OptionGroup var delegation: StakingTxidOption
         @OptionGroup var nonce: NonceOption
-
         @OptionGroup var format: OutputOptions
-
-        func validate() throws {
-            _ = try Parse.hex(stakingTxid, option: "--staking-txid", length: 32)
-        }
 
         func run() throws {
             let node = try api.client()
             let secret = try passphrase.resolve()
             let covenant = try KeysActions.unlock(path: keyFile, passphrase: secret)
             let account = try KeysActions.unlock(path: accountKeyFile, passphrase: secret)
-            let message = try CovenantActions.signMessage(node: node, covenantKey: covenant, stakingTxid: stakingTxid)
+            let message = try CovenantActions.signMessage(node: node, covenantKey: covenant, stakingTxid: delegation.stakingTxid)
             try TxActions.submit(client: node, key: account, chainID: chainID, nonce: nonce.explicit, messages: [message],
                                  format: format)
         }

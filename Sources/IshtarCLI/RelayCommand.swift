@@ -252,18 +252,12 @@ extension RelayCommand {
 
         @OptionGroup var sender: RelayCommand.SenderOptions
 
-        @Option(name: .long, help: ArgumentHelp("The delegation's staking txid (display order).", valueName: "txid"))
-        var stakingTxid: String
-
+        @OptionGroup var delegation: StakingTxidOption
         @OptionGroup var format: OutputOptions
-
-        func validate() throws {
-            _ = try Parse.hex(stakingTxid, option: "--staking-txid", length: 32)
-        }
 
         func run() throws {
             let (node, key, rpc) = try sender.open()
-            let txid = stakingTxid
+            let txid = delegation.stakingTxid
             let message = try RelayActions.blocking { try await RelayActions.unbondingMessage(node: node, rpc: rpc, stakingTxid: txid) }
             try sender.submit(message, node: node, key: key, format)
         }

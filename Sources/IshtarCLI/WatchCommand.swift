@@ -95,18 +95,25 @@ extension WatchCommand {
     }
 }
 
-/// The delegation whose stored transaction a command completes, and whether to send it:
-/// shared by `watch slash` and `staking unbond`.
-struct StoredDelegationSpend: ParsableArguments {
+/// `--staking-txid`: the delegation a command is about, checked to be 32 bytes of hex.
+struct StakingTxidOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The delegation's staking txid (display order).", valueName: "txid"))
     var stakingTxid: String
-
-    @Flag(name: .long, help: "Send the transaction once Bitcoin Core accepts it (default: test only, print it).")
-    var broadcast = false
 
     func validate() throws {
         _ = try Parse.hex(stakingTxid, option: "--staking-txid", length: 32)
     }
+}
+
+/// The delegation whose stored transaction a command completes, and whether to send it:
+/// shared by `watch slash`, `staking unbond` and `staking withdraw`.
+struct StoredDelegationSpend: ParsableArguments {
+    @OptionGroup var delegation: StakingTxidOption
+
+    @Flag(name: .long, help: "Send the transaction once Bitcoin Core accepts it (default: test only, print it).")
+    var broadcast = false
+
+    var stakingTxid: String { delegation.stakingTxid }
 }
 
 /// What `ishtar watch` does, callable from tests.

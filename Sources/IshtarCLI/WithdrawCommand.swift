@@ -216,19 +216,13 @@ extension StakingCommand {
         @OptionGroup var api: NodeAPIOptions
         @OptionGroup var bitcoind: RelayCommand.BitcoindOptions
 
-        @Option(name: .long, help: ArgumentHelp("The delegation's staking txid (display order).", valueName: "txid"))
-        var stakingTxid: String
-
+        @OptionGroup var delegation: StakingTxidOption
         @OptionGroup var format: OutputOptions
-
-        func validate() throws {
-            _ = try Parse.hex(stakingTxid, option: "--staking-txid", length: 32)
-        }
 
         func run() throws {
             let node = try api.client()
             let rpc = try bitcoind.client()
-            let txid = stakingTxid
+            let txid = delegation.stakingTxid
             format.emit(try RelayActions.blocking { try await StakingActions.status(node: node, rpc: rpc, stakingTxid: txid) })
         }
     }
