@@ -270,6 +270,14 @@ public struct ConsensusEngine: Sendable {
         else { return }
         proposals[sp.proposal.round, default: []].insert(sp, at: 0)
         setVerdict(sp.proposal.value, true)
+        // A proposal that re-proposes a valid value is only acceptable to a peer holding the
+        // proof-of-lock prevotes of `polRound`. Send them with it rather than at the next
+        // gossip tick: an equivocator can have shown them to us alone, and a peer that learns
+        // them after its propose timeout has already prevoted nil and the round is lost
+        // (simulation seed 7007731: a round lost this way took a height to round 5).
+        if let vr = polRound {
+            for vote in votes[vr]?.prevotes.votes(for: v.hash) ?? [] { out.append(.broadcastVote(vote)) }
+        }
     }
 
     /// Paper lines 57–66.
@@ -616,7 +624,17 @@ public struct ConsensusEngine: Sendable {
         }
         validValue = v
         validRound = round
+        relayProofOfLock(round, v)
         return true
+    }
+
+    /// Sends the prevotes of a proof-of-lock we have just seen. An equivocating validator can
+    /// show its prevote to some of us only, so that only they see the POL; waiting for the
+    /// next round's proposal or gossip tick to pass it on can leave the others a round behind
+    /// in what they may prevote (simulation seed 7015205). Peers skip votes they already
+    /// hold before any signature check, so the common case costs one message per vote.
+    private mutating func relayProofOfLock(_ r: Round, _ v: ProposalValue) {
+        for vote in votes[r]?.prevotes.votes(for: v.hash) ?? [] { out.append(.broadcastVote(vote)) }
     }
 
     /// Extension of line 42 to past rounds: a proof-of-lock (> 2/3 prevotes for a proposed,
@@ -636,6 +654,7 @@ public struct ConsensusEngine: Sendable {
                 guard validity(p.proposal.value) == true else { continue }
                 validValue = p.proposal.value
                 validRound = r
+                relayProofOfLock(r, p.proposal.value)
                 return true
             }
         }

@@ -189,6 +189,53 @@ extension ConsensusAction {
         #expect(r2.myVotes(b).map(\.value) == [nil])
     }
 
+    /// A proposer re-proposing its valid value sends the proof-of-lock prevotes with the
+    /// proposal, so a peer that missed them can prevote it before its propose timeout.
+    @Test func reproposalCarriesItsProofOfLock() throws {
+        let probe = try Rig(me: 0)
+        let proposer1 = probe.proposerIndex(round: 1)
+        let proposer0 = probe.proposerIndex(round: 0)
+        try #require(proposer0 != proposer1)
+        var r = try Rig(me: proposer1)
+        _ = r.start()
+        r.step(.proposal(r.proposal(proposer0, 1, 0, v)))
+        let voters = (0..<4).filter { $0 != r.me }
+        for i in voters { r.step(.vote(r.vote(i, .prevote, 1, 0, v.hash))) }
+        #expect(r.engine.validValue == v)
+        let actions = r.step(.timeout(TimeoutInfo(height: 1, round: 0, step: .precommit)))
+        let proposed = actions.compactMap { action -> Proposal? in
+            if case .broadcastProposal(let p) = action { return p.proposal }
+            return nil
+        }
+        #expect(proposed.map(\.round) == [1] && proposed.first?.polRound == 0 && proposed.first?.value == v)
+        let relayed = Set(actions.compactMap { action -> Data? in
+            if case .broadcastVote(let sv) = action, sv.vote.round == 0, sv.vote.type == .prevote, sv.vote.value == v.hash {
+                return sv.vote.validator
+            }
+            return nil
+        })
+        #expect(relayed.isSuperset(of: voters.map(Fixtures.address)), "POL prevotes sent with the proposal: \(relayed)")
+    }
+
+    /// The moment a node sees a proof-of-lock it passes the prevotes on: an equivocator may
+    /// have shown its prevote to this node alone.
+    @Test func aProofOfLockIsRelayedWhenSeen() throws {
+        var r = try rig()
+        _ = r.start()
+        r.step(.proposal(r.proposal(r.proposerIndex(round: 0), 1, 0, v)))
+        let voters = (0..<4).filter { $0 != r.me }
+        var actions: [ConsensusAction] = []
+        for i in voters { actions += r.step(.vote(r.vote(i, .prevote, 1, 0, v.hash))) }
+        #expect(r.engine.validValue == v && r.engine.validRound == 0)
+        let relayed = Set(actions.compactMap { action -> Data? in
+            if case .broadcastVote(let sv) = action, sv.vote.type == .prevote, sv.vote.value == v.hash { return sv.vote.validator }
+            return nil
+        })
+        // Ours and the two that completed the POL (the fourth arrives after it and is not relayed).
+        #expect(relayed.count >= 3 && relayed.contains(Fixtures.address(voters[0])) && relayed.contains(Fixtures.address(voters[1])),
+                "the POL's prevotes: \(relayed.map { Array($0) })")
+    }
+
     @Test func roundSkipNeedsMoreThanOneThirdOfPower() throws {
         var r = try rig(powers: [1, 1, 1, 1])
         _ = r.start()
