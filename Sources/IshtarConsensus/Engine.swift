@@ -275,9 +275,7 @@ public struct ConsensusEngine: Sendable {
         // gossip tick: an equivocator can have shown them to us alone, and a peer that learns
         // them after its propose timeout has already prevoted nil and the round is lost
         // (simulation seed 7007731: a round lost this way took a height to round 5).
-        if let vr = polRound {
-            for vote in votes[vr]?.prevotes.votes(for: v.hash) ?? [] { out.append(.broadcastVote(vote)) }
-        }
+        if let vr = polRound { relayProofOfLock(vr, v) }
     }
 
     /// Paper lines 57–66.
