@@ -228,6 +228,11 @@ public struct ConsensusEngine: Sendable {
                 case .vote(let v):
                     _ = storeVote(v)
                 }
+                // Persist-then-broadcast: a crash between the two leaves a signed message no
+                // peer has seen. Send it again now, before acting on it — a validator holding
+                // more than 2/3 of the power would otherwise decide its own restored proposal
+                // before any peer had it (simulation seed 12022767). Same bytes; nothing signed.
+                broadcast(m)
             }
         }
         startRound(startRoundNumber)

@@ -412,6 +412,37 @@ extension ConsensusAction {
         #expect(r2.myVotes(b).map(\.value) == [nil])
     }
 
+    /// A validator killed between persisting its proposal and sending it sends it at restart,
+    /// before anything else it does in that height — and does not sign it again.
+    @Test func restartSendsTheSignedButUnsentProposal() throws {
+        // Power 10 of 14: the proposer alone holds > 2/3 and decides on its own votes.
+        let powers: [UInt64] = [2, 1, 1, 10]
+        let probe = try Rig(powers: powers, me: 0)
+        let me = probe.proposerIndex(round: 0)
+        var r = try Rig(powers: powers, me: me)
+        var state: SignState?
+        var sent: SignedProposal?
+        _ = r.start()
+        for a in r.step(.proposalValue(height: 1, round: 0, value: v)) {
+            if case .persistSignState(let s) = a, state == nil { state = s }  // the proposal's: "crash" right after it
+            if case .broadcastProposal(let p) = a { sent = p }
+        }
+        let persisted = try #require(state)
+        let proposal = try #require(sent)
+        #expect(persisted.step == .propose)
+
+        var restarted = try Rig(powers: powers, me: me, lastSignState: persisted)
+        let actions = restarted.start()
+        let firstSend = actions.firstIndex { if case .broadcastProposal(let p) = $0 { return p == proposal } else { return false } }
+        let decided = actions.firstIndex { $0.decision != nil }
+        #expect(firstSend != nil, "the restored proposal is sent again")
+        #expect(decided.map { d in firstSend.map { $0 < d } ?? false } ?? true, "sent before the decision")
+        let resigned = actions.contains {
+            if case .persistSignState(let s) = $0 { return s.step == .propose } else { return false }
+        }
+        #expect(!resigned, "the proposal is not signed again")
+    }
+
     @Test func signerFailureIsReportedNotBroadcast() throws {
         let probe = try Rig(me: 0)
         let me = (0..<4).first { $0 != probe.proposerIndex(round: 0) } ?? 0
