@@ -431,9 +431,9 @@ final class Simulation {
     /// Byzantine validator; a round in which its split prevotes gave a proof-of-lock to only
     /// some honest validators; and a round whose honest proposer has not yet received that
     /// POL by gossip and proposes a fresh value the locked ones reject. The next round with
-    /// an honest proposer then decides. Observed maximum over 40,000 seeds (two ranges of
-    /// 20,000, since a node relays a POL's prevotes as soon as it sees one and a proposer
-    /// sends them with a re-proposal): round 3. Before that relay, seed 7007731 needed
+    /// an honest proposer then decides. Observed maximum over 80,000 seeds (bases 7,000,000,
+    /// 9,100,000 and 12,000,000, since a node relays a POL's prevotes as soon as it sees one
+    /// and a proposer sends them with a re-proposal): round 3. Before that relay, seed 7007731 needed
     /// round 5. The bound leaves one round of slack for the Byzantine proposing again.
     static let maxRoundsAfterGST: Round = 4
 
