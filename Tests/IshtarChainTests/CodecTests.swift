@@ -105,49 +105,10 @@ struct CodecTests {
         #expect(bad.violation?.rule == "nonce-mismatch")
     }
 
-    /// Fuzzes a decoder with random bytes and with mutations of valid encodings: it must
-    /// never crash, and whatever it accepts must re-encode to the same bytes.
-    func fuzz<T: BinaryCodable & Equatable>(_ type: T.Type, seeds: [Data], iterations: Int, seed: UInt64) -> (accepted: Int, rejected: Int) {
-        var rng = SplitMix64(seed: seed)
-        var accepted = 0
-        var rejected = 0
-        for i in 0..<iterations {
-            var input: [UInt8]
-            if i % 5 == 0 {
-                input = [UInt8](rng.bytes(Int.random(in: 0...300, using: &rng)))
-            } else {
-                input = [UInt8](seeds[Int.random(in: 0..<seeds.count, using: &rng)])
-                for _ in 0..<Int.random(in: 1...4, using: &rng) {
-                    switch Int.random(in: 0..<5, using: &rng) {
-                    case 0 where !input.isEmpty: // flip a byte
-                        input[Int.random(in: 0..<input.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
-                    case 1 where !input.isEmpty: // truncate
-                        input.removeLast(Int.random(in: 1...min(input.count, 40), using: &rng))
-                    case 2: // append junk
-                        input += [UInt8](rng.bytes(Int.random(in: 1...8, using: &rng)))
-                    case 3 where input.count > 4: // overwrite a 4-byte window with a big length
-                        let at = Int.random(in: 0..<(input.count - 4), using: &rng)
-                        input.replaceSubrange(at..<at + 4, with: [0xff, 0xff, UInt8.random(in: 0...255, using: &rng), 0xff])
-                    default: // insert a byte
-                        input.insert(UInt8.random(in: 0...255, using: &rng), at: Int.random(in: 0...input.count, using: &rng))
-                    }
-                }
-            }
-            do {
-                let value = try T(decoding: Data(input))
-                #expect(value.encoded == Data(input), "accepted input must be canonical")
-                accepted += 1
-            } catch {
-                rejected += 1
-            }
-        }
-        return (accepted, rejected)
-    }
-
     @Test func fuzzTransactionDecoder() throws {
         let seeds = [try sampleTx().encoded,
                      try Transaction.signed(chainID: "x", key: testKey("b"), nonce: 0, messages: [CounterModule.add(1)]).encoded]
-        let (accepted, rejected) = fuzz(Transaction.self, seeds: seeds, iterations: 6000, seed: 0x7478)
+        let (accepted, rejected) = fuzzDecoder(Transaction.self, seeds: seeds, iterations: 6000, seed: 0x7478)
         #expect(accepted + rejected == 6000)
         #expect(rejected > 0 && accepted > 0)
     }
@@ -157,7 +118,7 @@ struct CodecTests {
         noCommit.header.lastCommit = nil
         noCommit.transactions = []
         let seeds = [try sampleBlock().encoded, noCommit.encoded]
-        let (accepted, rejected) = fuzz(Block.self, seeds: seeds, iterations: 6000, seed: 0x626c6b)
+        let (accepted, rejected) = fuzzDecoder(Block.self, seeds: seeds, iterations: 6000, seed: 0x626c6b)
         #expect(accepted + rejected == 6000)
         #expect(rejected > 0 && accepted > 0)
     }

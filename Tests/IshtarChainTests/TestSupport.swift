@@ -284,3 +284,25 @@ struct CounterModule: Module {
         return canonicalJSON(["value": String(try value(context.store))])
     }
 }
+
+/// Fuzzes a decoder with mutations of valid encodings (``SplitMix64/mutated(_:)``): it must
+/// never crash, and whatever it accepts must re-encode to the same bytes (no second encoding
+/// of a value, so no second hash for the same transaction or message).
+func fuzzDecoder<T: BinaryCodable & Equatable>(_ type: T.Type, seeds: [Data], iterations: Int, seed: UInt64,
+                                              sourceLocation: SourceLocation = #_sourceLocation) -> (accepted: Int, rejected: Int) {
+    var rng = SplitMix64(seed: seed)
+    var accepted = 0
+    var rejected = 0
+    for _ in 0..<iterations {
+        let input = rng.mutated(seeds[Int.random(in: 0..<seeds.count, using: &rng)])
+        do {
+            let value = try T(decoding: input)
+            #expect(value.encoded == input, "\(T.self): accepted input must be canonical: \(input.hexString)",
+                    sourceLocation: sourceLocation)
+            accepted += 1
+        } catch {
+            rejected += 1
+        }
+    }
+    return (accepted, rejected)
+}

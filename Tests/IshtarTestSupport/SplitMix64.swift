@@ -20,3 +20,30 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         Data((0..<count).map { _ in UInt8.random(in: 0...255, using: &self) })
     }
 }
+
+extension SplitMix64 {
+    /// `seed` with one to four random edits — a byte overwritten, up to 40 trailing bytes cut,
+    /// junk appended, a 4-byte window turned into a huge length, a byte inserted — or, one
+    /// time in five, replaced by up to 300 random bytes: the inputs a decoder of untrusted
+    /// bytes meets (corrupted, truncated, padded, lying about lengths).
+    public mutating func mutated(_ seed: Data) -> Data {
+        if Int.random(in: 0..<5, using: &self) == 0 { return bytes(Int.random(in: 0...300, using: &self)) }
+        var input = [UInt8](seed)
+        for _ in 0..<Int.random(in: 1...4, using: &self) {
+            switch Int.random(in: 0..<5, using: &self) {
+            case 0 where !input.isEmpty:
+                input[Int.random(in: 0..<input.count, using: &self)] = UInt8.random(in: 0...255, using: &self)
+            case 1 where !input.isEmpty:
+                input.removeLast(Int.random(in: 1...min(input.count, 40), using: &self))
+            case 2:
+                input += [UInt8](bytes(Int.random(in: 1...8, using: &self)))
+            case 3 where input.count > 4:
+                let at = Int.random(in: 0..<(input.count - 4), using: &self)
+                input.replaceSubrange(at..<at + 4, with: [0xff, 0xff, UInt8.random(in: 0...255, using: &self), 0xff])
+            default:
+                input.insert(UInt8.random(in: 0...255, using: &self), at: Int.random(in: 0...input.count, using: &self))
+            }
+        }
+        return Data(input)
+    }
+}
