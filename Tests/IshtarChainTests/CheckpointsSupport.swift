@@ -280,3 +280,20 @@ struct CkptProbeModule: Module {
         ])
     }
 }
+
+extension CkptHarness {
+    /// Seals epoch 1, writes it to a BTC block and submits the proof; returns the BTC block.
+    func submitEpoch1() throws -> (block: Data, tx1: IshtarBitcoin.Transaction, tx2: IshtarBitcoin.Transaction) {
+        try sealEpoch(1)
+        let submitter = CheckpointsModule.submitterID(account: relayer.publicKey.rawRepresentation)
+        let parts = try payloads(1, submitter: submitter)
+        #expect(parts.part1 == (try bitcoinCheckpoint(1)).part1)
+        #expect(parts.part2 == (try bitcoinCheckpoint(1)).part2)
+        let (tx1, tx2) = try ckptTransactions(part1: .opReturn(parts.part1), part2: .opReturn(parts.part2), funding: 0xa1)
+        let block = try btc.mine([tx1, tx2])
+        try sendHeaders([block])
+        let r = try expectOK([try proofMessage(tx1, block, tx2, block)])
+        #expect(r.events.contains { $0.type == CheckpointsModule.submissionAddedEvent && $0["epoch"] == "1" })
+        return (block, tx1, tx2)
+    }
+}

@@ -130,24 +130,9 @@ import Testing
 
     // MARK: - Bitcoin
 
-    /// Seals epoch 1, writes it to a BTC block and submits the proof; returns the BTC block.
-    func submitEpoch1(_ h: CkptHarness) throws -> (block: Data, tx1: IshtarBitcoin.Transaction, tx2: IshtarBitcoin.Transaction) {
-        try h.sealEpoch(1)
-        let submitter = CheckpointsModule.submitterID(account: h.relayer.publicKey.rawRepresentation)
-        let parts = try h.payloads(1, submitter: submitter)
-        #expect(parts.part1 == (try h.bitcoinCheckpoint(1)).part1)
-        #expect(parts.part2 == (try h.bitcoinCheckpoint(1)).part2)
-        let (tx1, tx2) = try ckptTransactions(part1: .opReturn(parts.part1), part2: .opReturn(parts.part2), funding: 0xa1)
-        let block = try h.btc.mine([tx1, tx2])
-        try h.sendHeaders([block])
-        let r = try h.expectOK([try h.proofMessage(tx1, block, tx2, block)])
-        #expect(r.events.contains { $0.type == CheckpointsModule.submissionAddedEvent && $0["epoch"] == "1" })
-        return (block, tx1, tx2)
-    }
-
     @Test func submissionConfirmsThenFinalizes() throws {
         let h = try CkptHarness(k: 2, w: 5)
-        let (block, tx1, tx2) = try submitEpoch1(h)
+        let (block, tx1, tx2) = try h.submitEpoch1()
         #expect(try h.status(1) == "SUBMITTED")
         #expect(try h.probe("state/1")["active_marker"] as? Bool == true)
         let changes = h.events(try #require(h.lastResult), CheckpointsModule.statusChangedEvent)
@@ -208,7 +193,7 @@ import Testing
 
     @Test func reorgRemovingTheSubmissionMovesTheCheckpointBack() throws {
         let h = try CkptHarness(k: 2, w: 5)
-        let (block, _, _) = try submitEpoch1(h) // BTC height 1
+        let (block, _, _) = try h.submitEpoch1() // BTC height 1
         let confirming = try h.btc.mineEmpty(2) // heights 2, 3
         try h.sendHeaders(confirming)
         #expect(try h.status(1) == "CONFIRMED")
@@ -394,7 +379,7 @@ import Testing
 
     @Test func twoAppsAgree() throws {
         let h = try CkptHarness(k: 2, w: 5, mirror: true)
-        let (block, _, _) = try submitEpoch1(h)
+        let (block, _, _) = try h.submitEpoch1()
         try h.sendHeaders(try h.btc.mineEmpty(3))
         let parent = try #require(h.btc.blocks[block]).header.previousBlockHash.rawValue
         try h.sendHeaders(try h.btc.mineEmpty(6, on: parent, salt: 5))

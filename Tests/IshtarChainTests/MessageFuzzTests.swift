@@ -1,0 +1,169 @@
+import Foundation
+import IshtarBitcoin
+import IshtarChain
+import IshtarCrypto
+import IshtarTestSupport
+import Testing
+
+/// Every module message type's payload comes from whoever signs a transaction: mutations of
+/// real messages (taken from transactions a valid flow committed) must be rejected by the
+/// decoders without a crash, and — signed into transactions and executed in a block — must
+/// leave no trace in state.
+@Suite("Message fuzzing")
+struct MessageFuzzTests {
+    let a = stkKey(0x61)
+    let b = stkKey(0x62)
+
+    /// Every message of every transaction in `blocks`, by type.
+    static func messages(in blocks: [[Data]]) throws -> [String: [Message]] {
+        var byType: [String: [Message]] = [:]
+        for raw in blocks.joined() {
+            for m in try IshtarChain.Transaction(decoding: raw).messages { byType[m.type, default: []].append(m) }
+        }
+        return byType
+    }
+
+    /// A light client + staking + finality chain taken through registration, delegation
+    /// (headers, creation with its inclusion proof, covenant signatures), randomness, votes
+    /// and an unbonding; returns it and the messages its blocks committed, plus the message
+    /// types the flow does not send, made by hand (they only need to decode).
+    func finalityFlow() throws -> (FinalityHarness, [String: [Message]]) {
+        let h = try FinalityHarness()
+        try h.register([a, b])
+        let made = try h.delegate([(a, 200_000), (b, 100_000)])
+        let batches = try h.commit([a, b])
+        while h.height < batches[0].startHeight { try h.produce([]) }
+        try h.ok(h.relayer, try h.votes(batches, at: batches[0].startHeight))
+        _ = try h.unbond(made[1])
+        var seeds = try Self.messages(in: h.history)
+        let creation = try #require(seeds[CreateBTCDelegation.type]?.first)
+        let proof = try #require(try CreateBTCDelegation(decoding: creation.payload).inclusionProof)
+        seeds[EditFinalityProvider.type] = [EditFinalityProvider(
+            btcKey: a.publicKey.rawRepresentation, description: FinalityProviderDescription(moniker: "edited"),
+            commission: try #require(Commission(decimal: "0.2"))).message]
+        seeds[UnjailFinalityProvider.type] = [UnjailFinalityProvider(fpKey: a.publicKey.rawRepresentation).message]
+        seeds[AddBTCDelegationInclusionProof.type] = [AddBTCDelegationInclusionProof(
+            stakingTxid: made[0].1.stakingTransaction.txid.rawValue, proof: proof).message]
+        seeds[SetLabel.type] = [SetLabel(label: "a label").message]
+        return (h, seeds)
+    }
+
+    /// A light client + checkpoints chain with epoch 1 sealed and submitted to Bitcoin.
+    func checkpointsFlow() throws -> (CkptHarness, [String: [Message]]) {
+        let h = try CkptHarness(k: 2, w: 5, mirror: true)
+        _ = try h.submitEpoch1()
+        var blocks: [[Data]] = []
+        for height in 1...(try #require(h.app.lastHeight)) {
+            blocks.append(try #require(try h.app.block(at: height)).transactions)
+        }
+        return (h, try Self.messages(in: blocks))
+    }
+
+    /// Whether a payload decodes, per message type: to steer half of the mutations past the
+    /// decoders, into the rules that read state.
+    static let decodes: [String: @Sendable (Data) -> Bool] = {
+        func d<T: BinaryCodable>(_ t: T.Type) -> @Sendable (Data) -> Bool { { (try? T(decoding: $0)) != nil } }
+        return [
+            SetLabel.type: d(SetLabel.self), InsertHeaders.type: d(InsertHeaders.self),
+            CreateFinalityProvider.type: d(CreateFinalityProvider.self), EditFinalityProvider.type: d(EditFinalityProvider.self),
+            CreateBTCDelegation.type: d(CreateBTCDelegation.self), AddCovenantSigs.type: d(AddCovenantSigs.self),
+            AddBTCDelegationInclusionProof.type: d(AddBTCDelegationInclusionProof.self), BTCUndelegate.type: d(BTCUndelegate.self),
+            CommitPubRand.type: d(CommitPubRand.self), AddFinalitySig.type: d(AddFinalitySig.self),
+            UnjailFinalityProvider.type: d(UnjailFinalityProvider.self),
+            AddCheckpointSignature.type: d(AddCheckpointSignature.self), InsertBTCSpvProof.type: d(InsertBTCSpvProof.self),
+        ]
+    }()
+
+    /// Mutations of each seed message's payload — half of them ones that still decode — and
+    /// now and then of its type.
+    static func mutations(of seeds: [String: [Message]], perType: Int, rng: inout SplitMix64) -> [Message] {
+        var out: [Message] = []
+        for type in seeds.keys.sorted() {
+            guard let list = seeds[type] else { continue }
+            for i in 0..<perType {
+                let m = list[Int.random(in: 0..<list.count, using: &rng)]
+                if Int.random(in: 0..<10, using: &rng) == 0 {
+                    out.append(Message(type: String(decoding: rng.mutated(Data(type.utf8)), as: UTF8.self), payload: m.payload))
+                    continue
+                }
+                var payload = rng.mutated(m.payload)
+                if i % 2 == 0, let decodes = decodes[type] {
+                    for _ in 0..<200 where !decodes(payload) { payload = rng.mutated(m.payload) }
+                }
+                out.append(Message(type: m.type, payload: payload))
+            }
+        }
+        return out
+    }
+
+    /// Each mutated message in its own transaction from a fresh account (so one failure
+    /// cannot change a later transaction's nonce check), checked for the mempool, then all
+    /// executed in one decided block; `twin` executes the same block without the failed
+    /// transactions. The two states must be equal: a failed transaction left no trace.
+    static func executeLeavesNoTraceOfFailures(_ messages: [Message], net: TestNet, app: Application, twin: Application,
+                                               sourceLocation: SourceLocation = #_sourceLocation) throws -> (ok: Int, failed: Int) {
+        #expect(app.lastAppHash == twin.lastAppHash, sourceLocation: sourceLocation)
+        let txs = try messages.enumerated().map { i, m in
+            try IshtarChain.Transaction.signed(chainID: testChainID, key: testKey("fuzz-sender-\(i)"), nonce: 0, messages: [m]).encoded
+        }
+        for tx in txs { _ = try app.checkTx(tx) }
+        let result = try net.produce(app, txs, requireValidProposal: false)
+        let survivors = zip(txs, result.txResults).filter { $0.1.isOK }.map(\.0)
+        try net.produce(twin, survivors)
+        #expect(app.lastAppHash == twin.lastAppHash, "a failed transaction changed state", sourceLocation: sourceLocation)
+        #expect(try app.recomputeAppHash() == app.lastAppHash, sourceLocation: sourceLocation)
+        return (survivors.count, txs.count - survivors.count)
+    }
+
+    @Test func everyMessageDecoderRejectsMutationsWithoutCrashing() throws {
+        let (_, finality) = try finalityFlow()
+        let (_, checkpoints) = try checkpointsFlow()
+        let seeds = finality.merging(checkpoints) { $0 + $1 }
+        var checked: [String] = []
+        func fuzz<T: BinaryCodable & Equatable>(_ t: T.Type, _ type: String, seed: UInt64) throws {
+            let payloads = try #require(seeds[type], "no seed for \(type)").map(\.payload)
+            for p in payloads { #expect(try T(decoding: p).encoded == p, "\(type) seed does not round-trip") }
+            let (accepted, rejected) = fuzzDecoder(T.self, seeds: payloads, iterations: 1500, seed: seed)
+            #expect(accepted + rejected == 1500)
+            #expect(rejected > 1000, "\(type): only \(rejected) of 1500 mutations rejected")
+            checked.append(type)
+        }
+        try fuzz(SetLabel.self, SetLabel.type, seed: 1)
+        try fuzz(InsertHeaders.self, InsertHeaders.type, seed: 2)
+        try fuzz(CreateFinalityProvider.self, CreateFinalityProvider.type, seed: 3)
+        try fuzz(EditFinalityProvider.self, EditFinalityProvider.type, seed: 4)
+        try fuzz(CreateBTCDelegation.self, CreateBTCDelegation.type, seed: 5)
+        try fuzz(AddCovenantSigs.self, AddCovenantSigs.type, seed: 6)
+        try fuzz(AddBTCDelegationInclusionProof.self, AddBTCDelegationInclusionProof.type, seed: 7)
+        try fuzz(BTCUndelegate.self, BTCUndelegate.type, seed: 8)
+        try fuzz(CommitPubRand.self, CommitPubRand.type, seed: 9)
+        try fuzz(AddFinalitySig.self, AddFinalitySig.type, seed: 10)
+        try fuzz(UnjailFinalityProvider.self, UnjailFinalityProvider.type, seed: 11)
+        try fuzz(AddCheckpointSignature.self, AddCheckpointSignature.type, seed: 12)
+        try fuzz(InsertBTCSpvProof.self, InsertBTCSpvProof.type, seed: 13)
+        // Every type a module of the control plane accepts has been fuzzed.
+        let registered = ControlPlane.modules().flatMap(\.messageTypes) + AccountsModule().messageTypes
+        #expect(Set(registered) == Set(checked), "unfuzzed: \(Set(registered).subtracting(checked).sorted())")
+    }
+
+    @Test func mutatedStakingAndFinalityMessagesLeaveNoTrace() throws {
+        let (h, seeds) = try finalityFlow()
+        let twin = try h.replay()
+        var rng = SplitMix64(seed: 0x5eed_f1)
+        let (ok, failed) = try Self.executeLeavesNoTraceOfFailures(Self.mutations(of: seeds, perType: 40, rng: &rng),
+                                                                   net: h.net, app: h.app, twin: twin)
+        #expect(failed > ok, "mutations mostly fail (\(ok) succeeded, \(failed) failed)")
+    }
+
+    @Test func mutatedCheckpointMessagesLeaveNoTrace() throws {
+        let (h, seeds) = try checkpointsFlow()
+        let twin = try #require(h.mirror)
+        // Off an epoch's last block, whose checkpoint records the block's own hash (which
+        // differs between the two blocks).
+        while h.params.isLastBlockOfEpoch(try #require(h.app.lastHeight) + 1) { try h.produce() }
+        var rng = SplitMix64(seed: 0x5eed_c4)
+        let (ok, failed) = try Self.executeLeavesNoTraceOfFailures(Self.mutations(of: seeds, perType: 40, rng: &rng),
+                                                                   net: h.net, app: h.app, twin: twin)
+        #expect(failed > ok, "mutations mostly fail (\(ok) succeeded, \(failed) failed)")
+    }
+}
