@@ -94,24 +94,30 @@ struct AccountsTests {
         let app = try makeApp(net, modules: [CounterModule()])
         let alice = testKey("alice")
         let bob = testKey("bob")
-        let txs = [
+        var txs = [
             try Transaction.signed(chainID: testChainID, key: alice, nonce: 0, messages: [CounterModule.add(10)]).encoded,
             try Transaction.signed(chainID: testChainID, key: bob, nonce: 0, messages: [CounterModule.add(2000)]).encoded, // over limit
             try Transaction.signed(chainID: testChainID, key: bob, nonce: 0, messages: [CounterModule.add(1)]).encoded, // bob's nonce 0 still free
             try Transaction.signed(chainID: testChainID, key: alice, nonce: 1, messages: [CounterModule.add(5)]).encoded,
             try Transaction.signed(chainID: testChainID, key: alice, nonce: 1, messages: [CounterModule.add(5)]).encoded, // replay
+            try Transaction.signed(chainID: testChainID, key: alice, nonce: 3, messages: [CounterModule.add(1)]).encoded, // too early
+            try Transaction.signed(chainID: testChainID, key: alice, nonce: 2, messages: [CounterModule.add(1)]).encoded,
         ]
+        txs.append(txs[5])  // now on time
         let result = try net.produce(app, txs)
-        #expect(result.txResults.map(\.isOK) == [true, false, true, true, false])
+        #expect(result.txResults.map(\.isOK) == [true, false, true, true, false, false, true, true])
         #expect(result.txResults[1].rule == "over-limit")
         #expect(result.txResults[4].violation == AccountsError.nonceMismatch(expected: 2, actual: 1).violation)
         let value = try app.query(path: "/modules/counter/value")
-        #expect(String(decoding: value.value, as: UTF8.self) == "{\"value\":\"16\"}")
+        #expect(String(decoding: value.value, as: UTF8.self) == "{\"value\":\"18\"}")
         // The tx index: the successful inclusion of each hash is kept.
         let record = try #require(try app.transaction(hash: Transaction.hash(of: txs[3])))
         #expect(record.height == 1 && record.index == 3 && record.result.isOK)
         let failed = try #require(try app.transaction(hash: Transaction.hash(of: txs[1])))
         #expect(failed.result.rule == "over-limit")
+        // Failed at index 5, then included again and successful at 7: the index names 7.
+        let late = try #require(try app.transaction(hash: Transaction.hash(of: txs[5])))
+        #expect(late.height == 1 && late.index == 7 && late.result.isOK)
         #expect(try app.blockResults(at: 1)?.txResults == result.txResults)
     }
 
