@@ -86,17 +86,9 @@ public actor ChainTestBackend: NodeBackend {
 
     public func block(at height: UInt64) async throws -> Block? { try app.block(at: height) }
 
-    public func latestBlock() async throws -> Block? {
-        guard let tip = app.tip, tip.lastHeight >= tip.initialHeight else { return nil }
-        return try app.block(at: tip.lastHeight)
-    }
+    public func latestBlock() async throws -> Block? { try app.latestBlock() }
 
-    public func transaction(hash: Data) async throws -> CommittedTransaction? {
-        guard let record = try app.transaction(hash: hash), let block = try app.block(at: record.height),
-              Int(record.index) < block.transactions.count
-        else { return nil }
-        return CommittedTransaction(hash: hash, bytes: block.transactions[Int(record.index)], record: record)
-    }
+    public func transaction(hash: Data) async throws -> CommittedTransaction? { try app.committedTransaction(hash: hash) }
 
     public func submitTransaction(_ bytes: Data) async -> CheckTxResult {
         do {

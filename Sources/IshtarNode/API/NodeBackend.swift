@@ -47,6 +47,24 @@ public struct CommittedTransaction: Sendable, Hashable {
     }
 }
 
+extension Application {
+    /// The last committed block, or nil before the first block (what a backend's
+    /// ``NodeBackend/latestBlock()`` answers).
+    public func latestBlock() throws(ChainError) -> Block? {
+        guard let tip, tip.lastHeight >= tip.initialHeight else { return nil }
+        return try block(at: tip.lastHeight)
+    }
+
+    /// The committed transaction with `hash`: its bytes, read from its block, and its record
+    /// (what a backend's ``NodeBackend/transaction(hash:)`` answers).
+    public func committedTransaction(hash: Data) throws(ChainError) -> CommittedTransaction? {
+        guard let record = try transaction(hash: hash), let block = try block(at: record.height),
+              Int(record.index) < block.transactions.count
+        else { return nil }
+        return CommittedTransaction(hash: hash, bytes: block.transactions[Int(record.index)], record: record)
+    }
+}
+
 /// `GET /status`.
 public struct NodeStatus: Sendable, Hashable, Codable {
     public var chainID: String
