@@ -27,6 +27,8 @@ public enum GenesisError: Error, Equatable, Sendable, CustomStringConvertible {
     case duplicateValidator(String)
     /// A validator has zero power.
     case zeroPower(index: Int)
+    /// A validator name is longer than ``ChainValidator/maxNameBytes`` UTF-8 bytes.
+    case validatorNameTooLong(index: Int)
     /// The total voting power exceeds the consensus bound.
     case totalPowerOverflow
     /// A consensus parameter is out of range.
@@ -51,6 +53,7 @@ public enum GenesisError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .invalidValidatorKey(i, r): return "validators[\(i)].pub_key: \(r)"
         case .duplicateValidator(let k): return "validators: key \(k) appears twice"
         case .zeroPower(let i): return "validators[\(i)].power must be > 0"
+        case .validatorNameTooLong(let i): return "validators[\(i)].name must be at most \(ChainValidator.maxNameBytes) bytes (UTF-8)"
         case .totalPowerOverflow: return "validators: total power exceeds \(ChainValidatorSet.maxTotalPower)"
         case let .invalidConsensusParam(n, r): return "consensus_params.\(n): \(r)"
         case .unknownModule(let m): return "modules.\(m): no such module"
@@ -266,6 +269,7 @@ public struct Genesis: Hashable, Sendable {
             case .duplicate(let k): throw .duplicateValidator(k.hexString)
             case .zeroPower(let k): throw .zeroPower(index: validators.firstIndex { $0.publicKey == k } ?? 0)
             case .totalPowerOverflow: throw .totalPowerOverflow
+            case .nameTooLong(let k): throw .validatorNameTooLong(index: validators.firstIndex { $0.publicKey == k } ?? 0)
             }
         }
     }

@@ -11,6 +11,9 @@ public struct ChainValidator: Hashable, Sendable, BinaryCodable {
     /// Display name; not part of the validator-set hash.
     public var name: String
 
+    /// Longest accepted ``name``, in UTF-8 bytes (the stored encoding's limit).
+    public static let maxNameBytes = 256
+
     /// A validator from its parts.
     public init(publicKey: Data, power: UInt64, name: String = "") {
         self.publicKey = publicKey
@@ -32,7 +35,7 @@ public struct ChainValidator: Hashable, Sendable, BinaryCodable {
     public init(from r: inout BinaryReader) throws(CodecError) {
         publicKey = try r.fixed(32, "validator key")
         power = try r.u64("validator power")
-        name = try r.string("validator name", limit: 256)
+        name = try r.string("validator name", limit: Self.maxNameBytes)
     }
 }
 
@@ -59,6 +62,9 @@ public struct ChainValidatorSet: Hashable, Sendable, BinaryCodable {
         case zeroPower(Data)
         /// The total exceeds ``ChainValidatorSet/maxTotalPower``.
         case totalPowerOverflow
+        /// A name is longer than ``ChainValidator/maxNameBytes`` (it could be stored but
+        /// never read back).
+        case nameTooLong(Data)
     }
 
     /// Validates and sorts `validators`.
@@ -74,6 +80,7 @@ public struct ChainValidatorSet: Hashable, Sendable, BinaryCodable {
             if let previous, previous == v.publicKey { throw .duplicate(v.publicKey) }
             previous = v.publicKey
             guard v.power > 0 else { throw .zeroPower(v.publicKey) }
+            guard v.name.utf8.count <= ChainValidator.maxNameBytes else { throw .nameTooLong(v.publicKey) }
             let (t, overflow) = total.addingReportingOverflow(v.power)
             guard !overflow, t <= Self.maxTotalPower else { throw .totalPowerOverflow }
             total = t

@@ -64,6 +64,9 @@ struct GenesisTests {
             (validJSON(validators: "[{\"pub_key\": \"\(k1)\", \"power\": \"\(UInt64.max)\"}]"), .totalPowerOverflow),
             (validJSON(validators: "[{\"pub_key\": \"\(k1)\", \"power\": 1, \"pwr\": 1}]"), .unknownField("validators[0].pwr")),
             (validJSON(extra: ", \"chainid\": 1"), .unknownField("chainid")),
+            // A name the consensus state could store but never read back (found by the fuzz below).
+            (validJSON(validators: "[{\"pub_key\": \"\(k1)\", \"power\": 1, \"name\": \"\(String(repeating: "é", count: 129))\"}]"),
+             .validatorNameTooLong(index: 0)),
             (validJSON().replacingOccurrences(of: "\"max_tx_bytes\": 4096", with: "\"max_tx_bytes\": 10"),
              .invalidConsensusParam(name: "max_tx_bytes", reason: "must be in 256…max_block_bytes")),
         ]
@@ -78,6 +81,9 @@ struct GenesisTests {
             }
         }
         #expect(throws: GenesisError.self) { try Genesis.load(path: "/nonexistent/genesis.json") }
+        let longest = String(repeating: "v", count: ChainValidator.maxNameBytes)
+        #expect(try Genesis.parse(json(validJSON(validators: "[{\"pub_key\": \"\(k1)\", \"power\": 1, \"name\": \"\(longest)\"}]")))
+            .validators.validators.first?.name == longest)
     }
 
     @Test func moduleParamsAreValidatedAtInitChain() throws {
@@ -89,6 +95,61 @@ struct GenesisTests {
             try app.initChain(bad)
         }
         #expect(app.tip == nil, "a failed initChain writes nothing")
+    }
+
+    @Test func mutatedControlPlaneGenesisIsRefusedWithATypedErrorOrStartsAChain() throws {
+        // A genesis file is written by hand: every field of a control-plane genesis (module
+        // parameters included) replaced by hostile values, removed, or byte-mangled. Parsing
+        // and initChain either succeed or throw their typed errors — never trap — and a
+        // refused initChain leaves the store empty.
+        let covenant = (1...3).map { testKey("genesis-cov-\($0)").publicKey }
+        let params = try ControlPlane.genesisModuleParams(ControlPlaneGenesisOptions(covenantKeys: covenant, covenantQuorum: 2))
+        let valid = try Genesis(chainID: "ishtar-fuzz", genesisTime: genesisTime, validators: [
+            ChainValidator(publicKey: testKey("g1").publicKey.rawRepresentation, power: 10, name: "a"),
+            ChainValidator(publicKey: testKey("g2").publicKey.rawRepresentation, power: 5, name: "b"),
+        ], moduleParams: params)
+        let seed = valid.jsonData()
+        var rng = SplitMix64(seed: 0x6765_6e65_7369_73)
+        var (unparsable, refused, started) = (0, 0, 0)
+        // The whole file, then (most edits of the whole file break its outer structure) each
+        // module's parameters alone.
+        var inputs: [() throws -> Genesis] = (0..<600).map { _ in
+            let input = rng.mutatedJSON(seed)
+            return { try Genesis.parse(input) }
+        }
+        for name in params.keys.sorted() {
+            guard let moduleSeed = params[name] else { continue }
+            for _ in 0..<150 {
+                var mutated = params
+                mutated[name] = rng.mutatedJSON(moduleSeed)
+                inputs.append { try Genesis(chainID: valid.chainID, genesisTime: valid.genesisTime,
+                                            validators: valid.validators.validators, moduleParams: mutated) }
+            }
+        }
+        for makeGenesis in inputs {
+            let genesis: Genesis
+            do {
+                genesis = try makeGenesis()
+            } catch {
+                unparsable += 1
+                continue
+            }
+            let input = genesis.jsonData()
+            let store = InMemoryStore(columnFamilies: Application.columnFamilies)
+            let app = try Application(store: store, modules: ControlPlane.modules())
+            do {
+                try app.initChain(genesis)
+                started += 1
+            } catch {
+                guard case .invalidGenesis = error else {
+                    Issue.record("initChain: \(error) is not an invalid-genesis error, for \(String(decoding: input, as: UTF8.self).prefix(300))")
+                    continue
+                }
+                refused += 1
+                #expect(try dump(store).values.allSatisfy(\.isEmpty), "a refused genesis wrote state")
+            }
+        }
+        #expect(unparsable > 100 && refused > 200 && started > 50, "\(unparsable) unparsable, \(refused) refused, \(started) started")
     }
 
     @Test func rfc3339() {
