@@ -187,7 +187,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "IshtarKeysTests",
-            dependencies: ["IshtarKeys", "IshtarCrypto"],
+            dependencies: ["IshtarKeys", "IshtarCrypto", "IshtarTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "IshtarCLITests",

@@ -197,7 +197,8 @@ public enum QueryActions {
         let route = "/modules/" + ([module] + path).joined(separator: "/")
         let reply = try TxActions.call { () throws(NodeAPIClientError) in try client.get(route) }
         guard reply.status == 200 else { throw TxActions.nodeError(reply) }
-        guard let object = try? JSONSerialization.jsonObject(with: reply.body),
+        // `data(withJSONObject:)` traps rather than throws on a value it cannot write.
+        guard let object = try? JSONSerialization.jsonObject(with: reply.body), JSONSerialization.isValidJSONObject(object),
               let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
               let text = String(data: pretty, encoding: .utf8) else {
             throw CLIError.badInput("node returned a non-JSON answer for \(route)")

@@ -1,5 +1,6 @@
 import Foundation
 import IshtarCrypto
+import IshtarTestSupport
 import Testing
 
 @testable import IshtarKeys
@@ -95,6 +96,38 @@ private func temporaryDirectory() throws -> String {
         #expect(throws: KeyFileError.self) { try KeyFile(jsonData: badKey.jsonData()) }
 
         #expect(try KeyFile(jsonData: good.jsonData()) == good)
+    }
+
+    @Test func mutatedKeyFilesAreRefusedWithTypedErrors() throws {
+        // Key files are edited, copied and truncated by hand. Every mutation either loads —
+        // and then unlocks to the same key or is refused — or fails with a KeyFileError.
+        let key = try Schnorr.PrivateKey(rawRepresentation: Data(repeating: 0x42, count: 32))
+        let passphrase = Data("pw".utf8)
+        let good = try KeyFile(privateKey: key, protection: .passphrase(passphrase, fastScrypt))
+        let plain = try KeyFile(privateKey: key, protection: .insecurePlaintext)
+        var rng = SplitMix64(seed: 0x6b65_7966)
+        var (refused, loaded, unlocked) = (0, 0, 0)
+        for i in 0..<1500 {
+            let seed = i % 3 == 0 ? plain : good
+            let file: KeyFile
+            do {
+                file = try KeyFile(jsonData: rng.mutatedJSON(seed.jsonData()))
+            } catch {
+                refused += 1
+                continue
+            }
+            loaded += 1
+            // scrypt with mutated (possibly large) parameters would only be slow, not wrong.
+            guard file.encrypted?.kdfParams == nil || file.encrypted?.kdfParams == fastScrypt else { continue }
+            do {
+                let k = try file.unlock(passphrase: passphrase)
+                #expect(k.rawRepresentation == key.rawRepresentation, "a mutated file unlocked to another key")
+                unlocked += 1
+            } catch {
+                // KeyFileError (typed throws): authentication or structure refused.
+            }
+        }
+        #expect(refused > 1000 && loaded > 5 && unlocked > 0, "\(refused) refused, \(loaded) loaded, \(unlocked) unlocked")
     }
 
     @Test func passphraseSources() throws {
