@@ -174,4 +174,50 @@ import Testing
         #expect(HostPort("nope") == nil)
         #expect(PeerAddress("zz@1.2.3.4:5") == nil)
     }
+
+    @Test func configValuesOutsideTheirRangesAreRefusedByName() throws {
+        let cases: [(String, ConfigError)] = [
+            (#"{"consensus":{"propose_delta_ms":18446744073709551615}}"#,
+             .outOfRange(field: "consensus.propose_delta_ms", value: "18446744073709551615", allowed: "0…86400000")),
+            (#"{"consensus":{"gossip_interval_ms":0}}"#,
+             .outOfRange(field: "consensus.gossip_interval_ms", value: "0", allowed: "50…86400000")),
+            (#"{"consensus":{"prevote_base_ms":0}}"#, .outOfRange(field: "consensus.prevote_base_ms", value: "0", allowed: "1…86400000")),
+            (#"{"mempool":{"max_per_sender":-1}}"#, .outOfRange(field: "mempool.max_per_sender", value: "-1", allowed: "1…10000000")),
+            (#"{"p2p":{"max_frame_bytes":100}}"#, .outOfRange(field: "p2p.max_frame_bytes", value: "100", allowed: "65536…1073741824")),
+            (#"{"p2p":{"listen":"26656"}}"#, .invalid(field: "p2p.listen", reason: "\"26656\" is not host:port")),
+            (#"{"p2p":{"persistent_peers":["1.2.3.4:5","peer"]}}"#,
+             .invalid(field: "p2p.persistent_peers[1]", reason: "\"peer\" is not nodeIDhex@host:port or host:port")),
+            (#"{"log_level":"verbose"}"#,
+             .invalid(field: "log_level", reason: "\"verbose\" is not one of trace, debug, info, notice, warning, error, critical")),
+        ]
+        for (json, expected) in cases {
+            #expect(throws: expected, "\(json)") { try NodeConfig.parse(Data(json.utf8)) }
+        }
+        #expect(try NodeConfig.parse(Data(#"{"consensus":{"min_block_interval_ms":0,"propose_delta_ms":86400000}}"#.utf8))
+            .consensus.proposeDeltaMillis == 86_400_000)
+        // The documented example is a valid config.
+        let example = try Data(contentsOf: repositoryRoot.appendingPathComponent("Config/node.example.json"))
+        #expect(try NodeConfig.parse(example).moniker.isEmpty == false)
+    }
+
+    @Test func mutatedConfigFilesParseToUsableValuesOrFail() throws {
+        // Every accepted config holds values the node can use: its timers cannot overflow
+        // and its addresses parse.
+        let seed = NodeConfig(p2p: P2PConfig(persistentPeers: ["127.0.0.1:1"])).jsonData()
+        var rng = SplitMix64(seed: 0x636f_6e66)
+        var (accepted, refused) = (0, 0)
+        for _ in 0..<3000 {
+            guard let c = try? NodeConfig.parse(rng.mutatedJSON(seed)) else {
+                refused += 1
+                continue
+            }
+            accepted += 1
+            #expect(HostPort(c.p2p.listen) != nil && HostPort(c.api.listen) != nil)
+            for step in [Step.propose, .prevote, .precommit] {
+                #expect(c.consensus.timeouts.durationMillis(step: step, round: 1000) < UInt64.max / 1_000_000)
+            }
+            #expect(c.consensus.gossipIntervalMillis >= 50 && c.mempool.maxTransactions >= 1)
+        }
+        #expect(accepted > 100 && refused > 1000, "\(accepted) accepted, \(refused) refused")
+    }
 }

@@ -61,9 +61,68 @@ public struct NodeConfig: Codable, Sendable, Hashable {
         return (try? e.encode(self)) ?? Data("{}".utf8)
     }
 
-    /// Parses `config.json`.
+    /// Parses `config.json` and checks every value (``validate()``).
     public static func parse(_ data: Data) throws -> NodeConfig {
-        try JSONDecoder().decode(NodeConfig.self, from: data)
+        let config = try JSONDecoder().decode(NodeConfig.self, from: data)
+        try config.validate()
+        return config
+    }
+
+    /// Checks every value against its allowed range (`Config/README.md`): addresses parse,
+    /// the log level exists, and numbers lie where the node can use them — a timeout of
+    /// 2^64 ms or a negative mempool limit is a typo, and would otherwise overflow a timer or
+    /// refuse every transaction long after startup instead of failing now.
+    public func validate() throws(ConfigError) {
+        func range<T: BinaryInteger>(_ field: String, _ value: T, _ allowed: ClosedRange<T>, _ unit: String = "") throws(ConfigError) {
+            guard allowed.contains(value) else {
+                throw .outOfRange(field: field, value: "\(value)", allowed: "\(allowed.lowerBound)…\(allowed.upperBound)\(unit)")
+            }
+        }
+        guard HostPort(p2p.listen) != nil else { throw .invalid(field: "p2p.listen", reason: "\"\(p2p.listen)\" is not host:port") }
+        guard HostPort(api.listen) != nil else { throw .invalid(field: "api.listen", reason: "\"\(api.listen)\" is not host:port") }
+        for (i, peer) in p2p.persistentPeers.enumerated() where PeerAddress(peer) == nil {
+            throw .invalid(field: "p2p.persistent_peers[\(i)]", reason: "\"\(peer)\" is not nodeIDhex@host:port or host:port")
+        }
+        try range("p2p.max_frame_bytes", p2p.maxFrameBytes, 64 << 10...1 << 30)
+        try range("p2p.max_dial_backoff_ms", p2p.maxDialBackoffMillis, 250...Self.maxMillis)
+        let c = consensus
+        for (field, value) in [("propose_base_ms", c.proposeBaseMillis), ("prevote_base_ms", c.prevoteBaseMillis),
+                               ("precommit_base_ms", c.precommitBaseMillis)] {
+            try range("consensus." + field, value, 1...Self.maxMillis)
+        }
+        for (field, value) in [("propose_delta_ms", c.proposeDeltaMillis), ("prevote_delta_ms", c.prevoteDeltaMillis),
+                               ("precommit_delta_ms", c.precommitDeltaMillis), ("min_block_interval_ms", c.minBlockIntervalMillis)] {
+            try range("consensus." + field, value, 0...Self.maxMillis)
+        }
+        try range("consensus.gossip_interval_ms", c.gossipIntervalMillis, 50...Self.maxMillis)
+        try range("mempool.max_transactions", mempool.maxTransactions, 1...10_000_000)
+        try range("mempool.max_bytes", mempool.maxBytes, 1 << 10...1 << 40)
+        try range("mempool.max_per_sender", mempool.maxPerSender, 1...10_000_000)
+        guard Self.logLevels.contains(logLevel) else {
+            throw .invalid(field: "log_level", reason: "\"\(logLevel)\" is not one of \(Self.logLevels.joined(separator: ", "))")
+        }
+    }
+
+    /// The longest timeout, interval or backoff accepted: one day.
+    public static let maxMillis: UInt64 = 86_400_000
+
+    /// The accepted `log_level` values, quietest last.
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+}
+
+/// Why a `config.json` was refused; each case names the field.
+public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A number outside the range the node can use.
+    case outOfRange(field: String, value: String, allowed: String)
+    /// A value of the right type that does not mean anything (an address, a level).
+    case invalid(field: String, reason: String)
+
+    /// One line naming the field.
+    public var description: String {
+        switch self {
+        case let .outOfRange(field, value, allowed): return "\(field) is \(value), must be in \(allowed)"
+        case let .invalid(field, reason): return "\(field): \(reason)"
+        }
     }
 }
 

@@ -6,6 +6,13 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
+/// `millis` in nanoseconds, saturating: a configured wait too long to count in nanoseconds
+/// waits "forever" (~584 years) instead of trapping or wrapping to a short one.
+func nanoseconds(millis: UInt64) -> UInt64 {
+    let (ns, overflow) = millis.multipliedReportingOverflow(by: 1_000_000)
+    return overflow ? .max : ns
+}
+
 /// Identifies one TCP connection (a peer may briefly have two after simultaneous dials).
 public typealias ConnectionID = UInt64
 
@@ -236,8 +243,9 @@ public final class P2PNetwork: Sendable {
                 cont.finish()
                 logger.debug("dial failed", metadata: ["peer": "\(peer.address)", "error": "\(error)"])
             }
-            try? await Task.sleep(nanoseconds: backoff * 1_000_000)
-            backoff = min(backoff * 2, max(250, config.maxDialBackoffMillis))
+            try? await Task.sleep(nanoseconds: nanoseconds(millis: backoff))
+            let (doubled, overflow) = backoff.multipliedReportingOverflow(by: 2)
+            backoff = min(overflow ? .max : doubled, max(250, config.maxDialBackoffMillis))
         }
     }
 

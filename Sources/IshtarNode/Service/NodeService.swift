@@ -199,7 +199,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         let interval = config.consensus.gossipIntervalMillis
         background.append(Task { [weak self] in
             while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: max(50, interval) * 1_000_000)
+                try? await Task.sleep(nanoseconds: nanoseconds(millis: max(50, interval)))
                 await self?.gossipTick()
             }
         })
@@ -265,7 +265,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
                 network.broadcast(.vote(v))
             case .scheduleTimeout(let info, let ms):
                 timers.append(Task { [weak self] in
-                    try? await Task.sleep(nanoseconds: ms.multipliedReportingOverflow(by: 1_000_000).partialValue)
+                    try? await Task.sleep(nanoseconds: nanoseconds(millis: ms))
                     guard !Task.isCancelled else { return }
                     await self?.fire(.timeout(info))
                 })
@@ -306,7 +306,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
     /// The proposer waits until `min_block_interval_ms` has passed since the last commit (an
     /// idle chain does not spin, and transactions can gather), then builds the block.
     private func scheduleProposal(height: Height, round: Round) {
-        let minInterval = Duration.milliseconds(Int64(config.consensus.minBlockIntervalMillis))
+        let minInterval = Duration.milliseconds(Int64(clamping: config.consensus.minBlockIntervalMillis))
         let wait = max(.zero, minInterval - (ContinuousClock.now - lastCommitInstant))
         timers.append(Task { [weak self] in
             if wait > .zero { try? await Task.sleep(for: wait) }
