@@ -166,4 +166,72 @@ struct MessageFuzzTests {
                                                                    net: h.net, app: h.app, twin: twin)
         #expect(failed > ok, "mutations mostly fail (\(ok) succeeded, \(failed) failed)")
     }
+
+    // MARK: - Queries
+
+    /// Every module query path, `*` marking an argument a caller chooses.
+    static let queryTemplates: [String] = [
+        "accounts/account/*", "accounts/params",
+        "btclightclient/tip", "btclightclient/header/*", "btclightclient/header-by-height/*", "btclightclient/depth/*",
+        "btclightclient/is-ancestor/*/*", "btclightclient/params",
+        "staking/params", "staking/params/*", "staking/finality-providers", "staking/finality-provider/*",
+        "staking/finality-provider/*/delegations", "staking/delegations/staker/*", "staking/delegation/*", "staking/voting-power/*",
+        "checkpoints/epoch/*", "checkpoints/status/*", "checkpoints/last-finalized", "checkpoints/submissions/*",
+        "checkpoints/bitcoin-payloads/*/*", "checkpoints/params", "checkpoints/current-epoch",
+        "finality/params", "finality/block/*/*", "finality/votes/*/*", "finality/last-finalized/*", "finality/evidence",
+        "finality/evidence/*", "finality/signing-info/*", "finality/commitments/*/*", "finality/active-set/*/*",
+    ]
+
+    /// What a caller may put in a path component: numbers past every width, negative,
+    /// fractional, hex of the wrong length or case, empty, huge, control characters.
+    static let hostileComponents: [String] = [
+        "", "0", "1", "-1", "18446744073709551615", "18446744073709551616", "4294967296", "1.5", "1e3", "zz",
+        "00", String(repeating: "ab", count: 32), String(repeating: "AB", count: 32), String(repeating: "ab", count: 33),
+        String(repeating: "a", count: 100_000), "%00", "..", "\u{0}", "é", testChainID,
+    ]
+
+    /// Every template with every hostile argument (and a valid one where one exists) answers
+    /// with a result — success, or an error with a code and a message — and never traps.
+    static func queryEveryPath(_ app: Application, valid: [String], sourceLocation: SourceLocation = #_sourceLocation) -> (ok: Int, refused: Int) {
+        var (ok, refused) = (0, 0)
+        let values = hostileComponents + valid
+        for template in queryTemplates {
+            let parts = template.split(separator: "/").map(String.init)
+            for i in values.indices {
+                // The i-th value in the first argument, the values after it in later ones.
+                var k = i
+                let path = parts.map { part -> String in
+                    guard part == "*" else { return part }
+                    defer { k += 1 }
+                    return values[k % values.count]
+                }
+                let r: QueryResult
+                do {
+                    r = try app.query(path: "/modules/" + path.joined(separator: "/"))
+                } catch {
+                    // A thrown ChainError means the node itself failed (its store, its state).
+                    Issue.record("\(template) with \(path.map { $0.prefix(20) }): \(error)", sourceLocation: sourceLocation)
+                    continue
+                }
+                if r.isOK {
+                    ok += 1
+                    #expect((try? JSONSerialization.jsonObject(with: r.value)) != nil, "\(template): not JSON", sourceLocation: sourceLocation)
+                } else {
+                    refused += 1
+                    #expect(r.code != 0 && !r.log.isEmpty, "\(template): an error without a code or message", sourceLocation: sourceLocation)
+                }
+            }
+        }
+        return (ok, refused)
+    }
+
+    @Test func hostileQueryArgumentsAreAnsweredWithErrorsNotTraps() throws {
+        let (h, _) = try finalityFlow()
+        let valid = [a.publicKey.rawRepresentation.hexString, String(h.height), try h.hash(h.height).hexString]
+        let finality = Self.queryEveryPath(h.app, valid: valid)
+        let (c, _) = try checkpointsFlow()
+        let checkpoints = Self.queryEveryPath(c.app, valid: ["1", c.relayer.publicKey.rawRepresentation.hexString])
+        #expect(finality.ok > 50 && finality.refused > 300, "\(finality)")
+        #expect(checkpoints.ok > 20 && checkpoints.refused > 300, "\(checkpoints)")
+    }
 }
