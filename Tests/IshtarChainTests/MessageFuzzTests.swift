@@ -14,6 +14,10 @@ struct MessageFuzzTests {
     let a = stkKey(0x61)
     let b = stkKey(0x62)
 
+    /// `FUZZ_SCALE=n` runs n times the mutations (and `FUZZ_SEED` another seed) by hand.
+    static let scale = Int(ProcessInfo.processInfo.environment["FUZZ_SCALE"] ?? "").map { max(1, $0) } ?? 1
+    static let seedOffset = UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 0
+
     /// Every message of every transaction in `blocks`, by type.
     static func messages(in blocks: [[Data]]) throws -> [String: [Message]] {
         var byType: [String: [Message]] = [:]
@@ -145,23 +149,32 @@ struct MessageFuzzTests {
     }
 
     @Test func mutatedStakingAndFinalityMessagesLeaveNoTrace() throws {
-        let (h, seeds) = try finalityFlow()
-        let twin = try h.replay()
-        var rng = SplitMix64(seed: 0x5eed_f1)
-        let (ok, failed) = try Self.executeLeavesNoTraceOfFailures(Self.mutations(of: seeds, perType: 40, rng: &rng),
-                                                                   net: h.net, app: h.app, twin: twin)
+        var rng = SplitMix64(seed: 0x5eed_f1 &+ Self.seedOffset)
+        var (ok, failed) = (0, 0)
+        // One block of mutations per round (a block holds a few hundred), each on a fresh chain.
+        for _ in 0..<Self.scale {
+            let (h, seeds) = try finalityFlow()
+            let twin = try h.replay()
+            let r = try Self.executeLeavesNoTraceOfFailures(Self.mutations(of: seeds, perType: 40, rng: &rng),
+                                                            net: h.net, app: h.app, twin: twin)
+            (ok, failed) = (ok + r.ok, failed + r.failed)
+        }
         #expect(failed > ok, "mutations mostly fail (\(ok) succeeded, \(failed) failed)")
     }
 
     @Test func mutatedCheckpointMessagesLeaveNoTrace() throws {
-        let (h, seeds) = try checkpointsFlow()
-        let twin = try #require(h.mirror)
-        // Off an epoch's last block, whose checkpoint records the block's own hash (which
-        // differs between the two blocks).
-        while h.params.isLastBlockOfEpoch(try #require(h.app.lastHeight) + 1) { try h.produce() }
-        var rng = SplitMix64(seed: 0x5eed_c4)
-        let (ok, failed) = try Self.executeLeavesNoTraceOfFailures(Self.mutations(of: seeds, perType: 40, rng: &rng),
-                                                                   net: h.net, app: h.app, twin: twin)
+        var rng = SplitMix64(seed: 0x5eed_c4 &+ Self.seedOffset)
+        var (ok, failed) = (0, 0)
+        for _ in 0..<Self.scale {
+            let (h, seeds) = try checkpointsFlow()
+            let twin = try #require(h.mirror)
+            // Off an epoch's last block, whose checkpoint records the block's own hash (which
+            // differs between the two blocks).
+            while h.params.isLastBlockOfEpoch(try #require(h.app.lastHeight) + 1) { try h.produce() }
+            let r = try Self.executeLeavesNoTraceOfFailures(Self.mutations(of: seeds, perType: 40, rng: &rng),
+                                                            net: h.net, app: h.app, twin: twin)
+            (ok, failed) = (ok + r.ok, failed + r.failed)
+        }
         #expect(failed > ok, "mutations mostly fail (\(ok) succeeded, \(failed) failed)")
     }
 
