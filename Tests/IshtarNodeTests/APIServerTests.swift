@@ -5,6 +5,7 @@ import HummingbirdTesting
 import IshtarChain
 import IshtarCrypto
 import IshtarNode
+import IshtarTestSupport
 import Logging
 import Metrics
 import NIOCore
@@ -171,6 +172,51 @@ private let jsonHeaders: HTTPFields = [.contentType: "application/json"]
             #expect(big.status == .contentTooLarge)
             #expect(try errorCode(big) == "body_too_large")
             #expect(await backend.mempool.count == 2, "refused and malformed submissions leave the mempool alone")
+        }
+    }
+
+    @Test func mutatedRequestsAreAnsweredWithJSONNeverATrap() async throws {
+        // What any local process can send: mutated submission bodies (JSON and raw, single and
+        // batch) and hostile path arguments. Every answer is one of the documented statuses
+        // with a JSON body; the mempool takes only what check-tx accepts.
+        let tx = try apiLabelTx(apiTestKey("fuzz-api"), nonce: 0)
+        var framed = Data()
+        for t in [tx, try apiLabelTx(apiTestKey("fuzz-api-2"), nonce: 0)] {
+            withUnsafeBytes(of: UInt32(t.count).bigEndian) { framed.append(contentsOf: $0) }
+            framed.append(t)
+        }
+        let seeds: [(uri: String, type: String, body: Data, json: Bool)] = [
+            ("/txs", "application/json", try JSONSerialization.data(withJSONObject: ["tx": tx.hexString]), true),
+            ("/txs", "application/octet-stream", tx, false),
+            ("/txs/batch", "application/json", try JSONSerialization.data(withJSONObject: ["txs": [tx.hexString, tx.hexString]]), true),
+            ("/txs/batch", "application/octet-stream", framed, false),
+        ]
+        let hostile = ["", "0", "-1", "18446744073709551615", "18446744073709551616", "zz", String(repeating: "ab", count: 32),
+                       String(repeating: "ab", count: 33), "latest", "%00", "..", String(repeating: "9", count: 5000)]
+        var rng = SplitMix64(seed: 0x6170_69)
+        let requests = (0..<1200).map { i in
+            let seed = seeds[i % seeds.count]
+            return (seed.uri, seed.type, seed.json ? rng.mutatedJSON(seed.body) : rng.mutated(seed.body))
+        }
+        try await app(maxBody: 1 << 16).test(.router) { client in
+            var statuses: [Int: Int] = [:]
+            for (uri, type, body) in requests {
+                let seed = (uri: uri, type: type)
+                let response = try await client.execute(uri: seed.uri, method: .post, headers: [.contentType: seed.type],
+                                                        body: ByteBuffer(bytes: body))
+                statuses[response.status.code, default: 0] += 1
+                #expect([200, 400, 413, 422].contains(response.status.code), "\(seed.uri): \(response.status)")
+                #expect((try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) != nil)
+            }
+            for value in hostile {
+                for uri in ["/blocks/\(value)", "/txs/\(value)", "/modules/accounts/account/\(value)", "/modules/\(value)/params"] {
+                    let response = try await client.execute(uri: uri, method: .get)
+                    #expect([200, 400, 404, 422].contains(response.status.code), "\(uri.prefix(60)): \(response.status)")
+                    #expect((try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) != nil,
+                            "\(uri.prefix(60)): not JSON")
+                }
+            }
+            #expect(statuses[400, default: 0] > 300 && statuses[422, default: 0] > 50, "\(statuses)")
         }
     }
 
