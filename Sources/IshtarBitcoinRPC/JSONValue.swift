@@ -373,11 +373,16 @@ private struct JSONParser {
                 if (0xD800..<0xDC00).contains(unit) {
                     // High surrogate: needs a following \uDC00-\uDFFF.
                     if index + 6 <= bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                        let next = index
                         index += 2
                         let low = try hex4()
                         if (0xDC00..<0xE000).contains(low) {
                             let value = 0x10000 + ((UInt32(unit) - 0xD800) << 10) + (UInt32(low) - 0xDC00)
                             scalar = Unicode.Scalar(value)
+                        } else {
+                            // Not a low surrogate: the high one alone is replaced, and the
+                            // escape after it is read as itself (it was being dropped).
+                            index = next
                         }
                     }
                 } else {

@@ -1,5 +1,6 @@
 import Foundation
 import IshtarBitcoinRPC
+import IshtarTestSupport
 import Testing
 
 @Suite("BTC amount → sats")
@@ -103,6 +104,9 @@ struct JSONTests {
 
     @Test func lonelySurrogateBecomesReplacement() throws {
         #expect(try JSONValue.parse(#""\ud800x""#) == .string("\u{FFFD}x"))
+        // A high surrogate followed by another escape that is not a low one: that escape stays.
+        #expect(try JSONValue.parse(#""\ud83d\u4e00""#) == .string("\u{FFFD}一"))
+        #expect(try JSONValue.parse(#""\ud83d\ud83d\ude00""#) == .string("\u{FFFD}😀"))
     }
 
     @Test func retryBackoff() {
@@ -111,5 +115,47 @@ struct JSONTests {
         #expect(p.backoff(afterAttempt: 2) == .milliseconds(200))
         #expect(p.backoff(afterAttempt: 3) == .milliseconds(350))
         #expect(p.backoff(afterAttempt: 1000) == .milliseconds(350))
+    }
+}
+
+@Suite("JSON fuzzing")
+struct JSONFuzzTests {
+    /// Replies shaped like bitcoind's: a verbose header, a decoded transaction, an error,
+    /// and a batch.
+    static let replies: [String] = [
+        #"{"result":{"hash":"0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206","confirmations":101,"height":0,"version":1,"versionHex":"00000001","merkleroot":"4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b","time":1296688602,"mediantime":1296688602,"nonce":2,"bits":"207fffff","difficulty":4.656542373906925e-10,"chainwork":"0000000000000000000000000000000000000000000000000000000000000002","nTx":1,"nextblockhash":"5f1a5f35bd1d6eab1a6ed3bd6b44b8e0a2b5f2d5c8aa2bd41e4d4c1d0a5e3bb0"},"error":null,"id":1}"#,
+        #"{"result":{"txid":"aa","hash":"bb","version":2,"size":225,"vsize":144,"weight":573,"locktime":0,"vin":[{"txid":"cc","vout":0,"scriptSig":{"asm":"","hex":""},"txinwitness":["30440220","02ab"],"sequence":4294967293}],"vout":[{"value":0.00100000,"n":0,"scriptPubKey":{"asm":"1 ab","hex":"5120ab","address":"bcrt1pxyz","type":"witness_v1_taproot"}},{"value":21000000.00000000,"n":1,"scriptPubKey":{"hex":"6a","type":"nulldata"}}],"hex":"0200"},"error":null,"id":"x"}"#,
+        #"{"result":null,"error":{"code":-5,"message":"Block not found \"\u00e9\ud83d\ude00\\n"},"id":7}"#,
+        #"[{"result":1,"error":null,"id":0},{"result":[true,false,null,-0.0,1E+2,-12e-3],"error":null,"id":1}]"#,
+    ]
+
+    @Test func mutatedRepliesParseOrFailWithoutTrapping() throws {
+        var rng = SplitMix64(seed: 0x6a73_6f6e)
+        var (parsed, refused) = (0, 0)
+        for i in 0..<20_000 {
+            let seed = Data(Self.replies[i % Self.replies.count].utf8)
+            let bytes = i % 2 == 0 ? rng.mutated(seed) : rng.mutatedJSON(seed)
+            let value: JSONValue
+            do {
+                value = try JSONValue.parse(bytes)
+            } catch {
+                refused += 1
+                // And nothing Foundation reads as JSON is refused.
+                #expect((try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])) == nil,
+                        "refused (\(error)) what Foundation accepts: \(String(decoding: bytes, as: UTF8.self).prefix(200))")
+                continue
+            }
+            parsed += 1
+            // What parsed prints back to text that parses to the same value.
+            #expect(try JSONValue.parse(value.jsonText) == value, "\(String(decoding: bytes, as: UTF8.self).prefix(200))")
+            // Foundation's parser agrees that it is JSON, except where ours is documented to
+            // be lenient: invalid UTF-8 and lone surrogates become U+FFFD.
+            let lenient = String(validating: bytes, as: UTF8.self).map { $0.lowercased().contains("\\ud") } ?? true
+            if !lenient {
+                #expect((try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])) != nil,
+                        "accepted what Foundation refuses: \(String(decoding: bytes, as: UTF8.self).prefix(200))")
+            }
+        }
+        #expect(parsed > 3000 && refused > 3000, "\(parsed) parsed, \(refused) refused")
     }
 }
