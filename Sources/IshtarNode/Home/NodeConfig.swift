@@ -73,9 +73,9 @@ public struct NodeConfig: Codable, Sendable, Hashable {
     /// 2^64 ms or a negative mempool limit is a typo, and would otherwise overflow a timer or
     /// refuse every transaction long after startup instead of failing now.
     public func validate() throws(ConfigError) {
-        func range<T: BinaryInteger>(_ field: String, _ value: T, _ allowed: ClosedRange<T>, _ unit: String = "") throws(ConfigError) {
+        func range<T: BinaryInteger>(_ field: String, _ value: T, _ allowed: ClosedRange<T>) throws(ConfigError) {
             guard allowed.contains(value) else {
-                throw .outOfRange(field: field, value: "\(value)", allowed: "\(allowed.lowerBound)…\(allowed.upperBound)\(unit)")
+                throw .outOfRange(field: field, value: "\(value)", allowed: "\(allowed.lowerBound)…\(allowed.upperBound)")
             }
         }
         guard HostPort(p2p.listen) != nil else { throw .invalid(field: "p2p.listen", reason: "\"\(p2p.listen)\" is not host:port") }
