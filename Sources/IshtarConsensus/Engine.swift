@@ -129,6 +129,8 @@ public struct ConsensusEngine: Sendable {
     /// Values that arrived with a verified commit certificate.
     private var certified: [CommitCertificate] = []
     private var catchUpValues: [ProposalValue] = []
+    /// How many catch-up values this height holds (tests: repeats are not kept).
+    var catchUpValueCount: Int { catchUpValues.count }
     /// (round, hash) pairs whose precommits reached > 2/3.
     private var commitCandidates: [(Round, BlockHash)] = []
     private var awaitingValueForRound: Round?
@@ -482,6 +484,11 @@ public struct ConsensusEngine: Sendable {
             out.append(.ignored(.invalidCommit))
             return
         }
+        // A peer holding a real certificate can pair it with any number of different invalid
+        // blocks under the certified header. Catch-up values judged invalid are dropped (with
+        // their verdicts, which hold the block), repeats are not kept, and a height holds a
+        // bounded number: its memory cannot grow by a block per message.
+        dropInvalidCatchUpValues()
         do throws(ConsensusError) {
             try cert.verify(chainID: chainID, validators: set, verifier: verifier)
         } catch {
@@ -492,8 +499,23 @@ public struct ConsensusEngine: Sendable {
         // we already hold. The certificate itself is kept because a Byzantine validator whose
         // other vote we saw first would otherwise keep our tally below 2/3.
         for sv in cert.precommits { receiveVote(sv, fromCertificate: true) }
-        certified.append(cert)
+        if !certified.contains(where: { $0.round == cert.round && $0.value == cert.value }) { certified.append(cert) }
+        guard !catchUpValues.contains(value), catchUpValues.count < Self.maxCatchUpValues else { return }
         catchUpValues.append(value)
+    }
+
+    /// Most catch-up values a height holds at once (they wait for their verdicts; an honest
+    /// network certifies one value per height).
+    static let maxCatchUpValues = 8
+
+    private mutating func dropInvalidCatchUpValues() {
+        let invalid = catchUpValues.filter { verdict($0) == false }
+        guard !invalid.isEmpty else { return }
+        catchUpValues = catchUpValues.filter { !invalid.contains($0) }
+        for v in invalid where !(proposals.values.contains { $0.contains { $0.proposal.value == v } }) {
+            verdicts[v.hash]?.removeAll { $0.value == v }
+            if verdicts[v.hash]?.isEmpty == true { verdicts[v.hash] = nil }
+        }
     }
 
     // MARK: validity

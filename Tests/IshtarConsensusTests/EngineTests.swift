@@ -349,6 +349,36 @@ extension ConsensusAction {
         #expect(r2.step(.commit(cert, w)) == [.ignored(.invalidCommit)])
     }
 
+    /// A peer holding a real certificate can pair it with endless different invalid blocks
+    /// under the certified hash; the engine must not keep them (each is a block of memory).
+    @Test func invalidCatchUpValuesAreNotRetained() throws {
+        var r = try rig()
+        _ = r.start()
+        let others = (0..<4).filter { $0 != r.me }
+        let cert = CommitCertificate(height: 1, round: 0, value: v.hash, precommits: others.map { r.vote($0, .precommit, 1, 0, v.hash) })
+        for i in 0..<50 {
+            let forged = ProposalValue(hash: v.hash, block: Data("not the certified block \(i)".utf8))
+            let actions = r.step(.commit(cert, forged), invalid: [v.hash])
+            #expect(actions.compactMap(\.decision).isEmpty)
+            #expect(r.engine.catchUpValueCount <= 1, "after \(i + 1) forged values")
+        }
+        // The same certificate with the certified block still decides.
+        let d = try #require(r.step(.commit(cert, v)).compactMap(\.decision).first)
+        #expect(d.value == v)
+    }
+
+    @Test func repeatedCatchUpValuesAreKeptOnce() throws {
+        var r = try rig()
+        _ = r.start()
+        let others = (0..<4).filter { $0 != r.me }
+        let cert = CommitCertificate(height: 1, round: 0, value: v.hash, precommits: others.map { r.vote($0, .precommit, 1, 0, v.hash) })
+        // Its verdict never comes (the rig answers only what it is asked; this value is
+        // asked once): repeats must not pile up while it waits.
+        var e = r.engine
+        for _ in 0..<20 { _ = e.step(.commit(cert, v)) }
+        #expect(e.catchUpValueCount == 1)
+    }
+
     @Test func restartedEngineRefusesConflictingVote() throws {
         var r = try rig()
         _ = r.start()

@@ -1,5 +1,6 @@
 import Foundation
 import IshtarChain
+import IshtarConsensus
 import IshtarCrypto
 @testable import IshtarNode
 import Logging
@@ -31,6 +32,19 @@ final class RecordingDelegate: P2PDelegate {
 
     var connections: [ConnectionID] { state.withLock { $0.connected } }
     var disconnections: [ConnectionID] { state.withLock { $0.disconnected } }
+}
+
+/// Keeps the commit answers a peer sends (certificate and block).
+final class CommitCapture: P2PDelegate {
+    let commits = Mutex<[(CommitCertificate, Data)]>([])
+    let connected = Mutex<[ConnectionID]>([])
+    let disconnected = Mutex<[ConnectionID]>([])
+
+    func peerConnected(_ connection: ConnectionID, nodeID: Data) async { connected.withLock { $0.append(connection) } }
+    func received(_ message: WireMessage, from connection: ConnectionID) async {
+        if case .commit(let cert, let block) = message { commits.withLock { $0.append((cert, block)) } }
+    }
+    func peerDisconnected(_ connection: ConnectionID) async { disconnected.withLock { $0.append(connection) } }
 }
 
 @Suite(.serialized) struct PeerScoringTests {
@@ -153,5 +167,86 @@ final class RecordingDelegate: P2PDelegate {
         #expect(await node.network.misbehaviourDisconnectCount == 1)
         await attacker.stop()
         await node.stop()
+    }
+
+    /// A node behind the chain takes a peer's commit (certificate + block) to catch up. A peer
+    /// that pairs a real certificate with another block — undecodable, or the certified header
+    /// over other transactions — is disconnected; the real pair is then committed.
+    @Test(.timeLimit(.minutes(3))) func aPeerPairingARealCertificateWithAnotherBlockIsDisconnected() async throws {
+        let dir = try nodeScratch("catchup")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = randomBasePort()
+        _ = try NodeHomeSetup.initialize(
+            at: dir, options: HomeInitOptions(chainID: "ishtar-catchup", insecurePlaintext: true, basePort: base, consensus: .fast),
+            logger: quietLogger("init"))
+        let home = NodeHome(path: dir)
+        let config = try home.loadConfig()
+        let validator = try NodeService(
+            options: NodeServiceOptions(
+                genesis: try home.loadGenesis(), config: config,
+                validatorKey: try home.loadValidatorKey(config: config, passphrase: nil), nodeKey: try home.loadNodeKey(config: config),
+                databasePath: home.databasePath),
+            logger: quietLogger("validator"))
+        try await validator.start()
+        #expect(await eventually(15) { await validator.lastHeight >= 2 })
+
+        // The certificate and block of height 1, asked for like any peer would.
+        let capture = CommitCapture()
+        let client = P2PNetwork(
+            chainID: "ishtar-catchup", nodeKey: Schnorr.PrivateKey(),
+            config: P2PConfig(listen: "127.0.0.1:\(base + 10)",
+                              persistentPeers: ["\(try home.loadNodeKey(config: config).publicKey.rawRepresentation.hexString)@\(config.p2p.listen)"]),
+            logger: quietLogger("client"))
+        client.setDelegate(capture)
+        try await client.start()
+        #expect(await eventually(10) { !capture.connected.withLock { $0.isEmpty } })
+        let toValidator = try #require(capture.connected.withLock { $0.first })
+        client.send(.syncRequest(height: 1), to: toValidator)
+        #expect(await eventually(10) { capture.commits.withLock { $0.contains { $0.0.height == 1 } } })
+        let (cert, block) = try #require(capture.commits.withLock { list in list.first { $0.0.height == 1 } })
+        await client.stop()
+        await validator.stop()
+
+        // A follower of the same chain (its key is not a validator's), on its own store and
+        // ports, with no peers: it stays at height 0 until someone sends it height 1.
+        var followerConfig = config
+        followerConfig.p2p.listen = "127.0.0.1:\(base + 20)"
+        followerConfig.p2p.persistentPeers = []
+        followerConfig.api.listen = "127.0.0.1:\(base + 21)"
+        let followerKey = Schnorr.PrivateKey()
+        let follower = try NodeService(
+            options: NodeServiceOptions(genesis: try home.loadGenesis(), config: followerConfig, validatorKey: Schnorr.PrivateKey(),
+                                        nodeKey: followerKey, databasePath: dir + "/follower-db"),
+            logger: quietLogger("follower"))
+        try await follower.start()
+        #expect(await follower.lastHeight == 0)
+
+        let attacker = CommitCapture()
+        let peer = P2PNetwork(
+            chainID: "ishtar-catchup", nodeKey: Schnorr.PrivateKey(),
+            config: P2PConfig(listen: "127.0.0.1:\(base + 30)",
+                              persistentPeers: ["\(followerKey.publicKey.rawRepresentation.hexString)@127.0.0.1:\(base + 20)"]),
+            logger: quietLogger("attacker"))
+        peer.setDelegate(attacker)
+        try await peer.start()
+        var other = try Block(decoding: block)
+        other.transactions.append(Data("a transaction the certified block does not have".utf8))
+        #expect(other.hash == (try Block(decoding: block)).hash, "same header, so same hash")
+        for (n, forged) in [Data([1, 2, 3]), other.encoded].enumerated() {
+            #expect(await eventually(15) { attacker.connected.withLock { $0.count } > n }, "connection \(n + 1)")
+            let conn = try #require(attacker.connected.withLock { $0.last })
+            peer.send(.commit(cert, block: forged), to: conn)
+            #expect(await eventually(10) { attacker.disconnected.withLock { $0.contains(conn) } }, "forged block \(n + 1) disconnects")
+        }
+        #expect(await follower.lastHeight == 0)
+        #expect(await follower.health().healthy, "a forged commit does not halt the node")
+        // The real pair, from a fresh connection (the attacker's network redials), is committed.
+        #expect(await eventually(15) { attacker.connected.withLock { $0.count } > 2 })
+        let conn = try #require(attacker.connected.withLock { $0.last })
+        peer.send(.commit(cert, block: block), to: conn)
+        #expect(await eventually(15) { await follower.lastHeight >= 1 })
+        #expect(await follower.appHash(at: 1) != nil)
+        await peer.stop()
+        await follower.stop()
     }
 }

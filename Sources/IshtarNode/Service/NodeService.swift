@@ -241,11 +241,14 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private func drain() {
         while !queue.isEmpty, halted == nil, running {
             let (event, source) = queue.removeFirst()
-            execute(engine.step(event), source: source)
+            var catchUp: ProposalValue?
+            if case .commit(_, let value) = event { catchUp = value }
+            execute(engine.step(event), source: source, catchUp: catchUp)
         }
     }
 
-    private func execute(_ actions: [ConsensusAction], source: ConnectionID?) {
+    /// `catchUp`: the value of the peer's commit that produced `actions`, if it was one.
+    private func execute(_ actions: [ConsensusAction], source: ConnectionID?, catchUp: ProposalValue? = nil) {
         for action in actions {
             guard halted == nil else { return }
             switch action {
@@ -272,7 +275,13 @@ public actor NodeService: NodeBackend, P2PDelegate {
             case .requestProposalValue(let h, let r):
                 scheduleProposal(height: h, round: r)
             case .requestValidation(let h, let value):
-                enqueue(.validity(height: h, value: value, valid: isValid(value, height: h)))
+                let valid = isValid(value, height: h)
+                if !valid, let source, value == catchUp {
+                    // A real certificate with a block that is not the certified one (its header
+                    // is, its transactions are not): only the sender can have made that up.
+                    network.penalize(source, points: P2PNetwork.initialScore, reason: "commit with an invalid block")
+                }
+                enqueue(.validity(height: h, value: value, valid: valid))
             case .decide(let d):
                 commit(d)
             case .evidence(let e):
@@ -512,9 +521,15 @@ public actor NodeService: NodeBackend, P2PDelegate {
         case .vote(let v):
             enqueue(.vote(v), from: conn)
         case .commit(let cert, let block):
-            if cert.height == engine.height {
-                enqueue(.commit(cert, ProposalValue(hash: cert.value, block: block)), from: conn)
+            guard cert.height == engine.height else { break }
+            // The value's hash is the block's own, computed here — not the certificate's claim —
+            // so the engine's check that the block is the certified one means something: a
+            // peer pairing a real certificate with other bytes is refused and penalized.
+            guard let decoded = try? Block(decoding: block), let hash = try? BlockHash(decoded.hash) else {
+                network.penalize(conn, points: P2PNetwork.initialScore, reason: "undecodable block in a commit")
+                break
             }
+            enqueue(.commit(cert, ProposalValue(hash: hash, block: block)), from: conn)
         case .transaction(let tx):
             admitRelayed(tx, from: conn)
         case .transactions(let txs):
