@@ -121,6 +121,43 @@ final class CommitCapture: P2PDelegate {
         await b.stop()
     }
 
+    /// Strangers cannot hold more than `p2p.max_inbound_peers` connections open (each may
+    /// queue frames); one that leaves makes room for the next.
+    @Test(.timeLimit(.minutes(3))) func inboundConnectionsBeyondTheLimitAreRefused() async throws {
+        let base = randomBasePort()
+        let serverKey = Schnorr.PrivateKey()
+        let ds = RecordingDelegate()
+        let server = P2PNetwork(chainID: "ishtar-p2p", nodeKey: serverKey,
+                                config: P2PConfig(listen: "127.0.0.1:\(base)", maxInboundPeers: 2), logger: quietLogger("server"))
+        server.setDelegate(ds)
+        try await server.start()
+        var clients: [(network: P2PNetwork, delegate: RecordingDelegate)] = []
+        for i in 1...3 {
+            let d = RecordingDelegate()
+            let c = P2PNetwork(
+                chainID: "ishtar-p2p", nodeKey: Schnorr.PrivateKey(),
+                config: P2PConfig(listen: "127.0.0.1:\(base + 2 * i)",
+                                  persistentPeers: ["\(serverKey.publicKey.rawRepresentation.hexString)@127.0.0.1:\(base)"],
+                                  maxDialBackoffMillis: 250),
+                logger: quietLogger("client\(i)"))
+            c.setDelegate(d)
+            try await c.start()
+            clients.append((c, d))
+        }
+        #expect(await eventually(10) { ds.connections.count == 2 && server.refusedInboundCount >= 1 }, "two in, the third refused")
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        #expect(ds.connections.count == 2 && server.peerCount == 2, "the refused one keeps redialing and stays out")
+        #expect(clients.filter { $0.delegate.connections.isEmpty }.count == 1)
+
+        let leaving = try #require(clients.first { !$0.delegate.connections.isEmpty })
+        await leaving.network.stop()
+        #expect(await eventually(10) { ds.connections.count == 3 && server.peerCount == 2 }, "the room it left is taken")
+        for c in clients where c.network !== leaving.network { await c.network.stop() }
+        // Every connection has ended: the server keeps nothing of them (it dials no one).
+        #expect(await eventually(10) { server.trackedTaskCount == 0 }, "ended connections are not kept")
+        await server.stop()
+    }
+
     /// A peer that relays transactions which cannot be valid (undecodable) is penalized by
     /// the real node service and disconnected once its score is used up.
     @Test(.timeLimit(.minutes(3))) func nodeServiceDisconnectsAPeerRelayingInvalidTransactions() async throws {

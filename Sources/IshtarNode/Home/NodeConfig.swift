@@ -85,6 +85,7 @@ public struct NodeConfig: Codable, Sendable, Hashable {
         }
         try range("p2p.max_frame_bytes", p2p.maxFrameBytes, 64 << 10...1 << 30)
         try range("p2p.max_dial_backoff_ms", p2p.maxDialBackoffMillis, 250...Self.maxMillis)
+        try range("p2p.max_inbound_peers", p2p.maxInboundPeers, 1...10_000)
         let c = consensus
         for (field, value) in [("propose_base_ms", c.proposeBaseMillis), ("prevote_base_ms", c.prevoteBaseMillis),
                                ("precommit_base_ms", c.precommitBaseMillis)] {
@@ -136,18 +137,23 @@ public struct P2PConfig: Codable, Sendable, Hashable {
     public var maxFrameBytes: Int
     /// Upper bound of the reconnect backoff.
     public var maxDialBackoffMillis: UInt64
+    /// Most connections others opened to this node at once (handshaking or established);
+    /// more are closed on accept. Each established peer may hold a queue of frames, so this
+    /// bounds what strangers can make the node hold. Dialed persistent peers do not count.
+    public var maxInboundPeers: Int
 
     public init(listen: String = "127.0.0.1:26656", persistentPeers: [String] = [], maxFrameBytes: Int = 8 << 20,
-                maxDialBackoffMillis: UInt64 = 5000) {
+                maxDialBackoffMillis: UInt64 = 5000, maxInboundPeers: Int = 40) {
         self.listen = listen
         self.persistentPeers = persistentPeers
         self.maxFrameBytes = maxFrameBytes
         self.maxDialBackoffMillis = maxDialBackoffMillis
+        self.maxInboundPeers = maxInboundPeers
     }
 
     enum CodingKeys: String, CodingKey {
         case listen, persistentPeers = "persistent_peers", maxFrameBytes = "max_frame_bytes"
-        case maxDialBackoffMillis = "max_dial_backoff_ms"
+        case maxDialBackoffMillis = "max_dial_backoff_ms", maxInboundPeers = "max_inbound_peers"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -157,6 +163,7 @@ public struct P2PConfig: Codable, Sendable, Hashable {
         persistentPeers = try c.decodeIfPresent([String].self, forKey: .persistentPeers) ?? d.persistentPeers
         maxFrameBytes = try c.decodeIfPresent(Int.self, forKey: .maxFrameBytes) ?? d.maxFrameBytes
         maxDialBackoffMillis = try c.decodeIfPresent(UInt64.self, forKey: .maxDialBackoffMillis) ?? d.maxDialBackoffMillis
+        maxInboundPeers = try c.decodeIfPresent(Int.self, forKey: .maxInboundPeers) ?? d.maxInboundPeers
     }
 }
 

@@ -122,7 +122,15 @@ public final class P2PNetwork: Sendable {
         var nextID: ConnectionID = 1
         var peers: [ConnectionID: Peer] = [:]
         var listening: (any Channel)?
-        var tasks: [Task<Void, Never>] = []
+        /// Dial loops and live connections, so ``stop()`` can cancel them; a connection's
+        /// entry goes when it ends (kept forever, every stranger that ever connected would
+        /// cost memory for the life of the process).
+        var tasks: [Int: Task<Void, Never>] = [:]
+        var nextTask = 0
+        /// Connections that ended before their entry was made (removed on insertion).
+        var endedTasks: Set<Int> = []
+        /// Inbound connections open (handshaking or established).
+        var inbound = 0
         var stopped = false
     }
 
@@ -138,8 +146,10 @@ public final class P2PNetwork: Sendable {
     private let delegateBox = Mutex<(any P2PDelegate)?>(nil)
     private let overflowCounter = Counter(label: NodeMetricName.inboundOverflows)
     private let misbehaviourCounter = Counter(label: NodeMetricName.misbehavingPeers)
+    private let refusedCounter = Counter(label: NodeMetricName.inboundRefused)
     private let overflows = Atomic<Int>(0)
     private let misbehaviourDisconnects = Atomic<Int>(0)
+    private let refusedInbound = Atomic<Int>(0)
 
     public init(chainID: String, nodeKey: Schnorr.PrivateKey, config: P2PConfig, logger: Logger,
                 inboundQueueLimit: Int = P2PNetwork.defaultInboundQueueLimit) {
@@ -188,11 +198,24 @@ public final class P2PNetwork: Sendable {
                 logger.warning("ignoring malformed persistent peer", metadata: ["peer": "\(text)"])
                 continue
             }
-            let task = Task<Void, Never> { [weak self] in
-                guard let self else { return }
-                await self.dialLoop(peer)
+            track { [weak self] in await self?.dialLoop(peer) }
+        }
+    }
+
+    /// Runs `work` as a task ``stop()`` cancels; its entry goes when it ends.
+    private func track(_ work: @escaping @Sendable () async -> Void) {
+        let id = state.withLock { s -> Int in
+            s.nextTask += 1
+            return s.nextTask
+        }
+        let task = Task<Void, Never> { [weak self] in
+            await work()
+            self?.state.withLock { s in
+                if s.tasks.removeValue(forKey: id) == nil { s.endedTasks.insert(id) }
             }
-            state.withLock { $0.tasks.append(task) }
+        }
+        state.withLock { s in
+            if s.endedTasks.remove(id) == nil { s.tasks[id] = task }
         }
     }
 
@@ -200,10 +223,10 @@ public final class P2PNetwork: Sendable {
     public func stop() async {
         let (peers, listener, tasks) = state.withLock { s in
             s.stopped = true
-            defer { s.peers = [:]; s.tasks = [] }
+            defer { s.peers = [:]; s.tasks = [:] }
             return (Array(s.peers.values), s.listening, s.tasks)
         }
-        tasks.forEach { $0.cancel() }
+        tasks.values.forEach { $0.cancel() }
         for p in peers { try? await p.channel.close() }
         try? await listener?.close()
         try? await group.shutdownGracefully()
@@ -254,12 +277,33 @@ public final class P2PNetwork: Sendable {
         // has no remote address left by the time it is rejected, and that is the peer an
         // operator wants to see in the log.
         let remote = channel.remoteAddress.map { "\($0)" } ?? "unknown"
-        let task = Task<Void, Never> { [weak self] in
-            guard let self else { return }
-            await self.run(channel: channel, remote: remote, frames: frames, outbound: outbound, expected: expected)
+        if !outbound {
+            let limit = config.maxInboundPeers
+            let admitted = state.withLock { s -> Bool in
+                guard s.inbound < limit else { return false }
+                s.inbound += 1
+                return true
+            }
+            guard admitted else {
+                // Before any handshake work: a flood of connections costs an accept and a close.
+                refusedInbound.add(1, ordering: .relaxed)
+                refusedCounter.increment()
+                logger.debug("inbound connection refused: max_inbound_peers open", metadata: ["remote": "\(remote)", "limit": "\(limit)"])
+                channel.close(promise: nil)
+                return
+            }
         }
-        state.withLock { $0.tasks.append(task) }
+        track { [weak self] in
+            await self?.run(channel: channel, remote: remote, frames: frames, outbound: outbound, expected: expected)
+            if !outbound { self?.state.withLock { $0.inbound -= 1 } }
+        }
     }
+
+    /// Inbound connections closed on accept because `max_inbound_peers` were open.
+    public var refusedInboundCount: Int { refusedInbound.load(ordering: .relaxed) }
+
+    /// Dial loops and connections still running (tests: ended ones are not kept).
+    var trackedTaskCount: Int { state.withLock { $0.tasks.count } }
 
     /// Handshake, then delivers every frame in order until the connection closes.
     private func run(channel: any Channel, remote: String, frames: AsyncStream<Data>, outbound: Bool, expected: Data?) async {
