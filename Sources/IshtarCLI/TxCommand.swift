@@ -122,6 +122,8 @@ public struct TxSendOutput: CommandOutput, Equatable {
         var lines = ["hash: \(hash)", "accepted: \(accepted)", "sender: \(sender)", "nonce: \(nonce)"]
         if !accepted {
             lines += ["code: \(code)", "codespace: \(codespace)", "rule: \(rule)", "log: \(log)"]
+        } else if !log.isEmpty {
+            lines.append("note: \(log)")
         }
         return lines.joined(separator: "\n")
     }

@@ -622,13 +622,21 @@ public actor NodeService: NodeBackend, P2PDelegate {
         return transactions.map(submit)
     }
 
+    /// The log of an accepted transaction that replaced a pending one.
+    static let replacedLog = "replaced the pending transaction with the same sender and nonce"
+
     private func submit(_ bytes: Data) -> CheckTxResult {
         let (admission, result) = admit(bytes, gossip: true)
         var out = result ?? CheckTxResult(result: .ok(), hash: Transaction.hash(of: bytes))
         out.hash = Transaction.hash(of: bytes)
         switch admission {
-        case .added, .replaced, .duplicate:
+        case .added, .duplicate:
             if result == nil { out.result = .ok() }
+        case .replaced:
+            // Accepted, but the sender should know an earlier transaction is gone (e.g. two
+            // sends with the same `--nonce auto` before a block).
+            out.result = .ok()
+            out.result.log = Self.replacedLog
         case .rejected(let why):
             if out.result.isOK || result == nil {
                 out.result = TxResult(violation: RuleViolation(codespace: "mempool", code: 1, rule: "mempool-rejected", message: why))
