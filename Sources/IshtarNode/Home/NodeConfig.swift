@@ -171,7 +171,25 @@ public struct P2PConfig: Codable, Sendable, Hashable {
 public struct APIConfig: Codable, Sendable, Hashable {
     /// `host:port`; loopback by default so a fresh node is not exposed.
     public var listen: String
-    public init(listen: String = "127.0.0.1:26657") { self.listen = listen }
+    /// A file whose first line is the bearer token `POST /txs` then requires (relative to
+    /// the home unless absolute; owner-only permissions, like the key files). `nil`: no
+    /// token — the default, since a submitted transaction is already signed by its sender.
+    public var bearerTokenFile: String?
+
+    public init(listen: String = "127.0.0.1:26657", bearerTokenFile: String? = nil) {
+        self.listen = listen
+        self.bearerTokenFile = bearerTokenFile
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case listen, bearerTokenFile = "bearer_token_file"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? APIConfig().listen
+        bearerTokenFile = try c.decodeIfPresent(String.self, forKey: .bearerTokenFile)
+    }
 }
 
 /// Consensus timeouts (milliseconds; `base + round × delta`) and the gossip period.

@@ -93,6 +93,31 @@ public struct NodeHome: Sendable, Hashable {
         do { return try KeyFileStore.read(from: file).unlock(passphrase: nil) } catch { throw .key("\(file): \(error)") }
     }
 
+    /// The bearer token `POST /txs` requires (`api.bearer_token_file`'s first line), or nil
+    /// when none is configured. Refused — so the node does not start open by mistake — when
+    /// the file is missing, readable or writable by others, empty, or not a plain token.
+    public func loadAPIToken(config: NodeConfig) throws(NodeError) -> String? {
+        guard let name = config.api.bearerTokenFile else { return nil }
+        let file = resolve(name)
+        var st = stat()
+        guard stat(file, &st) == 0 else { throw .key("api.bearer_token_file \(file): \(String(cString: strerror(errno)))") }
+        let mode = st.st_mode & 0o777
+        guard mode & 0o077 == 0 else {
+            throw .key("api.bearer_token_file \(file): mode \(String(mode, radix: 8)) lets others read it (chmod 600)")
+        }
+        guard let data = FileManager.default.contents(atPath: file), data.count <= 64 << 10 else {
+            throw .key("api.bearer_token_file \(file): unreadable or larger than 64 KiB")
+        }
+        let line = String(decoding: data, as: UTF8.self).split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let token = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw .key("api.bearer_token_file \(file): the first line is empty") }
+        // It goes into an HTTP header: visible ASCII only.
+        guard token.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else {
+            throw .key("api.bearer_token_file \(file): the token must be printable ASCII without spaces")
+        }
+        return token
+    }
+
     /// The node id (hex x-only public key of the node key), without unlocking anything secret.
     public func nodeID(config: NodeConfig) throws(NodeError) -> String {
         let file = resolve(config.nodeKeyFile)

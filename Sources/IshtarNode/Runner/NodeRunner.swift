@@ -26,6 +26,8 @@ public enum NodeRunner {
         let validatorKey = try home.loadValidatorKey(config: config, passphrase: passphrase)
         let nodeKey = try home.loadNodeKey(config: config)
         guard let api = HostPort(config.api.listen) else { throw NodeError.badHome("bad api.listen \(config.api.listen)") }
+        let token = try home.loadAPIToken(config: config)
+        logger.info("api", metadata: ["listen": "\(config.api.listen)", "post_txs_auth": "\(token == nil ? "none" : "bearer token")"])
         NodeMetrics.bootstrap()
         let node = try NodeService(
             options: NodeServiceOptions(genesis: genesis, config: config, validatorKey: validatorKey, nodeKey: nodeKey,
@@ -44,7 +46,7 @@ public enum NodeRunner {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    try await runAPIServer(backend: node, configuration: APIServerConfiguration(host: api.host, port: api.port),
+                    try await runAPIServer(backend: node, configuration: APIServerConfiguration(host: api.host, port: api.port, bearerToken: token),
                                            logger: runLogger)
                 }
                 group.addTask {

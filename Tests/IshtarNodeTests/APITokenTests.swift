@@ -1,0 +1,94 @@
+import Foundation
+import IshtarChain
+import IshtarCrypto
+import Testing
+
+@testable import IshtarNode
+
+/// `api.bearer_token_file`: how an operator who exposes the API makes `POST /txs` require a
+/// token, from the node's own configuration.
+@Suite(.serialized) struct APITokenTests {
+    static let chainID = "ishtar-token"
+
+    func home() throws -> (NodeHome, NodeConfig, String) {
+        let dir = try nodeScratch("token")
+        _ = try NodeHomeSetup.initialize(
+            at: dir, options: HomeInitOptions(chainID: Self.chainID, insecurePlaintext: true, basePort: randomBasePort(),
+                                              consensus: .fast),
+            logger: quietLogger("init"))
+        let home = NodeHome(path: dir)
+        return (home, try home.loadConfig(), dir)
+    }
+
+    func write(_ text: String, to path: String, mode: mode_t) throws {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        chmod(path, mode)
+    }
+
+    func refusal(_ home: NodeHome, _ config: NodeConfig) -> String? {
+        do {
+            _ = try home.loadAPIToken(config: config)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func theTokenFileIsCheckedLikeAKeyFile() throws {
+        let (home, base, dir) = try home()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try home.loadAPIToken(config: base) == nil, "no file configured: no token")
+        var config = base
+        config.api.bearerTokenFile = "api.token"
+        let path = dir + "/api.token"
+        #expect(refusal(home, config)?.contains(path) == true, "a missing file is named")
+        try write("  s3cret-token  \nignored second line\n", to: path, mode: 0o644)
+        #expect(refusal(home, config)?.contains("chmod 600") == true, "others can read it: refused")
+        chmod(path, 0o600)
+        #expect(try home.loadAPIToken(config: config) == "s3cret-token", "first line, trimmed")
+        config.api.bearerTokenFile = path
+        #expect(try home.loadAPIToken(config: config) == "s3cret-token", "absolute paths work too")
+        try write("\n", to: path, mode: 0o600)
+        #expect(refusal(home, config)?.contains("empty") == true)
+        try write("two words\n", to: path, mode: 0o600)
+        #expect(refusal(home, config)?.contains("printable ASCII") == true)
+        // And it round-trips through config.json.
+        #expect(try NodeConfig.parse(config.jsonData()).api.bearerTokenFile == path)
+        #expect(try NodeConfig.parse(Data(#"{"api":{}}"#.utf8)).api == APIConfig())
+    }
+
+    /// The whole node, started from its home as `ishtar node start` does.
+    @Test(.timeLimit(.minutes(2))) func aNodeWithATokenFileRefusesUnauthenticatedSubmissions() async throws {
+        let (home, base, dir) = try home()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = base
+        config.api.bearerTokenFile = "api.token"
+        try write("s3cret-token\n", to: dir + "/api.token", mode: 0o600)
+        try config.jsonData().write(to: URL(fileURLWithPath: home.configPath))
+
+        let node = Task { try await NodeRunner.run(home: home, passphrase: nil, logger: quietLogger("runner")) }
+        defer { node.cancel() }
+        let url = "http://\(config.api.listen)"
+        let anonymous = try NodeAPIClient(url: url), holder = try NodeAPIClient(url: url, bearerToken: "s3cret-token")
+        #expect(await eventually(20) { (try? await offPool { try anonymous.get("/status") })?.status == 200 },
+                "reads need no token")
+        let tx = try labelTx(Schnorr.PrivateKey(), nonce: 0, chainID: Self.chainID)
+        let body = try JSONSerialization.data(withJSONObject: ["tx": tx.hexString])
+        let refused = try await offPool { try anonymous.post("/txs", body: body) }
+        #expect(refused.status == 401)
+        #expect(refused.error?.code == "unauthorized")
+        let wrong = try NodeAPIClient(url: url, bearerToken: "guess")
+        #expect(try await offPool { try wrong.post("/txs", body: body) }.status == 401)
+        let accepted = try await offPool { try holder.post("/txs", body: body) }
+        #expect(accepted.status == 200, "\(String(decoding: accepted.body, as: UTF8.self))")
+        node.cancel()
+        _ = try? await node.value
+    }
+
+    /// Blocking client calls on their own thread, off the pool the node and its API run on.
+    func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
+    }
+}
