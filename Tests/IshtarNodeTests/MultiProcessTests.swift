@@ -67,6 +67,21 @@ final class Devnet: @unchecked Sendable {
 
     func killAll() { (0..<count).forEach { kill9($0) } }
 
+    /// Sends `signal` to node `i` and waits up to `seconds` for it to exit; its exit status,
+    /// or nil if it was still running (then it is SIGKILLed).
+    func terminate(_ i: Int, signal: Int32 = SIGTERM, within seconds: Double = 15) -> Int32? {
+        guard let p = lock.withLock({ processes.removeValue(forKey: i) }) else { return nil }
+        kill(p.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(seconds)
+        while p.isRunning, Date() < deadline { usleep(50_000) }
+        guard !p.isRunning else {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            return nil
+        }
+        return p.terminationStatus
+    }
+
     var alive: [Int] { lock.withLock { processes.keys.sorted() } }
 
     func client(_ i: Int) throws -> NodeAPIClient {
@@ -332,6 +347,27 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         #expect(appHashes.count == 1, "app hashes after the replayed block differ: \(appHashes)")
         #expect(Set((0..<4).compactMap { net.blockHash($0, crashHeight) }).count == 1)
         for i in 0..<4 { #expect(!net.log(i).contains("duplicate vote evidence")) }
+    }
+
+    /// SIGTERM and SIGINT stop a validator cleanly: it exits 0, says so, releases its pid
+    /// file and its store, and starts again where it stopped.
+    @Test(.timeLimit(.minutes(3))) func terminationSignalsStopANodeCleanly() async throws {
+        let net = try Devnet.launch("terminate", chainID: "ishtar-terminate")
+        defer { net.tearDown() }
+        func diagnostics() -> String { net.diagnostics() }
+        try #require(await waitUntil(40) { (net.height(0) ?? 0) >= 3 }, "devnet did not start\n\(diagnostics())")
+        for (i, signal) in [(0, SIGTERM), (1, SIGINT)] {
+            let status = net.terminate(i, signal: signal)
+            #expect(status == 0, "node\(i) after signal \(signal): \(status.map(String.init) ?? "still running")\n\(diagnostics())")
+            #expect(net.log(i).contains("node stopped"), "node\(i) did not log a clean stop")
+            #expect(!FileManager.default.fileExists(atPath: net.dir + "/node\(i)/node.pid"), "node\(i) left its pid file")
+        }
+        // Half the power is gone: restart both (their stores must open: locks released).
+        for i in 0..<2 { try net.start(i) }
+        let target = (net.height(2) ?? 0) + 2
+        #expect(await waitUntil(40) { (0..<4).allSatisfy { (net.height($0) ?? 0) >= target } },
+                "the chain did not resume with both restarted\n\(diagnostics())")
+        #expect(Set((0..<4).compactMap { net.blockHash($0, target) }).count == 1)
     }
 
     /// A Byzantine validator (node3's keys, driven by the test instead of the node binary)

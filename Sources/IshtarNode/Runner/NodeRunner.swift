@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import IshtarChain
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// Runs a node from its home: the ``NodeService`` (consensus, P2P, mempool) plus the HTTP API,
@@ -12,9 +13,13 @@ public enum NodeRunner {
         LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
     }()
 
-    /// Loads the home, starts the node and its API, and runs until the task is cancelled.
-    /// Writes `node.pid` while running.
+    /// Loads the home, starts the node and its API, and runs them as one service group until
+    /// the task is cancelled or — with `terminationSignals` — SIGTERM or SIGINT arrives. Either
+    /// way the group shuts down in reverse order: the API stops taking requests first, then the
+    /// node stops consensus, closes its peers and closes its store. Writes `node.pid` while
+    /// running.
     public static func run(home: NodeHome, passphrase: Data?, logger baseLogger: Logger? = nil,
+                           terminationSignals: Bool = false,
                            onStarted: (@Sendable (NodeService) async -> Void)? = nil) async throws {
         if baseLogger == nil { _ = loggingBootstrap }
         let config = try home.loadConfig()
@@ -28,6 +33,7 @@ public enum NodeRunner {
         guard let api = HostPort(config.api.listen) else { throw NodeError.badHome("bad api.listen \(config.api.listen)") }
         let token = try home.loadAPIToken(config: config)
         logger.info("api", metadata: ["listen": "\(config.api.listen)", "post_txs_auth": "\(token == nil ? "none" : "bearer token")"])
+        let apiConfiguration = APIServerConfiguration(host: api.host, port: api.port, bearerToken: token)
         NodeMetrics.bootstrap()
         let node = try NodeService(
             options: NodeServiceOptions(genesis: genesis, config: config, validatorKey: validatorKey, nodeKey: nodeKey,
@@ -42,21 +48,21 @@ public enum NodeRunner {
         try? Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: home.pidPath))
         defer { unlink(home.pidPath) }
         await onStarted?(node)
-        let runLogger = logger
+        // Either service ending (the API failing to bind, say) shuts the other down too.
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [
+                .init(service: NodeLifetime(node: node, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup,
+                      failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "node"),
+                .init(service: makeAPIApplication(backend: node, configuration: apiConfiguration, logger: logger),
+                      successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup,
+                      serviceName: "api"),
+            ],
+            gracefulShutdownSignals: terminationSignals ? [.sigterm, .sigint] : [],
+            logger: logger))
         do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    try await runAPIServer(backend: node, configuration: APIServerConfiguration(host: api.host, port: api.port, bearerToken: token),
-                                           logger: runLogger)
-                }
-                group.addTask {
-                    while !Task.isCancelled { try? await Task.sleep(nanoseconds: 200_000_000) }
-                }
-                _ = try await group.next()
-                group.cancelAll()
-            }
+            try await group.run()
         } catch {
-            runLogger.error("node stopping after error", metadata: ["error": "\(error)"])
+            logger.error("node stopping after error", metadata: ["error": "\(error)"])
             await node.stop()
             throw error
         }
@@ -79,19 +85,17 @@ public enum NodeRunner {
         return out
     }
 
-    /// For a synchronous command: runs ``run(home:passphrase:logger:onStarted:)`` on a task
-    /// and blocks the calling (main) thread until it ends; SIGINT/SIGTERM cancel it, which
-    /// stops the API, closes peers and closes the store cleanly.
+    /// For a synchronous command: runs ``run(home:passphrase:logger:terminationSignals:onStarted:)``
+    /// with SIGTERM/SIGINT as its graceful shutdown, blocking the calling (main) thread until
+    /// it ends.
     public static func runBlocking(home: NodeHome, passphrase: Data?) throws {
         let outcome = ErrorBox()
         let done = DispatchSemaphore(value: 0)
-        let task = Task {
-            do { try await run(home: home, passphrase: passphrase) } catch { outcome.set(error) }
+        Task {
+            do { try await run(home: home, passphrase: passphrase, terminationSignals: true) } catch { outcome.set(error) }
             done.signal()
         }
-        let sources = onTerminationSignals { task.cancel() }
         done.wait()
-        sources.forEach { $0.cancel() }
         if let error = outcome.get() { throw error }
     }
 
@@ -104,6 +108,20 @@ public enum NodeRunner {
             s.resume()
             return s
         }
+    }
+}
+
+/// The node's part of the service group: runs until the group shuts down gracefully (or is
+/// cancelled), then stops the node.
+struct NodeLifetime: Service {
+    let node: NodeService
+    let logger: Logger
+
+    func run() async throws {
+        // Returns at graceful shutdown; throws if the task is cancelled instead — both end here.
+        try? await gracefulShutdown()
+        logger.info("shutting down: the API stops first, then consensus, peers and the store")
+        await node.stop()
     }
 }
 

@@ -73,6 +73,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private var lastCommitInstant = ContinuousClock.now
     private var halted: String?
     private var running = false
+    private var stopped = false
     /// Equivocation evidence detected by the engine, until a committed block carries it.
     private var pendingEvidence: [DoubleVoteEvidence] = []
     /// Admitted transactions to gossip, sent as one frame at the end of the actor turn.
@@ -207,6 +208,9 @@ public actor NodeService: NodeBackend, P2PDelegate {
 
     /// Stops timers, the gossip loop and the network, and closes the store.
     public func stop() async {
+        // Idempotent: the service group and an error path may both ask.
+        guard !stopped else { return }
+        stopped = true
         running = false
         timers.forEach { $0.cancel() }
         background.forEach { $0.cancel() }
