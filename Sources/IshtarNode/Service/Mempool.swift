@@ -96,7 +96,7 @@ struct Mempool {
 
     private mutating func insert(_ e: Entry) {
         entries.append(e)
-        count(e)
+        index(e)
         if let s = e.sender { perSender[s, default: 0] += 1 }
     }
 
@@ -104,18 +104,18 @@ struct Mempool {
     /// so a sender's transactions stay in nonce order for proposals and for the recheck —
     /// appended, it would follow the sender's later nonces and fail behind them.
     private mutating func replace(at i: Int, with e: Entry) {
-        uncount(entries[i])
+        unindex(entries[i])
         entries[i] = e
-        count(e)
+        index(e)
     }
 
-    private mutating func count(_ e: Entry) {
+    private mutating func index(_ e: Entry) {
         byHash.insert(e.hash)
         totalBytes += e.bytes.count
         if let s = e.sender, let n = e.nonce { bySenderNonce[SenderNonce(sender: s, nonce: n)] = e.hash }
     }
 
-    private mutating func uncount(_ e: Entry) {
+    private mutating func unindex(_ e: Entry) {
         byHash.remove(e.hash)
         totalBytes -= e.bytes.count
         if let s = e.sender, let n = e.nonce { bySenderNonce[SenderNonce(sender: s, nonce: n)] = nil }
