@@ -247,6 +247,14 @@ public struct Block: Hashable, Sendable, BinaryCodable {
     /// The block hash (the header's hash).
     public var hash: Data { header.hash }
 
+    /// Whether the body is the one the header commits to: its transactions' root and its
+    /// evidence's root. Stateless; the block hash covers only the header, so without this a
+    /// relay could pass another body off under a real, signed hash.
+    public var bodyMatchesHeader: Bool {
+        header.transactionsRoot == Block.transactionsRoot(transactions)
+            && header.evidenceHash == (evidence.isEmpty ? nil : DoubleVoteEvidence.root(evidence))
+    }
+
     /// RFC-6962 root over the SHA-256 hashes of `transactions`.
     public static func transactionsRoot(_ transactions: [Data]) -> Data {
         MerkleTree.root(leaves: transactions.map { sha256($0) })

@@ -99,6 +99,10 @@ struct EvidenceChain {
         #expect(decoded == block)
         #expect(decoded.evidence == [e])
         #expect(block.header.evidenceHash == DoubleVoteEvidence.root([e]))
+        #expect(block.bodyMatchesHeader)
+        var stripped = block
+        stripped.evidence = []
+        #expect(!stripped.bodyMatchesHeader, "dropping the evidence a header commits to is told apart")
         #expect(try rule(c, block) == nil)
         let hashBefore = c.app.lastAppHash
         let result = try c.commit(block)

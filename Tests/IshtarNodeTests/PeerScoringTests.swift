@@ -208,7 +208,8 @@ final class CommitCapture: P2PDelegate {
 
     /// A node behind the chain takes a peer's commit (certificate + block) to catch up. A peer
     /// that pairs a real certificate with another block — undecodable, or the certified header
-    /// over other transactions — is disconnected; the real pair is then committed.
+    /// over other transactions — or relays a real proposal with another body is disconnected;
+    /// the real pair is then committed.
     @Test(.timeLimit(.minutes(3))) func aPeerPairingARealCertificateWithAnotherBlockIsDisconnected() async throws {
         let dir = try nodeScratch("catchup")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -269,16 +270,24 @@ final class CommitCapture: P2PDelegate {
         var other = try Block(decoding: block)
         other.transactions.append(Data("a transaction the certified block does not have".utf8))
         #expect(other.hash == (try Block(decoding: block)).hash, "same header, so same hash")
-        for (n, forged) in [Data([1, 2, 3]), other.encoded].enumerated() {
+        // The validator's real proposal for height 1 — signed over the block hash only —
+        // relayed with that other body: it too is the relay's doing.
+        let signer = SchnorrConsensusSigner(key: try home.loadValidatorKey(config: config, passphrase: nil))
+        let proposal = Proposal(height: 1, round: 0, polRound: nil,
+                                value: ProposalValue(hash: cert.value, block: other.encoded), proposer: signer.validatorAddress)
+        let relayed = SignedProposal(proposal: proposal,
+                                     signature: try signer.sign(proposal.signBytes(chainID: try ChainID("ishtar-catchup"))))
+        let forgeries: [WireMessage] = [.commit(cert, block: Data([1, 2, 3])), .commit(cert, block: other.encoded), .proposal(relayed)]
+        for (n, forged) in forgeries.enumerated() {
             #expect(await eventually(15) { attacker.connected.withLock { $0.count } > n }, "connection \(n + 1)")
             let conn = try #require(attacker.connected.withLock { $0.last })
-            peer.send(.commit(cert, block: forged), to: conn)
-            #expect(await eventually(10) { attacker.disconnected.withLock { $0.contains(conn) } }, "forged block \(n + 1) disconnects")
+            peer.send(forged, to: conn)
+            #expect(await eventually(10) { attacker.disconnected.withLock { $0.contains(conn) } }, "forgery \(n + 1) disconnects")
         }
         #expect(await follower.lastHeight == 0)
         #expect(await follower.health().healthy, "a forged commit does not halt the node")
         // The real pair, from a fresh connection (the attacker's network redials), is committed.
-        #expect(await eventually(15) { attacker.connected.withLock { $0.count } > 2 })
+        #expect(await eventually(15) { attacker.connected.withLock { $0.count } > forgeries.count })
         let conn = try #require(attacker.connected.withLock { $0.last })
         peer.send(.commit(cert, block: block), to: conn)
         #expect(await eventually(15) { await follower.lastHeight >= 1 })

@@ -245,14 +245,11 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private func drain() {
         while !queue.isEmpty, halted == nil, running {
             let (event, source) = queue.removeFirst()
-            var catchUp: ProposalValue?
-            if case .commit(_, let value) = event { catchUp = value }
-            execute(engine.step(event), source: source, catchUp: catchUp)
+            execute(engine.step(event), source: source)
         }
     }
 
-    /// `catchUp`: the value of the peer's commit that produced `actions`, if it was one.
-    private func execute(_ actions: [ConsensusAction], source: ConnectionID?, catchUp: ProposalValue? = nil) {
+    private func execute(_ actions: [ConsensusAction], source: ConnectionID?) {
         for action in actions {
             guard halted == nil else { return }
             switch action {
@@ -279,13 +276,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
             case .requestProposalValue(let h, let r):
                 scheduleProposal(height: h, round: r)
             case .requestValidation(let h, let value):
-                let valid = isValid(value, height: h)
-                if !valid, let source, value == catchUp {
-                    // A real certificate with a block that is not the certified one (its header
-                    // is, its transactions are not): only the sender can have made that up.
-                    network.penalize(source, points: P2PNetwork.initialScore, reason: "commit with an invalid block")
-                }
-                enqueue(.validity(height: h, value: value, valid: valid))
+                enqueue(.validity(height: h, value: value, valid: isValid(value, height: h)))
             case .decide(let d):
                 commit(d)
             case .evidence(let e):
@@ -363,6 +354,13 @@ public actor NodeService: NodeBackend, P2PDelegate {
         let block = Block.make(tip: tip, time: time, proposer: validatorAddress, validators: validators,
                                lastCommit: lastCommit, transactions: txs, evidence: evidence)
         return ProposalValue(hash: try BlockHash(block.hash), block: block.encoded)
+    }
+
+    /// Whether `bytes` decode to a block with hash `hash` whose body matches its header —
+    /// the block a signed proposal or a certificate names, as any honest peer would relay it.
+    static func isBlock(_ bytes: Data, hashing hash: BlockHash) -> Bool {
+        guard let block = try? Block(decoding: bytes) else { return false }
+        return block.hash == hash.bytes && block.bodyMatchesHeader
     }
 
     /// Process-proposal: deterministic in (value, height): the bytes decode to a block whose
@@ -521,19 +519,24 @@ public actor NodeService: NodeBackend, P2PDelegate {
         guard running else { return }
         switch message {
         case .proposal(let p):
+            // Only the hash is signed: a relay that changed the block bytes would make us judge
+            // the proposer's value invalid and prevote nil. Such a copy is the sender's doing.
+            guard Self.isBlock(p.proposal.value.block, hashing: p.proposal.value.hash) else {
+                network.penalize(conn, points: P2PNetwork.initialScore, reason: "proposal with a block that is not the signed one")
+                break
+            }
             enqueue(.proposal(p), from: conn)
         case .vote(let v):
             enqueue(.vote(v), from: conn)
         case .commit(let cert, let block):
             guard cert.height == engine.height else { break }
-            // The value's hash is the block's own, computed here — not the certificate's claim —
-            // so the engine's check that the block is the certified one means something: a
-            // peer pairing a real certificate with other bytes is refused and penalized.
-            guard let decoded = try? Block(decoding: block), let hash = try? BlockHash(decoded.hash) else {
-                network.penalize(conn, points: P2PNetwork.initialScore, reason: "undecodable block in a commit")
+            // The block must be the certified one, header and body: a peer pairing a real
+            // certificate with other bytes is refused and penalized, and nothing of it is kept.
+            guard Self.isBlock(block, hashing: cert.value) else {
+                network.penalize(conn, points: P2PNetwork.initialScore, reason: "commit with a block that is not the certified one")
                 break
             }
-            enqueue(.commit(cert, ProposalValue(hash: hash, block: block)), from: conn)
+            enqueue(.commit(cert, ProposalValue(hash: cert.value, block: block)), from: conn)
         case .transaction(let tx):
             admitRelayed(tx, from: conn)
         case .transactions(let txs):
