@@ -74,6 +74,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private var halted: String?
     private var running = false
     private var stopped = false
+    /// Blocks of this height already found to match their hash (see ``isKnownOrValidBlock(_:hashing:)``).
+    private var checkedBlocks: [BlockHash: Data] = [:]
     /// Equivocation evidence detected by the engine, until a committed block carries it.
     private var pendingEvidence: [DoubleVoteEvidence] = []
     /// Admitted transactions to gossip, sent as one frame at the end of the actor turn.
@@ -363,6 +365,16 @@ public actor NodeService: NodeBackend, P2PDelegate {
         return block.hash == hash.bytes && block.bodyMatchesHeader
     }
 
+    /// ``isBlock(_:hashing:)``, remembered for this height: peers re-gossip the round's
+    /// proposal, and hashing every transaction of each copy again would be wasted.
+    private func isKnownOrValidBlock(_ bytes: Data, hashing hash: BlockHash) -> Bool {
+        if checkedBlocks[hash] == bytes { return true }
+        guard Self.isBlock(bytes, hashing: hash) else { return false }
+        if checkedBlocks.count >= 16 { checkedBlocks.removeAll() }
+        checkedBlocks[hash] = bytes
+        return true
+    }
+
     /// Process-proposal: deterministic in (value, height): the bytes decode to a block whose
     /// hash is the value's hash, for this height, and the application accepts it.
     func isValid(_ value: ProposalValue, height: Height) -> Bool {
@@ -431,6 +443,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         if !pendingEvidence.isEmpty {
             pendingEvidence.removeAll { (try? app.isEvidenceCommitted($0)) != false }
         }
+        checkedBlocks.removeAll()
         let evicted = mempool.update(committed: block.transactions) { try? self.app.checkTx($0) }
         if evicted > 0 { logger.debug("mempool recheck evicted transactions", metadata: ["count": "\(evicted)"]) }
         signCheckpoints(endedEpochs)
@@ -521,7 +534,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         case .proposal(let p):
             // Only the hash is signed: a relay that changed the block bytes would make us judge
             // the proposer's value invalid and prevote nil. Such a copy is the sender's doing.
-            guard Self.isBlock(p.proposal.value.block, hashing: p.proposal.value.hash) else {
+            guard isKnownOrValidBlock(p.proposal.value.block, hashing: p.proposal.value.hash) else {
                 network.penalize(conn, points: P2PNetwork.initialScore, reason: "proposal with a block that is not the signed one")
                 break
             }
@@ -532,7 +545,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
             guard cert.height == engine.height else { break }
             // The block must be the certified one, header and body: a peer pairing a real
             // certificate with other bytes is refused and penalized, and nothing of it is kept.
-            guard Self.isBlock(block, hashing: cert.value) else {
+            guard isKnownOrValidBlock(block, hashing: cert.value) else {
                 network.penalize(conn, points: P2PNetwork.initialScore, reason: "commit with a block that is not the certified one")
                 break
             }
