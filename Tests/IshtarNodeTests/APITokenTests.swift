@@ -92,3 +92,36 @@ import Testing
         }
     }
 }
+
+/// `ishtar node start`'s runner: what an operator sees when the machine is not as configured.
+@Suite(.serialized) struct NodeRunnerTests {
+    @Test(.timeLimit(.minutes(2))) func anAPIPortInUseStopsTheNodeNamingTheSetting() async throws {
+        let dir = try nodeScratch("api-port")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try NodeHomeSetup.initialize(
+            at: dir, options: HomeInitOptions(chainID: "ishtar-port", insecurePlaintext: true, basePort: randomBasePort(),
+                                              consensus: .fast),
+            logger: quietLogger("init"))
+        let home = NodeHome(path: dir)
+        let config = try home.loadConfig()
+        // Someone else holds the API port.
+        let holder = P2PNetwork(chainID: "other", nodeKey: Schnorr.PrivateKey(), config: P2PConfig(listen: config.api.listen),
+                                logger: quietLogger("holder"))
+        try await holder.start()
+        do {
+            try await NodeRunner.run(home: home, passphrase: nil, logger: quietLogger("runner"))
+            Issue.record("the node ran without its API port")
+        } catch let error as NodeError {
+            #expect("\(error)".contains("api.listen \(config.api.listen)"), "\(error)")
+        }
+        await holder.stop()
+        #expect(!FileManager.default.fileExists(atPath: home.pidPath), "no pid file left behind")
+        // The store was closed: the node starts once the port is free.
+        let node = try NodeService(
+            options: NodeServiceOptions(genesis: try home.loadGenesis(), config: config,
+                                        validatorKey: try home.loadValidatorKey(config: config, passphrase: nil),
+                                        nodeKey: try home.loadNodeKey(config: config), databasePath: home.databasePath),
+            logger: quietLogger("again"))
+        await node.stop()
+    }
+}

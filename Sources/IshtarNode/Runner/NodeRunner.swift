@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import IshtarChain
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 
@@ -62,9 +63,14 @@ public enum NodeRunner {
         do {
             try await group.run()
         } catch {
-            logger.error("node stopping after error", metadata: ["error": "\(error)"])
+            // The API's listener is the one thing here that fails on the machine's state (the
+            // P2P listener is bound in `node.start()` with its own message): name the setting.
+            let reported: any Error = (error as? IOError).map {
+                NodeError.network("cannot listen on api.listen \(config.api.listen): \(String(cString: strerror($0.errnoCode)))")
+            } ?? error
+            logger.error("node stopping after error", metadata: ["error": "\(reported)"])
             await node.stop()
-            throw error
+            throw reported
         }
         await node.stop()
     }
