@@ -4,6 +4,7 @@ import IshtarBitcoin
 import IshtarChain
 import IshtarCrypto
 import IshtarNode
+import Synchronization
 
 /// `ishtar devnet …`: a local multi-validator network of child processes.
 struct DevnetCommand: ParsableCommand {
@@ -113,6 +114,8 @@ public enum DevnetActions {
         let all = homes(home)
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var children: [Process] = []
+        let done = DispatchSemaphore(value: 0)
+        let watch = ChildWatch(count: all.count)
         for h in all {
             if let p = pid(h) { throw CLIError.badInput("\(h.path) is already running (pid \(p))") }
             let p = Process()
@@ -123,6 +126,18 @@ public enum DevnetActions {
             _ = log?.seekToEndOfFile()
             p.standardOutput = log
             p.standardError = log
+            // A node that dies on its own is reported at once, with where to look; when none
+            // is left the supervisor stops too instead of saying the devnet is running.
+            let logPath = h.logPath, name = h.path
+            p.terminationHandler = { child in
+                guard let remaining = watch.exited() else { return }
+                let last = (try? String(contentsOfFile: logPath, encoding: .utf8))?
+                    .split(separator: "\n").last.map(String.init) ?? ""
+                let how = child.terminationReason == .uncaughtSignal ? "killed by signal" : "exited with status"
+                FileHandle.standardError.write(Data(
+                    "devnet: \(name) \(how) \(child.terminationStatus); \(remaining) still running; log \(logPath)\n  \(last)\n".utf8))
+                if remaining == 0 { done.signal() }
+            }
             do { try p.run() } catch {
                 children.forEach { $0.terminate() }
                 throw CLIError.badInput("cannot start \(h.path): \(error)")
@@ -133,15 +148,16 @@ public enum DevnetActions {
         }
         try? Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: home + "/devnet.pid"))
         print("devnet running; Ctrl-C to stop")
-        let done = DispatchSemaphore(value: 0)
         let sources = NodeRunner.onTerminationSignals { done.signal() }
         done.wait()
         sources.forEach { $0.cancel() }
+        let allExited = watch.stop()
         for c in children where c.isRunning { c.terminate() }
         let deadline = Date().addingTimeInterval(10)
         while children.contains(where: \.isRunning), Date() < deadline { usleep(100_000) }
         for c in children where c.isRunning { kill(c.processIdentifier, SIGKILL) }
         unlink(home + "/devnet.pid")
+        if allExited { throw CLIError.badInput("every node of the devnet exited on its own; see their logs above") }
         print("devnet stopped")
     }
 
@@ -195,5 +211,29 @@ public enum DevnetActions {
             }
             return NodeState(home: h.path, pid: p, running: p != nil, api: api, height: height, btcFinalizedHeight: finalized)
         })
+    }
+}
+
+/// Counts a devnet's nodes as they exit, until the supervisor starts stopping them itself.
+final class ChildWatch: Sendable {
+    private let state: Mutex<(running: Int, stopping: Bool)>
+
+    init(count: Int) { state = Mutex((count, false)) }
+
+    /// A child exited: how many still run, or nil when the supervisor is stopping them.
+    func exited() -> Int? {
+        state.withLock { s in
+            guard !s.stopping else { return nil }
+            s.running -= 1
+            return s.running
+        }
+    }
+
+    /// The supervisor stops the rest; returns whether none was left running.
+    func stop() -> Bool {
+        state.withLock { s in
+            s.stopping = true
+            return s.running == 0
+        }
     }
 }

@@ -143,3 +143,70 @@ private func scratch() throws -> String {
         #expect(top.status == 0 && top.stdout.contains("keys") && top.stdout.contains("eots"))
     }
 }
+
+/// `ishtar devnet start` supervising real node processes.
+@Suite(.serialized) struct DevnetSupervisorTests {
+    /// A node that dies is reported at once (who, how, where its log is, its last line); when
+    /// none is left the supervisor exits 2 instead of claiming a running devnet.
+    @Test(.timeLimit(.minutes(2))) func nodesThatExitAreReportedAndTheLastOneEndsTheSupervisor() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = Int.random(in: 20_000...32_000) & ~1
+        // Another program holds node1's API port (base + 3), so node1 cannot start.
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(base + 3).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(bound == 0 && listen(holder, 1) == 0, "could not hold port \(base + 3)")
+
+        let p = Process()
+        p.executableURL = IshtarProcess.binary
+        p.arguments = ["devnet", "start", "--validators", "2", "--home", dir + "/dv", "--base-port", "\(base)"]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        let stderr = Locked("")
+        let reader = Thread {
+            let data = err.fileHandleForReading.readDataToEndOfFile()
+            stderr.set(String(decoding: data, as: UTF8.self))
+        }
+        reader.start()
+        // node1 exits on its own; then node0 is killed: the supervisor must notice both.
+        let node0Pid = dir + "/dv/node0/node.pid"
+        var waited = 0.0
+        while waited < 60, (FileManager.default.contents(atPath: node0Pid) == nil || !FileManager.default.fileExists(atPath: dir + "/dv/node1/node.log")) {
+            usleep(100_000); waited += 0.1
+        }
+        usleep(3_000_000)
+        if let text = FileManager.default.contents(atPath: node0Pid), let pid = Int32(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) {
+            kill(pid, SIGKILL)
+        }
+        waited = 0
+        while p.isRunning, waited < 30 { usleep(100_000); waited += 0.1 }
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        while reader.isExecuting { usleep(10_000) }
+        let text = stderr.get()
+        #expect(p.terminationStatus == 2, "\(text)")
+        #expect(text.contains("devnet: \(dir)/dv/node1 exited with status 2"), "\(text)")
+        #expect(text.contains("cannot listen on api.listen 127.0.0.1:\(base + 3)"), "node1's last log line is shown: \(text)")
+        #expect(text.contains("devnet: \(dir)/dv/node0 killed by signal 9; 0 still running"), "\(text)")
+        #expect(text.contains("every node of the devnet exited on its own"), "\(text)")
+    }
+}
+
+/// A string shared with a reader thread.
+final class Locked: @unchecked Sendable {
+    // @unchecked: `value` is only touched under `lock`.
+    private let lock = NSLock()
+    private var value: String
+    init(_ v: String) { value = v }
+    func set(_ v: String) { lock.withLock { value = v } }
+    func get() -> String { lock.withLock { value } }
+}
