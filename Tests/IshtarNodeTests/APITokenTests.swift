@@ -11,13 +11,8 @@ import Testing
     static let chainID = "ishtar-token"
 
     func home() throws -> (NodeHome, NodeConfig, String) {
-        let dir = try nodeScratch("token")
-        _ = try NodeHomeSetup.initialize(
-            at: dir, options: HomeInitOptions(chainID: Self.chainID, insecurePlaintext: true, basePort: randomBasePort(),
-                                              consensus: .fast),
-            logger: quietLogger("init"))
-        let home = NodeHome(path: dir)
-        return (home, try home.loadConfig(), dir)
+        let (home, config) = try singleValidatorHome("token", chainID: Self.chainID)
+        return (home, config, home.path)
     }
 
     func write(_ text: String, to path: String, mode: mode_t) throws {
@@ -96,14 +91,8 @@ import Testing
 /// `ishtar node start`'s runner: what an operator sees when the machine is not as configured.
 @Suite(.serialized) struct NodeRunnerTests {
     @Test(.timeLimit(.minutes(2))) func anAPIPortInUseStopsTheNodeNamingTheSetting() async throws {
-        let dir = try nodeScratch("api-port")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = try NodeHomeSetup.initialize(
-            at: dir, options: HomeInitOptions(chainID: "ishtar-port", insecurePlaintext: true, basePort: randomBasePort(),
-                                              consensus: .fast),
-            logger: quietLogger("init"))
-        let home = NodeHome(path: dir)
-        let config = try home.loadConfig()
+        let (home, config) = try singleValidatorHome("api-port", chainID: "ishtar-port")
+        defer { try? FileManager.default.removeItem(atPath: home.path) }
         // Someone else holds the API port.
         let holder = P2PNetwork(chainID: "other", nodeKey: Schnorr.PrivateKey(), config: P2PConfig(listen: config.api.listen),
                                 logger: quietLogger("holder"))
@@ -117,11 +106,7 @@ import Testing
         await holder.stop()
         #expect(!FileManager.default.fileExists(atPath: home.pidPath), "no pid file left behind")
         // The store was closed: the node starts once the port is free.
-        let node = try NodeService(
-            options: NodeServiceOptions(genesis: try home.loadGenesis(), config: config,
-                                        validatorKey: try home.loadValidatorKey(config: config, passphrase: nil),
-                                        nodeKey: try home.loadNodeKey(config: config), databasePath: home.databasePath),
-            logger: quietLogger("again"))
+        let node = try NodeService(options: try serviceOptions(home, config), logger: quietLogger("again"))
         await node.stop()
     }
 }

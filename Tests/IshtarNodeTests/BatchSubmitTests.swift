@@ -13,21 +13,12 @@ import Testing
 @Suite(.serialized) struct BatchSubmitTests {
     static let chainID = "ishtar-batch"
 
-    func startNode(_ dir: String) async throws -> NodeService {
-        _ = try NodeHomeSetup.initialize(
-            at: dir, options: HomeInitOptions(chainID: Self.chainID, insecurePlaintext: true, basePort: randomBasePort(),
-                                              consensus: .fast),
-            logger: quietLogger("init"))
-        let home = NodeHome(path: dir)
-        let config = try home.loadConfig()
-        let node = try NodeService(
-            options: NodeServiceOptions(
-                genesis: try home.loadGenesis(), config: config,
-                validatorKey: try home.loadValidatorKey(config: config, passphrase: nil),
-                nodeKey: try home.loadNodeKey(config: config), databasePath: home.databasePath),
-            logger: quietLogger("batch"))
+    /// A started node on a fresh one-validator home; remove the returned directory when done.
+    func startNode() async throws -> (NodeService, String) {
+        let (home, config) = try singleValidatorHome("batch", chainID: Self.chainID)
+        let node = try NodeService(options: try serviceOptions(home, config), logger: quietLogger("batch"))
         try await node.start()
-        return node
+        return (node, home.path)
     }
 
     static func framed(_ txs: [Data]) -> ByteBuffer {
@@ -50,9 +41,8 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(3))) func batchAdmitsInOrderReportsEachVerdictAndCommits() async throws {
-        let dir = try nodeScratch("batch")
+        let (node, dir) = try await startNode()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let node = try await startNode(dir)
         let api = makeAPIApplication(backend: node, configuration: APIServerConfiguration(port: 0, maxRequestBodyBytes: 64 << 10),
                                      logger: quietLogger("api"))
         let alice = Schnorr.PrivateKey(), bob = Schnorr.PrivateKey()

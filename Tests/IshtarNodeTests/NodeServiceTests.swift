@@ -5,23 +5,10 @@ import IshtarCrypto
 import Testing
 
 @Suite(.serialized) struct NodeServiceTests {
-    func options(_ home: NodeHome) throws -> NodeServiceOptions {
-        let config = try home.loadConfig()
-        return NodeServiceOptions(
-            genesis: try home.loadGenesis(), config: config,
-            validatorKey: try home.loadValidatorKey(config: config, passphrase: nil),
-            nodeKey: try home.loadNodeKey(config: config), databasePath: home.databasePath)
-    }
-
     @Test(.timeLimit(.minutes(3))) func singleValidatorProducesBlocksCommitsTxsAndRestarts() async throws {
-        let dir = try nodeScratch("single")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = try NodeHomeSetup.initialize(
-            at: dir, options: HomeInitOptions(chainID: "ishtar-single", insecurePlaintext: true, basePort: randomBasePort(),
-                                              consensus: .fast),
-            logger: quietLogger("init"))
-        let home = NodeHome(path: dir)
-        let opts = try options(home)
+        let (home, config) = try singleValidatorHome("single", chainID: "ishtar-single")
+        defer { try? FileManager.default.removeItem(atPath: home.path) }
+        let opts = try serviceOptions(home, config)
 
         let node = try NodeService(options: opts, logger: quietLogger("n"))
         try await node.start()

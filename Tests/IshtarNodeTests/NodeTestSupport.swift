@@ -44,3 +44,35 @@ func eventually(_ seconds: Double, _ condition: () async throws -> Bool) async r
 /// A random even base port below Linux's ephemeral range (32768+), so outgoing connections
 /// (our own HTTP clients included) never hold a port a test node is about to bind.
 func randomBasePort() -> Int { Int.random(in: 20_000...32_000) & ~1 }
+
+/// A one-validator home (plaintext keys, fast timeouts) in a fresh scratch directory, and its
+/// config. Remove `home.path` when done.
+func singleValidatorHome(_ name: String, chainID: String, basePort: Int = randomBasePort()) throws -> (NodeHome, NodeConfig) {
+    let dir = try nodeScratch(name)
+    _ = try NodeHomeSetup.initialize(
+        at: dir, options: HomeInitOptions(chainID: chainID, insecurePlaintext: true, basePort: basePort, consensus: .fast),
+        logger: quietLogger("init"))
+    let home = NodeHome(path: dir)
+    return (home, try home.loadConfig())
+}
+
+/// What `node start` builds from `home`: its genesis, `config`, its keys and its store.
+func serviceOptions(_ home: NodeHome, _ config: NodeConfig) throws -> NodeServiceOptions {
+    NodeServiceOptions(
+        genesis: try home.loadGenesis(), config: config, validatorKey: try home.loadValidatorKey(config: config, passphrase: nil),
+        nodeKey: try home.loadNodeKey(config: config), databasePath: home.databasePath)
+}
+
+/// A started P2P network on `listenPort` (a throwaway node key) that keeps dialing the node
+/// with key `peerKey` at `address`.
+func dialer(chainID: String, to peerKey: Data, at address: String, listenPort: Int, delegate: any P2PDelegate,
+            maxDialBackoffMillis: UInt64 = 5000, label: String = "dialer") async throws -> P2PNetwork {
+    let network = P2PNetwork(
+        chainID: chainID, nodeKey: Schnorr.PrivateKey(),
+        config: P2PConfig(listen: "127.0.0.1:\(listenPort)", persistentPeers: ["\(peerKey.hexString)@\(address)"],
+                          maxDialBackoffMillis: maxDialBackoffMillis),
+        logger: quietLogger(label))
+    network.setDelegate(delegate)
+    try await network.start()
+    return network
+}

@@ -134,15 +134,8 @@ final class CommitCapture: P2PDelegate {
         var clients: [(network: P2PNetwork, delegate: RecordingDelegate)] = []
         for i in 1...3 {
             let d = RecordingDelegate()
-            let c = P2PNetwork(
-                chainID: "ishtar-p2p", nodeKey: Schnorr.PrivateKey(),
-                config: P2PConfig(listen: "127.0.0.1:\(base + 2 * i)",
-                                  persistentPeers: ["\(serverKey.publicKey.rawRepresentation.hexString)@127.0.0.1:\(base)"],
-                                  maxDialBackoffMillis: 250),
-                logger: quietLogger("client\(i)"))
-            c.setDelegate(d)
-            try await c.start()
-            clients.append((c, d))
+            clients.append((try await dialer(chainID: "ishtar-p2p", to: serverKey.publicKey.rawRepresentation, at: "127.0.0.1:\(base)",
+                                             listenPort: base + 2 * i, delegate: d, maxDialBackoffMillis: 250), d))
         }
         #expect(await eventually(10) { ds.connections.count == 2 && server.refusedInboundCount >= 1 }, "two in, the third refused")
         try await Task.sleep(nanoseconds: 1_000_000_000)
@@ -161,31 +154,14 @@ final class CommitCapture: P2PDelegate {
     /// A peer that relays transactions which cannot be valid (undecodable) is penalized by
     /// the real node service and disconnected once its score is used up.
     @Test(.timeLimit(.minutes(3))) func nodeServiceDisconnectsAPeerRelayingInvalidTransactions() async throws {
-        let dir = try nodeScratch("scoring")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = try NodeHomeSetup.initialize(
-            at: dir, options: HomeInitOptions(chainID: "ishtar-scoring", insecurePlaintext: true, basePort: randomBasePort(),
-                                              consensus: .fast),
-            logger: quietLogger("init"))
-        let home = NodeHome(path: dir)
-        let config = try home.loadConfig()
-        let nodeKey = try home.loadNodeKey(config: config)
-        let node = try NodeService(
-            options: NodeServiceOptions(
-                genesis: try home.loadGenesis(), config: config,
-                validatorKey: try home.loadValidatorKey(config: config, passphrase: nil), nodeKey: nodeKey,
-                databasePath: home.databasePath),
-            logger: quietLogger("node"))
+        let (home, config) = try singleValidatorHome("scoring", chainID: "ishtar-scoring")
+        defer { try? FileManager.default.removeItem(atPath: home.path) }
+        let node = try NodeService(options: try serviceOptions(home, config), logger: quietLogger("node"))
         try await node.start()
 
         let dm = RecordingDelegate()
-        let attacker = P2PNetwork(
-            chainID: "ishtar-scoring", nodeKey: Schnorr.PrivateKey(),
-            config: P2PConfig(listen: "127.0.0.1:\(randomBasePort())",
-                              persistentPeers: ["\(nodeKey.publicKey.rawRepresentation.hexString)@\(config.p2p.listen)"]),
-            logger: quietLogger("attacker"))
-        attacker.setDelegate(dm)
-        try await attacker.start()
+        let attacker = try await dialer(chainID: "ishtar-scoring", to: try home.loadNodeKey(config: config).publicKey.rawRepresentation,
+                                        at: config.p2p.listen, listenPort: randomBasePort(), delegate: dm, label: "attacker")
         #expect(await eventually(10) { !dm.connections.isEmpty })
         let conn = try #require(dm.connections.first)
 
@@ -211,32 +187,18 @@ final class CommitCapture: P2PDelegate {
     /// over other transactions — or relays a real proposal with another body is disconnected;
     /// the real pair is then committed.
     @Test(.timeLimit(.minutes(3))) func aPeerPairingARealCertificateWithAnotherBlockIsDisconnected() async throws {
-        let dir = try nodeScratch("catchup")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let base = randomBasePort()
-        _ = try NodeHomeSetup.initialize(
-            at: dir, options: HomeInitOptions(chainID: "ishtar-catchup", insecurePlaintext: true, basePort: base, consensus: .fast),
-            logger: quietLogger("init"))
-        let home = NodeHome(path: dir)
-        let config = try home.loadConfig()
-        let validator = try NodeService(
-            options: NodeServiceOptions(
-                genesis: try home.loadGenesis(), config: config,
-                validatorKey: try home.loadValidatorKey(config: config, passphrase: nil), nodeKey: try home.loadNodeKey(config: config),
-                databasePath: home.databasePath),
-            logger: quietLogger("validator"))
+        let (home, config) = try singleValidatorHome("catchup", chainID: "ishtar-catchup", basePort: base)
+        let dir = home.path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let validator = try NodeService(options: try serviceOptions(home, config), logger: quietLogger("validator"))
         try await validator.start()
         #expect(await eventually(15) { await validator.lastHeight >= 2 })
 
         // The certificate and block of height 1, asked for like any peer would.
         let capture = CommitCapture()
-        let client = P2PNetwork(
-            chainID: "ishtar-catchup", nodeKey: Schnorr.PrivateKey(),
-            config: P2PConfig(listen: "127.0.0.1:\(base + 10)",
-                              persistentPeers: ["\(try home.loadNodeKey(config: config).publicKey.rawRepresentation.hexString)@\(config.p2p.listen)"]),
-            logger: quietLogger("client"))
-        client.setDelegate(capture)
-        try await client.start()
+        let client = try await dialer(chainID: "ishtar-catchup", to: try home.loadNodeKey(config: config).publicKey.rawRepresentation,
+                                      at: config.p2p.listen, listenPort: base + 10, delegate: capture, label: "client")
         #expect(await eventually(10) { !capture.connected.withLock { $0.isEmpty } })
         let toValidator = try #require(capture.connected.withLock { $0.first })
         client.send(.syncRequest(height: 1), to: toValidator)
@@ -260,13 +222,8 @@ final class CommitCapture: P2PDelegate {
         #expect(await follower.lastHeight == 0)
 
         let attacker = CommitCapture()
-        let peer = P2PNetwork(
-            chainID: "ishtar-catchup", nodeKey: Schnorr.PrivateKey(),
-            config: P2PConfig(listen: "127.0.0.1:\(base + 30)",
-                              persistentPeers: ["\(followerKey.publicKey.rawRepresentation.hexString)@127.0.0.1:\(base + 20)"]),
-            logger: quietLogger("attacker"))
-        peer.setDelegate(attacker)
-        try await peer.start()
+        let peer = try await dialer(chainID: "ishtar-catchup", to: followerKey.publicKey.rawRepresentation, at: "127.0.0.1:\(base + 20)",
+                                    listenPort: base + 30, delegate: attacker, label: "attacker")
         var other = try Block(decoding: block)
         other.transactions.append(Data("a transaction the certified block does not have".utf8))
         #expect(other.hash == (try Block(decoding: block)).hash, "same header, so same hash")
