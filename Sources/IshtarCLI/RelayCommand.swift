@@ -598,7 +598,7 @@ public enum RelayActions {
         guard btcHeight > common.height else { return output }
         let last = min(btcHeight, common.height + UInt64(maxHeaders))
 
-        var nonce = try firstNonce ?? TxActions.committedNonce(client: node, account: key.publicKey.rawRepresentation)
+        var nonce = try firstNonce ?? TxActions.nextNonce(client: node, account: key.publicKey.rawRepresentation)
         var next = common.height + 1
         while next <= last {
             var headers: [BTCBlockHeader] = []

@@ -40,7 +40,8 @@ struct NodeAPIOptions: ParsableArguments {
 /// `--nonce n|auto` for the commands that send one transaction from an account.
 struct NonceOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "The sending account's nonce, or \"auto\" (its committed nonce, read from the node).", valueName: "n|auto"))
+        "The sending account's nonce, or \"auto\" (the next free one, read from the node: its committed nonce after any of its transactions pending there).",
+        valueName: "n|auto"))
     var nonce = "auto"
 
     func validate() throws {
@@ -65,8 +66,10 @@ struct TxCommand: ParsableCommand {
             abstract: "Sign a transaction with a key file and submit it (POST /txs).",
             discussion: """
                 Each --message is TYPE:PAYLOAD_HEX, e.g. accounts/SetLabel:000000026869. \
-                --nonce auto reads the account's committed nonce from the node (0 for a new \
-                account); use an explicit nonce to queue several transactions before a block.
+                --nonce auto asks the node for the account's next free nonce (its committed \
+                nonce after the account's transactions already in that node's mempool; 0 for a \
+                new account), so several sends before a block queue in order. An explicit nonce \
+                of a pending transaction replaces it (the answer says so).
                 Exit codes: 0 accepted into the mempool, 1 refused by check-tx (the result is \
                 printed, the rule is on stderr), 2 bad input or unreachable node.
                 """)
@@ -145,6 +148,17 @@ public enum TxActions {
         return Message(type: type, payload: payload)
     }
 
+    /// The account's next free nonce from `GET /accounts/<hex>/nonce`: the committed one after
+    /// the account's transactions pending at that node (a node without the route: the
+    /// committed one).
+    public static func nextNonce(client: NodeAPIClient, account: Data) throws -> UInt64 {
+        let reply = try call { () throws(NodeAPIClientError) in try client.get("/accounts/\(account.hexString)/nonce") }
+        if reply.status == 404 { return try committedNonce(client: client, account: account) }
+        let object = try decodeOK(APIAccountNonce.self, reply, what: "account nonce")
+        guard let nonce = UInt64(object.nextNonce) else { throw CLIError.badInput("node returned a non-numeric nonce \"\(object.nextNonce)\"") }
+        return nonce
+    }
+
     /// The account's committed nonce from `/modules/accounts/account/<hex>`; 0 when the
     /// account does not exist yet.
     public static func committedNonce(client: NodeAPIClient, account: Data) throws -> UInt64 {
@@ -184,7 +198,7 @@ public enum TxActions {
     /// prints the verdict, and makes a refusal exit code 1 with the rule on stderr.
     static func submit(client: NodeAPIClient, key: Schnorr.PrivateKey, chainID: String, nonce: UInt64?,
                        messages: [Message], format: OutputOptions) throws {
-        let n = try nonce ?? committedNonce(client: client, account: key.publicKey.rawRepresentation)
+        let n = try nonce ?? nextNonce(client: client, account: key.publicKey.rawRepresentation)
         let output = try send(client: client, key: key, chainID: chainID, nonce: n, messages: messages)
         format.emit(output)
         if !output.accepted {

@@ -116,6 +116,10 @@ func parseJSON(_ r: IshtarProcess.Result) throws -> [String: Any] {
         let second = try parseJSON(try await ishtar(send + ["--nonce", "auto", "--json"], environment: env))
         #expect(second["accepted"] as? Bool == true)
         #expect(second["nonce"] as? Int == 1)
+        // Another before the block: auto counts the pending one and queues behind it.
+        let third = try parseJSON(try await ishtar(send + ["--nonce", "auto", "--json"], environment: env))
+        #expect(third["accepted"] as? Bool == true)
+        #expect(third["nonce"] as? Int == 2, "queued behind the pending nonce 1, not replacing it")
         try await node.backend.produceBlock()
 
         let block = try await ishtar(["query", "block", "1", "--node", node.url, "--json"])
@@ -140,13 +144,13 @@ func parseJSON(_ r: IshtarProcess.Result) throws -> [String: Any] {
         #expect(txText.stdout.contains("result: ok"))
 
         let account = try parseJSON(try await ishtar(["query", "account", pub, "--node", node.url, "--json"]))
-        #expect(account["nonce"] as? String == "2")
+        #expect(account["nonce"] as? String == "3")
         #expect(account["label"] as? String == label)
 
         // The generic module query reaches the same answer by path.
         let viaModule = try await ishtar(["query", "module", "accounts", "account", pub, "--node", node.url])
         #expect(viaModule.status == 0, "\(viaModule.stderr)")
-        #expect(try parseJSON(viaModule)["nonce"] as? String == "2")
+        #expect(try parseJSON(viaModule)["nonce"] as? String == "3")
         let badModule = try await ishtar(["query", "module", "No/Such", "--node", node.url])
         #expect(badModule.status == 2)
         #expect(badModule.stderr.contains("module"))

@@ -308,6 +308,31 @@ private let jsonHeaders: HTTPFields = [.contentType: "application/json"]
         }
     }
 
+    @Test func theNextNonceCountsPendingTransactions() async throws {
+        let key = apiTestKey("nonce")
+        let account = key.publicKey.rawRepresentation.hexString
+        try await app().test(.router) { client in
+            func nonce() async throws -> [String: Any] {
+                let r = try await client.execute(uri: "/accounts/\(account)/nonce", method: .get)
+                #expect(r.status == .ok)
+                return try json(r)
+            }
+            var n = try await nonce()
+            #expect(n["committed_nonce"] as? String == "0" && n["next_nonce"] as? String == "0", "a new account: \(n)")
+            for i in 0..<2 { #expect(await backend.submitTransaction(try apiLabelTx(key, nonce: UInt64(i))).result.isOK) }
+            n = try await nonce()
+            #expect(n["committed_nonce"] as? String == "0" && n["pending_transactions"] as? Int == 2 && n["next_nonce"] as? String == "2")
+            try await backend.produceBlock()
+            n = try await nonce()
+            #expect(n["committed_nonce"] as? String == "2" && n["pending_transactions"] as? Int == 0 && n["next_nonce"] as? String == "2")
+            for bad in ["zz", String(repeating: "a", count: 63)] {
+                let r = try await client.execute(uri: "/accounts/\(bad)/nonce", method: .get)
+                #expect(r.status == .badRequest)
+                #expect(try errorCode(r) == "invalid_account")
+            }
+        }
+    }
+
     @Test func openAPIDocumentListsEveryRoute() async throws {
         try await app().test(.router) { client in
             let response = try await client.execute(uri: "/openapi.json", method: .get)
@@ -318,6 +343,7 @@ private let jsonHeaders: HTTPFields = [.contentType: "application/json"]
             let expected: [String: [String]] = [
                 "/status": ["get"], "/health": ["get"], "/blocks/latest": ["get"], "/blocks/{height}": ["get"],
                 "/txs/{hash}": ["get"], "/txs": ["post"], "/txs/batch": ["post"], "/modules/{module}/{path}": ["get"],
+                "/accounts/{account}/nonce": ["get"],
                 "/openapi.json": ["get"], "/metrics": ["get"],
             ]
             #expect(Set(paths.keys) == Set(expected.keys))

@@ -103,6 +103,10 @@ public actor ChainTestBackend: NodeBackend {
         }
     }
 
+    public func pendingNonces(of account: Data) async -> [UInt64] {
+        mempool.compactMap { try? Transaction(decoding: $0) }.filter { $0.sender == account }.map(\.nonce)
+    }
+
     public func query(path: String, data: Data) async -> QueryResult {
         do {
             return try app.query(path: path, data: data)

@@ -282,6 +282,22 @@ public struct APIBatchSubmitResult: Codable, Sendable, Hashable {
     public var results: [APISubmitResult]
 }
 
+/// `GET /accounts/{account}/nonce` answer. Nonces are decimal strings (64-bit values).
+public struct APIAccountNonce: Codable, Sendable, Hashable {
+    /// The account (x-only public key), hex.
+    public var account: String
+    /// The nonce in committed state: the next transaction the chain would execute.
+    public var committedNonce: String
+    /// How many of the account's transactions wait in this node's mempool.
+    public var pendingTransactions: Int
+    /// The first nonce at or after the committed one that no pending transaction uses.
+    public var nextNonce: String
+
+    enum CodingKeys: String, CodingKey {
+        case account, committedNonce = "committed_nonce", pendingTransactions = "pending_transactions", nextNonce = "next_nonce"
+    }
+}
+
 /// `POST /txs` answer: the check-tx verdict.
 public struct APISubmitResult: Codable, Sendable, Hashable {
     /// SHA-256 of the submitted bytes, hex.

@@ -139,6 +139,7 @@ func makeAPIRouter(
     router.get("health") { _, _ in try await routes.health() }
     router.get("blocks/:height") { _, context in try await routes.block(context.parameters.get("height") ?? "") }
     router.get("txs/:hash") { _, context in try await routes.transaction(context.parameters.get("hash") ?? "") }
+    router.get("accounts/:account/nonce") { _, context in try await routes.accountNonce(context.parameters.get("account") ?? "") }
     router.post("txs") { request, context in try await routes.submit(request, context: context) }
     router.post("txs/batch") { request, context in try await routes.submitBatch(request, context: context) }
     router.get("modules/:module") { request, context in
@@ -204,6 +205,35 @@ struct APIRoutes: Sendable {
             throw APIError(.notFound, "tx_not_found", "no committed transaction with hash \(hash.hexString)")
         }
         return try Self.json(.ok, APICommittedTransaction(tx))
+    }
+
+    /// `GET /accounts/{account}/nonce`: the committed nonce, and the next free one — after
+    /// the account's transactions already waiting here, so a client that uses it queues behind
+    /// them instead of replacing one.
+    func accountNonce(_ parameter: String) async throws -> Response {
+        let text = parameter.hasPrefix("0x") ? String(parameter.dropFirst(2)) : parameter
+        guard text.utf8.count == 64, let account = try? Data(hex: text) else {
+            throw APIError(.badRequest, "invalid_account", "account must be 64 hex digits (an x-only public key)")
+        }
+        let path = "/modules/accounts/account/" + account.hexString
+        let result = await backend.query(path: path, data: Data())
+        var committed: UInt64 = 0
+        if result.isOK {
+            guard let object = try? JSONSerialization.jsonObject(with: result.value) as? [String: Any],
+                  let text = object["nonce"] as? String, let nonce = UInt64(text) else {
+                throw APIError(.internalServerError, "internal", "the accounts module answered without a nonce")
+            }
+            committed = nonce
+        } else {
+            let error = Self.queryError(result, path: path)
+            // An account the chain has not seen yet starts at nonce 0.
+            guard error.status == .notFound else { throw error }
+        }
+        let pending = Set(await backend.pendingNonces(of: account))
+        var next = committed
+        while pending.contains(next) { next += 1 }
+        return try Self.json(.ok, APIAccountNonce(account: account.hexString, committedNonce: String(committed),
+                                                   pendingTransactions: pending.count, nextNonce: String(next)))
     }
 
     /// The request body, refused with 413 above the configured limit: a body of exactly

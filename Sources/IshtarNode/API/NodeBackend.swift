@@ -22,6 +22,9 @@ public protocol NodeBackend: Sendable {
     func submitTransactions(_ transactions: [Data]) async -> [CheckTxResult]
     /// A module or application query (`/modules/{module}/…` maps to path `/modules/{module}/…`).
     func query(path: String, data: Data) async -> QueryResult
+    /// The nonces of `account`'s transactions waiting in the mempool (any order), so a client
+    /// can pick the next free nonce instead of replacing a pending transaction.
+    func pendingNonces(of account: Data) async -> [UInt64]
 }
 
 extension NodeBackend {

@@ -65,6 +65,17 @@ enum OpenAPIDocument {
             }
           }
         },
+        "/accounts/{account}/nonce": {
+          "get": {
+            "summary": "The account's committed nonce and the next free one (after its transactions pending here)",
+            "operationId": "getAccountNonce",
+            "parameters": [{"name": "account", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^(0x)?[0-9a-fA-F]{64}$"}}],
+            "responses": {
+              "200": {"description": "Nonces", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AccountNonce"}}}},
+              "400": {"$ref": "#/components/responses/Error"}
+            }
+          }
+        },
         "/txs": {
           "post": {
             "summary": "Submit a signed transaction (check-tx, then mempool and gossip)",
@@ -259,6 +270,15 @@ enum OpenAPIDocument {
               "rule": {"type": "string"},
               "log": {"type": "string"},
               "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}
+            }
+          },
+          "AccountNonce": {
+            "type": "object",
+            "properties": {
+              "account": {"type": "string"},
+              "committed_nonce": {"type": "string", "description": "decimal"},
+              "pending_transactions": {"type": "integer"},
+              "next_nonce": {"type": "string", "description": "decimal; use it for the next transaction"}
             }
           },
           "CommittedTransaction": {

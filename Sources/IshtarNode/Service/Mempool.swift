@@ -144,6 +144,12 @@ struct Mempool {
         return evicted
     }
 
+    /// The nonces of `sender`'s pending transactions.
+    func nonces(of sender: Data) -> [UInt64] {
+        guard perSender[sender] != nil else { return [] }
+        return entries.compactMap { $0.sender == sender ? $0.nonce : nil }
+    }
+
     /// Transactions for a proposal, oldest first, at most `limit`.
     func candidates(limit: Int = .max) -> [Data] { entries.prefix(max(0, limit)).map(\.bytes) }
 }

@@ -642,6 +642,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
         return transactions.map(submit)
     }
 
+    public func pendingNonces(of account: Data) async -> [UInt64] { mempool.nonces(of: account) }
+
     /// The log of an accepted transaction that replaced a pending one.
     static let replacedLog = "replaced the pending transaction with the same sender and nonce"
 
