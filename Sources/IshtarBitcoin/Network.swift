@@ -35,6 +35,27 @@ public enum Network: String, Sendable, Hashable, CaseIterable, Codable {
         }
     }
 
+    /// The heights from which BIP-34, BIP-66 and BIP-65 are buried in Bitcoin Core's chain
+    /// parameters (`consensus.BIP34Height`, `BIP66Height`, `BIP65Height`).
+    public var buriedVersionHeights: (bip34: UInt64, bip66: UInt64, bip65: UInt64) {
+        switch self {
+        case .mainnet: return (227_931, 363_725, 388_381)
+        case .testnet: return (21_111, 330_776, 581_885)
+        case .signet, .regtest: return (1, 1, 1)
+        }
+    }
+
+    /// The lowest block version a header at `height` may carry: Bitcoin Core's
+    /// `ContextualCheckBlockHeader` refuses `bad-version` below 2, 3 and 4 once BIP-34, BIP-66
+    /// and BIP-65 are active (the version is signed: versions with the top bit set are below).
+    public func minimumBlockVersion(atHeight height: UInt64) -> Int32 {
+        let h = buriedVersionHeights
+        if height >= h.bip65 { return 4 }
+        if height >= h.bip66 { return 3 }
+        if height >= h.bip34 { return 2 }
+        return 1
+    }
+
     /// The genesis block header.
     public var genesisHeader: BlockHeader {
         let merkleRoot = Hash256(unchecked: Data(genesisMerkleRootInternalOrder))

@@ -11,8 +11,8 @@ let lcRegtestBits: UInt32 = 0x207f_ffff
 /// Grinds the nonce of a header on `prev` until it meets (or, with `meeting: false`, misses)
 /// the target of `bits`. `salt` (the Merkle root's bytes) separates sibling branches.
 func lcMine(_ prev: BTCBlockHeader, time: UInt32, bits: UInt32 = lcRegtestBits, salt: UInt8 = 0,
-            meeting: Bool = true) throws -> BTCBlockHeader {
-    var header = BTCBlockHeader(version: 0x2000_0000, previousBlockHash: prev.hash,
+            meeting: Bool = true, version: Int32 = 0x2000_0000) throws -> BTCBlockHeader {
+    var header = BTCBlockHeader(version: version, previousBlockHash: prev.hash,
                                 merkleRoot: try Hash256(rawValue: Data(repeating: salt, count: 32)),
                                 time: time, bits: bits, nonce: 0)
     let target = UInt256.decodeCompact(bits).value

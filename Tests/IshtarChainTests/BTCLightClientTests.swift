@@ -63,6 +63,10 @@ struct BTCLightClientTests {
         let stale = try lcMine(tip, time: mtp)
         let skipped = try lcMine(next, time: next.time + 600)
         let many = try lcChain(on: tip, count: 26)
+        // Regtest buries BIP-34/66/65 at height 1: versions below 4 are Bitcoin Core's
+        // `bad-version`, and so is a version with the sign bit set.
+        let version3 = try lcMine(tip, time: tip.time + 600, version: 3)
+        let negative = try lcMine(tip, time: tip.time + 600, version: Int32(bitPattern: 0x8000_0004))
 
         let cases: [([BTCBlockHeader], BTCLightClientError)] = [
             ([badPow], .insufficientProofOfWork(index: 0, hash: badPow.hash.displayHex)),
@@ -77,6 +81,8 @@ struct BTCLightClientTests {
             ([good, try lcMine(good, time: good.time + 600, meeting: false)],
              .insufficientProofOfWork(index: 1, hash: try lcMine(good, time: good.time + 600, meeting: false).hash.displayHex)),
             ([], .noHeaders),
+            ([version3], .badVersion(index: 0, height: 13, version: 3, minimum: 4)),
+            ([negative], .badVersion(index: 0, height: 13, version: Int32(bitPattern: 0x8000_0004), minimum: 4)),
         ]
         for (headers, expected) in cases {
             let stateBefore = try dump(lc.store)[Application.stateColumnFamily]
@@ -304,6 +310,17 @@ struct BTCLightClientTests {
             == String(repeating: "0", count: 54) + "0300030003")
     }
 
+    @Test func minimumVersionsFollowBitcoinCoresBuriedDeployments() {
+        let cases: [(Network, UInt64, Int32)] = [
+            (.mainnet, 227_930, 1), (.mainnet, 227_931, 2), (.mainnet, 363_724, 2), (.mainnet, 363_725, 3),
+            (.mainnet, 388_380, 3), (.mainnet, 388_381, 4), (.testnet, 21_110, 1), (.testnet, 21_111, 2),
+            (.testnet, 330_776, 3), (.testnet, 581_885, 4), (.regtest, 0, 1), (.regtest, 1, 4), (.signet, 1, 4),
+        ]
+        for (network, height, minimum) in cases {
+            #expect(network.minimumBlockVersion(atHeight: height) == minimum, "\(network) at \(height)")
+        }
+    }
+
     @Test func genesisParameters() throws {
         func initChain(_ json: String) throws -> Bool {
             let net = try TestNet(moduleParams: [BTCLightClientModule.moduleName: Data(json.utf8)])
@@ -322,6 +339,8 @@ struct BTCLightClientTests {
         #expect(try !initChain(#"{"network":"mainnet","base_header":"\#(mainnetGenesis)","base_height":5}"#))
         #expect(try !initChain(#"{"network":"moonnet"}"#))
         #expect(try !initChain(#"{"base_header":"abcd"}"#))
+        // A base header needs its network: regtest's rules would let a mainnet header through.
+        #expect(try !initChain(#"{"base_header":"\#(mainnetGenesis)"}"#))
         #expect(try !initChain(#"{"max_headers_per_message":0}"#))
         #expect(try !initChain(#"{"max_header_per_message":10}"#))
         // A regtest header fails mainnet proof of work.

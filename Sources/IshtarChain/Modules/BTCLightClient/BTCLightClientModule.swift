@@ -177,6 +177,12 @@ public struct BTCLightClientModule: Module {
             params = BTCLightClientParams(network: network)
         }
         if let hex = json.baseHeader {
+            // A base header without its network would be judged by regtest's rules, which a
+            // mainnet or testnet header also meets — and then anyone could extend it cheaply.
+            guard json.network != nil else {
+                throw .rule(ParamsError.outOfRange(module: name, name: "network",
+                                                   reason: "must be given with base_header (mainnet, testnet, signet or regtest)"))
+            }
             guard let bytes = try? Data(hex: hex), let header = try? BTCBlockHeader(serialized: bytes) else {
                 throw .rule(ParamsError.outOfRange(module: name, name: "base_header", reason: "must be 160 hex digits (80 bytes)"))
             }
@@ -408,6 +414,10 @@ struct Inserter {
             let height = parent.stored.height + 1
             if try store.contains(BTCLightClientModule.headerKey(hash)) {
                 throw .rule(BTCLightClientError.duplicateHeader(index: index, hash: header.hash.displayHex))
+            }
+            let minimumVersion = params.network.minimumBlockVersion(atHeight: height)
+            guard header.version >= minimumVersion else {
+                throw .rule(BTCLightClientError.badVersion(index: index, height: height, version: header.version, minimum: minimumVersion))
             }
             let expected = try requiredBits(after: parent, newTime: header.time, root: root, accepted: accepted)
             guard header.bits == expected else {

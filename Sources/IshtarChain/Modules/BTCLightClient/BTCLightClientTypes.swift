@@ -37,6 +37,9 @@ public enum BTCLightClientError: ChainRuleError, Equatable {
     case heightOverflow(index: Int)
     /// The branch's cumulative work would exceed 2^256 − 1.
     case workOverflow(index: Int)
+    /// The header's version is below what its height requires once BIP-34, BIP-66 and BIP-65
+    /// are active (Bitcoin Core's `bad-version`).
+    case badVersion(index: Int, height: UInt64, version: Int32, minimum: Int32)
 
     /// `"btclightclient"`.
     public static let codespace = BTCLightClientModule.moduleName
@@ -58,6 +61,7 @@ public enum BTCLightClientError: ChainRuleError, Equatable {
         case .missingAncestor: return 13
         case .heightOverflow: return 14
         case .workOverflow: return 15
+        case .badVersion: return 16
         }
     }
 
@@ -78,6 +82,7 @@ public enum BTCLightClientError: ChainRuleError, Equatable {
         case .missingAncestor: return "missing-ancestor"
         case .heightOverflow: return "height-overflow"
         case .workOverflow: return "work-overflow"
+        case .badVersion: return "bad-version"
         }
     }
 
@@ -101,6 +106,8 @@ public enum BTCLightClientError: ChainRuleError, Equatable {
         case .missingAncestor(let h): return "difficulty rules need the header at height \(h), below the light client's base"
         case .heightOverflow(let i): return "header \(i) would exceed the maximum height"
         case .workOverflow(let i): return "header \(i) would overflow the cumulative work"
+        case let .badVersion(i, height, version, minimum):
+            return "header \(i) at height \(height) has version \(version) (\(hex32(UInt32(bitPattern: version)))); at least \(minimum) is required there"
         }
     }
 }
@@ -227,7 +234,17 @@ public struct InsertHeaders: Hashable, Sendable, BinaryCodable {
 ///   "max_headers_per_message": 200 }
 /// ```
 /// Every field is optional: the defaults are the regtest genesis header at height 0 and 200
-/// headers per message. The base header is trusted (it must only meet its own proof of work).
+/// headers per message; `network` is required when `base_header` is given. The base header
+/// is trusted (it must only meet its own proof of work). Each header must also carry the
+/// version its height requires (``Network/minimumBlockVersion(atHeight:)``).
+///
+/// Trust on signet: a signet block is valid only with the signet challenge's signature in its
+/// coinbase, which headers do not carry, so here signet headers are judged by proof of work
+/// alone (difficulty 0x1e0377ae at the limit): whoever out-mines the real signet's work with
+/// unsigned headers can reorganize this light client. Use signet for testing only. Nor is a
+/// header's time checked against a clock (Bitcoin Core refuses times over 2 hours ahead of
+/// its own): on testnet a header 20 minutes after its parent may use minimum difficulty, so
+/// forks of cheap headers can be stored there.
 /// On networks that retarget (all but regtest), `base_height` must be a multiple of 2016:
 /// then every later retarget finds the period's first header on the light client, and
 /// testnet's minimum-difficulty walk stops at the base. The median-time-past rule applies
