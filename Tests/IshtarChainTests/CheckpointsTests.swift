@@ -115,7 +115,7 @@ import Testing
                                                                      validatorKey: h.validator(0))], rule: "invalid-signature")
         // A validator's address with someone else's signature (a forging proposer's attempt).
         let forged = try testKey("forger").signature(
-            for: CheckpointsModule.checkpointSigningDigest(epoch: 1, lastBlockHash: cp.lastBlockHash), auxiliaryRandomness: Data(count: 32))
+            for: CheckpointsModule.checkpointSigningMessage(epoch: 1, lastBlockHash: cp.lastBlockHash), auxiliaryRandomness: Data(count: 32))
         try h.expectRejected([AddCheckpointSignature(epoch: 1, validator: h.validator(1).publicKey.rawRepresentation,
                                                      signature: forged.rawRepresentation).message], rule: "invalid-signature")
         // Duplicate: in a later transaction, and twice within one.
@@ -343,10 +343,11 @@ import Testing
         let signatures = try #require(qc["signatures"] as? [String]).map { try Data(hex: $0) }
         // SHA256(bitmap ‖ signatures in validator order).
         #expect(qc["hash"] as? String == BitcoinHash.sha256(signatures.reduce(bitmap, +)).hexString)
-        // Each signature is the BIP-340 signature of the validator at that index over the digest.
+        // Each signature is the BIP-340 signature of the validator at that index over the 40
+        // bytes BE8(epoch) ‖ lastBlockHash themselves (PROTOCOL §5), not a hash of them.
         let lastBlockHash = try Data(hex: try #require(json["last_block_hash"] as? String))
-        let digest = CheckpointsModule.checkpointSigningDigest(epoch: 1, lastBlockHash: lastBlockHash)
-        #expect(digest == BitcoinHash.sha256(Data([0, 0, 0, 0, 0, 0, 0, 1]) + lastBlockHash))
+        let digest = CheckpointsModule.checkpointSigningMessage(epoch: 1, lastBlockHash: lastBlockHash)
+        #expect(digest == Data([0, 0, 0, 0, 0, 0, 0, 1]) + lastBlockHash)
         let validators = try #require(h.app.validators).validators
         #expect(signatures.count == validators.count)
         for (i, sig) in signatures.enumerated() {
@@ -422,6 +423,16 @@ import Testing
                                       modules: [BTCLightClientModule(), CheckpointsModule()], verifier: TestCommitVerifier())
             let result = Result { () throws -> Data in try app.initChain(net.genesis) }
             #expect(((try? result.get()) != nil) == ok, "\(json)")
+        }
+        // A Bitcoin checkpoint's bitmap has 13 bytes: 104 validators fit, 105 would leave every
+        // epoch unwritable to Bitcoin, so such a genesis is refused.
+        for (count, ok) in [(104, true), (105, false)] {
+            let net = try TestNet(validators: count)
+            let app = try Application(store: InMemoryStore(columnFamilies: Application.columnFamilies),
+                                      modules: [BTCLightClientModule(), CheckpointsModule()], verifier: TestCommitVerifier())
+            let result = Result { () throws -> Data in try app.initChain(net.genesis) }
+            #expect(((try? result.get()) != nil) == ok, "\(count) validators")
+            if case .failure(let error) = result { #expect("\(error)".contains("at most 104"), "\(error)") }
         }
     }
 }

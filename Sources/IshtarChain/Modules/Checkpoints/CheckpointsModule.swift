@@ -12,9 +12,9 @@ import IshtarCrypto
 /// (hex), `height`}. The node reacts to that event after commit by having each validator send
 /// its signature.
 ///
-/// **Signatures.** A validator signs, with BIP-340, the 32-byte digest
-/// `SHA256(BE8(epoch) ‖ lastBlockHash)` (``checkpointSigningDigest(epoch:lastBlockHash:)``;
-/// BIP-340 itself hashes the digest again with its challenge tag). The signature travels in
+/// **Signatures.** A validator signs, with BIP-340, the 40-byte message
+/// `BE8(epoch) ‖ lastBlockHash` itself (PROTOCOL §5; ``checkpointSigningMessage(epoch:lastBlockHash:)``;
+/// BIP-340 takes messages of any length and hashes them into its challenge). The signature travels in
 /// `checkpoints/AddCheckpointSignature` from ANY account: the signature authenticates the
 /// validator, so a proposer cannot forge one, and since it is an ordinary gossiped
 /// transaction no single proposer can keep it out forever. Rejected: unknown epoch, a
@@ -105,26 +105,26 @@ public struct CheckpointsModule: Module {
 
     // MARK: - Signing (shared with the node and the tests)
 
-    /// What a validator signs for epoch `epoch`: `SHA256(BE8(epoch) ‖ lastBlockHash)`, 32
-    /// bytes, signed with BIP-340.
-    public static func checkpointSigningDigest(epoch: UInt64, lastBlockHash: Data) -> Data {
-        BitcoinHash.sha256(be8(epoch) + lastBlockHash)
+    /// What a validator signs for epoch `epoch` with BIP-340: the 40 bytes
+    /// `BE8(epoch) ‖ lastBlockHash`, as PROTOCOL §5 writes it (not a hash of them).
+    public static func checkpointSigningMessage(epoch: UInt64, lastBlockHash: Data) -> Data {
+        be8(epoch) + lastBlockHash
     }
 
-    /// A ready `AddCheckpointSignature` message: `validatorKey` signs the checkpoint digest of
+    /// A ready `AddCheckpointSignature` message: `validatorKey` signs the checkpoint message of
     /// `epoch` (deterministic BIP-340 with zero auxiliary randomness).
     public static func signatureMessage(epoch: UInt64, lastBlockHash: Data,
                                         validatorKey: Schnorr.PrivateKey) throws(IshtarCrypto.CryptoError) -> Message {
-        let digest = checkpointSigningDigest(epoch: epoch, lastBlockHash: lastBlockHash)
-        let signature = try validatorKey.signature(for: digest, auxiliaryRandomness: Data(count: 32))
+        let signed = checkpointSigningMessage(epoch: epoch, lastBlockHash: lastBlockHash)
+        let signature = try validatorKey.signature(for: signed, auxiliaryRandomness: Data(count: 32))
         return AddCheckpointSignature(epoch: epoch, validator: validatorKey.publicKey.rawRepresentation,
                                       signature: signature.rawRepresentation).message
     }
 
-    static func verify(signature: Data, validator: Data, digest: Data) -> Bool {
+    static func verify(signature: Data, validator: Data, message: Data) -> Bool {
         guard let key = try? Schnorr.PublicKey(rawRepresentation: validator),
               let sig = try? Schnorr.Signature(rawRepresentation: signature) else { return false }
-        return key.isValidSignature(sig, for: digest)
+        return key.isValidSignature(sig, for: message)
     }
 
     /// The conventional 20-byte submitter id of an account: the first 20 bytes of
@@ -236,6 +236,13 @@ public struct CheckpointsModule: Module {
             throw .rule(ParamsError.outOfRange(module: name, name: "btc_finalization_timeout",
                                                reason: "must be > btc_confirmation_depth (\(params.confirmationDepth))"))
         }
+        // The Bitcoin checkpoint's bitmap has 13 bytes, one bit per validator: with more
+        // validators no epoch could be written to Bitcoin, so none would ever be finalized.
+        let maxValidators = 8 * BitcoinCheckpoint.bitmapLength
+        guard context.genesis.validators.validators.count <= maxValidators else {
+            throw .rule(ParamsError.outOfRange(module: name, name: "validators",
+                                               reason: "\(context.genesis.validators.validators.count) validators; a Bitcoin checkpoint's bitmap holds at most \(maxValidators)"))
+        }
         context.store.write(params, at: Self.paramsKey)
     }
 
@@ -294,8 +301,8 @@ public struct CheckpointsModule: Module {
         guard !cp.signatures.contains(where: { $0.index == UInt32(index) }) else {
             throw .rule(CheckpointsError.duplicateSignature(epoch: m.epoch, validator: m.validator))
         }
-        let digest = Self.checkpointSigningDigest(epoch: m.epoch, lastBlockHash: cp.lastBlockHash)
-        guard Self.verify(signature: m.signature, validator: m.validator, digest: digest) else {
+        let signed = Self.checkpointSigningMessage(epoch: m.epoch, lastBlockHash: cp.lastBlockHash)
+        guard Self.verify(signature: m.signature, validator: m.validator, message: signed) else {
             throw .rule(CheckpointsError.invalidSignature(epoch: m.epoch, validator: m.validator))
         }
         let tip = try Self.btcTipHeight(context)

@@ -321,7 +321,7 @@ public struct CheckpointSubmission: Hashable, Sendable, BinaryCodable {
 }
 
 /// `checkpoints/AddCheckpointSignature`: a validator's BIP-340 signature over
-/// ``CheckpointsModule/checkpointSigningDigest(epoch:lastBlockHash:)``, from any account
+/// ``CheckpointsModule/checkpointSigningMessage(epoch:lastBlockHash:)``, from any account
 /// (the signature authenticates the validator, so it cannot be forged by a proposer, and as
 /// an ordinary gossiped transaction no single proposer can keep it out forever).
 ///
