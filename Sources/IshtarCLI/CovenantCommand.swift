@@ -208,6 +208,17 @@ public enum CovenantActions {
         guard delegation.status == "PENDING" else {
             throw CLIError.verificationFailed("delegation \(txid.displayHex) is \(delegation.status), not PENDING: nothing to sign")
         }
+        // A slashed provider's key is public: adaptor signatures encrypted to it would let
+        // anyone complete this staker's slashing transaction. (The chain refuses them too.)
+        struct ProviderStatus: Decodable { var status: String }
+        let providerReply = try TxActions.call { () throws(NodeAPIClientError) in
+            try node.get("/modules/staking/finality-provider/\(delegation.fpBTCPK)")
+        }
+        let provider = try TxActions.decodeOK(ProviderStatus.self, providerReply, what: "finality provider")
+        guard provider.status != "SLASHED" else {
+            throw CLIError.verificationFailed(
+                "refusing to sign delegation \(txid.displayHex): its finality provider \(delegation.fpBTCPK) is SLASHED, so its key is public and adaptor signatures would let anyone slash this stake")
+        }
         let me = covenantKey.publicKey.rawRepresentation.hexString
         guard !delegation.covenantSigs.contains(where: { $0.covenantPK.lowercased() == me }) else {
             throw CLIError.verificationFailed("covenant member \(me) already signed delegation \(txid.displayHex)")

@@ -210,6 +210,42 @@ struct StakingModuleTests {
         #expect(try status(app, d) == "ACTIVE")
     }
 
+    @Test func aSlashedProvidersPendingDelegationsGetNoCovenantSignatures() throws {
+        let (net, app, _, staker, btc, maker) = try setUp()
+        let relayer = StakingActor("relayer")
+        let d = try maker.make(funding: 5)
+        let block = try btc.mine([d.stakingTransaction])
+        try btc.mineEmpty(12)
+        #expect(try stkRun(net, app, relayer, [btc.takeUnsent()]).isOK)
+        // Created without its inclusion proof, with one covenant signature.
+        #expect(try stkRun(net, app, staker, [try maker.message(d, sender: staker)]).isOK)
+        #expect(try stkRun(net, app, relayer, [try maker.covenantMessage(d, covenant: 0)]).isOK)
+        // Its provider is slashed: its key is public from now on.
+        let fp = fpKey.publicKey.rawRepresentation.hexString
+        #expect(try stkRun(net, app, relayer, [Message(type: "stktest/Slash", payload: try Data(hex: fp))]).isOK)
+        // No more covenant adaptor signatures (anyone could decrypt them with the leaked key
+        // and slash the staker), and no activation either.
+        try stkExpectRejected(net, app, relayer, [try maker.covenantMessage(d, covenant: 1)], rule: "finality-provider-slashed")
+        try stkExpectRejected(net, app, relayer, [AddBTCDelegationInclusionProof(
+            stakingTxid: d.stakingTransaction.txid.rawValue, proof: try btc.proof(of: d.stakingTransaction, in: block)).message],
+                              rule: "finality-provider-slashed")
+        #expect(try status(app, d) == "PENDING")
+    }
+
+    @Test func malformedCovenantSignaturesNameTheirField() throws {
+        let (net, app, _, staker, _, maker) = try setUp()
+        let relayer = StakingActor("relayer")
+        let d = try maker.make(funding: 6)
+        #expect(try stkRun(net, app, staker, [try maker.message(d, sender: staker)]).isOK)
+        var sigs = try AddCovenantSigs(decoding: try maker.covenantMessage(d, covenant: 0).payload)
+        // An adaptor signature whose point prefix byte is neither 0x02 nor 0x03.
+        var adaptor = sigs.signatures.slashingAdaptors[0].adaptorSignature
+        adaptor[adaptor.startIndex] = 0x04
+        sigs.signatures.slashingAdaptors[0].adaptorSignature = adaptor
+        try stkExpectRejected(net, app, relayer, [sigs.message], rule: "malformed-covenant-signature",
+                              contains: "slashing adaptor signature")
+    }
+
     @Test func expiryFollowsTheBitcoinTip() throws {
         let (net, app, _, staker, btc, maker) = try setUp()
         let relayer = StakingActor("relayer")
@@ -285,10 +321,12 @@ struct StakingModuleTests {
         let k1 = fpKey.publicKey.rawRepresentation.hexString
         let k2 = fpKey2.publicKey.rawRepresentation.hexString
         let k3 = fpKey3.publicKey.rawRepresentation.hexString
-        // Ties by key ascending; top 2 only.
+        // Ties by key ascending; every eligible provider is listed (the finality module takes
+        // its top N after the randomness rule), the top 2 have status ACTIVE.
         let expected = [k1, k2].sorted()
-        #expect(try power(app, at: h).map(\.0) == expected)
-        #expect(try power(app, at: h).map(\.1) == ["1000000", "1000000"])
+        #expect(try power(app, at: h).map(\.0) == expected + [k3])
+        #expect(try power(app, at: h).map(\.1) == ["1000000", "1000000", "600000"])
+        #expect(try stkQuery(app, "finality-provider/" + expected[0])["status"] as? String == "ACTIVE")
         #expect(try stkQuery(app, "finality-provider/" + k3)["status"] as? String == "REGISTERED")
 
         // Slashing the first of the tie: fp3 enters at the next height.
@@ -297,8 +335,9 @@ struct StakingModuleTests {
         #expect(result.txResults[0].isOK, "\(result.txResults[0].log)")
         relayer.nonce += 1
         #expect(result.txResults[0].events.contains { $0.type == "staking.fp_slashed" })
-        #expect(try power(app, at: result.height).map(\.0) == expected)
+        #expect(try power(app, at: result.height).map(\.0) == expected + [k3])
         #expect(try power(app, at: result.height + 1).map(\.0) == [expected[1], k3])
+        #expect(try stkQuery(app, "finality-provider/" + k3)["status"] as? String == "ACTIVE")
         #expect(try stkQuery(app, "finality-provider/" + slashed)["status"] as? String == "SLASHED")
         // A slashed provider takes no new delegations.
         let slashedMaker = DelegationMaker(staker: stakerKey, provider: try Schnorr.PublicKey(rawRepresentation: try Data(hex: slashed)))

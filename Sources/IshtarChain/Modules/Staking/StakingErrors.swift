@@ -25,7 +25,8 @@ public enum StakingModuleError: ChainRuleError, Equatable {
     case unknownFinalityProvider(Data)
     /// Only the account that registered a finality provider may edit it.
     case notFinalityProviderOwner(key: Data, sender: Data)
-    /// The finality provider is slashed: it accepts no delegations and cannot be edited, jailed or unjailed.
+    /// The finality provider is slashed: it accepts no delegations, no covenant signatures or
+    /// inclusion proofs for its pending ones, and cannot be edited, jailed or unjailed.
     case finalityProviderSlashed(Data)
     /// The finality provider is not jailed, so it cannot be unjailed.
     case finalityProviderNotJailed(Data)
@@ -63,6 +64,9 @@ public enum StakingModuleError: ChainRuleError, Equatable {
     case notUnbondingTransaction(expected: String, actual: String)
     /// The staking module's parameters are missing from state (genesis did not configure them).
     case notConfigured
+    /// A covenant signature set holds bytes that are not a key, signature or adaptor
+    /// signature at all (named by `field`), before any signature check.
+    case malformedCovenantSignature(field: String)
 
     /// `"staking"`.
     public static let codespace = StakingModule.moduleName
@@ -100,6 +104,7 @@ public enum StakingModuleError: ChainRuleError, Equatable {
         case .stakingTimeElapsed: return 29
         case .notUnbondingTransaction: return 30
         case .notConfigured: return 31
+        case .malformedCovenantSignature: return 32
         }
     }
 
@@ -136,6 +141,7 @@ public enum StakingModuleError: ChainRuleError, Equatable {
         case .stakingTimeElapsed: return "staking-time-elapsed"
         case .notUnbondingTransaction: return "not-unbonding-transaction"
         case .notConfigured: return "not-configured"
+        case .malformedCovenantSignature: return "malformed-covenant-signature"
         }
     }
 
@@ -175,6 +181,7 @@ public enum StakingModuleError: ChainRuleError, Equatable {
             return "BTC tip + unbonding time (\(tip)) ≥ end height \(end): the staking time has run out"
         case let .notUnbondingTransaction(e, a): return "reported transaction \(a) is not the unbonding transaction \(e)"
         case .notConfigured: return "staking parameters are missing from state"
+        case .malformedCovenantSignature(let field): return "covenant signature set: \(field) is malformed"
         }
     }
 

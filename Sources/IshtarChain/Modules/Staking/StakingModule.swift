@@ -18,8 +18,8 @@ import IshtarCrypto
 /// Voting power is maintained incrementally: each provider's `activeSats` changes on every
 /// ACTIVE transition, and a power index (`pwr/`) holds the eligible providers (control-plane
 /// chain id, not slashed, not jailed, power > 0) sorted by power desc, key asc. The end-block
-/// hook of height h writes the table in force from h + 1 (top N of the index) only when
-/// something changed, so a change made at height h counts from h + 1.
+/// hook of height h writes the table in force from h + 1 (the whole index; its top N have
+/// status ACTIVE) only when something changed, so a change made at height h counts from h + 1.
 ///
 /// State (keys under `staking/`):
 /// - `cid` → the control plane's chain id; `params/latest` → BE4 version;
@@ -516,6 +516,10 @@ public struct StakingModule: Module {
             throw .rule(StakingModuleError.wrongDelegationStatus(txid: Self.display(txid), status: d.status.description,
                                                                  allowed: "PENDING, VERIFIED or ACTIVE"))
         }
+        // The provider's key has leaked: with the covenant's adaptor signatures on chain anyone
+        // could decrypt them and slash this staker. Without them nobody can; the staker waits
+        // out the timelock instead.
+        try Self.requireNotSlashed(d.finalityProviderKey, in: store)
         let params = try Self.paramsOf(d, in: store)
         let covenantKey = m.signatures.covenantKey
         guard params.btc.covenantKeys.contains(where: { $0.rawRepresentation == covenantKey }) else {
@@ -524,13 +528,8 @@ public struct StakingModule: Module {
         guard !d.covenantSignatures.contains(where: { $0.covenantKey == covenantKey }) else {
             throw .rule(StakingModuleError.duplicateCovenantSignature(covenantKey))
         }
-        guard let covenantPublicKey = try? Schnorr.PublicKey(rawRepresentation: covenantKey) else {
-            throw .rule(StakingModuleError.invalidKey(field: "covenant key"))
-        }
-        // Bytes that are not even a signature / adaptor point fail like a wrong signature.
-        guard let set = m.signatures.signatureSet() else {
-            throw .rule(StakingModuleError.invalidCovenantSignatures(.invalidCovenantUnbondingSignature(covenantKey: covenantPublicKey)))
-        }
+        let set: CovenantSignatureSet
+        do throws(StakingModuleError) { set = try m.signatures.signatureSet() } catch { throw .rule(error) }
         // THE validation function, with only the new set: the stored ones were verified when
         // they were added, against the same parameter version.
         guard let transactions = d.transactions(covenantSignatures: [set]) else {
@@ -555,6 +554,13 @@ public struct StakingModule: Module {
         store.write(d, at: Self.delegationKey(txid))
     }
 
+    static func requireNotSlashed(_ key: Data, in store: ModuleStore) throws(ExecutionError) {
+        guard let fp = try finalityProvider(key: key, in: store) else {
+            throw .fatal(.corruptState("staking: delegation to unknown provider \(key.hexString)"))
+        }
+        guard fp.slashedHeight == nil else { throw .rule(StakingModuleError.finalityProviderSlashed(key)) }
+    }
+
     func addInclusionProof(_ m: AddBTCDelegationInclusionProof, _ context: TxContext) throws(ExecutionError) {
         let store = context.store
         let txid = m.stakingTxid
@@ -566,6 +572,8 @@ public struct StakingModule: Module {
                                                                  allowed: "PENDING or VERIFIED"))
         }
         guard d.inclusion == nil else { throw .rule(StakingModuleError.inclusionAlreadyProven(txid: Self.display(txid))) }
+        // No delegation to a slashed provider becomes ACTIVE (it would carry no power anyway).
+        try Self.requireNotSlashed(d.finalityProviderKey, in: store)
         let params = try Self.paramsOf(d, in: store)
         guard let staking = try? IshtarBitcoin.Transaction(serialized: d.stakingTransaction) else {
             throw .fatal(.corruptState("staking: delegation \(Self.display(txid)) does not decode"))
@@ -757,13 +765,10 @@ public struct StakingModule: Module {
         let store = context.store
         let lc = context.store(of: BTCLightClientModule.moduleName)
         guard let tip = try BTCLightClientModule.tip(in: lc)?.height else { return }
-        guard let raw = try store.get(Self.expiryCursorKey) else {
-            // First block: nothing can be ACTIVE yet with a due height at or below the tip
-            // (activation refuses that), so the cursor starts at the tip.
-            store.set(Self.expiryCursorKey, Self.be8(tip))
-            return
-        }
-        let cursor = Self.readBE8(raw)
+        // No cursor before the first end-block: walk from the index's start. (Starting at the
+        // tip would miss a delegation activated earlier in the first block whose due height
+        // the same block's headers then reached.)
+        let cursor = try store.get(Self.expiryCursorKey).map(Self.readBE8) ?? 0
         guard tip > cursor else {
             // A reorg lowered the tip: entries above it were never due, so lower the cursor.
             if tip < cursor { store.set(Self.expiryCursorKey, Self.be8(tip)) }
@@ -795,11 +800,14 @@ public struct StakingModule: Module {
         store.set(Self.expiryCursorKey, Self.be8(tip))
     }
 
-    /// The top-N eligible providers by power (desc), ties by key (asc), from the power index.
-    static func computeTable(limit: UInt32, store: ModuleStore) throws(ExecutionError) -> [VotingPowerEntry] {
+    /// Every eligible provider (this chain's, not jailed, not slashed, power > 0) by power
+    /// (desc), ties by key (asc), from the power index. Not cut at the top N: PROTOCOL §6
+    /// takes the top N only after removing providers without randomness for the height,
+    /// which the finality module knows, so a provider ranked below N here may still be in a
+    /// height's active set.
+    static func computeTable(store: ModuleStore) throws(ExecutionError) -> [VotingPowerEntry] {
         var out: [VotingPowerEntry] = []
         for row in try store.scan(prefix: powerPrefix) {
-            guard out.count < Int(limit) else { break }
             let body = row.key.dropFirst(powerPrefix.count)
             out.append(VotingPowerEntry(fpKey: Data(body.suffix(32)), power: ~readBE8(Data(body.prefix(8)))))
         }
@@ -811,7 +819,7 @@ public struct StakingModule: Module {
         guard try store.get(Self.dirtyKey) != nil else { return }
         store.delete(Self.dirtyKey)
         let (_, params) = try Self.currentParameters(in: store)
-        let table = try Self.computeTable(limit: params.maxActiveFinalityProviders, store: store)
+        let table = try Self.computeTable(store: store)
         let lastHeight = try store.get(Self.lastTableKey).map(Self.readBE8)
         var previous: [VotingPowerEntry] = []
         if let lastHeight, let stored = try store.read(StoredPowerTable.self, at: Self.tableKey(lastHeight)) {
@@ -821,9 +829,10 @@ public struct StakingModule: Module {
         let height = context.block.height + 1
         store.write(StoredPowerTable(previousHeight: lastHeight ?? 0, entries: table), at: Self.tableKey(height))
         store.set(Self.lastTableKey, Self.be8(height))
-        // Provider status follows set membership.
-        let before = Set(previous.map(\.fpKey))
-        let after = Set(table.map(\.fpKey))
+        // A provider's status (ACTIVE / INACTIVE) follows its place in the table's top N.
+        let n = Int(params.maxActiveFinalityProviders)
+        let before = Set(previous.prefix(n).map(\.fpKey))
+        let after = Set(table.prefix(n).map(\.fpKey))
         for key in before.union(after).sorted(by: { $0.lexicographicallyPrecedes($1) }) where before.contains(key) != after.contains(key) {
             guard var fp = try Self.finalityProvider(key: key, in: store) else { continue }
             fp.inActiveSet = after.contains(key)

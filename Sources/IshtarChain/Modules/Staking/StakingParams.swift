@@ -11,7 +11,9 @@ public struct StakingModuleParams: Hashable, Sendable, BinaryCodable {
     public var btc: StakingParameters
     /// Lowest commission a finality provider may set.
     public var minCommission: Commission
-    /// N of "the top N providers by power" in a voting-power table.
+    /// N of "the top N providers by power": a provider in the table's top N has status
+    /// ACTIVE. (The table itself lists every eligible provider; a height's active set is the
+    /// finality module's, with its own N, taken after the randomness rule.)
     public var maxActiveFinalityProviders: UInt32
     /// k: how deep a staking transaction's block must be (tip height − block height ≥ k).
     public var btcConfirmationDepth: UInt32

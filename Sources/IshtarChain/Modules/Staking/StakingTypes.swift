@@ -289,21 +289,31 @@ public struct StoredCovenantSignatures: Hashable, Sendable, BinaryCodable {
     }
 
     /// As the Bitcoin layer's type; `nil` if a key or signature is not well-formed.
-    func signatureSet() -> CovenantSignatureSet? {
-        guard let key = try? Schnorr.PublicKey(rawRepresentation: covenantKey),
-              let sig = try? Schnorr.Signature(rawRepresentation: unbondingSignature) else { return nil }
-        func map(_ list: [ProviderAdaptorSignature]) -> [Schnorr.PublicKey: AdaptorSignature]? {
+    /// The set as the Bitcoin layer's type; bytes that are not a key, signature or adaptor
+    /// signature are named in the error.
+    func signatureSet() throws(StakingModuleError) -> CovenantSignatureSet {
+        guard let key = try? Schnorr.PublicKey(rawRepresentation: covenantKey) else {
+            throw .malformedCovenantSignature(field: "covenant key")
+        }
+        guard let sig = try? Schnorr.Signature(rawRepresentation: unbondingSignature) else {
+            throw .malformedCovenantSignature(field: "unbonding signature")
+        }
+        func map(_ list: [ProviderAdaptorSignature], _ kind: String) throws(StakingModuleError) -> [Schnorr.PublicKey: AdaptorSignature] {
             var out: [Schnorr.PublicKey: AdaptorSignature] = [:]
             for item in list {
-                guard let k = try? Schnorr.PublicKey(rawRepresentation: item.finalityProviderKey),
-                      let a = try? AdaptorSignature(rawRepresentation: item.adaptorSignature) else { return nil }
+                guard let k = try? Schnorr.PublicKey(rawRepresentation: item.finalityProviderKey) else {
+                    throw .malformedCovenantSignature(field: "finality provider key of a \(kind) adaptor signature")
+                }
+                guard let a = try? AdaptorSignature(rawRepresentation: item.adaptorSignature) else {
+                    throw .malformedCovenantSignature(field: "\(kind) adaptor signature for \(item.finalityProviderKey.hexString)")
+                }
                 out[k] = a
             }
             return out
         }
-        guard let slashing = map(slashingAdaptors), let unbondingSlashing = map(unbondingSlashingAdaptors) else { return nil }
-        return CovenantSignatureSet(covenantKey: key, unbondingSignature: sig, slashingAdaptorSignatures: slashing,
-                                    unbondingSlashingAdaptorSignatures: unbondingSlashing)
+        return CovenantSignatureSet(covenantKey: key, unbondingSignature: sig,
+                                    slashingAdaptorSignatures: try map(slashingAdaptors, "slashing"),
+                                    unbondingSlashingAdaptorSignatures: try map(unbondingSlashingAdaptors, "unbonding slashing"))
     }
 
     var json: [String: Any] {
