@@ -217,8 +217,10 @@ struct FinalityModuleTests {
         let target = first + 1
         let canonical = try h.hash(target)
         let fork = Data(repeating: 0xab, count: 32)
-        // In one block: a, b, c vote (500k, enough), and a also votes for a fork → evidence;
-        // a's vote stops counting at once: 300k is not enough.
+        // In one block: a, b, c vote (500k of 600k), and a also votes for a fork → evidence;
+        // a loses its power at once, votes and denominator alike: b + c hold 300k of the 400k
+        // left, more than two thirds, so the height still finalizes (a double vote cannot
+        // stall finality).
         let block = try h.ok(h.relayer, try h.votes([batches[0], batches[1], batches[2]], at: target)
             + [try batches[0].voteMessage(height: target, blockHash: fork)])
         let event = try #require(block.allEvents.first { $0.type == "finality.equivocation" })
@@ -228,7 +230,8 @@ struct FinalityModuleTests {
         #expect(attr("block_hash_1") == canonical.hexString)
         #expect(attr("block_hash_2") == fork.hexString)
         #expect(block.allEvents.contains { $0.type == "staking.fp_slashed" })
-        #expect(try !h.isFinalized(target))
+        #expect(try h.isFinalized(target))
+        #expect(try h.query("block/\(testChainID)/\(target)")["slashed_power"] as? String == "200000")
         #expect(try h.stakingStatus(a) == "SLASHED")
 
         // Anyone can recover the provider's real secret key from the event's two signatures.
@@ -247,9 +250,6 @@ struct FinalityModuleTests {
         #expect(stored.first?["signature_2"] as? String == attr("signature_2"))
         #expect((try h.query("evidence")["evidence"] as? [Any])?.count == 1)
 
-        // d's 100k brings the honest votes to 400k: exactly two thirds, still not more.
-        try h.ok(h.relayer, try h.votes([batches[3]], at: target))
-        #expect(try !h.isFinalized(target))
         // a is out of the next height's active set and may not vote any more.
         let next = h.height + 1
         try h.produce([])
@@ -257,10 +257,27 @@ struct FinalityModuleTests {
         #expect(try h.query("block/\(testChainID)/\(next)")["active_power"] as? String == "400000")
         try h.expectRejected(h.relayer, [try batches[0].voteMessage(height: next, blockHash: try h.hash(next))],
                              rule: "finality-provider-slashed")
-        // With a gone, b + c + d (400k of 400k) finalize `next` — but `target` still blocks it.
-        try h.ok(h.relayer, try h.votes([batches[1], batches[2], batches[3]], at: next))
-        #expect(try !h.isFinalized(next))
+        // b + c + d (400k of 400k, a's power gone from the heights before too) finalize every
+        // height up to `next`.
+        for height in (target + 1)...next { try h.ok(h.relayer, try h.votes([batches[1], batches[2], batches[3]], at: height)) }
+        #expect(try h.isFinalized(next))
         #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
+    }
+
+    @Test func slashedPowerLeavesPendingHeightsButTheQuorumStillCounts() throws {
+        let h = try FinalityHarness()
+        let (batches, first) = try fourProviders(h, finalizeFirst: true)
+        let target = first + 1
+        // b (200k) votes, then double-votes: slashed. Of the 400k left, c + d (200k) are not
+        // more than two thirds; a joins and 400k of 400k finalize.
+        try h.ok(h.relayer, try h.votes([batches[1]], at: target))
+        try h.ok(h.relayer, [try batches[1].voteMessage(height: target, blockHash: Data(repeating: 7, count: 32))])
+        try h.ok(h.relayer, try h.votes([batches[2], batches[3]], at: target))
+        #expect(try !h.isFinalized(target))
+        try h.ok(h.relayer, try h.votes([batches[0]], at: target))
+        #expect(try h.isFinalized(target))
+        // The same blocks replayed give the same state.
+        #expect(try h.replay().lastAppHash == h.app.lastAppHash)
     }
 
     @Test func equivocationEvidenceExtractsTheKeyThroughTheStoredRecord() throws {
@@ -417,6 +434,49 @@ struct FinalityModuleTests {
         #expect(try h.stakingStatus(y) == "SLASHED")
     }
 
+    @Test func commitmentsStopBelowTheLastHeight() throws {
+        let h = try FinalityHarness()
+        let x = stkKey(0x63)
+        try h.register([x], chainID: "consumer-top")
+        try h.delegate([(x, 100_000)])
+        // Reaching 2^64 − 1 is refused: the tally cursor moves to the height after a vote's.
+        try h.expectRejected(h.relayer, [try PubRandBatch(fpKey: x, chainID: "consumer-top", startHeight: .max - 19, count: 20)
+                                .commitMessage()], rule: "commitment-range-overflow")
+        // Ending one below is fine, and votes up to that last height finalize every height
+        // (tallying the last one once trapped: the cursor went to 2^64 in the end-block hook,
+        // halting the chain).
+        let batch = try h.commit([x], count: 20, chainID: "consumer-top", start: .max - 20)[0]
+        let hash = Data(repeating: 0xee, count: 32)
+        let votes = try (UInt64.max - 20...UInt64.max - 1).map { try batch.voteMessage(height: $0, blockHash: hash) }
+        try h.ok(h.relayer, Array(votes[0..<10]))
+        try h.ok(h.relayer, Array(votes[10...]))
+        #expect(try h.isFinalized(.max - 1, chainID: "consumer-top"))
+        #expect(try h.lastFinalized(chainID: "consumer-top") == String(UInt64.max - 1))
+        try h.produce([])
+        #expect(try h.replay().lastAppHash == h.app.lastAppHash)
+    }
+
+    @Test func theTopNIsTakenAfterTheRandomnessRule() throws {
+        // N = 2. a (200k) commits no randomness: PROTOCOL §6 removes it first, then takes the
+        // top two of the rest, b and c — not b alone.
+        let h = try FinalityHarness(params: FinalityGenesis(signedBlocksWindow: 10, minSignedPerWindow: "0.5", jailDurationMs: 5000,
+                                                            minPubRand: 20, maxActiveFinalityProviders: 2,
+                                                            maxPubRandStartOffset: 50, finalitySigTimeout: 1),
+                                    maxActiveInStaking: 2)
+        try h.register([a, b, c])
+        try h.delegate([(a, 300_000), (b, 200_000), (c, 100_000)])
+        let batches = try h.commit([b, c])
+        let first = batches[0].startHeight
+        while h.height < first { try h.produce([]) }
+        #expect(try Set(h.activeSet(first)) == [b.hexKey, c.hexKey])
+        // Staking's status still names the top two by power.
+        #expect(try h.stakingStatus(a) == "ACTIVE")
+        #expect(try h.stakingStatus(c) == "INACTIVE" || h.stakingStatus(c) == "REGISTERED")
+        // c's vote counts: b + c are 300k of 300k.
+        try h.ok(h.relayer, try h.votes(batches, at: first))
+        #expect(try h.isFinalized(first))
+    }
+
     // MARK: - Determinism, params
 
     @Test func twoAppsAgree() throws {
@@ -445,6 +505,13 @@ struct FinalityModuleTests {
         #expect(throws: (any Error).self) { try makeApp(bad, modules: [FinalityModule()]) }
         bad = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"finality_sig_timeout": 0}"#.utf8)])
         #expect(throws: (any Error).self) { try makeApp(bad, modules: [FinalityModule()]) }
+        // Upper bounds: heights plus the window or the timeout would otherwise overflow.
+        bad = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"signed_blocks_window": 18446744073709551615}"#.utf8)])
+        #expect(throws: (any Error).self) { try makeApp(bad, modules: [FinalityModule()]) }
+        bad = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"finality_sig_timeout": 100001}"#.utf8)])
+        #expect(throws: (any Error).self) { try makeApp(bad, modules: [FinalityModule()]) }
+        let largest = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"signed_blocks_window": 100000, "finality_sig_timeout": 100000}"#.utf8)])
+        _ = try makeApp(largest, modules: [FinalityModule()])
         bad = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"min_signed_per_window": "1.5"}"#.utf8)])
         #expect(throws: (any Error).self) { try makeApp(bad, modules: [FinalityModule()]) }
         bad = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"bogus": 1}"#.utf8)])

@@ -20,7 +20,8 @@ public enum FinalityModuleError: ChainRuleError, Equatable {
     case finalityProviderJailed(Data)
     /// A commitment with fewer values than the minimum.
     case tooFewPublicRandomness(count: UInt64, minimum: UInt64)
-    /// `start + count − 1` does not fit in 64 bits.
+    /// The commitment's heights reach 2^64 − 1: its last height must be below it, so the
+    /// height after it (where a tally cursor moves next) still fits in 64 bits.
     case commitmentRangeOverflow(start: UInt64, count: UInt64)
     /// The commitment does not start after the provider's latest commitment for the chain.
     case overlappingCommitment(start: UInt64, previousEnd: UInt64)
@@ -128,7 +129,7 @@ public enum FinalityModuleError: ChainRuleError, Equatable {
         case let .finalityProviderJailed(k): return "finality provider \(k.hexString) is jailed"
         case let .tooFewPublicRandomness(count, minimum):
             return "commitment of \(count) public randomness values is below the minimum \(minimum)"
-        case let .commitmentRangeOverflow(start, count): return "commitment start \(start) + count \(count) overflows"
+        case let .commitmentRangeOverflow(start, count): return "commitment start \(start) + count \(count) must not exceed 2^64 − 1"
         case let .overlappingCommitment(start, previousEnd):
             return "commitment starting at \(start) must start after the latest commitment's end \(previousEnd)"
         case let .startHeightTooFarAhead(start, limit): return "commitment start \(start) is beyond the limit \(limit)"

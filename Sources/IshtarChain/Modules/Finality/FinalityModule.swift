@@ -10,13 +10,14 @@ import IshtarStore
 /// not slashed, with randomness committed covering h, by power desc then key asc, top
 /// `max_active_finality_providers`. For the control plane the power is the staking module's
 /// table in force at h (so a provider whose delegations went away at h − 1 is absent from
-/// h on; note the table is itself the staking module's top N) and the set is fixed in the
+/// h on; the table lists every eligible provider, so the top N is taken here, after the
+/// randomness and jail checks, as PROTOCOL §6 orders) and the set is fixed in the
 /// begin-block hook of h — copied from h − 1 when neither the table nor any commitment,
 /// jailing or slashing changed it; for a consumer chain the power is
 /// the providers' current ACTIVE sats and the set is fixed the first time it is needed (its
-/// first vote, or the tally reaching it). Once fixed, a set — and its total power, the tally's
-/// denominator — never changes; a provider slashed later keeps its place in the denominator
-/// but its votes stop counting.
+/// first vote, or the tally reaching it). Once fixed, a set never changes; a provider slashed
+/// later loses its power in every height not yet finalized — its votes stop counting and its
+/// power leaves the denominator — so double-voting cannot stall finality.
 ///
 /// **Votes** are accepted only from members of the height's active set, with the committed
 /// randomness for that height (Merkle proof against the commitment) and a valid EOTS
@@ -27,8 +28,9 @@ import IshtarStore
 /// and `finality.equivocation` carries everything needed to extract its key.
 ///
 /// **Tally** (end block): per chain, heights in order from the cursor: a height with no
-/// active power is skipped (never finalized, never blocks the next); otherwise it finalizes
-/// when voted power × 3 > active power × 2, or the cursor stops there.
+/// active power (slashed members not counted) is skipped (never finalized, never blocks the
+/// next); otherwise it finalizes when voted power × 3 > active power × 2, both without slashed
+/// members, or the cursor stops there.
 ///
 /// **Liveness** (control plane): at the end of block h, height h − `finality_sig_timeout` is
 /// judged: each member of its active set that did not vote records a miss. The window is
@@ -489,7 +491,9 @@ public struct FinalityModule: Module {
         guard m.count >= params.minPubRand else {
             throw .rule(FinalityModuleError.tooFewPublicRandomness(count: m.count, minimum: params.minPubRand))
         }
-        guard !m.startHeight.addingReportingOverflow(m.count - 1).overflow else {
+        // start + count, not start + count − 1: a tally cursor moves to the height after the
+        // last committed one, which must fit in 64 bits.
+        guard !m.startHeight.addingReportingOverflow(m.count).overflow else {
             throw .rule(FinalityModuleError.commitmentRangeOverflow(start: m.startHeight, count: m.count))
         }
         let state = try Self.chainState(m.chainID, store)
@@ -765,12 +769,27 @@ public struct FinalityModule: Module {
         let limit: UInt64 = controlPlane ? (context.block.height > 0 ? context.block.height - 1 : 0) : initial.maxVoted
         var state = initial
         var steps = 0
-        var slashed: [Data]?
-        while state.next <= limit, steps < Self.maxTallySteps {
+        // Providers slashed for equivocation lose their power in every height not yet
+        // finalized: their votes stop counting and their power leaves the denominator, so a
+        // provider cannot stall finality by double-voting (its stake stays out of reach of a
+        // quorum). One read per chain and block; the list is short and usually empty.
+        let slashed = try Self.slashedKeys(store)
+        // `h + 1` below stays in range: no commitment reaches 2^64 − 1, so neither does a vote
+        // or a consumer chain's highest voted height.
+        while state.next <= limit, state.next < .max, steps < Self.maxTallySteps {
             steps += 1
             let h = state.next
             let set = try Self.activeSetFixing(c, h, controlPlane: controlPlane, context, params)
-            if set.totalPower == 0 {
+            var total = set.totalPower
+            var slashedMembers: [(key: Data, power: UInt64)] = []
+            for key in slashed {
+                guard let power = set.power(of: key) else { continue }
+                slashedMembers.append((key, power))
+                total -= min(power, total)
+            }
+            // No power left to vote (none at all, or every member slashed): never finalized,
+            // never blocks the next height.
+            if total == 0 {
                 state.next = h + 1
                 continue
             }
@@ -786,18 +805,20 @@ public struct FinalityModule: Module {
                 }
             }
             var winner: Data?
-            for candidate in candidates where Self.exceedsTwoThirds(voted: candidate.voted, total: set.totalPower) {
-                // The running tally is an upper bound; remove votes of providers slashed since.
-                let keys: [Data]
-                if let slashed { keys = slashed } else { keys = try Self.slashedKeys(store) }
-                slashed = keys
+            var votes: VoteList?
+            for candidate in candidates where Self.exceedsTwoThirds(voted: candidate.voted, total: total) {
+                // The running tally is an upper bound: remove the votes of slashed members.
                 var voted = candidate.voted
-                let votes = try Self.votes(c, h, store)
-                for key in keys {
-                    guard let vote = votes.vote(of: key), vote.blockHash == candidate.hash, let power = set.power(of: key) else { continue }
-                    voted -= min(power, voted)
+                if !slashedMembers.isEmpty {
+                    let list: VoteList
+                    if let votes { list = votes } else { list = try Self.votes(c, h, store) }
+                    votes = list
+                    for member in slashedMembers {
+                        guard let vote = list.vote(of: member.key), vote.blockHash == candidate.hash else { continue }
+                        voted -= min(member.power, voted)
+                    }
                 }
-                if Self.exceedsTwoThirds(voted: voted, total: set.totalPower) {
+                if Self.exceedsTwoThirds(voted: voted, total: total) {
                     winner = candidate.hash
                     break
                 }

@@ -14,8 +14,9 @@ import Foundation
 ///   jailed when it missed more than `window − round(min_signed × window)` of its window.
 /// - `max_pub_rand_start_offset`: a commitment must start at most this many heights after
 ///   the current height (control plane) or the chain's tally cursor (consumer chains).
-/// - `finality_sig_timeout` (≥ 1): liveness of height h is judged at the end of block
+/// - `finality_sig_timeout` (1…100,000): liveness of height h is judged at the end of block
 ///   h + timeout, so votes have that many blocks to arrive.
+/// - `signed_blocks_window` is 1…100,000.
 public struct FinalityParams: Hashable, Sendable, BinaryCodable {
     /// Signed-blocks window, heights.
     public var signedBlocksWindow: UInt64
@@ -134,11 +135,19 @@ public struct FinalityGenesis: Sendable, Codable {
         return try encoder.encode(self)
     }
 
+    /// Largest `signed_blocks_window` and `finality_sig_timeout` (Babylon mainnet's window is
+    /// 10,000).
+    static let maxWindow: UInt64 = 100_000
+
     /// Validated parameters (defaults filled in).
     func validated(module: String) throws(ExecutionError) -> FinalityParams {
         var p = FinalityParams()
         if let v = signedBlocksWindow {
-            guard v >= 1 else { throw .rule(ParamsError.outOfRange(module: module, name: "signed_blocks_window", reason: "must be ≥ 1")) }
+            // Bounded: a provider's signing info lists its misses in the window, and heights
+            // plus the window must stay far from 2^64.
+            guard v >= 1, v <= Self.maxWindow else {
+                throw .rule(ParamsError.outOfRange(module: module, name: "signed_blocks_window", reason: "must be 1…\(Self.maxWindow)"))
+            }
             p.signedBlocksWindow = v
         }
         if let text = minSignedPerWindow {
@@ -163,8 +172,8 @@ public struct FinalityGenesis: Sendable, Codable {
         if let v = finalitySigTimeout {
             // Votes for h arrive in block h + 1 at the earliest: judging h in its own block would
             // count every provider as missing.
-            guard v >= 1 else {
-                throw .rule(ParamsError.outOfRange(module: module, name: "finality_sig_timeout", reason: "must be ≥ 1"))
+            guard v >= 1, v <= Self.maxWindow else {
+                throw .rule(ParamsError.outOfRange(module: module, name: "finality_sig_timeout", reason: "must be 1…\(Self.maxWindow)"))
             }
             p.finalitySigTimeout = v
         }

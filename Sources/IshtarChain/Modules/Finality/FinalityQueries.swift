@@ -41,7 +41,13 @@ extension FinalityModule {
             } else if c == context.block.chainID, let hash = try store.get(Self.blockHashKey(h)) {
                 out["block_hash"] = hash.hexString
             }
-            if let set = try Self.activeSet(chainID: c, height: h, in: store) { out["active_power"] = String(set.totalPower) }
+            if let set = try Self.activeSet(chainID: c, height: h, in: store) {
+                out["active_power"] = String(set.totalPower)
+                // Members slashed since: their power and votes do not count while the height
+                // is not finalized (the tallies below still include their votes).
+                let slashed = try Self.slashedKeys(store).reduce(UInt64(0)) { $0 &+ (set.power(of: $1) ?? 0) }
+                out["slashed_power"] = String(slashed)
+            }
             let prefix = Self.tallyPrefix(c, h)
             out["tallies"] = try store.scan(prefix: prefix).map {
                 ["block_hash": Data($0.key.dropFirst(prefix.count)).hexString, "voted_power": String(Self.readBE8($0.value))]
