@@ -98,6 +98,14 @@ struct BTCLightClientTests {
             #expect(try dump(lc.store)[Application.stateColumnFamily] == stateBefore)
             #expect(lc.app.lastAppHash == hashBefore)
         }
+        // A header dated far past the block's time (Bitcoin Core's time-too-new, with the
+        // chain's block time as the clock): on testnet such headers could use minimum
+        // difficulty and outweigh the real tip for a while.
+        let future = try lcMine(tip, time: UInt32.max - 1)
+        let hashBeforeFuture = lc.app.lastAppHash
+        let refused = try lc.submit(try lc.tx([future]))
+        #expect(refused.rule == "timestamp-too-new", "\(refused.log)")
+        #expect(lc.app.lastAppHash == hashBeforeFuture)
         // A malformed payload.
         let malformed = try Transaction.signed(chainID: testChainID, key: lc.key, nonce: lc.nonce,
                                                messages: [Message(type: InsertHeaders.type, payload: Data([0, 0, 0, 1, 7]))])

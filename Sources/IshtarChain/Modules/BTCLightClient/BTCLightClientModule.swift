@@ -221,6 +221,12 @@ public struct BTCLightClientModule: Module {
         store.set(Self.tipKey, hash)
     }
 
+    /// How far past the block's time a header's time may be (Bitcoin Core: 2 hours past its
+    /// network-adjusted clock). Without it, testnet's 20-minute minimum-difficulty rule let
+    /// anyone mine long chains of cheap future-dated headers that outweigh the real tip for a
+    /// while — enough to expire delegations and finalize checkpoints early, for good.
+    static let maxFutureSeconds: UInt64 = 7200
+
     // MARK: - Messages
 
     /// Decodes the payload; checks it carries at least one header.
@@ -250,7 +256,7 @@ public struct BTCLightClientModule: Module {
         guard msg.headers.count <= params.maxHeadersPerMessage else {
             throw .rule(BTCLightClientError.tooManyHeaders(count: msg.headers.count, limit: params.maxHeadersPerMessage))
         }
-        let inserter = try Inserter(store: store, params: params)
+        let inserter = try Inserter(store: store, params: params, blockTimeMs: context.block.time)
         let accepted = try inserter.validate(msg.headers)
         // Everything is checked; from here on only writes.
         for item in accepted { store.write(item.stored, at: Self.headerKey(item.hash)) }
@@ -340,10 +346,14 @@ struct Inserter {
     let limitBits: UInt32
     /// The main chain's tip before the message.
     let tip: AcceptedHeader
+    /// The latest header time accepted: the block's time plus two hours (Bitcoin Core's
+    /// `time-too-new` margin, with the chain's agreed block time as the clock).
+    let maxHeaderTime: UInt64
 
-    init(store: ModuleStore, params: BTCLightClientParams) throws(ExecutionError) {
+    init(store: ModuleStore, params: BTCLightClientParams, blockTimeMs: UInt64) throws(ExecutionError) {
         self.store = store
         self.params = params
+        maxHeaderTime = blockTimeMs / 1000 + BTCLightClientModule.maxFutureSeconds
         pow = params.network.powParameters
         interval = UInt64(pow.adjustmentInterval)
         limitBits = pow.powLimitBits
@@ -414,6 +424,9 @@ struct Inserter {
             let height = parent.stored.height + 1
             if try store.contains(BTCLightClientModule.headerKey(hash)) {
                 throw .rule(BTCLightClientError.duplicateHeader(index: index, hash: header.hash.displayHex))
+            }
+            guard UInt64(header.time) <= maxHeaderTime else {
+                throw .rule(BTCLightClientError.timestampTooNew(index: index, height: height, time: header.time, limit: maxHeaderTime))
             }
             let minimumVersion = params.network.minimumBlockVersion(atHeight: height)
             guard header.version >= minimumVersion else {

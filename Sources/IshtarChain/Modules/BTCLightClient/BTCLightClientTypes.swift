@@ -37,6 +37,9 @@ public enum BTCLightClientError: ChainRuleError, Equatable {
     case heightOverflow(index: Int)
     /// The branch's cumulative work would exceed 2^256 − 1.
     case workOverflow(index: Int)
+    /// The header's time is more than two hours past the block's time (Bitcoin Core's
+    /// `time-too-new`, with the chain's block time as the clock).
+    case timestampTooNew(index: Int, height: UInt64, time: UInt32, limit: UInt64)
     /// The header's version is below what its height requires once BIP-34, BIP-66 and BIP-65
     /// are active (Bitcoin Core's `bad-version`).
     case badVersion(index: Int, height: UInt64, version: Int32, minimum: Int32)
@@ -62,6 +65,7 @@ public enum BTCLightClientError: ChainRuleError, Equatable {
         case .heightOverflow: return 14
         case .workOverflow: return 15
         case .badVersion: return 16
+        case .timestampTooNew: return 17
         }
     }
 
@@ -83,6 +87,7 @@ public enum BTCLightClientError: ChainRuleError, Equatable {
         case .heightOverflow: return "height-overflow"
         case .workOverflow: return "work-overflow"
         case .badVersion: return "bad-version"
+        case .timestampTooNew: return "timestamp-too-new"
         }
     }
 
@@ -106,6 +111,8 @@ public enum BTCLightClientError: ChainRuleError, Equatable {
         case .missingAncestor(let h): return "difficulty rules need the header at height \(h), below the light client's base"
         case .heightOverflow(let i): return "header \(i) would exceed the maximum height"
         case .workOverflow(let i): return "header \(i) would overflow the cumulative work"
+        case let .timestampTooNew(i, height, time, limit):
+            return "header \(i) at height \(height) has time \(time), more than 2 hours past the block's time (limit \(limit))"
         case let .badVersion(i, height, version, minimum):
             return "header \(i) at height \(height) has version \(version) (\(hex32(UInt32(bitPattern: version)))); at least \(minimum) is required there"
         }
@@ -241,10 +248,9 @@ public struct InsertHeaders: Hashable, Sendable, BinaryCodable {
 /// Trust on signet: a signet block is valid only with the signet challenge's signature in its
 /// coinbase, which headers do not carry, so here signet headers are judged by proof of work
 /// alone (difficulty 0x1e0377ae at the limit): whoever out-mines the real signet's work with
-/// unsigned headers can reorganize this light client. Use signet for testing only. Nor is a
-/// header's time checked against a clock (Bitcoin Core refuses times over 2 hours ahead of
-/// its own): on testnet a header 20 minutes after its parent may use minimum difficulty, so
-/// forks of cheap headers can be stored there.
+/// unsigned headers can reorganize this light client. Use signet for testing only. A header's
+/// time may be at most 2 hours past the block's time (Bitcoin Core's `time-too-new`, with
+/// the chain's agreed block time as the clock).
 /// On networks that retarget (all but regtest), `base_height` must be a multiple of 2016:
 /// then every later retarget finds the period's first header on the light client, and
 /// testnet's minimum-difficulty walk stops at the base. The median-time-past rule applies
