@@ -57,7 +57,7 @@ public enum ControlPlane {
         let f = FinalityParams()
         let finality = FinalityGenesis(
             signedBlocksWindow: f.signedBlocksWindow, minSignedPerWindow: f.minSignedPerWindow.description,
-            jailDurationMs: f.jailDurationMs, minPubRand: f.minPubRand, maxActiveFinalityProviders: f.maxActiveFinalityProviders,
+            jailDurationMs: f.jailDurationMs, minPubRand: f.minPubRand, maxActiveFinalityProviders: options.maxActiveFinalityProviders ?? f.maxActiveFinalityProviders,
             maxPubRandStartOffset: f.maxPubRandStartOffset, finalitySigTimeout: f.finalitySigTimeout)
         do {
             out[FinalityModule.moduleName] = try finality.jsonData()

@@ -510,6 +510,10 @@ struct FinalityModuleTests {
         #expect(throws: (any Error).self) { try makeApp(bad, modules: [FinalityModule()]) }
         bad = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"finality_sig_timeout": 100001}"#.utf8)])
         #expect(throws: (any Error).self) { try makeApp(bad, modules: [FinalityModule()]) }
+        // One N for the chain: finality's must equal staking's.
+        #expect(throws: (any Error).self) {
+            try FinalityHarness(params: FinalityGenesis(maxActiveFinalityProviders: 5), maxActiveInStaking: 100)
+        }
         let largest = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"signed_blocks_window": 100000, "finality_sig_timeout": 100000}"#.utf8)])
         _ = try makeApp(largest, modules: [FinalityModule()])
         bad = try TestNet(moduleParams: [FinalityModule.moduleName: Data(#"{"min_signed_per_window": "1.5"}"#.utf8)])

@@ -403,6 +403,14 @@ public struct FinalityModule: Module {
             }
         }
         let params = try genesis.validated(module: name)
+        // One N for the chain: staking shows its table's top N as ACTIVE, and an operator
+        // reading that status must see the set that votes (when staking runs beside us).
+        if let (_, staking) = try? StakingModule.currentParameters(in: context.store(of: StakingModule.moduleName)),
+           staking.maxActiveFinalityProviders != params.maxActiveFinalityProviders {
+            throw .rule(ParamsError.outOfRange(
+                module: name, name: "max_active_finality_providers",
+                reason: "\(params.maxActiveFinalityProviders) differs from staking's \(staking.maxActiveFinalityProviders); set both to the same N"))
+        }
         let first = context.block.height + 1
         context.store.write(params, at: Self.paramsKey)
         context.store.set(Self.firstHeightKey, Self.be8(first))
