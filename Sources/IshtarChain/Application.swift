@@ -201,6 +201,11 @@ public final class Application {
     public var tip: ChainTip? { meta?.tip }
     /// The chain id; `nil` before genesis.
     public var chainID: String? { meta?.chainID }
+    /// The genesis this state was initialized from, as ``Genesis/jsonData()`` wrote it then
+    /// (`nil` before genesis).
+    public func storedGenesisJSON() throws(ChainError) -> Data? {
+        try storeCall { try store.get(Self.genesisKey, in: Self.metaColumnFamily) }
+    }
     /// The validator set in force; `nil` before genesis.
     public var validators: ChainValidatorSet? { validatorSet }
     /// The consensus limits; `nil` before genesis.

@@ -48,7 +48,7 @@ public enum GenesisError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownField(let f): return "genesis field \(f) is not known"
         case .invalidChainID(let r): return "chain_id: \(r)"
         case .invalidTime(let v): return "genesis_time \"\(v)\" is not an RFC-3339 time after 1970"
-        case .invalidInitialHeight(let h): return "initial_height must be ≥ 1, got \(h)"
+        case .invalidInitialHeight(let h): return "initial_height must be 1…2^62, got \(h)"
         case .noValidators: return "validators: at least one validator is required"
         case let .invalidValidatorKey(i, r): return "validators[\(i)].pub_key: \(r)"
         case .duplicateValidator(let k): return "validators: key \(k) appears twice"
@@ -131,11 +131,15 @@ public struct Genesis: Hashable, Sendable {
     /// Canonical (sorted-keys) JSON of each module's parameters, by module name.
     public var moduleParams: [String: Data]
 
+    /// The largest `initial_height`: heights count up by one per block from there, so they
+    /// must stay far from 2^64 (a chain started near it would trap a few blocks later).
+    public static let maxInitialHeight: UInt64 = 1 << 62
+
     /// A genesis from its parts (validated).
     public init(chainID: String, genesisTime: UInt64, initialHeight: UInt64 = 1, validators: [ChainValidator],
                 consensusParams: ConsensusParams = ConsensusParams(), moduleParams: [String: Data] = [:]) throws(GenesisError) {
         try Genesis.validateChainID(chainID)
-        guard initialHeight >= 1 else { throw .invalidInitialHeight(initialHeight) }
+        guard initialHeight >= 1, initialHeight <= Genesis.maxInitialHeight else { throw .invalidInitialHeight(initialHeight) }
         try consensusParams.validate()
         self.chainID = chainID
         self.genesisTime = genesisTime
@@ -245,6 +249,14 @@ public struct Genesis: Hashable, Sendable {
 
     /// SHA-256 of ``jsonData()``: identifies the genesis (for operators comparing files).
     public var hash: Data { sha256(jsonData()) }
+
+    /// Whether `id` is a chain id by the genesis rules: 1…64 bytes of `A-Z a-z 0-9 . - _`.
+    /// Module messages naming a (consumer) chain follow the same rules, so every chain id is
+    /// plain ASCII and comparing strings is comparing bytes (Swift's `==` would otherwise
+    /// equate canonically equivalent Unicode, while state keys hold the bytes).
+    public static func isValidChainID(_ id: String) -> Bool {
+        (try? validateChainID(id)) != nil
+    }
 
     static func validateChainID(_ id: String) throws(GenesisError) {
         guard !id.isEmpty else { throw .invalidChainID("must not be empty") }

@@ -18,8 +18,14 @@ public enum ConsensusEvent: Sendable {
     /// (prepare-proposal).
     case proposalValue(height: Height, round: Round, value: ProposalValue)
     /// The application's answer to ``ConsensusAction/requestValidation(height:value:)``
-    /// (process-proposal). Must be a deterministic function of the value and height.
-    case validity(height: Height, value: ProposalValue, valid: Bool)
+    /// (process-proposal). `valid` must be a deterministic function of the value and height:
+    /// it decides locks and decisions. `timely` is the one local judgement — whether the
+    /// block's time is not too far past this node's clock when it arrived (proposer-based
+    /// timestamps) — and only stops a prevote for a fresh proposal: a value others locked on
+    /// (a re-proposal with its POL) or decided is followed whatever its time, so a clock
+    /// difference can never stall or split the chain, while a proposer dating its block far
+    /// ahead gets nil prevotes from every honest validator.
+    case validity(height: Height, value: ProposalValue, valid: Bool, timely: Bool = true)
     /// Periodic re-broadcast of this node's current messages, so that dropped messages
     /// are eventually delivered (liveness after the network heals).
     case gossipTick
@@ -126,6 +132,8 @@ public struct ConsensusEngine: Sendable {
     private var votes: [Round: RoundVotes] = [:]
     /// Known verdicts per value; `nil` entry value = asked, no answer yet.
     private var verdicts: [BlockHash: [(value: ProposalValue, valid: Bool?)]] = [:]
+    /// Values whose block time was too far ahead of the local clock on arrival (this height).
+    private var untimely: Set<BlockHash> = []
     /// Values that arrived with a verified commit certificate.
     private var certified: [CommitCertificate] = []
     private var catchUpValues: [ProposalValue] = []
@@ -178,7 +186,11 @@ public struct ConsensusEngine: Sendable {
         case .commit(let cert, let value): receiveCommit(cert, value)
         case .timeout(let t): onTimeout(t)
         case .proposalValue(let h, let r, let v): onProposalValue(h, r, v)
-        case .validity(let h, let v, let ok): if h == height { setVerdict(v, ok) }
+        case .validity(let h, let v, let ok, let timely):
+            if h == height {
+                if !timely { untimely.insert(v.hash) }
+                setVerdict(v, ok)
+            }
         case .gossipTick: gossip()
         }
         if height > 0, decision == nil { evaluateRules() }
@@ -201,6 +213,7 @@ public struct ConsensusEngine: Sendable {
         proposals = [:]
         votes = [:]
         verdicts = [:]
+        untimely = []
         certified = []
         catchUpValues = []
         commitCandidates = []
@@ -345,6 +358,9 @@ public struct ConsensusEngine: Sendable {
 
     @discardableResult
     private mutating func castVote(_ type: VoteType, _ value: BlockHash?) -> SignedVote? {
+        // A node outside the set (a full node) follows the rounds but has no vote: signing one
+        // would cost a synced write and a broadcast that every peer drops.
+        guard let set = validators, set.power(of: address) > 0 else { return nil }
         let v = Vote(type: type, height: height, round: round, value: value, validator: address)
         let step: Step = type == .prevote ? .prevote : .precommit
         guard case .vote(let sv)? = sign(step, v.signBytes(chainID: chainID), { .vote(SignedVote(vote: v, signature: $0)) })
@@ -619,7 +635,7 @@ public struct ConsensusEngine: Sendable {
             accept = ok && (lockedRound.map { $0 <= vr } ?? true || lockedValue?.hash == v.hash)
         } else {
             guard let ok = validity(v) else { return false }
-            accept = ok && (lockedRound == nil || lockedValue?.hash == v.hash)
+            accept = ok && !untimely.contains(v.hash) && (lockedRound == nil || lockedValue?.hash == v.hash)
         }
         castVote(.prevote, accept ? v.hash : nil)
         step = .prevote

@@ -67,6 +67,11 @@ struct GenesisTests {
             // A name the consensus state could store but never read back (found by the fuzz below).
             (validJSON(validators: "[{\"pub_key\": \"\(k1)\", \"power\": 1, \"name\": \"\(String(repeating: "é", count: 129))\"}]"),
              .validatorNameTooLong(index: 0)),
+            // Heights must stay far from 2^64 (a chain started at its end traps a block later).
+            (validJSON().replacingOccurrences(of: "\"initial_height\": 1", with: "\"initial_height\": \"18446744073709551615\""),
+             .invalidInitialHeight(UInt64.max)),
+            (validJSON().replacingOccurrences(of: "\"initial_height\": 1", with: "\"initial_height\": \"\((UInt64(1) << 62) + 1)\""),
+             .invalidInitialHeight((1 << 62) + 1)),
             (validJSON().replacingOccurrences(of: "\"max_tx_bytes\": 4096", with: "\"max_tx_bytes\": 10"),
              .invalidConsensusParam(name: "max_tx_bytes", reason: "must be in 256…max_block_bytes")),
         ]
@@ -80,6 +85,8 @@ struct GenesisTests {
                 #expect(!error.description.isEmpty)
             }
         }
+        #expect(try Genesis.parse(json(validJSON().replacingOccurrences(of: "\"initial_height\": 1",
+                                                                       with: "\"initial_height\": \"\(UInt64(1) << 62)\""))).initialHeight == 1 << 62)
         #expect(throws: GenesisError.self) { try Genesis.load(path: "/nonexistent/genesis.json") }
         let longest = String(repeating: "v", count: ChainValidator.maxNameBytes)
         #expect(try Genesis.parse(json(validJSON(validators: "[{\"pub_key\": \"\(k1)\", \"power\": 1, \"name\": \"\(longest)\"}]")))

@@ -39,7 +39,7 @@ struct Rig {
 
     /// Feeds an event and answers validation requests (every value valid unless `invalid`).
     @discardableResult
-    mutating func step(_ e: ConsensusEvent, invalid: Set<BlockHash> = []) -> [ConsensusAction] {
+    mutating func step(_ e: ConsensusEvent, invalid: Set<BlockHash> = [], untimely: Set<BlockHash> = []) -> [ConsensusAction] {
         var all: [ConsensusAction] = []
         var pending = [e]
         while !pending.isEmpty {
@@ -47,7 +47,7 @@ struct Rig {
             all += actions
             for a in actions {
                 if case .requestValidation(let h, let v) = a {
-                    pending.append(.validity(height: h, value: v, valid: !invalid.contains(v.hash)))
+                    pending.append(.validity(height: h, value: v, valid: !invalid.contains(v.hash), timely: !untimely.contains(v.hash)))
                 }
             }
         }
@@ -287,6 +287,60 @@ extension ConsensusAction {
         _ = r.start()
         let a = r.step(.proposal(r.proposal(r.proposerIndex(round: 0), 1, 0, v)), invalid: [v.hash])
         #expect(r.myVotes(a).map(\.value) == [nil])
+    }
+
+    @Test func untimelyProposalGetsNilPrevoteButItsDecisionIsFollowed() throws {
+        // A fresh proposal dated too far past the local clock gets a nil prevote …
+        var r = try rig()
+        _ = r.start()
+        let a = r.step(.proposal(r.proposal(r.proposerIndex(round: 0), 1, 0, v)), untimely: [v.hash])
+        #expect(r.myVotes(a).map(\.value) == [nil])
+        // … but once the others precommit it, it is decided all the same: timeliness is a
+        // local judgement and must never stop a node from following the chain.
+        var d: Decision?
+        for i in (0..<4) where i != r.me {
+            d = d ?? r.step(.vote(r.vote(i, .precommit, 1, 0, v.hash))).compactMap(\.decision).first
+        }
+        #expect(d?.value == v)
+        // A re-proposal carrying its POL is prevoted whatever its time (others may be locked on
+        // it). This node missed round 0's proposal, so it holds no lock of its own.
+        var s = try rig()
+        _ = s.start()
+        _ = s.step(.timeout(TimeoutInfo(height: 1, round: 0, step: .propose)))
+        for i in (0..<4) where i != s.me { _ = s.step(.vote(s.vote(i, .prevote, 1, 0, v.hash))) }
+        _ = s.step(.timeout(TimeoutInfo(height: 1, round: 0, step: .prevote)))
+        _ = s.step(.timeout(TimeoutInfo(height: 1, round: 0, step: .precommit)))
+        let b = s.step(.proposal(s.proposal(s.proposerIndex(round: 1), 1, 1, pol: 0, v)), untimely: [v.hash])
+        #expect(s.myVotes(b).filter { $0.type == .prevote && $0.round == 1 }.map(\.value) == [v.hash])
+        // The same value proposed fresh in round 1 would have had a nil prevote.
+        var t = try rig()
+        _ = t.start()
+        _ = t.step(.timeout(TimeoutInfo(height: 1, round: 0, step: .propose)))
+        _ = t.step(.timeout(TimeoutInfo(height: 1, round: 0, step: .prevote)))
+        _ = t.step(.timeout(TimeoutInfo(height: 1, round: 0, step: .precommit)))
+        let c = t.step(.proposal(t.proposal(t.proposerIndex(round: 1), 1, 1, v)), untimely: [v.hash])
+        #expect(t.myVotes(c).filter { $0.type == .prevote && $0.round == 1 }.map(\.value) == [nil])
+    }
+
+    @Test func aNodeOutsideTheSetSignsNoVotesButFollows() throws {
+        var r = try Rig(me: 0, signer: Fixtures.signer(7))
+        _ = r.start()
+        let a = r.step(.proposal(r.proposal(r.proposerIndex(round: 0), 1, 0, v)))
+        let signedHere = a.filter {
+            switch $0 {
+            case .persistSignState: return true
+            case .broadcastVote(let sv): return sv.vote.validator == Fixtures.address(7)
+            default: return false
+            }
+        }
+        #expect(signedHere.isEmpty)
+        // Timeouts do not make it sign nil votes either.
+        let b = r.step(.timeout(TimeoutInfo(height: 1, round: 0, step: .propose)))
+        #expect(!b.contains { if case .persistSignState = $0 { return true } else { return false } })
+        // The validators' precommits still decide the height for it.
+        var d: Decision?
+        for i in 0..<4 { d = d ?? r.step(.vote(r.vote(i, .precommit, 1, 0, v.hash))).compactMap(\.decision).first }
+        #expect(d?.value == v)
     }
 
     @Test func equivocationYieldsEvidenceOnce() throws {

@@ -46,5 +46,18 @@ import Testing
         #expect(await eventually(15) { await again.lastHeight >= heightBefore + 2 })
         #expect(try await again.transaction(hash: hash) != nil)
         await again.stop()
+
+        // A genesis edited after init (here one more unit of power) is refused: the engine
+        // would take its validators from the file and the application from its state.
+        var edited = opts
+        let v = edited.genesis.validators.validators[0]
+        edited.genesis = try Genesis(chainID: opts.genesis.chainID, genesisTime: opts.genesis.genesisTime,
+                                     validators: [ChainValidator(publicKey: v.publicKey, power: v.power + 1, name: v.name)],
+                                     consensusParams: opts.genesis.consensusParams, moduleParams: opts.genesis.moduleParams)
+        #expect {
+            _ = try NodeService(options: edited, logger: quietLogger("n4"))
+        } throws: { "\($0)".contains("genesis.json differs") }
+        // The original still opens.
+        _ = try NodeService(options: opts, logger: quietLogger("n5"))
     }
 }

@@ -134,6 +134,11 @@ public actor NodeService: NodeBackend, P2PDelegate {
                 logger.info("initialized chain from genesis", metadata: ["chain_id": "\(options.genesis.chainID)"])
             } else if app.chainID != options.genesis.chainID {
                 throw NodeError.badHome("database belongs to chain \(app.chainID ?? "?"), genesis says \(options.genesis.chainID)")
+            } else if let stored = try app.storedGenesisJSON(), stored != options.genesis.jsonData() {
+                // The engine takes its validators and heights from the file, the application
+                // from its state: an edited genesis would make them disagree.
+                throw NodeError.badHome("genesis.json differs from the genesis this database was initialized from "
+                    + "(validators, heights or parameters changed after init); restore the original file")
             }
             try Self.recoverPendingBlock(app: app, db: db, logger: logger)
         } catch let e as NodeError {
@@ -278,13 +283,23 @@ public actor NodeService: NodeBackend, P2PDelegate {
             case .requestProposalValue(let h, let r):
                 scheduleProposal(height: h, round: r)
             case .requestValidation(let h, let value):
-                enqueue(.validity(height: h, value: value, valid: isValid(value, height: h)))
+                enqueue(.validity(height: h, value: value, valid: isValid(value, height: h), timely: isTimely(value)))
             case .decide(let d):
                 commit(d)
             case .evidence(let e):
                 logger.warning("duplicate vote evidence", metadata: ["validator": "\(e.validator.hexEncoded)", "height": "\(e.height)"])
                 let ev = ConsensusMapping.evidence(e)
-                if !pendingEvidence.contains(where: { $0.offenceKey == ev.offenceKey }) { pendingEvidence.append(ev) }
+                // One offence per validator and height is enough to show it equivocated; a
+                // Byzantine validator double-voting in every round must not grow this list
+                // faster than blocks carry it out (64 per block), and it is capped besides.
+                if !pendingEvidence.contains(where: { $0.validator == ev.validator && $0.voteA.height == ev.voteA.height }) {
+                    if pendingEvidence.count < Self.maxPendingEvidence {
+                        pendingEvidence.append(ev)
+                    } else {
+                        logger.warning("pending evidence is full; this offence is not kept", metadata: [
+                            "validator": "\(e.validator.hexEncoded)", "height": "\(e.height)", "limit": "\(Self.maxPendingEvidence)"])
+                    }
+                }
             case .ignored(let reason):
                 handleIgnored(reason, source: source)
             case .signRefused(let h, let r, let s):
@@ -338,7 +353,9 @@ public actor NodeService: NodeBackend, P2PDelegate {
             tip.nextHeight == height
         else { throw NodeError.storage("application is not at height \(height)") }
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
-        let time = max(now, tip.lastBlockTime + 1)
+        // Saturating: a tip dated at the end of time (only a Byzantine supermajority could
+        // commit one) must stall this proposal, not trap the process.
+        let time = max(now, tip.lastBlockTime == .max ? .max : tip.lastBlockTime + 1)
         var lastCommit: CommitInfo?
         if tip.lastHeight >= tip.initialHeight {
             guard let cert = try certificate(at: tip.lastHeight) else {
@@ -373,6 +390,32 @@ public actor NodeService: NodeBackend, P2PDelegate {
         if checkedBlocks.count >= 16 { checkedBlocks.removeAll() }
         checkedBlocks[hash] = bytes
         return true
+    }
+
+    /// Most detected offences waiting for a block (each block carries up to 64).
+    static let maxPendingEvidence = 1024
+
+    /// How far past this node's clock a proposed block may be dated and still get its
+    /// prevote: room for clock differences and message delay between honest validators.
+    static let maxProposalClockDriftMs: UInt64 = 30_000
+
+    /// Whether the block's time is at most ``maxProposalClockDriftMs`` past the local clock
+    /// now (on arrival). Block times only have to grow, so without this one Byzantine
+    /// proposer could date a block at the end of time: no later block could follow it, and
+    /// jail durations measured in block time would end at once. An undecodable value is
+    /// judged by ``isValid(_:height:)`` instead.
+    func isTimely(_ value: ProposalValue) -> Bool {
+        guard let block = try? Block(decoding: value.block) else { return true }
+        let now = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+        let (limit, overflow) = now.addingReportingOverflow(Self.maxProposalClockDriftMs)
+        let timely = overflow || block.header.time <= limit
+        if !timely {
+            logger.warning("proposed block is dated too far ahead of this node's clock; prevoting nil", metadata: [
+                "height": "\(block.header.height)", "block_time_ms": "\(block.header.time)", "local_time_ms": "\(now)",
+                "max_drift_ms": "\(Self.maxProposalClockDriftMs)",
+            ])
+        }
+        return timely
     }
 
     /// Process-proposal: deterministic in (value, height): the bytes decode to a block whose
@@ -532,10 +575,25 @@ public actor NodeService: NodeBackend, P2PDelegate {
         guard running else { return }
         switch message {
         case .proposal(let p):
+            // A block over the consensus limit can never be valid: not kept (the engine holds
+            // a round's proposals until it judges them), whoever signed it.
+            if let max = app.consensusParams?.maxBlockBytes, p.proposal.value.block.count > max { break }
             // Only the hash is signed: a relay that changed the block bytes would make us judge
             // the proposer's value invalid and prevote nil. Such a copy is the sender's doing.
             guard isKnownOrValidBlock(p.proposal.value.block, hashing: p.proposal.value.hash) else {
                 network.penalize(conn, points: P2PNetwork.initialScore, reason: "proposal with a block that is not the signed one")
+                break
+            }
+            // A fresh proposal's block names its signer as proposer (a re-proposal carries the
+            // block of an earlier round's proposer); otherwise it is not kept, and this node
+            // prevotes nil when the round's proposal does not come.
+            if p.proposal.polRound == nil, let block = try? Block(decoding: p.proposal.value.block),
+               block.header.proposer != p.proposal.proposer {
+                logger.warning("proposal whose block names another proposer; ignored", metadata: [
+                    "height": "\(p.proposal.height)", "round": "\(p.proposal.round)",
+                    "signer": "\(p.proposal.proposer.hexEncoded.prefix(16))",
+                    "header_proposer": "\(block.header.proposer.hexEncoded.prefix(16))",
+                ])
                 break
             }
             enqueue(.proposal(p), from: conn)
