@@ -303,7 +303,7 @@ public struct Block: Hashable, Sendable, BinaryCodable {
     ) throws(BlockError) {
         guard size <= maxBlockBytes else { throw .tooLarge(size: size, limit: maxBlockBytes) }
         let h = header
-        guard h.chainID == tip.chainID else { throw .wrongChainID(expected: tip.chainID, actual: h.chainID) }
+        guard h.chainID.utf8.elementsEqual(tip.chainID.utf8) else { throw .wrongChainID(expected: tip.chainID, actual: h.chainID) }
         guard h.height == tip.nextHeight else { throw .wrongHeight(expected: tip.nextHeight, actual: h.height) }
         guard h.previousBlockHash == tip.lastBlockHash else { throw .wrongPreviousHash }
         guard h.appHash == tip.lastAppHash else { throw .wrongAppHash(expected: tip.lastAppHash, actual: h.appHash) }

@@ -152,7 +152,9 @@ public struct Transaction: Hashable, Sendable, BinaryCodable {
     /// only the canonical encoding, which ends with the signature — so they are hashed in
     /// place instead of re-encoded (the re-encoding copied every message payload).
     public func validateBasic(chainID expected: String, signatureVerified: Bool, encoded: Data?) throws(TxError) {
-        guard chainID == expected else { throw .wrongChainID(expected: expected, actual: chainID) }
+        // Byte for byte: Swift's `==` treats canonically equivalent Unicode as equal (the
+        // Kelvin sign U+212A equals "K"), and the chain id is a byte string.
+        guard chainID.utf8.elementsEqual(expected.utf8) else { throw .wrongChainID(expected: expected, actual: chainID) }
         guard !messages.isEmpty else { throw .noMessages }
         guard messages.count <= Self.maxMessages else {
             throw .tooManyMessages(count: messages.count, limit: Self.maxMessages)

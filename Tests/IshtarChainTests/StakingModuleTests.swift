@@ -35,6 +35,13 @@ struct StakingModuleTests {
                               rule: "invalid-proof-of-possession")
         try stkExpectRejected(net, app, owner, [try registerMessage(fpKey, owner, commission: "0.04")],
                               rule: "commission-below-minimum")
+        // Consumer chain ids follow the genesis alphabet: "\u{212A}" (the Kelvin sign) would
+        // equal "K" under Swift's String == while its state keys hold other bytes.
+        // A stateless rule: refused at checkTx (and a proposal carrying it is refused).
+        for id in ["\u{212A}-chain", "with space", ""] {
+            let checked = try app.checkTx(try owner.tx([try registerMessage(fpKey, owner, chainID: id)]))
+            #expect(checked.result.rule == "invalid-consumer-chain-id", "\(id): \(checked.result.log)")
+        }
         #expect(try stkRun(net, app, owner, [try registerMessage(fpKey, owner)]).isOK)
         try stkExpectRejected(net, app, other, [try registerMessage(fpKey, other)], rule: "finality-provider-exists")
         let edit = EditFinalityProvider(btcKey: fpKey.publicKey.rawRepresentation, description: description("renamed"),

@@ -10,7 +10,9 @@ let maxProofDepth = 64
 
 func readChainID(_ r: inout BinaryReader) throws(CodecError) -> String {
     let id = try r.string("chain id", limit: StakingModule.maxChainIDBytes)
-    guard !id.isEmpty else { throw .nonCanonical(field: "chain id", reason: "must not be empty") }
+    guard Genesis.isValidChainID(id) else {
+        throw .nonCanonical(field: "chain id", reason: "must be 1…\(StakingModule.maxChainIDBytes) bytes of A-Z a-z 0-9 . - _")
+    }
     return id
 }
 

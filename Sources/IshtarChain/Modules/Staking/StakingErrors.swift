@@ -153,7 +153,8 @@ public enum StakingModuleError: ChainRuleError, Equatable {
         case .invalidKey(let f): return "\(f) is not a valid x-only public key"
         case .invalidProofOfPossession(let f): return "\(f) proof of possession does not verify"
         case .emptyMoniker: return "the description's moniker must not be empty"
-        case .invalidConsumerChainID(let c): return "consumer chain id \"\(c)\" must be 1…\(StakingModule.maxChainIDBytes) bytes"
+        case .invalidConsumerChainID(let c):
+            return "consumer chain id \"\(c)\" must be 1…\(StakingModule.maxChainIDBytes) bytes of A-Z a-z 0-9 . - _"
         case .commissionAboveOne(let c): return "commission \(c) exceeds 1"
         case let .commissionBelowMinimum(c, m): return "commission \(c) is below the minimum commission \(m)"
         case .finalityProviderExists(let k): return "finality provider \(k.hexString) is already registered"

@@ -294,7 +294,9 @@ public struct StakingModule: Module {
             let m = try Self.decode(CreateFinalityProvider.self, message)
             try Self.requireKey(m.btcKey, "finality provider key")
             try Self.checkDescription(m.description, commission: m.commission)
-            guard !m.consumerChainID.isEmpty else { throw .rule(StakingModuleError.invalidConsumerChainID(m.consumerChainID)) }
+            guard Genesis.isValidChainID(m.consumerChainID) else {
+                throw .rule(StakingModuleError.invalidConsumerChainID(m.consumerChainID))
+            }
         case EditFinalityProvider.type:
             let m = try Self.decode(EditFinalityProvider.self, message)
             try Self.requireKey(m.btcKey, "finality provider key")
