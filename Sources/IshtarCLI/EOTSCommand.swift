@@ -44,23 +44,47 @@ struct EOTSCommand: ParsableCommand {
 
     struct Sign: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "EOTS-sign a message with the randomness of a height. LOW-LEVEL: keeps no signing record.",
+            abstract: "EOTS-sign a finality vote message with the randomness of a height, recorded like `finality vote`.",
             discussion: """
-                WARNING: this command remembers nothing. Signing two different messages at the \
-                same chain id and height with it LEAKS YOUR SECRET KEY and gets your stake \
-                slashed. It exists for operators and tests; the finality-provider daemon is \
-                what guards against double signing.
+                Signing two different messages at the same chain id and height LEAKS YOUR \
+                SECRET KEY and gets your stake slashed. So the message must be a finality vote \
+                for --height, BE8(height) ‖ 32-byte block hash, and it is written to the key's \
+                vote record (the one `ishtar finality vote` keeps, default <key file>.votes) \
+                before it is signed: a second, different message at that height is refused; \
+                the same one signs again to the same signature.
+                --unsafe-no-record signs any message and records nothing — for demonstrations \
+                with throwaway keys only.
                 """)
 
         @OptionGroup var key: KeyAndHeight
 
-        @Option(name: .long, help: ArgumentHelp("The message, hex (a finality vote is BE8(height) ‖ block hash).", valueName: "hex"))
+        @Option(name: .long, help: ArgumentHelp("The message, hex: BE8(height) ‖ block hash (40 bytes).", valueName: "hex"))
         var messageHex: String
+
+        @Option(name: .long, help: ArgumentHelp(
+            "Vote record directory (default: <key file>.votes, shared with `ishtar finality vote`).", valueName: "dir"))
+        var voteRecord: String?
+
+        @Flag(name: .customLong("unsafe-no-record"),
+              help: "Sign any message without recording it. A second message at the height reveals the key.")
+        var unsafeNoRecord = false
 
         @OptionGroup var format: OutputOptions
 
         func run() throws {
             let message = try Parse.hex(messageHex, option: "--message-hex")
+            if !unsafeNoRecord {
+                guard let hash = EOTSActions.voteHash(message, height: key.height) else {
+                    throw ValidationError(
+                        "--message-hex: only a finality vote for --height (BE8(\(key.height)) ‖ 32-byte block hash) is signed and recorded; " +
+                        "another message needs --unsafe-no-record, and a second one at this height reveals the key")
+                }
+                let privateKey = try KeysActions.unlock(path: key.keyFile, passphrase: key.passphrase.resolve())
+                let record = VoteRecord.forKey(file: key.keyFile, publicKey: privateKey.publicKey.rawRepresentation, directory: voteRecord)
+                try record.record(chainID: key.chainID, height: key.height, blockHash: hash)
+                format.emit(try EOTSActions.sign(privateKey: privateKey, chainID: key.chainID, height: key.height, message: message))
+                return
+            }
             let privateKey = try KeysActions.unlock(path: key.keyFile, passphrase: key.passphrase.resolve())
             format.emit(try EOTSActions.sign(privateKey: privateKey, chainID: key.chainID, height: key.height, message: message))
         }
@@ -168,6 +192,14 @@ public enum EOTSActions {
         return RandomnessOutput(
             publicKey: privateKey.publicKey.rawRepresentation.hexString, chainId: chainID, height: height,
             publicRandomness: r.public.rawRepresentation.hexString)
+    }
+
+    /// The block hash of `message` if it is the finality vote message of `height`
+    /// (`BE8(height) ‖ 32-byte hash`, PROTOCOL §4).
+    public static func voteHash(_ message: Data, height: UInt64) -> Data? {
+        guard message.count == 40 else { return nil }
+        let h = message.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return h == height ? Data(message.suffix(32)) : nil
     }
 
     public static func sign(privateKey: Schnorr.PrivateKey, chainID: String, height: UInt64, message: Data) throws -> SignatureOutput {

@@ -183,7 +183,7 @@ struct FinalityCommand: ParsableCommand {
         var blockHash: String?
 
         @Option(name: .long, help: ArgumentHelp(
-            "Directory of the votes this key has signed (default: <btc key file>.votes). Keep it with the key.",
+            "Directory of the votes EOTS keys have signed, one subdirectory per public key (default: <btc key file>.votes, symlinks resolved). Keep it with the key: `ishtar eots sign` uses the same one.",
             valueName: "dir"))
         var voteRecord: String?
 
@@ -211,7 +211,8 @@ struct FinalityCommand: ParsableCommand {
                 hash = committed
             }
             guard let hash else { throw ValidationError("--block-hash: required when voting for a consumer chain's block") }
-            let record = VoteRecord(directory: voteRecord ?? sender.btcKeyFile + ".votes")
+            let record = VoteRecord.forKey(file: sender.btcKeyFile, publicKey: s.btcKey.publicKey.rawRepresentation,
+                                           directory: voteRecord)
             let message = try FinalityActions.voteMessage(client: s.client, btcKey: s.btcKey, chainID: sender.servedChain,
                                                           height: height, blockHash: hash, record: record)
             try s.submit([message], format)
@@ -363,6 +364,15 @@ public struct VoteRecord: Sendable {
 
     public init(directory: String) { self.directory = directory }
 
+    /// The record of the EOTS key `publicKey` kept in `key file`'s place: `<key file>.votes`
+    /// (or `directory`) with the symlinks of the key file's path resolved — two paths to one
+    /// file must find one record — and a subdirectory per public key, so records of several
+    /// keys may share a directory without mixing.
+    public static func forKey(file: String, publicKey: Data, directory: String? = nil) -> VoteRecord {
+        let base = directory ?? (URL(fileURLWithPath: file).resolvingSymlinksInPath().path + ".votes")
+        return VoteRecord(directory: base + "/" + publicKey.hexString)
+    }
+
     /// The file that holds the vote of `chainID` at `height` (the chain id hex-encoded, as
     /// it may contain any printable character).
     public func path(chainID: String, height: UInt64) -> String {
@@ -375,10 +385,18 @@ public struct VoteRecord: Sendable {
     @discardableResult
     public func record(chainID: String, height: UInt64, blockHash: Data) throws -> Outcome {
         let chainDir = "\(directory)/\(Data(chainID.utf8).hexString)"
+        let parent = (directory as NSString).deletingLastPathComponent
+        if !parent.isEmpty, parent != directory { try Self.makeDirectory(parent) }
         try Self.makeDirectory(directory)
         try Self.makeDirectory(chainDir)
         let final = path(chainID: chainID, height: height)
-        if let existing = try Self.read(final) { return try Self.compare(existing, blockHash, final, chainID, height) }
+        if let existing = try Self.read(final) {
+            // Another run may have linked it and died before syncing the directory: sync it
+            // before this signature leaves, so the record outlives a power loss.
+            let outcome = try Self.compare(existing, blockHash, final, chainID, height)
+            try Self.syncDirectory(chainDir)
+            return outcome
+        }
         let temp = "\(chainDir)/.\(height).\(getpid()).\(UInt64.random(in: 0 ... .max))"
         defer { unlink(temp) }
         try Self.writeSynced(temp, Data(blockHash.hexString.utf8) + Data("\n".utf8))
@@ -387,7 +405,9 @@ public struct VoteRecord: Sendable {
             guard e == EEXIST, let existing = try Self.read(final) else {
                 throw CLIError.badInput("vote record: cannot create \(final): \(String(cString: strerror(e)))")
             }
-            return try Self.compare(existing, blockHash, final, chainID, height)
+            let outcome = try Self.compare(existing, blockHash, final, chainID, height)
+            try Self.syncDirectory(chainDir)
+            return outcome
         }
         try Self.syncDirectory(chainDir)
         return .recorded
@@ -412,10 +432,17 @@ public struct VoteRecord: Sendable {
         return .alreadyRecorded
     }
 
+    /// Creates `path` (0700) if missing, and then syncs its parent: the new entry must
+    /// survive a power loss with the records below it.
     static func makeDirectory(_ path: String) throws {
-        if mkdir(path, 0o700) != 0, errno != EEXIST {
-            throw CLIError.badInput("vote record: cannot create directory \(path): \(String(cString: strerror(errno)))")
+        if mkdir(path, 0o700) != 0 {
+            guard errno == EEXIST else {
+                throw CLIError.badInput("vote record: cannot create directory \(path): \(String(cString: strerror(errno)))")
+            }
+            return
         }
+        let parent = (path as NSString).deletingLastPathComponent
+        try syncDirectory(parent.isEmpty ? "." : parent)
     }
 
     static func read(_ path: String) throws -> Data? {

@@ -77,7 +77,23 @@ private func scratch() throws -> String {
         let m1 = "000000000000002a" + String(repeating: "11", count: 32)
         let m2 = "000000000000002a" + String(repeating: "22", count: 32)
         let s1 = try #require(try IshtarProcess.json(["eots", "sign"] + common + ["--message-hex", m1])["signature"] as? String)
-        let s2 = try #require(try IshtarProcess.json(["eots", "sign"] + common + ["--message-hex", m2])["signature"] as? String)
+        // Recorded like `finality vote` (<key file>.votes): the same vote signs again to the
+        // same signature, another hash at the height is refused, and so is a message that is
+        // not a vote for --height.
+        #expect(try IshtarProcess.json(["eots", "sign"] + common + ["--message-hex", m1])["signature"] as? String == s1)
+        let refused = try IshtarProcess.run(["eots", "sign"] + common + ["--message-hex", m2])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("already voted"), "\(refused.stderr)")
+        let notAVote = try IshtarProcess.run(["eots", "sign"] + common + ["--message-hex", "00"])
+        #expect(notAVote.status != 0)
+        #expect(notAVote.stderr.contains("--unsafe-no-record"), "\(notAVote.stderr)")
+        // Through a symlink to the key file: the same record.
+        let link = dir + "/fp-link.key"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: keyPath)
+        let viaLink = ["--key-file", link] + common.dropFirst(2)
+        #expect(try IshtarProcess.run(["eots", "sign"] + viaLink + ["--message-hex", m2]).status != 0)
+        // Only without a record can the second message be signed — and then the key leaks.
+        let s2 = try #require(try IshtarProcess.json(["eots", "sign"] + common + ["--message-hex", m2, "--unsafe-no-record"])["signature"] as? String)
 
         let ok = try IshtarProcess.run(["eots", "verify", "--public-key", publicKey, "--public-randomness", pubRand,
                                         "--message-hex", m1, "--signature", s1])
@@ -138,7 +154,7 @@ private func scratch() throws -> String {
     @Test func helpTeachesAndExitsZero() throws {
         let r = try IshtarProcess.run(["eots", "sign", "--help"])
         #expect(r.status == 0)
-        #expect(r.stdout.contains("LEAKS YOUR SECRET KEY"))
+        #expect(r.stdout.contains("LEAKS YOUR") && r.stdout.contains("--unsafe-no-record"))
         let top = try IshtarProcess.run(["--help"])
         #expect(top.status == 0 && top.stdout.contains("keys") && top.stdout.contains("eots"))
     }

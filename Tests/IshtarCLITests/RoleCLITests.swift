@@ -83,7 +83,9 @@ import Testing
         let voted = try await ishtar(["finality", "vote"] + common + ["--height", String(start)], environment: Self.passphrase)
         #expect(voted.status == 1)
         #expect(try parseJSON(voted)["rule"] as? String == "finality-provider-not-active", "\(voted.stdout) \(voted.stderr)")
-        let record = VoteRecord(directory: fp + ".votes")
+        // The record sits beside the key file, one subdirectory per public key.
+        let record = VoteRecord.forKey(file: fp, publicKey: try Data(hex: fpKey, field: "fp key"))
+        #expect(record.directory == URL(fileURLWithPath: fp).resolvingSymlinksInPath().path + ".votes/" + fpKey)
         #expect(FileManager.default.fileExists(atPath: record.path(chainID: CLIChainBackend.chainID, height: start)))
 
         // A hash by hand that is not the node's block at the height is refused before it is
