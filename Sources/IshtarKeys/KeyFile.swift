@@ -90,7 +90,16 @@ public struct ScryptParameters: Codable, Equatable, Sendable {
         }
         guard (1...32).contains(r) else { throw .kdfParametersOutOfRange(reason: "r must be in 1...32, got \(r)") }
         guard (1...16).contains(p) else { throw .kdfParametersOutOfRange(reason: "p must be in 1...16, got \(p)") }
+        // Each bound alone still let n = 2^20, r = 32, p = 16 through: 4 GiB and 2,048 times
+        // the default work to unlock. The default (2^15, 8, 1) needs 32 MiB.
+        let memory = 128 * n * r * p
+        guard memory <= Self.maximumMemory else {
+            throw .kdfParametersOutOfRange(reason: "128·n·r·p = \(memory) bytes exceeds \(Self.maximumMemory)")
+        }
     }
+
+    /// Most memory (bytes) unlocking a key file may take: 8 times the default.
+    static let maximumMemory = 256 << 20
 }
 
 /// The encrypted part of a key file: scrypt derives an AES-256-GCM key from the passphrase.
@@ -292,15 +301,29 @@ public enum KeyFileStore {
             unlink(tmp)
             throw .writeFailed(path: path, reason: "short write or fsync failed")
         }
-        if !overwrite, FileManager.default.fileExists(atPath: path) {
+        if overwrite {
+            guard rename(tmp, path) == 0 else {
+                let reason = String(cString: strerror(errno))
+                unlink(tmp)
+                throw .writeFailed(path: path, reason: reason)
+            }
+        } else {
+            // `link` fails if the name exists — a check-then-rename could clobber a key file
+            // created in between, and a lost key is lost stake.
+            let linked = link(tmp, path) == 0
+            let error = errno
             unlink(tmp)
-            throw .alreadyExists(path: path)
+            guard linked else {
+                if error == EEXIST { throw .alreadyExists(path: path) }
+                throw .writeFailed(path: path, reason: String(cString: strerror(error)))
+            }
         }
-        guard rename(tmp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw .writeFailed(path: path, reason: reason)
-        }
+        // The new name must survive a power loss too: its public key may already be
+        // registered by the time the machine goes down.
+        let dirFD = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        guard dirFD >= 0 else { throw .writeFailed(path: path, reason: "cannot open its directory to sync it") }
+        defer { close(dirFD) }
+        guard fsync(dirFD) == 0 else { throw .writeFailed(path: path, reason: "cannot sync its directory") }
     }
 
     /// Reads and structurally checks a key file. Refuses files that other users can read

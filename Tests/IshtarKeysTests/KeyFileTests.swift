@@ -86,6 +86,16 @@ private func temporaryDirectory() throws -> String {
         var huge = good
         huge.encrypted?.kdfParams.n = 1 << 30
         #expect(throws: KeyFileError.self) { try KeyFile(jsonData: huge.jsonData()) }
+        // Each parameter within its own bound, together 4 GiB to unlock: refused before any work.
+        var heavy = good
+        heavy.encrypted?.kdfParams.n = 1 << 20
+        heavy.encrypted?.kdfParams.r = 32
+        heavy.encrypted?.kdfParams.p = 16
+        #expect { try KeyFile(jsonData: heavy.jsonData()) } throws: { "\($0)".contains("exceeds") }
+        var heaviestAllowed = good
+        heaviestAllowed.encrypted?.kdfParams.n = 1 << 20
+        heaviestAllowed.encrypted?.kdfParams.r = 2
+        #expect(throws: Never.self) { try KeyFile(jsonData: heaviestAllowed.jsonData()) }
 
         var both = good
         both.insecurePlaintextSecretKey = "00"
