@@ -260,6 +260,16 @@ struct StakingTransactionTests {
         #expect(try SlashingRate(decimal: "0.001").description == "0.001")
         #expect(try SlashingRate(decimal: "0.125").description == "0.125")
         #expect(try SlashingRate(numerator: 1, denominator: 3).description == "1/3")
+        // Denominators of 2s and 5s needing over 18 decimals stay fractions (their decimal
+        // scale overflowed 128 bits and trapped every parameters query), and round-trip.
+        for (n, d) in [(UInt64(1), UInt64(1) << 39), (1_073_741_823, 1_073_741_824), (1, 1 << 63), (3, 5_000_000_000_000_000_000)] {
+            let rate = try SlashingRate(numerator: n, denominator: d)
+            let text = rate.description
+            let back = try JSONDecoder().decode(SlashingRate.self, from: JSONEncoder().encode(rate))
+            #expect(back == rate, "\(text)")
+        }
+        #expect(try SlashingRate(numerator: 1, denominator: 1 << 39).description == "1/549755813888")
+        #expect(try SlashingRate(numerator: 1, denominator: 1 << 18).description == "0.000003814697265625")
         #expect(try SlashingRate(decimal: "0.000000000000000001").denominator == 1_000_000_000_000_000_000)
         for bad in ["0", "1.0", "0.0", ".1", "0.1e3", "-0.1", "0.", "0.1.2", "0.0000000000000000001", "0,1", "0.٣"] {
             #expect(throws: StakingError.self, "\(bad)") { try SlashingRate(decimal: bad) }

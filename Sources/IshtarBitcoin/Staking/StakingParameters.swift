@@ -47,16 +47,18 @@ public struct SlashingRate: Hashable, Sendable, Codable, CustomStringConvertible
         return (try? Amount(sats: Int64(result))) ?? value
     }
 
-    /// The shortest exact decimal when the denominator is a product of 2s and 5s (e.g. "0.1"),
-    /// else "numerator/denominator".
+    /// The shortest exact decimal when the denominator is a product of 2s and 5s and it needs
+    /// at most 18 digits (e.g. "0.1"), else "numerator/denominator".
     public var description: String {
         var twos = 0
         var fives = 0
         var rest = denominator
         while rest % 2 == 0 { rest /= 2; twos += 1 }
         while rest % 5 == 0 { rest /= 5; fives += 1 }
-        guard rest == 1 else { return "\(numerator)/\(denominator)" }
         let digits = max(twos, fives)
+        // 18 digits keep numerator × 10^digits below 2^128 (a rate of 1/2^39 needs 39: its
+        // scale alone would overflow and trap every query of the parameters).
+        guard rest == 1, digits <= 18 else { return "\(numerator)/\(denominator)" }
         var scale = UInt128(1)
         for _ in 0..<digits { scale *= 10 }
         let scaled = UInt128(numerator) * scale / UInt128(denominator)
