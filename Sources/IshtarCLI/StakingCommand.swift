@@ -256,6 +256,12 @@ public enum StakingActions {
         parameters: StakingParameters, stakerKey: Schnorr.PublicKey, finalityProviderKeys: [Schnorr.PublicKey],
         stakingTime: UInt16, stakingValue: Amount, stakingOutPoint: OutPoint?, tag: Data?
     ) throws -> StakingBuildOutput {
+        // The chain (and the covenant) take exactly one provider per delegation: an address
+        // for several could only be spent through its timelock, after the whole staking time.
+        guard finalityProviderKeys.count == 1 else {
+            throw CLIError.badInput(
+                "--fp-pk: a delegation names exactly one finality provider (got \(finalityProviderKeys.count)); bitcoin sent to a staking address for several could not be delegated")
+        }
         do {
             guard stakingValue >= parameters.minStakingValue, stakingValue <= parameters.maxStakingValue else {
                 throw StakingError.stakingValueOutOfRange(

@@ -160,10 +160,13 @@ public enum WatchActions {
 
     /// Has Bitcoin Core test `raw` (`testmempoolaccept`) and, with `broadcast`, sends it.
     /// - Throws: `.verificationFailed` with Core's reason when it refuses.
+    /// - Parameter anyFeeRate: accept any fee rate (`maxfeerate` 0) — for a pre-signed
+    ///   slashing transaction, whose fee the chain accepted and nobody can lower now.
     static func testThenSend(_ raw: Data, txid: Hash256, what: String, rpc: BitcoinRPCClient, broadcast: Bool,
-                             maxBurn: Int64? = nil) async throws {
+                             maxBurn: Int64? = nil, anyFeeRate: Bool = false) async throws {
+        let maxFeeRate: Int64? = anyFeeRate ? 0 : nil
         let verdict = try await RelayActions.rpcCall("testmempoolaccept") { () throws(BitcoinRPCError) in
-            try await rpc.testMempoolAccept([raw.hexString])
+            try await rpc.testMempoolAccept([raw.hexString], maxFeeRate: maxFeeRate)
         }
         guard let first = verdict.first, first.allowed == true else {
             throw CLIError.verificationFailed(
@@ -171,7 +174,7 @@ public enum WatchActions {
         }
         if broadcast {
             _ = try await RelayActions.rpcCall("sendrawtransaction") { () throws(BitcoinRPCError) in
-                try await rpc.sendRawTransaction(raw, maxBurnAmount: maxBurn)
+                try await rpc.sendRawTransaction(raw, maxFeeRate: maxFeeRate, maxBurnAmount: maxBurn)
             }
         }
     }
@@ -368,7 +371,10 @@ public enum WatchActions {
         let raw = tx.serialized()
         let slashed = tx.outputs.first?.value.sats ?? 0
         // Output 0 may be a burn (an unspendable script): allow exactly it.
-        try await testThenSend(raw, txid: tx.txid, what: "slashing transaction", rpc: rpc, broadcast: broadcast, maxBurn: slashed)
+        // The staker pre-signed its fee; any fee the chain accepted must not stop the burn
+        // (Core's default maxfeerate would refuse a large one).
+        try await testThenSend(raw, txid: tx.txid, what: "slashing transaction", rpc: rpc, broadcast: broadcast, maxBurn: slashed,
+                               anyFeeRate: true)
         return SlashOutput(stakingTxid: txid.displayHex, finalityProvider: provider.rawRepresentation.hexString, spends: output,
                            covenantSignatures: signatures, txid: tx.txid.displayHex, transaction: raw.hexString,
                            slashedSat: slashed, broadcast: broadcast)

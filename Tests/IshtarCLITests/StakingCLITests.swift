@@ -79,6 +79,12 @@ import Testing
                    provider.publicKey.rawRepresentation.hexString, "--staking-time", "1000", "--staking-value", "1000000"])
         #expect(duplicate.status == 2)
         #expect(duplicate.stderr.contains("distinct"))
+        // Two providers: the chain takes one per delegation, so no address is printed for them.
+        let two = try IshtarProcess.run(
+            ["staking", "build"] + parameterArgs + delegationArgs + ["--fp-pk", covenants[1].publicKey.rawRepresentation.hexString])
+        #expect(two.status == 2)
+        #expect(two.stderr.contains("exactly one finality provider"), "\(two.stderr)")
+        #expect(!two.stdout.contains("staking_address"))
     }
 
     /// A complete valid delegation as CLI arguments, with two covenant members' signatures.
