@@ -182,6 +182,39 @@ final class CommitCapture: P2PDelegate {
         await node.stop()
     }
 
+    @Test(.timeLimit(.minutes(3))) func aFrameOfTooManyTransactionsDisconnectsItsSender() async throws {
+        let (home, config) = try singleValidatorHome("txframe", chainID: "ishtar-txframe")
+        defer { try? FileManager.default.removeItem(atPath: home.path) }
+        let node = try NodeService(options: try serviceOptions(home, config), logger: quietLogger("node"))
+        try await node.start()
+        let dm = RecordingDelegate()
+        let peer = try await dialer(chainID: "ishtar-txframe", to: try home.loadNodeKey(config: config).publicKey.rawRepresentation,
+                                    at: config.p2p.listen, listenPort: randomBasePort(), delegate: dm, label: "peer")
+        #expect(await eventually(10) { !dm.connections.isEmpty })
+        let conn = try #require(dm.connections.first)
+        // The same refused transaction many times over costs one check (remembered until the
+        // next block) and, being a state race, no score.
+        let stale = try labelTx(Schnorr.PrivateKey(), nonce: 5, chainID: "ishtar-txframe")
+        peer.send(.transactions(Array(repeating: stale, count: NodeService.maxRelayedTransactionsPerFrame)), to: conn)
+        try await Task.sleep(nanoseconds: 500_000_000)
+        #expect(dm.disconnections.isEmpty)
+        // One more than a frame may carry: disconnected at once.
+        peer.send(.transactions(Array(repeating: stale, count: NodeService.maxRelayedTransactionsPerFrame + 1)), to: conn)
+        #expect(await eventually(10) { dm.disconnections.contains(conn) })
+        await peer.stop()
+        await node.stop()
+    }
+
+    @Test func aFrameLimitBelowTheBlockLimitIsRefusedAtStart() throws {
+        let (home, config) = try singleValidatorHome("framelimit", chainID: "ishtar-framelimit")
+        defer { try? FileManager.default.removeItem(atPath: home.path) }
+        var small = config
+        small.p2p.maxFrameBytes = 64 << 10
+        #expect {
+            _ = try NodeService(options: try serviceOptions(home, small), logger: quietLogger("node"))
+        } throws: { "\($0)".contains("max_frame_bytes") }
+    }
+
     /// A node behind the chain takes a peer's commit (certificate + block) to catch up. A peer
     /// that pairs a real certificate with another block — undecodable, or the certified header
     /// over other transactions — or relays a real proposal with another body is disconnected;

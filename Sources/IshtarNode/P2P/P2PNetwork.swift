@@ -44,14 +44,35 @@ final class FrameDecoder: ByteToMessageDecoder {
 /// peer is disconnected (not silently dropped: losing one consensus message in the middle of
 /// a stream is worse than a reconnect, after which gossip re-sends the current state), and
 /// the overflow is logged and counted (`ishtar_p2p_inbound_overflows_total`).
+/// Bytes one connection has received and its reader not yet taken, with a limit.
+final class QueuedBytes: Sendable {
+    let limit: Int
+    private let value = Atomic<Int>(0)
+    init(limit: Int) { self.limit = limit }
+    /// Adds `n`; false (and nothing added) when that would pass the limit.
+    func add(_ n: Int) -> Bool {
+        let now = value.add(n, ordering: .relaxed).newValue
+        guard now <= limit else {
+            value.subtract(n, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+    func take(_ n: Int) { value.subtract(n, ordering: .relaxed) }
+}
+
 final class FrameForwarder: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     let continuation: AsyncStream<Data>.Continuation
     let onOverflow: @Sendable () -> Void
+    /// Bytes queued and not yet taken by the connection's reader, shared with it.
+    let queued: QueuedBytes
     private var overflowed = false
 
-    init(continuation: AsyncStream<Data>.Continuation, onOverflow: @escaping @Sendable () -> Void = {}) {
+    init(continuation: AsyncStream<Data>.Continuation, queued: QueuedBytes = QueuedBytes(limit: .max),
+         onOverflow: @escaping @Sendable () -> Void = {}) {
         self.continuation = continuation
+        self.queued = queued
         self.onOverflow = onOverflow
     }
 
@@ -59,7 +80,9 @@ final class FrameForwarder: ChannelInboundHandler {
         guard !overflowed else { return }
         var buf = unwrapInboundIn(data)
         guard let bytes = buf.readBytes(length: buf.readableBytes) else { return }
-        if case .dropped = continuation.yield(Data(bytes)) {
+        // Frames are counted, and so are their bytes: 20,000 frames of 8 MiB would be 160 GiB.
+        let overBudget = !queued.add(bytes.count)
+        if overBudget || { if case .dropped = continuation.yield(Data(bytes)) { return true } else { return false } }() {
             overflowed = true
             onOverflow()
             continuation.finish()
@@ -115,6 +138,11 @@ public final class P2PNetwork: Sendable {
     public static let disconnectScore = 0
     /// Default bound of each connection's queue of received, not yet handled frames.
     public static let defaultInboundQueueLimit = 20_000
+    /// A connection whose unsent bytes pass this is not reading: it is disconnected rather
+    /// than buffered for (catch-up blocks, gossip) without bound.
+    public static let outboundHighWaterMark = 64 << 20
+    /// Most received bytes of one connection waiting for the node (at least 4 frames).
+    var inboundByteLimit: Int { max(64 << 20, 4 * config.maxFrameBytes) }
     /// Score cost of a frame that does not decode.
     public static let undecodableFramePenalty = 50
 
@@ -173,17 +201,20 @@ public final class P2PNetwork: Sendable {
         guard let listen = HostPort(config.listen) else { throw .network("bad p2p listen address \(config.listen)") }
         let maxFrame = config.maxFrameBytes
         let limit = inboundQueueLimit
+        let byteLimit = inboundByteLimit
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: Self.outboundHighWaterMark / 2, high: Self.outboundHighWaterMark))
             .childChannelInitializer { [weak self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let (stream, cont) = AsyncStream<Data>.makeStream(bufferingPolicy: .bufferingOldest(limit))
+                    let queued = QueuedBytes(limit: byteLimit)
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrame)))
-                    try channel.pipeline.syncOperations.addHandler(FrameForwarder(continuation: cont) { [weak self] in
+                    try channel.pipeline.syncOperations.addHandler(FrameForwarder(continuation: cont, queued: queued) { [weak self] in
                         self?.inboundOverflowed(channel)
                     })
-                    self?.launch(channel: channel, frames: stream, outbound: false, expected: nil)
+                    self?.launch(channel: channel, frames: stream, queued: queued, outbound: false, expected: nil)
                 }
             }
         do {
@@ -247,21 +278,27 @@ public final class P2PNetwork: Sendable {
                 continue
             }
             let (stream, cont) = AsyncStream<Data>.makeStream(bufferingPolicy: .bufferingOldest(inboundQueueLimit))
+            let queued = QueuedBytes(limit: inboundByteLimit)
             let bootstrap = ClientBootstrap(group: group)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.writeBufferWaterMark, value: .init(low: Self.outboundHighWaterMark / 2, high: Self.outboundHighWaterMark))
                 .connectTimeout(.seconds(2))
                 .channelInitializer { [weak self] channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrame)))
-                        try channel.pipeline.syncOperations.addHandler(FrameForwarder(continuation: cont) { [weak self] in
+                        try channel.pipeline.syncOperations.addHandler(FrameForwarder(continuation: cont, queued: queued) { [weak self] in
                             self?.inboundOverflowed(channel)
                         })
                     }
                 }
             do {
                 let channel = try await bootstrap.connect(host: peer.address.host, port: peer.address.port).get()
-                backoff = 250
-                await run(channel: channel, remote: "\(peer.address)", frames: stream, outbound: true, expected: peer.nodeID)
+                // The backoff starts over only after a handshake: a peer that accepts and then
+                // refuses us (another chain, inbound full) must not be redialed 4 times a second.
+                if await run(channel: channel, remote: "\(peer.address)", frames: stream, queued: queued, outbound: true,
+                             expected: peer.nodeID) {
+                    backoff = 250
+                }
             } catch {
                 cont.finish()
                 logger.debug("dial failed", metadata: ["peer": "\(peer.address)", "error": "\(error)"])
@@ -272,7 +309,7 @@ public final class P2PNetwork: Sendable {
         }
     }
 
-    private func launch(channel: any Channel, frames: AsyncStream<Data>, outbound: Bool, expected: Data?) {
+    private func launch(channel: any Channel, frames: AsyncStream<Data>, queued: QueuedBytes, outbound: Bool, expected: Data?) {
         // Read now, while the channel is fresh: a peer that hangs up during the handshake
         // has no remote address left by the time it is rejected, and that is the peer an
         // operator wants to see in the log.
@@ -294,7 +331,7 @@ public final class P2PNetwork: Sendable {
             }
         }
         track { [weak self] in
-            await self?.run(channel: channel, remote: remote, frames: frames, outbound: outbound, expected: expected)
+            _ = await self?.run(channel: channel, remote: remote, frames: frames, queued: queued, outbound: outbound, expected: expected)
             if !outbound { self?.state.withLock { $0.inbound -= 1 } }
         }
     }
@@ -305,16 +342,25 @@ public final class P2PNetwork: Sendable {
     /// Dial loops and connections still running (tests: ended ones are not kept).
     var trackedTaskCount: Int { state.withLock { $0.tasks.count } }
 
-    /// Handshake, then delivers every frame in order until the connection closes.
-    private func run(channel: any Channel, remote: String, frames: AsyncStream<Data>, outbound: Bool, expected: Data?) async {
+    /// Handshake, then delivers every frame in order until the connection closes. Returns
+    /// whether the handshake completed.
+    @discardableResult
+    private func run(channel: any Channel, remote: String, frames: AsyncStream<Data>, queued: QueuedBytes, outbound: Bool,
+                     expected: Data?) async -> Bool {
         var it = frames.makeAsyncIterator()
+        func next() async -> Data? {
+            guard let frame = await it.next() else { return nil }
+            queued.take(frame.count)
+            return frame
+        }
         // An accepted channel becomes active right after its initializer; do not write before.
         for _ in 0..<100 where !channel.isActive { try? await Task.sleep(nanoseconds: 10_000_000) }
         let challenge = Data((0..<32).map { _ in UInt8.random(in: 0...255) })
         write(.hello(chainID: chainID, nodeKey: nodeID, challenge: challenge), to: channel)
-        func reject(_ reason: String) async {
+        func reject(_ reason: String) async -> Bool {
             logger.warning("peer rejected", metadata: ["remote": "\(remote)", "reason": "\(reason)"])
             try? await channel.close()
+            return false
         }
         // A peer that does not complete the handshake in time is dropped.
         let timeout = Task {
@@ -322,7 +368,7 @@ public final class P2PNetwork: Sendable {
             if !Task.isCancelled { try? await channel.close() }
         }
         defer { timeout.cancel() }
-        guard let first = await it.next() else { return await reject("closed during handshake") }
+        guard let first = await next() else { return await reject("closed during handshake") }
         guard case .hello(let peerChain, let peerKey, let peerChallenge)? = try? WireMessage.decode(first) else {
             return await reject("expected hello")
         }
@@ -335,7 +381,7 @@ public final class P2PNetwork: Sendable {
         } catch {
             return await reject("signing the handshake failed: \(error)")
         }
-        guard let second = await it.next() else { return await reject("closed during handshake") }
+        guard let second = await next() else { return await reject("closed during handshake") }
         guard case .helloProof(let proof)? = try? WireMessage.decode(second),
             let key = try? Schnorr.PublicKey(rawRepresentation: peerKey),
             let sig = try? Schnorr.Signature(rawRepresentation: proof),
@@ -352,7 +398,10 @@ public final class P2PNetwork: Sendable {
         logger.info("peer connected", metadata: ["peer": "\(peerKey.hexEncoded.prefix(16))", "remote": "\(remote)", "outbound": "\(outbound)"])
         let delegate = self.delegate
         await delegate?.peerConnected(id, nodeID: peerKey)
-        while let frame = await it.next() {
+        while let frame = await next() {
+            // A connection closed for misbehaviour (or overflow) still has frames queued:
+            // none of them is handed on.
+            guard channel.isActive, state.withLock({ $0.peers[id] != nil }) else { break }
             let message: WireMessage
             do { message = try WireMessage.decode(frame) } catch {
                 // Frames are length-delimited, so one bad frame does not desynchronize the
@@ -369,6 +418,7 @@ public final class P2PNetwork: Sendable {
         try? await channel.close()
         logger.info("peer disconnected", metadata: ["peer": "\(peerKey.hexEncoded.prefix(16))"])
         await delegate?.peerDisconnected(id)
+        return true
     }
 
     private func write(_ message: WireMessage, to channel: any Channel) {
@@ -376,6 +426,15 @@ public final class P2PNetwork: Sendable {
         var buf = channel.allocator.buffer(capacity: payload.count + 4)
         buf.writeInteger(UInt32(payload.count))
         buf.writeBytes(payload)
+        // Past the high-water mark the peer is not reading what it is sent: close it
+        // (it may reconnect) instead of buffering without bound.
+        guard channel.isWritable || !channel.isActive else {
+            let peer = state.withLock { s in s.peers.values.first { $0.channel === channel }?.nodeID }
+            logger.warning("peer does not read what it is sent; disconnecting", metadata: [
+                "peer": "\(peer?.hexEncoded.prefix(16) ?? "handshaking")", "unsent_limit_bytes": "\(Self.outboundHighWaterMark)"])
+            channel.close(promise: nil)
+            return
+        }
         channel.writeAndFlush(buf, promise: nil)
     }
 

@@ -70,6 +70,9 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private var background: [Task<Void, Never>] = []
     private var peerHeights: [ConnectionID: UInt64] = [:]
     private var lastSent: [String: ContinuousClock.Instant] = [:]
+    /// Hashes of relayed transactions refused since the last commit (a block can make them
+    /// valid, e.g. by filling a nonce gap, so the set is emptied at every commit).
+    private var rejectedRelayed: Set<Data> = []
     private var lastCommitInstant = ContinuousClock.now
     private var halted: String?
     private var running = false
@@ -109,6 +112,12 @@ public actor NodeService: NodeBackend, P2PDelegate {
             genesisSet = try ConsensusMapping.validatorSet(options.genesis.validators)
         } catch {
             throw .badHome("genesis is not usable for consensus: \(error)")
+        }
+        // A full block travels in one frame (proposal, catch-up commit) with its certificate:
+        // with a smaller frame limit every peer would drop it and the height never be caught up.
+        let needed = options.genesis.consensusParams.maxBlockBytes + Self.frameOverheadBytes
+        guard options.config.p2p.maxFrameBytes >= needed else {
+            throw .badHome("p2p.max_frame_bytes (\(options.config.p2p.maxFrameBytes)) must be at least genesis max_block_bytes + \(Self.frameOverheadBytes) (\(needed)): a full block must fit in one frame")
         }
         let db: Database
         do {
@@ -487,6 +496,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
             pendingEvidence.removeAll { (try? app.isEvidenceCommitted($0)) != false }
         }
         checkedBlocks.removeAll()
+        rejectedRelayed.removeAll()
         let evicted = mempool.update(committed: block.transactions) { try? self.app.checkTx($0) }
         if evicted > 0 { logger.debug("mempool recheck evicted transactions", metadata: ["count": "\(evicted)"]) }
         signCheckpoints(endedEpochs)
@@ -522,14 +532,27 @@ public actor NodeService: NodeBackend, P2PDelegate {
 
     // MARK: - peers
 
-    /// At most one message per key per interval (catch-up answers and requests).
+    /// At most one message per key per interval (catch-up answers and requests; intervals
+    /// are at most 1 s).
     private func allowed(_ key: String, every ms: Int64) -> Bool {
         let now = ContinuousClock.now
         if let t = lastSent[key], now - t < .milliseconds(ms) { return false }
-        if lastSent.count > 10_000 { lastSent = [:] }
+        // Keys name peer-chosen heights: drop only the expired ones (emptying the table let
+        // a peer wipe every limit, its own and others').
+        if lastSent.count > 10_000 { lastSent = lastSent.filter { now - $0.value < .seconds(1) } }
         lastSent[key] = now
         return true
     }
+
+    /// Whether `conn` may be sent another committed block now. Each answer reads a block
+    /// (up to max_block_bytes) and queues it, and the heights it names are the peer's choice,
+    /// so besides the per-height limits a connection gets one every 5 ms.
+    private func mayServe(_ conn: ConnectionID) -> Bool { allowed("serve-any/\(conn)", every: 5) }
+
+    /// Room for a commit certificate and framing beside a full block in one P2P frame.
+    static let frameOverheadBytes = 1 << 20
+    /// Most transactions one gossip frame may carry (as `POST /txs/batch`).
+    static let maxRelayedTransactionsPerFrame = 1000
 
     private func requestSync(from conn: ConnectionID, force: Bool = false) {
         let h = engine.height
@@ -548,7 +571,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         switch reason {
         case .staleHeight(_, let h):
             // The sender is behind: its catch-up path is the certificate of its height.
-            if let source, allowed("commit/\(source)/\(h)", every: 1000) { sendCommit(height: h, to: source) }
+            if let source, allowed("commit/\(source)/\(h)", every: 1000), mayServe(source) { sendCommit(height: h, to: source) }
         case .futureHeight:
             if let source { requestSync(from: source) }
         case .invalidCommit:
@@ -611,12 +634,19 @@ public actor NodeService: NodeBackend, P2PDelegate {
         case .transaction(let tx):
             admitRelayed(tx, from: conn)
         case .transactions(let txs):
+            // One frame is handled in one turn of this actor (votes and timeouts wait):
+            // bounded like a batch submission.
+            guard txs.count <= Self.maxRelayedTransactionsPerFrame else {
+                network.penalize(conn, points: P2PNetwork.initialScore,
+                                 reason: "\(txs.count) transactions in one frame (limit \(Self.maxRelayedTransactionsPerFrame))")
+                break
+            }
             for tx in txs { admitRelayed(tx, from: conn) }
         case .status(let h):
             peerHeights[conn] = h
             if h >= engine.height { requestSync(from: conn) }
         case .syncRequest(let h):
-            if allowed("serve/\(conn)/\(h)", every: 100) { sendCommit(height: h, to: conn) }
+            if allowed("serve/\(conn)/\(h)", every: 100), mayServe(conn) { sendCommit(height: h, to: conn) }
         case .hello, .helloProof:
             network.disconnect(conn, reason: "handshake message after handshake")
         }
@@ -627,9 +657,17 @@ public actor NodeService: NodeBackend, P2PDelegate {
     /// Admits a transaction a peer relayed. Provably bad bytes (not a state race such as a
     /// nonce) cost the relaying peer.
     private func admitRelayed(_ tx: Data, from conn: ConnectionID) {
+        // A transaction refused since the last block is not checked again (a peer could send
+        // the same committed transaction 50,000 times a frame, each a signature check).
+        let hash = Transaction.hash(of: tx)
+        guard !rejectedRelayed.contains(hash) else { return }
         let (admission, result) = admit(tx, gossip: true)
-        if case .rejected = admission, let r = result?.result, PeerPenalty.isProvablyInvalid(r) {
-            network.penalize(conn, points: PeerPenalty.invalidTransaction, reason: "invalid transaction: \(r.rule)")
+        if case .rejected = admission {
+            if rejectedRelayed.count >= 100_000 { rejectedRelayed.removeAll() }
+            rejectedRelayed.insert(hash)
+            if let r = result?.result, PeerPenalty.isProvablyInvalid(r) {
+                network.penalize(conn, points: PeerPenalty.invalidTransaction, reason: "invalid transaction: \(r.rule)")
+            }
         }
     }
 
