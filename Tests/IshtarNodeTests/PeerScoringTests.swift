@@ -89,6 +89,22 @@ final class CommitCapture: P2PDelegate {
         await b.stop()
     }
 
+    @Test(.timeLimit(.minutes(3))) func aSilentPeerIsDisconnectedAfterTheIdleLimit() async throws {
+        let da = RecordingDelegate(), db = RecordingDelegate()
+        let (a, b) = try await pair(aDelegate: da, bDelegate: db)
+        #expect(await eventually(10) { !da.connections.isEmpty && !db.connections.isEmpty })
+        let conn = try #require(da.connections.first)
+        // A peer that talks is kept; one silent for longer than the limit is closed.
+        b.send(.status(height: 1), to: try #require(db.connections.first))
+        #expect(a.disconnectIdle(after: .seconds(60)) == 0)
+        try await Task.sleep(nanoseconds: 2_100_000_000)
+        #expect(a.disconnectIdle(after: .seconds(2)) == 1)
+        #expect(a.score(of: conn) == nil)
+        #expect(await eventually(10) { da.disconnections.contains(conn) })
+        await a.stop()
+        await b.stop()
+    }
+
     @Test(.timeLimit(.minutes(3))) func undecodableFramesCostScoreUntilDisconnect() async throws {
         let da = RecordingDelegate(), db = RecordingDelegate()
         let (a, b) = try await pair(aDelegate: da, bDelegate: db)

@@ -44,13 +44,19 @@ final class FrameDecoder: ByteToMessageDecoder {
 /// peer is disconnected (not silently dropped: losing one consensus message in the middle of
 /// a stream is worse than a reconnect, after which gossip re-sends the current state), and
 /// the overflow is logged and counted (`ishtar_p2p_inbound_overflows_total`).
-/// Bytes one connection has received and its reader not yet taken, with a limit.
+/// Bytes one connection has received and its reader not yet taken, with a limit, and when
+/// it last received a frame (read on the event loop, so a busy node still sees its peers
+/// talking).
 final class QueuedBytes: Sendable {
     let limit: Int
     private let value = Atomic<Int>(0)
+    private let lastReadNanos = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
     init(limit: Int) { self.limit = limit }
+    /// Nanoseconds since the last frame arrived.
+    var silentNanos: UInt64 { DispatchTime.now().uptimeNanoseconds &- lastReadNanos.load(ordering: .relaxed) }
     /// Adds `n`; false (and nothing added) when that would pass the limit.
     func add(_ n: Int) -> Bool {
+        lastReadNanos.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
         let now = value.add(n, ordering: .relaxed).newValue
         guard now <= limit else {
             value.subtract(n, ordering: .relaxed)
@@ -130,6 +136,8 @@ public final class P2PNetwork: Sendable {
         let outbound: Bool
         /// Starts at ``P2PNetwork/initialScore``; misbehaviour subtracts (see ``P2PNetwork/penalize(_:points:reason:)``).
         var score: Int = P2PNetwork.initialScore
+        /// Its received bytes and when it last sent a frame (see ``P2PNetwork/disconnectIdle(after:)``).
+        let queued: QueuedBytes
     }
 
     /// A fresh connection's score.
@@ -392,7 +400,7 @@ public final class P2PNetwork: Sendable {
         let id = state.withLock { s -> ConnectionID in
             let id = s.nextID
             s.nextID += 1
-            s.peers[id] = Peer(channel: channel, nodeID: peerKey, outbound: outbound)
+            s.peers[id] = Peer(channel: channel, nodeID: peerKey, outbound: outbound, queued: queued)
             return id
         }
         logger.info("peer connected", metadata: ["peer": "\(peerKey.hexEncoded.prefix(16))", "remote": "\(remote)", "outbound": "\(outbound)"])
@@ -505,6 +513,25 @@ public final class P2PNetwork: Sendable {
         ])
         result.channel.close(promise: nil)
         return true
+    }
+
+    /// Closes every connection that sent nothing for `after` — honest peers send their
+    /// status every gossip tick, so a silent one is dead or only holding a slot (inbound
+    /// slots are limited). Returns how many were closed.
+    @discardableResult
+    public func disconnectIdle(after: Duration) -> Int {
+        let limit = UInt64(max(0, after.components.seconds)) * 1_000_000_000
+        let idle = state.withLock { s -> [(ConnectionID, Peer)] in
+            let found = s.peers.filter { $0.value.queued.silentNanos > limit }.map { ($0.key, $0.value) }
+            for (id, _) in found { s.peers.removeValue(forKey: id) }
+            return found
+        }
+        for (_, peer) in idle {
+            logger.warning("disconnecting silent peer", metadata: [
+                "peer": "\(peer.nodeID.hexEncoded.prefix(16))", "silent_for": "\(after)"])
+            peer.channel.close(promise: nil)
+        }
+        return idle.count
     }
 
     /// Closes a misbehaving peer's connection.

@@ -239,6 +239,9 @@ public actor NodeService: NodeBackend, P2PDelegate {
 
     private func gossipTick() {
         guard running else { return }
+        // Peers send their status every tick: one silent for ten ticks (at least 30 s) is gone.
+        let ticks = Duration.milliseconds(Int64(clamping: config.consensus.gossipIntervalMillis) * 10)
+        network.disconnectIdle(after: max(.seconds(30), ticks))
         enqueue(.gossipTick)
         drain()
         flushGossip()
