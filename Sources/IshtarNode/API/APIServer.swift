@@ -89,6 +89,9 @@ public func makeAPIApplication(
     }
     return Application(
         router: router,
+        // An idle connection is closed after 60 s: each holds a file descriptor, which the
+        // node's RocksDB files share (a consensus write that cannot open a file halts it).
+        server: .http1(configuration: .init(idleTimeout: .seconds(60))),
         configuration: ApplicationConfiguration(
             address: .hostname(configuration.host, port: configuration.port), serverName: "ishtar"),
         onServerRunning: { channel in
