@@ -53,6 +53,15 @@ extension StakingCommand {
             "The staking output's index (default: the one output paying the staking script).", valueName: "n"))
         var stakingVout: UInt32?
 
+        @Option(name: .long, help: ArgumentHelp(
+            "Refuse to sign slashing transactions that burn more than this share of the stake (e.g. 0.1): the parameters come from the node, so this is your own bound.",
+            valueName: "decimal"))
+        var maxSlashingRate: String?
+
+        @Option(name: .long, help: ArgumentHelp(
+            "Refuse to sign slashing transactions whose fee exceeds this many sats (your own bound, as above).", valueName: "sats"))
+        var maxSlashingFee: Int64?
+
         @OptionGroup var nonce: NonceOption
 
         @OptionGroup var format: OutputOptions
@@ -60,6 +69,10 @@ extension StakingCommand {
         func validate() throws {
             _ = try Parse.publicKey(fpPk, option: "--fp-pk")
             _ = try Parse.hex(stakingTx, option: "--staking-tx")
+            if let maxSlashingRate, (try? SlashingRate(decimal: maxSlashingRate)) == nil {
+                throw ValidationError("--max-slashing-rate: a decimal 0.x with 1 to 18 fractional digits, got \(maxSlashingRate)")
+            }
+            if let maxSlashingFee, maxSlashingFee < 0 { throw ValidationError("--max-slashing-fee: must be ≥ 0") }
         }
 
         func run() throws {
@@ -75,10 +88,15 @@ extension StakingCommand {
             } catch {
                 throw ValidationError("--staking-tx: not a Bitcoin transaction: \(error)")
             }
+            let limits = StakingActions.SlashingLimits(
+                maxRate: try maxSlashingRate.map { try SlashingRate(decimal: $0) },
+                maxFee: try maxSlashingFee.map { try Amount(sats: $0) })
             let message = try StakingActions.delegationMessage(
                 node: node, staker: staker, account: account.publicKey.rawRepresentation, chainID: chainID,
                 finalityProvider: try Parse.publicKey(fpPk, option: "--fp-pk"), stakingTime: stakingTime,
-                stakingTransaction: transaction, stakingOutputIndex: stakingVout)
+                stakingTransaction: transaction, stakingOutputIndex: stakingVout, limits: limits) { note in
+                    FileHandle.standardError.write(Data("note: \(note)\n".utf8))
+                }
             try TxActions.submit(client: node, key: account, chainID: chainID, nonce: nonce.explicit, messages: [message],
                                  format: format)
         }
@@ -92,6 +110,35 @@ extension StakingActions {
         return try TxActions.decodeOK(CovenantActions.ParamsJSON.self, reply, what: "staking parameters").params.btcStaking
     }
 
+    /// The staker's own bounds on what its signed slashing transactions may take: the
+    /// parameters they are built with come from the node, which the staker need not trust.
+    public struct SlashingLimits: Sendable {
+        /// Largest share of the stake (resp. the unbonding output) a slashing transaction may burn.
+        public var maxRate: SlashingRate?
+        /// Largest fee a slashing transaction may pay.
+        public var maxFee: Amount?
+        public init(maxRate: SlashingRate? = nil, maxFee: Amount? = nil) {
+            self.maxRate = maxRate
+            self.maxFee = maxFee
+        }
+    }
+
+    /// Checks a slashing transaction spending `input` sats against `limits`; returns what it
+    /// burns and pays in fees. Output 0 is the burn (the template's order).
+    static func checkSlashing(_ tx: IshtarBitcoin.Transaction, spending input: Amount, limits: SlashingLimits,
+                              what: String) throws -> (burn: Int64, fee: Int64) {
+        let burn = tx.outputs.first?.value.sats ?? 0
+        let fee = input.sats - tx.outputs.reduce(Int64(0)) { $0 + $1.value.sats }
+        if let rate = limits.maxRate, burn > rate.slashedAmount(of: input).sats {
+            throw CLIError.verificationFailed(
+                "refusing to sign: the \(what) burns \(burn) of \(input.sats) sat, more than --max-slashing-rate \(rate) allows (\(rate.slashedAmount(of: input).sats))")
+        }
+        if let maxFee = limits.maxFee, fee > maxFee.sats {
+            throw CLIError.verificationFailed("refusing to sign: the \(what) pays a \(fee) sat fee, more than --max-slashing-fee \(maxFee.sats)")
+        }
+        return (burn, fee)
+    }
+
     /// `staking/CreateBTCDelegation` for `stakingTransaction` under the chain's current
     /// parameters: the unbonding and slashing transactions built, both slashing transactions
     /// signed by `staker`, its proof of possession bound to `account`, and the whole
@@ -100,7 +147,8 @@ extension StakingActions {
     public static func delegationMessage(node: NodeAPIClient, staker: Schnorr.PrivateKey, account: Data, chainID: String,
                                          finalityProvider: Schnorr.PublicKey, stakingTime: UInt16,
                                          stakingTransaction staking: IshtarBitcoin.Transaction,
-                                         stakingOutputIndex: UInt32?) throws -> Message {
+                                         stakingOutputIndex: UInt32?, limits: SlashingLimits = SlashingLimits(),
+                                         note: (String) -> Void = { _ in }) throws -> Message {
         let parameters = try currentParameters(node: node)
         do {
             let builder = try StakingBuilder(stakerKey: staker.publicKey, finalityProviderKeys: [finalityProvider],
@@ -125,6 +173,13 @@ extension StakingActions {
             let unbonding = try builder.unbondingTransaction(stakingOutPoint: outPoint, stakingValue: value)
             let slashing = try builder.slashingTransaction(stakingOutPoint: outPoint, stakingValue: value)
             let unbondingSlashing = try builder.unbondingSlashingTransaction(unbondingTransaction: unbonding)
+            // Before anything is signed: the staker's own bounds, and what it is about to sign.
+            let s1 = try checkSlashing(slashing, spending: value, limits: limits, what: "slashing transaction")
+            let s2 = try checkSlashing(unbondingSlashing, spending: unbonding.outputs[0].value, limits: limits,
+                                       what: "unbonding slashing transaction")
+            note("if slashed, the stake loses \(s1.burn) of \(value.sats) sat to the burn output and \(s1.fee) sat in fees " +
+                 "(from the unbonding output: \(s2.burn) + \(s2.fee) of \(unbonding.outputs[0].value.sats) sat), " +
+                 "at the node's slashing rate \(parameters.slashingRate)")
             let delegation = DelegationTransactions(
                 stakerKey: staker.publicKey, finalityProviderKeys: [finalityProvider], stakingTime: stakingTime,
                 stakingValue: value, stakingTransaction: staking, stakingOutputIndex: index, unbondingTransaction: unbonding,

@@ -142,9 +142,20 @@ import Testing
     /// the devnet scenario, with real staking transactions).
     @Test func stakingDelegateRefusesWhatIsNotAStake() async throws {
         let node = try await Self.controlPlaneNode()
-        defer { Task { await node.stop() } }
+        // Stopped (and its database closed) before the test returns, not in a detached task
+        // that can still be running when the test process exits.
+        do {
+            try await delegateChecks(node)
+        } catch {
+            await node.stop()
+            throw error
+        }
+        await node.stop()
+    }
+
+    func delegateChecks(_ node: LiveNode) async throws {
         let dir = TempDir(prefix: "delegate-cli")
-        let (staker, _) = try await key(dir, "staker.key")
+        let (staker, stakerPublicKey) = try await key(dir, "staker.key")
         let (_, fpKey) = try await key(dir, "fp.key")
         let notAStake = IshtarBitcoin.Transaction(
             inputs: [TxIn(previousOutput: OutPoint(txid: try Hash256(rawValue: Data(repeating: 7, count: 32)), index: 0))],
@@ -162,6 +173,28 @@ import Testing
         let garbage = try await ishtar(common + ["--staking-tx", "00"], environment: Self.passphrase)
         #expect(garbage.status == 2)
         #expect(garbage.stderr.contains("--staking-tx"), "\(garbage.stderr)")
+
+        // A real stake for this staker, provider and time: the parameters (and so what the
+        // slashing transactions burn) come from the node, so the staker can bound them.
+        let parameters = try StakingActions.currentParameters(node: try NodeAPIClient(url: node.url))
+        let builder = try StakingBuilder(stakerKey: try Schnorr.PublicKey(rawRepresentation: try Data(hex: stakerPublicKey, field: "staker")),
+                                         finalityProviderKeys: [try Schnorr.PublicKey(rawRepresentation: try Data(hex: fpKey, field: "fp"))],
+                                         stakingTime: 1000, parameters: parameters)
+        let stake = IshtarBitcoin.Transaction(
+            inputs: [TxIn(previousOutput: OutPoint(txid: try Hash256(rawValue: Data(repeating: 8, count: 32)), index: 0))],
+            outputs: [builder.stakingOutput(value: try Amount(sats: 5_000_000))])
+        let bounded = try await ishtar(common + ["--staking-tx", stake.serialized().hexString, "--max-slashing-rate", "0.01"],
+                                       environment: Self.passphrase)
+        #expect(bounded.status == 1)
+        #expect(bounded.stderr.contains("refusing to sign: the slashing transaction burns"), "\(bounded.stderr)")
+        let feeBound = try await ishtar(common + ["--staking-tx", stake.serialized().hexString, "--max-slashing-fee", "1"],
+                                        environment: Self.passphrase)
+        #expect(feeBound.status == 1)
+        #expect(feeBound.stderr.contains("--max-slashing-fee"), "\(feeBound.stderr)")
+        // Within the bounds it is signed and sent, with a note of what slashing would take.
+        let sent = try await ishtar(common + ["--staking-tx", stake.serialized().hexString, "--max-slashing-rate",
+                                              parameters.slashingRate.description], environment: Self.passphrase)
+        #expect(sent.stderr.contains("note: if slashed, the stake loses"), "\(sent.stdout) \(sent.stderr)")
     }
 
     @Test func theVoteRecordRefusesASecondHashAtAHeight() throws {
