@@ -680,8 +680,10 @@ public actor NodeService: NodeBackend, P2PDelegate {
         var start = 0
         while start < outgoingTransactions.count {
             var end = start, bytes = 0
-            // Well under the default 8 MiB frame limit.
-            while end < outgoingTransactions.count, end == start || bytes + outgoingTransactions[end].count < 1 << 20 {
+            // Well under the default 8 MiB frame limit, and no more transactions than a peer
+            // takes in one frame.
+            while end < outgoingTransactions.count, end - start < Self.maxRelayedTransactionsPerFrame,
+                  end == start || bytes + outgoingTransactions[end].count < 1 << 20 {
                 bytes += outgoingTransactions[end].count + 4
                 end += 1
             }
