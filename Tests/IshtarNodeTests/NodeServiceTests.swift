@@ -59,5 +59,55 @@ import Testing
         } throws: { "\($0)".contains("genesis.json differs") }
         // The original still opens.
         _ = try NodeService(options: opts, logger: quietLogger("n5"))
+
+        // The database removed (a "resync"): its record of what this validator signed went
+        // with it, so the node refuses to start from height 1 and sign again.
+        let marker = NodeService.signedMarkerPath(databasePath: opts.databasePath)
+        #expect(FileManager.default.fileExists(atPath: marker))
+        try FileManager.default.removeItem(atPath: opts.databasePath)
+        #expect {
+            _ = try NodeService(options: opts, logger: quietLogger("n6"))
+        } throws: { "\($0)".contains("has signed before") }
+        // The operator's explicit decision: remove the marker, and it starts over.
+        try FileManager.default.removeItem(atPath: marker)
+        _ = try NodeService(options: opts, logger: quietLogger("n7"))
+    }
+}
+
+/// What a hostile node can answer the command line's API client.
+@Suite struct NodeAPIClientReplyTests {
+    @Test func chunkSizesThatOverflowAreRefused() {
+        #expect(throws: NodeAPIClientError.self) { try NodeAPIClient.dechunk(Array("7fffffffffffffff\r\nx\r\n0\r\n\r\n".utf8)) }
+        #expect(throws: NodeAPIClientError.self) { try NodeAPIClient.dechunk(Array("-1\r\nx\r\n0\r\n\r\n".utf8)) }
+        #expect((try? NodeAPIClient.dechunk(Array("3\r\nabc\r\n0\r\n\r\n".utf8))) == Array("abc".utf8))
+    }
+
+    @Test func aNegativeContentLengthIsRefused() async throws {
+        // A one-shot server that answers every request with Content-Length: -1.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(listener >= 0)
+        defer { close(listener) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) } }
+        #expect(listen(listener, 1) == 0)
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let server = Thread {
+            let c = accept(listener, nil, nil)
+            guard c >= 0 else { return }
+            var buf = [UInt8](repeating: 0, count: 4096)
+            _ = recv(c, &buf, buf.count, 0)
+            let reply = Array("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nhello".utf8)
+            _ = send(c, reply, reply.count, 0)
+            usleep(200_000)
+            close(c)
+        }
+        server.start()
+        let client = try NodeAPIClient(url: "http://127.0.0.1:\(port)", timeoutSeconds: 3)
+        #expect { _ = try client.get("/status") } throws: { "\($0)".contains("Content-Length") }
     }
 }

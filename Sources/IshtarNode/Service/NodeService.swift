@@ -70,6 +70,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private var background: [Task<Void, Never>] = []
     private var peerHeights: [ConnectionID: UInt64] = [:]
     private var lastSent: [String: ContinuousClock.Instant] = [:]
+    private var signedMarkerWritten = false
+    private let databasePath: String
     /// Hashes of relayed transactions refused since the last commit (a block can make them
     /// valid, e.g. by filling a nonce gap, so the set is emptied at every commit).
     private var rejectedRelayed: Set<Data> = []
@@ -131,6 +133,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
             throw .storage("cannot open \(options.databasePath): \(error)")
         }
         self.db = db
+        databasePath = options.databasePath
         let app: Application
         do {
             // The decided block is synced (with its certificate) before the application runs
@@ -139,6 +142,17 @@ public actor NodeService: NodeBackend, P2PDelegate {
             app = try Application.open(store: db, modules: ControlPlane.modules(), verifier: ConsensusCommitVerifier(),
                                        durability: .replayedFromDecisionLog)
             if app.tip == nil {
+                // A new database in a home whose validator has signed before: the record of
+                // what it signed went with the old one (e.g. `rm -rf data/db` to resync), and
+                // catching up from height 1 could sign again at heights it signed.
+                let marker = Self.signedMarkerPath(databasePath: options.databasePath)
+                if FileManager.default.fileExists(atPath: marker) {
+                    throw NodeError.badHome(
+                        "the database at \(options.databasePath) is new, but this validator has signed before (\(marker)): "
+                        + "the record of its last signatures was in the old database, and starting without it could "
+                        + "double-sign. Restore the database; or, once the chain is past every height this key could "
+                        + "have signed, remove \(marker) to start over")
+                }
                 try app.initChain(options.genesis)
                 logger.info("initialized chain from genesis", metadata: ["chain_id": "\(options.genesis.chainID)"])
             } else if app.chainID != options.genesis.chainID {
@@ -277,6 +291,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
                     var b = WriteBatch()
                     b.put(Self.signStateKey, s.encoded(), in: Self.consensusCF)
                     try db.write(b, sync: true)
+                    try writeSignedMarkerOnce()
                 } catch {
                     // The next action broadcasts what this records: never send it unrecorded.
                     halt("cannot persist the sign state: \(error)")
@@ -402,6 +417,32 @@ public actor NodeService: NodeBackend, P2PDelegate {
         if checkedBlocks.count >= 16 { checkedBlocks.removeAll() }
         checkedBlocks[hash] = bytes
         return true
+    }
+
+    /// Beside the database (`<database>.signed`): says this validator has signed, so a new,
+    /// empty database in its place is refused instead of signing from height 1 again.
+    static func signedMarkerPath(databasePath: String) -> String {
+        URL(fileURLWithPath: databasePath).standardizedFileURL.path + ".signed"
+    }
+
+    /// Creates the marker (synced, with its directory) before this process's first signature leaves.
+    private func writeSignedMarkerOnce() throws {
+        guard !signedMarkerWritten else { return }
+        let path = Self.signedMarkerPath(databasePath: databasePath)
+        if !FileManager.default.fileExists(atPath: path) {
+            let text = "This validator signed consensus messages with the database beside this file.\n"
+                + "Its record of what it signed lives in that database: do not start it with a new one.\n"
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            guard fd >= 0 else { throw NodeError.storage("cannot create \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            let bytes = Array(text.utf8)
+            guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
+                throw NodeError.storage("cannot write \(path)")
+            }
+            let dir = open((path as NSString).deletingLastPathComponent, O_RDONLY)
+            if dir >= 0 { _ = fsync(dir); close(dir) }
+        }
+        signedMarkerWritten = true
     }
 
     /// Most detected offences waiting for a block (each block carries up to 64).
