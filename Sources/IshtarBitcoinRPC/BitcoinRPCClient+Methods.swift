@@ -19,7 +19,7 @@ extension BitcoinRPCClient {
 
     /// `getblockcount`: height of the active tip.
     public func getBlockCount() async throws(BitcoinRPCError) -> Int {
-        try await typed("getblockcount") { (r) throws(BitcoinRPCError) in try r.int() }
+        try await typed("getblockcount") { (r) throws(BitcoinRPCError) in try r.height() }
     }
 
     /// `getbestblockhash`: hash of the active tip.

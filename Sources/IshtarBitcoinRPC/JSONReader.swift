@@ -47,6 +47,14 @@ struct JSONReader {
         return i
     }
 
+    /// A block height, count or confirmation number: an integer in 0…2^31 − 1. A hostile or
+    /// broken server's -1 or 2^63 is refused here, before callers subtract with it.
+    func height() throws(BitcoinRPCError) -> Int {
+        let i = try int()
+        guard i >= 0, i <= Int(Int32.max) else { throw fail("expected a height or count in 0…\(Int32.max), got \(i)") }
+        return i
+    }
+
     func int64() throws(BitcoinRPCError) -> Int64 {
         guard let v = value else { throw fail("missing") }
         guard case .number(let s) = v else { throw fail("expected number") }

@@ -37,8 +37,8 @@ public struct BlockchainInfo: Sendable, Hashable {
     init(_ r: JSONReader) throws(BitcoinRPCError) {
         try r.requireObject()
         chain = try r["chain"].string()
-        blocks = try r["blocks"].int()
-        headers = try r["headers"].int()
+        blocks = try r["blocks"].height()
+        headers = try r["headers"].height()
         bestBlockHash = try r["bestblockhash"].string()
         difficulty = try r["difficulty"].double()
         time = try r["time"].optional { (r) throws(BitcoinRPCError) in try r.int64() }
@@ -89,7 +89,7 @@ public struct BlockHeaderInfo: Sendable, Hashable {
         try r.requireObject()
         hash = try r["hash"].string()
         confirmations = try r["confirmations"].int()
-        height = try r["height"].int()
+        height = try r["height"].height()
         let v = try r["version"].int64()
         // Signed in bitcoind; accept an unsigned rendering of the same 32 bits too.
         if let v32 = Int32(exactly: v) {
@@ -210,7 +210,7 @@ public struct PrevOut: Sendable, Hashable {
     init(_ r: JSONReader) throws(BitcoinRPCError) {
         try r.requireObject()
         generated = try r["generated"].bool()
-        height = try r["height"].int()
+        height = try r["height"].height()
         value = try r["value"].sats()
         scriptPubKey = try ScriptPubKey(r["scriptPubKey"])
     }
@@ -339,7 +339,7 @@ public struct TxOutInfo: Sendable, Hashable {
     init(_ r: JSONReader) throws(BitcoinRPCError) {
         try r.requireObject()
         bestBlock = try r["bestblock"].string()
-        confirmations = try r["confirmations"].int()
+        confirmations = try r["confirmations"].height()
         value = try r["value"].sats()
         scriptPubKey = try ScriptPubKey(r["scriptPubKey"])
         coinbase = try r["coinbase"].bool()
@@ -388,7 +388,7 @@ public struct MempoolEntry: Sendable, Hashable {
         vsize = try r["vsize"].int()
         weight = try r["weight"].optional { (r) throws(BitcoinRPCError) in try r.int() }
         time = try r["time"].int64()
-        height = try r["height"].int()
+        height = try r["height"].height()
         descendantCount = try r["descendantcount"].int()
         descendantSize = try r["descendantsize"].int()
         ancestorCount = try r["ancestorcount"].int()
@@ -564,7 +564,7 @@ public struct ScannedUnspent: Sendable, Hashable {
         descriptor = try r["desc"].string()
         amount = try r["amount"].sats()
         coinbase = try r["coinbase"].optional { (r) throws(BitcoinRPCError) in try r.bool() }
-        height = try r["height"].int()
+        height = try r["height"].height()
         blockHash = try r["blockhash"].optional { (r) throws(BitcoinRPCError) in try r.string() }
     }
 }

@@ -164,9 +164,15 @@ public struct NodeAPIClient: Sendable {
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         var parsedHead: (status: Int, headers: [String: String], bodyStart: Int)?
         while true {
-            if let head = parsedHead, let length = head.headers["content-length"].flatMap(Int.init),
-               received.count - head.bodyStart >= length {
-                return NodeAPIReply(status: head.status, body: Data(received[head.bodyStart..<(head.bodyStart + length)]))
+            if let head = parsedHead, let text = head.headers["content-length"] {
+                // A length the reply cannot have (negative, not a number, over the cap) is the
+                // server's error, not a range to slice with.
+                guard let length = Int(text), length >= 0, length <= maxResponseBytes else {
+                    throw .malformedResponse("bad Content-Length \(text.prefix(32))")
+                }
+                if received.count - head.bodyStart >= length {
+                    return NodeAPIReply(status: head.status, body: Data(received[head.bodyStart..<(head.bodyStart + length)]))
+                }
             }
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
@@ -233,7 +239,8 @@ public struct NodeAPIClient: Sendable {
             }
             i = lineEnd + 2
             if size == 0 { return out }
-            guard i + size <= bytes.count else { throw .malformedResponse("truncated chunk") }
+            // Compared without adding: a huge size would overflow `i + size`.
+            guard size <= bytes.count - i else { throw .malformedResponse("truncated chunk") }
             out.append(contentsOf: bytes[i..<(i + size)])
             i += size + 2
         }
