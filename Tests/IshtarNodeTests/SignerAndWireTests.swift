@@ -194,6 +194,14 @@ import Testing
         for (json, expected) in cases {
             #expect(throws: expected, "\(json)") { try NodeConfig.parse(Data(json.utf8)) }
         }
+        // A misspelled key is refused by name (it used to be ignored, its default used).
+        for (json, field) in [(#"{"consensus":{"propose_base_msec":0}}"#, "consensus.propose_base_msec"),
+                              (#"{"mempol":{}}"#, "mempol"), (#"{"p2p":{"max_inbound":3}}"#, "p2p.max_inbound")] {
+            #expect("\(json)") { try NodeConfig.parse(Data(json.utf8)) } throws: {
+                if case .invalid(let f, let reason) = $0 as? ConfigError { return f == field && reason.hasPrefix("unknown field") }
+                return false
+            }
+        }
         #expect(try NodeConfig.parse(Data(#"{"consensus":{"min_block_interval_ms":0,"propose_delta_ms":86400000}}"#.utf8))
             .consensus.proposeDeltaMillis == 86_400_000)
         // The documented example is a valid config.

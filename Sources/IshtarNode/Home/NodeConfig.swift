@@ -36,7 +36,7 @@ public struct NodeConfig: Codable, Sendable, Hashable {
         self.nodeKeyFile = nodeKeyFile
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case moniker, p2p, api, consensus, mempool
         case logLevel = "log_level", validatorKeyFile = "validator_key_file", nodeKeyFile = "node_key_file"
     }
@@ -63,9 +63,30 @@ public struct NodeConfig: Codable, Sendable, Hashable {
 
     /// Parses `config.json` and checks every value (``validate()``).
     public static func parse(_ data: Data) throws -> NodeConfig {
+        try rejectUnknownFields(data)
         let config = try JSONDecoder().decode(NodeConfig.self, from: data)
         try config.validate()
         return config
+    }
+
+    /// A misspelled key (`propose_base_msec`) would otherwise be ignored in silence and its
+    /// default used: every key, at every level, must be one the node reads.
+    static func rejectUnknownFields(_ data: Data) throws(ConfigError) {
+        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return }  // the decoder says why
+        func check(_ object: [String: Any], _ known: [String], _ prefix: String) throws(ConfigError) {
+            if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+                throw .invalid(field: prefix + unknown, reason: "unknown field (known: \(known.sorted().joined(separator: ", ")))")
+            }
+        }
+        try check(root, CodingKeys.allCases.map(\.rawValue), "")
+        let sections: [(String, [String])] = [
+            ("p2p", P2PConfig.CodingKeys.allCases.map(\.rawValue)), ("api", APIConfig.CodingKeys.allCases.map(\.rawValue)),
+            ("consensus", ConsensusConfig.CodingKeys.allCases.map(\.rawValue)),
+            ("mempool", MempoolConfig.CodingKeys.allCases.map(\.rawValue)),
+        ]
+        for (name, known) in sections {
+            if let section = root[name] as? [String: Any] { try check(section, known, name + ".") }
+        }
     }
 
     /// Checks every value against its allowed range (`Config/README.md`): addresses parse,
@@ -151,7 +172,7 @@ public struct P2PConfig: Codable, Sendable, Hashable {
         self.maxInboundPeers = maxInboundPeers
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, persistentPeers = "persistent_peers", maxFrameBytes = "max_frame_bytes"
         case maxDialBackoffMillis = "max_dial_backoff_ms", maxInboundPeers = "max_inbound_peers"
     }
@@ -181,7 +202,7 @@ public struct APIConfig: Codable, Sendable, Hashable {
         self.bearerTokenFile = bearerTokenFile
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, bearerTokenFile = "bearer_token_file"
     }
 
@@ -230,7 +251,7 @@ public struct ConsensusConfig: Codable, Sendable, Hashable {
                       precommitBaseMillis: precommitBaseMillis, precommitDeltaMillis: precommitDeltaMillis)
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case proposeBaseMillis = "propose_base_ms", proposeDeltaMillis = "propose_delta_ms"
         case prevoteBaseMillis = "prevote_base_ms", prevoteDeltaMillis = "prevote_delta_ms"
         case precommitBaseMillis = "precommit_base_ms", precommitDeltaMillis = "precommit_delta_ms"
@@ -267,7 +288,7 @@ public struct MempoolConfig: Codable, Sendable, Hashable {
         self.maxPerSender = maxPerSender
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case maxTransactions = "max_transactions", maxBytes = "max_bytes", maxPerSender = "max_per_sender"
     }
 
