@@ -327,16 +327,27 @@ public enum NodeHomeSetup {
     }
 
     /// Writes via a synced temporary file and rename, so a crash never leaves half a file.
+    /// Writes `data` to a temporary file, syncs it, renames it into place and syncs the
+    /// directory: after a power loss the file is either the old one or all of the new one.
     static func atomicWrite(_ data: Data, to path: String) throws(NodeError) {
         let tmp = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: tmp, contents: data) else { throw .badHome("cannot write \(tmp)") }
-        if let fh = FileHandle(forWritingAtPath: tmp) {
-            try? fh.synchronize()
-            try? fh.close()
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw .badHome("cannot write \(tmp): \(String(cString: strerror(errno)))") }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == data.count, synced else {
+            unlink(tmp)
+            throw .badHome("cannot write and sync \(tmp)")
         }
         guard rename(tmp, path) == 0 else {
             unlink(tmp)
             throw .badHome("cannot rename \(tmp) to \(path)")
         }
+        let dir = (path as NSString).deletingLastPathComponent
+        let dirFD = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        guard dirFD >= 0 else { throw .badHome("cannot open \(dir) to sync it") }
+        defer { close(dirFD) }
+        guard fsync(dirFD) == 0 else { throw .badHome("cannot sync \(dir)") }
     }
 }
