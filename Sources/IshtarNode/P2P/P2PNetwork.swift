@@ -35,15 +35,6 @@ final class FrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Hands decoded frames to an `AsyncStream` consumed by one task per connection, which
-/// keeps a peer's messages in order; closes the channel on any pipeline error.
-///
-/// The stream is bounded (``P2PNetwork/inboundQueueLimit`` frames, see
-/// ``P2PNetwork/makeInboundStream(limit:)``): a peer that sends faster than the node consumes
-/// would otherwise grow this process's memory without limit. When a frame does not fit the
-/// peer is disconnected (not silently dropped: losing one consensus message in the middle of
-/// a stream is worse than a reconnect, after which gossip re-sends the current state), and
-/// the overflow is logged and counted (`ishtar_p2p_inbound_overflows_total`).
 /// Bytes one connection has received and its reader not yet taken, with a limit, and when
 /// it last received a frame (read on the event loop, so a busy node still sees its peers
 /// talking).
@@ -67,6 +58,15 @@ final class QueuedBytes: Sendable {
     func take(_ n: Int) { value.subtract(n, ordering: .relaxed) }
 }
 
+/// Hands decoded frames to an `AsyncStream` consumed by one task per connection, which
+/// keeps a peer's messages in order; closes the channel on any pipeline error.
+///
+/// The stream is bounded (``P2PNetwork/inboundQueueLimit`` frames, see
+/// ``P2PNetwork/makeInboundStream(limit:)``): a peer that sends faster than the node consumes
+/// would otherwise grow this process's memory without limit. When a frame does not fit the
+/// peer is disconnected (not silently dropped: losing one consensus message in the middle of
+/// a stream is worse than a reconnect, after which gossip re-sends the current state), and
+/// the overflow is logged and counted (`ishtar_p2p_inbound_overflows_total`).
 final class FrameForwarder: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     let continuation: AsyncStream<Data>.Continuation
@@ -87,8 +87,9 @@ final class FrameForwarder: ChannelInboundHandler {
         var buf = unwrapInboundIn(data)
         guard let bytes = buf.readBytes(length: buf.readableBytes) else { return }
         // Frames are counted, and so are their bytes: 20,000 frames of 8 MiB would be 160 GiB.
-        let overBudget = !queued.add(bytes.count)
-        if overBudget || { if case .dropped = continuation.yield(Data(bytes)) { return true } else { return false } }() {
+        var overflow = !queued.add(bytes.count)
+        if !overflow, case .dropped = continuation.yield(Data(bytes)) { overflow = true }
+        if overflow {
             overflowed = true
             onOverflow()
             continuation.finish()
