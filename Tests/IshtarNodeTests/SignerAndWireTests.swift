@@ -161,6 +161,19 @@ import Testing
         #expect(throws: NodeError.self) {
             try NodeHomeSetup.initialize(at: dir + "/fresh", options: HomeInitOptions(chainID: "x"), logger: quietLogger("t"))
         }
+        // An init killed after writing keys but before config.json and genesis.json: the next
+        // one says what happened and what to do, instead of naming a file that "already exists".
+        let interrupted = dir + "/interrupted"
+        _ = try NodeHomeSetup.initialize(at: interrupted, options: HomeInitOptions(chainID: "x", insecurePlaintext: true),
+                                         logger: quietLogger("t"))
+        let home = NodeHome(path: interrupted)
+        try FileManager.default.removeItem(atPath: home.configPath)
+        try FileManager.default.removeItem(atPath: home.genesisPath)
+        try FileManager.default.removeItem(atPath: interrupted + "/covenant")
+        #expect {
+            try NodeHomeSetup.initialize(at: interrupted, options: HomeInitOptions(chainID: "x", insecurePlaintext: true),
+                                         logger: quietLogger("t"))
+        } throws: { "\($0)".contains("interrupted") }
     }
 
     @Test func configDefaultsFillMissingFields() throws {

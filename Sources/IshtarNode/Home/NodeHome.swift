@@ -237,6 +237,13 @@ public enum NodeHomeSetup {
             if FileManager.default.fileExists(atPath: h.configPath) || FileManager.default.fileExists(atPath: h.genesisPath) {
                 throw .badHome("\(h.path) is already initialized")
             }
+            // Keys without config.json and genesis.json (written last): an init that was
+            // interrupted. Nothing ever ran from them, but init will not overwrite keys.
+            let defaults = NodeConfig()
+            for key in [defaults.validatorKeyFile, defaults.nodeKeyFile] where FileManager.default.fileExists(atPath: h.path + "/" + key) {
+                throw .badHome("\(h.path) holds \(key) but no config.json or genesis.json: a `node init` was interrupted there. "
+                    + "No node ever ran from it; remove \(dir) (or those files) and run init again")
+            }
         }
         var validatorKeys: [Schnorr.PrivateKey] = []
         var nodeKeys: [Schnorr.PrivateKey] = []
@@ -253,7 +260,10 @@ public enum NodeHomeSetup {
             controlPlane.covenantKeys = covenantSecrets.map(\.publicKey)
             controlPlane.covenantQuorum = min(controlPlane.covenantQuorum, covenantSecrets.count)
             let covenantDir = dir + "/covenant"
-            if FileManager.default.fileExists(atPath: covenantDir) { throw .badHome("\(covenantDir) already exists") }
+            if FileManager.default.fileExists(atPath: covenantDir) {
+                throw .badHome("\(covenantDir) already exists (from an interrupted `node init`, or another chain's): "
+                    + "remove it, or pass the committee's keys with --covenant-pk")
+            }
         }
         let genesis: Genesis
         do {
