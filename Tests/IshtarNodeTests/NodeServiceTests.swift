@@ -1,5 +1,6 @@
 import Foundation
 import IshtarChain
+import IshtarConsensus
 import IshtarCrypto
 @testable import IshtarNode
 import Testing
@@ -80,6 +81,66 @@ import Testing
         #expect(throws: NodeAPIClientError.self) { try NodeAPIClient.dechunk(Array("7fffffffffffffff\r\nx\r\n0\r\n\r\n".utf8)) }
         #expect(throws: NodeAPIClientError.self) { try NodeAPIClient.dechunk(Array("-1\r\nx\r\n0\r\n\r\n".utf8)) }
         #expect((try? NodeAPIClient.dechunk(Array("3\r\nabc\r\n0\r\n\r\n".utf8))) == Array("abc".utf8))
+    }
+
+    @Test(.timeLimit(.minutes(3))) func evidenceDetectedBeforeARestartIsStillProposed() async throws {
+        let chainID = "ishtar-pending-evidence"
+        let (home, config) = try singleValidatorHome("pending-evidence", chainID: chainID)
+        defer { try? FileManager.default.removeItem(atPath: home.path) }
+        let opts = try serviceOptions(home, config)
+        let first = try NodeService(options: opts, logger: quietLogger("pe1"))
+        try await first.start()
+        #expect(await eventually(15) { await first.lastHeight >= 2 })
+        await first.stop()
+
+        // The validator's two prevotes for different values at height 1, round 7, as the
+        // engine reports them when it sees both.
+        let signer = SchnorrConsensusSigner(key: opts.validatorKey)
+        let chain = try ChainID(chainID)
+        func prevote(_ value: BlockHash?) throws -> SignedVote {
+            let v = Vote(type: .prevote, height: 1, round: 7, value: value, validator: signer.validatorAddress)
+            return SignedVote(vote: v, signature: try signer.sign(v.signBytes(chainID: chain)))
+        }
+        let evidence = ConsensusMapping.evidence(DuplicateVoteEvidence(
+            try prevote(BlockHash(Data(repeating: 0xE7, count: 32))), try prevote(nil)))
+
+        // Detected, then the node stops before proposing again: the offence is in its
+        // database, not only in memory.
+        let detecting = try NodeService(options: opts, logger: quietLogger("pe2"))
+        await detecting.addPendingEvidence(evidence)
+        await detecting.addPendingEvidence(evidence)
+        #expect(await detecting.pendingEvidenceCount == 1)
+        await detecting.stop()
+
+        let restarted = try NodeService(options: opts, logger: quietLogger("pe3"))
+        #expect(await restarted.pendingEvidenceCount == 1)
+        try await restarted.start()
+        #expect(await eventually(15) { await restarted.pendingEvidenceCount == 0 })
+        let answer = await restarted.query(path: "/modules/consensus/evidence", data: Data())
+        #expect(answer.code == 0, "\(answer.log)")
+        let recorded = try #require(try JSONSerialization.jsonObject(with: answer.value) as? [String: Any])
+        let list = try #require(recorded["evidence"] as? [[String: Any]])
+        #expect(list.count == 1)
+        #expect("\(list)".contains(signer.validatorAddress.hexString))
+        await restarted.stop()
+
+        // Carried by a block: the record is gone, and nothing is proposed twice.
+        let again = try NodeService(options: opts, logger: quietLogger("pe4"))
+        #expect(await again.pendingEvidenceCount == 0)
+        await again.stop()
+    }
+
+    /// The pending-evidence record: what is written reads back; a damaged one is refused by
+    /// the decoder with the field named (the node then starts without it).
+    @Test func pendingEvidenceRecordRoundTripsAndRefusesDamage() throws {
+        let c = try EvidenceChain()
+        let list = try [c.evidence(0, height: 1), c.evidence(1, height: 2, round: 3, type: .precommit)]
+        let encoded = PendingEvidence(list).encoded
+        #expect(try PendingEvidence(decoding: encoded).evidence == list)
+        #expect(throws: CodecError.self) { _ = try PendingEvidence(decoding: encoded.dropLast()) }
+        var huge = encoded
+        huge.replaceSubrange(0..<4, with: [0xFF, 0xFF, 0xFF, 0xFF])
+        #expect { _ = try PendingEvidence(decoding: huge) } throws: { "\($0)".contains("pending evidence") }
     }
 
     @Test func aNegativeContentLengthIsRefused() async throws {

@@ -44,6 +44,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
     static let consensusCF = "node.consensus"
     static let commitsCF = "node.commits"
     static let signStateKey = Data("sign_state".utf8)
+    /// Evidence detected and not yet in a committed block (``PendingEvidence``).
+    static let pendingEvidenceKey = Data("pending_evidence".utf8)
     /// Most mempool transactions one proposal considers. Building, checking and executing a
     /// block is linear in its transactions; under a backlog an unbounded proposal took longer
     /// than the propose timeout, the round failed and the backlog grew (measured with
@@ -170,6 +172,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
             throw .storage("application: \(error)")
         }
         self.app = app
+        pendingEvidence = Self.loadPendingEvidence(db: db, app: app, logger: logger)
         var signState: SignState?
         do {
             if let raw = try db.get(Self.signStateKey, in: Self.consensusCF) { signState = try SignState(encoded: raw) }
@@ -315,18 +318,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
                 commit(d)
             case .evidence(let e):
                 logger.warning("duplicate vote evidence", metadata: ["validator": "\(e.validator.hexEncoded)", "height": "\(e.height)"])
-                let ev = ConsensusMapping.evidence(e)
-                // One offence per validator and height is enough to show it equivocated; a
-                // Byzantine validator double-voting in every round must not grow this list
-                // faster than blocks carry it out (64 per block), and it is capped besides.
-                if !pendingEvidence.contains(where: { $0.validator == ev.validator && $0.voteA.height == ev.voteA.height }) {
-                    if pendingEvidence.count < Self.maxPendingEvidence {
-                        pendingEvidence.append(ev)
-                    } else {
-                        logger.warning("pending evidence is full; this offence is not kept", metadata: [
-                            "validator": "\(e.validator.hexEncoded)", "height": "\(e.height)", "limit": "\(Self.maxPendingEvidence)"])
-                    }
-                }
+                addPendingEvidence(ConsensusMapping.evidence(e))
             case .ignored(let reason):
                 handleIgnored(reason, source: source)
             case .signRefused(let h, let r, let s):
@@ -448,6 +440,66 @@ public actor NodeService: NodeBackend, P2PDelegate {
     /// Most detected offences waiting for a block (each block carries up to 64).
     static let maxPendingEvidence = 1024
 
+    /// Keeps an offence the engine detected until a block carries it. One offence per
+    /// validator and height is enough to show it equivocated; a Byzantine validator
+    /// double-voting in every round must not grow this list faster than blocks carry it out
+    /// (64 per block), and it is capped besides. The list is written to the database at once,
+    /// so a restart before this node proposes does not forget the offence: the votes that
+    /// prove it were gossiped once, and no peer may ever send them again.
+    func addPendingEvidence(_ ev: DoubleVoteEvidence) {
+        guard !pendingEvidence.contains(where: { $0.validator == ev.validator && $0.voteA.height == ev.voteA.height }) else { return }
+        guard pendingEvidence.count < Self.maxPendingEvidence else {
+            logger.warning("pending evidence is full; this offence is not kept", metadata: [
+                "validator": "\(ev.validator.hexEncoded)", "height": "\(ev.voteA.height)", "limit": "\(Self.maxPendingEvidence)"])
+            return
+        }
+        pendingEvidence.append(ev)
+        savePendingEvidence()
+    }
+
+    /// Offences waiting for a block (tests).
+    var pendingEvidenceCount: Int { pendingEvidence.count }
+
+    /// Writes the pending list (or removes it when empty). Not synced: a process crash keeps
+    /// it (RocksDB's log is in the kernel's hands once written), and losing it to a power cut
+    /// loses nothing the chain relies on — evidence only punishes. A failed write is logged,
+    /// and the offence is still in memory for the next proposal.
+    private func savePendingEvidence() {
+        do {
+            var b = WriteBatch()
+            if pendingEvidence.isEmpty {
+                b.delete(Self.pendingEvidenceKey, in: Self.consensusCF)
+            } else {
+                b.put(Self.pendingEvidenceKey, PendingEvidence(pendingEvidence).encoded, in: Self.consensusCF)
+            }
+            try db.write(b, sync: false)
+        } catch {
+            logger.error("cannot record pending evidence; it is kept in memory only", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The pending offences a previous run recorded, less those a block has since carried. An
+    /// unreadable record is logged and dropped: it is this node's own note, and starting
+    /// without it only forgoes punishing offences already seen once.
+    static func loadPendingEvidence(db: Database, app: Application, logger: Logger) -> [DoubleVoteEvidence] {
+        let raw: Data?
+        do {
+            raw = try db.get(pendingEvidenceKey, in: consensusCF)
+        } catch {
+            logger.error("cannot read pending evidence; starting without it", metadata: ["error": "\(error)"])
+            return []
+        }
+        guard let raw else { return [] }
+        do {
+            let list = try PendingEvidence(decoding: raw).evidence.filter { (try? app.isEvidenceCommitted($0)) == false }
+            if !list.isEmpty { logger.notice("pending evidence restored", metadata: ["count": "\(list.count)"]) }
+            return Array(list.prefix(maxPendingEvidence))
+        } catch {
+            logger.error("pending evidence record is unreadable; starting without it", metadata: ["error": "\(error)"])
+            return []
+        }
+    }
+
     /// How far past this node's clock a proposed block may be dated and still get its
     /// prevote: room for clock differences and message delay between honest validators.
     static let maxProposalClockDriftMs: UInt64 = 30_000
@@ -537,7 +589,9 @@ public actor NodeService: NodeBackend, P2PDelegate {
             return
         }
         if !pendingEvidence.isEmpty {
+            let before = pendingEvidence.count
             pendingEvidence.removeAll { (try? app.isEvidenceCommitted($0)) != false }
+            if pendingEvidence.count != before { savePendingEvidence() }
         }
         checkedBlocks.removeAll()
         rejectedRelayed.removeAll()
