@@ -92,11 +92,52 @@ public enum DevnetActions {
         return out
     }
 
+    /// The pid in `home`'s `node.pid` if that process is alive and is `ishtar node start`
+    /// for this home. A node killed with SIGKILL leaves its pid file behind, and the kernel
+    /// reuses pids: signalling whatever now holds that number could stop an unrelated program.
     static func pid(_ home: NodeHome) -> Int32? {
-        guard let d = FileManager.default.contents(atPath: home.pidPath),
-            let p = Int32(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), p > 0
+        livePid(file: home.pidPath, command: ["node", "start"], home: home.path)
+    }
+
+    /// The pid written in `file` if a live process holds it whose arguments are `command`
+    /// followed (anywhere later) by `--home` naming `home` (compared after resolving both
+    /// paths, a relative one against the process's working directory).
+    static func livePid(file: String, command: [String], home: String) -> Int32? {
+        guard let d = FileManager.default.contents(atPath: file),
+            let p = Int32(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), p > 0,
+            kill(p, 0) == 0
         else { return nil }
-        return kill(p, 0) == 0 ? p : nil
+        return isProcess(p, running: command, home: home) ? p : nil
+    }
+
+    /// Whether process `pid`'s arguments (`/proc/<pid>/cmdline`) contain `command` in order
+    /// and a `--home` whose path is `home`'s. Unreadable means no: never signal a guess.
+    static func isProcess(_ pid: Int32, running command: [String], home: String) -> Bool {
+        guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let args = raw.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        guard let start = (0..<args.count).first(where: { i in
+            i + command.count <= args.count && Array(args[i..<(i + command.count)]) == command
+        }) else { return false }
+        var homeArg: String?
+        var i = start + command.count
+        while i < args.count {
+            if args[i] == "--home", i + 1 < args.count {
+                homeArg = args[i + 1]
+                i += 2
+            } else if args[i].hasPrefix("--home=") {
+                homeArg = String(args[i].dropFirst("--home=".count))
+                i += 1
+            } else {
+                i += 1
+            }
+        }
+        guard var path = homeArg else { return false }
+        if !path.hasPrefix("/") {
+            let cwd = URL(fileURLWithPath: "/proc/\(pid)/cwd").resolvingSymlinksInPath().path
+            path = cwd + "/" + path
+        }
+        let resolve = { (p: String) in URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+        return resolve(path) == resolve(home)
     }
 
     /// Starts every node as a child process and supervises them until SIGINT/SIGTERM.
@@ -120,7 +161,9 @@ public enum DevnetActions {
             if let p = pid(h) { throw CLIError.badInput("\(h.path) is already running (pid \(p))") }
             let p = Process()
             p.executableURL = exe
-            p.arguments = ["node", "start", "--home", h.path]
+            // An absolute home: `devnet stop` recognises the node by it (``isProcess(_:running:home:)``)
+            // without needing to read the process's working directory.
+            p.arguments = ["node", "start", "--home", URL(fileURLWithPath: h.path).standardizedFileURL.path]
             _ = FileManager.default.createFile(atPath: h.logPath, contents: nil)
             let log = FileHandle(forWritingAtPath: h.logPath)
             _ = log?.seekToEndOfFile()
@@ -146,7 +189,7 @@ public enum DevnetActions {
             let api = (try? h.loadConfig().api.listen) ?? "?"
             print("\(h.path): pid \(p.processIdentifier) api http://\(api) log \(h.logPath)")
         }
-        try? Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: home + "/devnet.pid"))
+        try? NodeHomeSetup.atomicWrite(Data("\(getpid())\n".utf8), to: home + "/devnet.pid")
         print("devnet running; Ctrl-C to stop")
         let sources = NodeRunner.onTerminationSignals { done.signal() }
         done.wait()
@@ -178,13 +221,12 @@ public enum DevnetActions {
         return lines
     }
 
-    /// Sends SIGTERM to the supervisor and every node with a live pid file.
+    /// Sends SIGTERM to the supervisor and every node whose pid file names a live process
+    /// that is that node (a stale pid file from a killed node is ignored).
     public static func stop(home: String) throws -> StatusOutput {
         let all = homes(home)
         guard !all.isEmpty else { throw CLIError.badInput("no devnet in \(home)") }
-        if let d = FileManager.default.contents(atPath: home + "/devnet.pid"),
-            let p = Int32(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), p > 0
-        {
+        if let p = livePid(file: home + "/devnet.pid", command: ["devnet", "start"], home: home) {
             kill(p, SIGTERM)
         }
         for h in all { if let p = pid(h) { kill(p, SIGTERM) } }

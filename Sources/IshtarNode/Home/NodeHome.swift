@@ -336,12 +336,14 @@ public enum NodeHomeSetup {
             covenantQuorum: controlPlane.covenantQuorum, modules: ControlPlane.moduleNames)
     }
 
-    /// Writes via a synced temporary file and rename, so a crash never leaves half a file.
     /// Writes `data` to a temporary file, syncs it, renames it into place and syncs the
     /// directory: after a power loss the file is either the old one or all of the new one.
-    static func atomicWrite(_ data: Data, to path: String) throws(NodeError) {
+    public static func atomicWrite(_ data: Data, to path: String) throws(NodeError) {
         let tmp = path + ".tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        // A fresh file, never one found there: in a shared directory another user could have
+        // put a symlink at the temporary name to have us write through it.
+        unlink(tmp)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw .badHome("cannot write \(tmp): \(String(cString: strerror(errno)))") }
         let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd) == 0

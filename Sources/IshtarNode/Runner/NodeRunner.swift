@@ -46,7 +46,8 @@ public enum NodeRunner {
             await node.stop()
             throw error
         }
-        try? Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: home.pidPath))
+        // Replaced by rename, never written through a link someone left at the name.
+        try? NodeHomeSetup.atomicWrite(Data("\(getpid())\n".utf8), to: home.pidPath)
         defer { unlink(home.pidPath) }
         await onStarted?(node)
         // Either service ending (the API failing to bind, say) shuts the other down too.
