@@ -17,6 +17,9 @@ struct RelayCommand: ParsableCommand {
 
     /// How to reach bitcoind's JSON-RPC.
     struct BitcoindOptions: ParsableArguments {
+        /// Largest bitcoind answer the CLI reads (32 MiB).
+        static let maxResponseBytes = 32 << 20
+
         @Option(name: .long, help: ArgumentHelp("bitcoind's JSON-RPC endpoint.", valueName: "url"))
         var bitcoindURL = "http://127.0.0.1:18443/"
 
@@ -62,6 +65,10 @@ struct RelayCommand: ParsableCommand {
             }
             var configuration = BitcoinRPCConfiguration(url: bitcoindURL, credentials: credentials)
             configuration.requestTimeout = .seconds(30)
+            // The largest answer these commands ask for is a serialized block in hex (≤ 8 MB
+            // for 4 MWU); a bitcoind sending more is not one to trust, and every JSON value
+            // it sends costs memory many times its size once parsed.
+            configuration.maxResponseBytes = Self.maxResponseBytes
             return BitcoinRPCClient(configuration: configuration)
         }
     }

@@ -73,15 +73,6 @@ import Testing
         try FileManager.default.removeItem(atPath: marker)
         _ = try NodeService(options: opts, logger: quietLogger("n7"))
     }
-}
-
-/// What a hostile node can answer the command line's API client.
-@Suite struct NodeAPIClientReplyTests {
-    @Test func chunkSizesThatOverflowAreRefused() {
-        #expect(throws: NodeAPIClientError.self) { try NodeAPIClient.dechunk(Array("7fffffffffffffff\r\nx\r\n0\r\n\r\n".utf8)) }
-        #expect(throws: NodeAPIClientError.self) { try NodeAPIClient.dechunk(Array("-1\r\nx\r\n0\r\n\r\n".utf8)) }
-        #expect((try? NodeAPIClient.dechunk(Array("3\r\nabc\r\n0\r\n\r\n".utf8))) == Array("abc".utf8))
-    }
 
     @Test(.timeLimit(.minutes(3))) func evidenceDetectedBeforeARestartIsStillProposed() async throws {
         let chainID = "ishtar-pending-evidence"
@@ -142,12 +133,21 @@ import Testing
         huge.replaceSubrange(0..<4, with: [0xFF, 0xFF, 0xFF, 0xFF])
         #expect { _ = try PendingEvidence(decoding: huge) } throws: { "\($0)".contains("pending evidence") }
     }
+}
 
-    @Test func aNegativeContentLengthIsRefused() async throws {
-        // A one-shot server that answers every request with Content-Length: -1.
+/// What a hostile node can answer the command line's API client.
+@Suite struct NodeAPIClientReplyTests {
+    @Test func chunkSizesThatOverflowAreRefused() {
+        #expect(throws: NodeAPIClientError.self) { try NodeAPIClient.dechunk(Array("7fffffffffffffff\r\nx\r\n0\r\n\r\n".utf8)) }
+        #expect(throws: NodeAPIClientError.self) { try NodeAPIClient.dechunk(Array("-1\r\nx\r\n0\r\n\r\n".utf8)) }
+        #expect((try? NodeAPIClient.dechunk(Array("3\r\nabc\r\n0\r\n\r\n".utf8))) == Array("abc".utf8))
+    }
+
+    /// A server on loopback that accepts one connection, hands the request it read to
+    /// `received`, and answers with `reply` — in pieces of `piece` bytes, `pause` µs apart.
+    func oneShotServer(reply: String, piece: Int = .max, pause: UInt32 = 0,
+                       received: (@Sendable (String) -> Void)? = nil) -> Int {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(listener >= 0)
-        defer { close(listener) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -155,20 +155,60 @@ import Testing
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, len) } }
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) } }
-        #expect(listen(listener, 1) == 0)
+        _ = listen(listener, 1)
         let port = Int(UInt16(bigEndian: addr.sin_port))
         let server = Thread {
+            defer { close(listener) }
             let c = accept(listener, nil, nil)
             guard c >= 0 else { return }
             var buf = [UInt8](repeating: 0, count: 4096)
-            _ = recv(c, &buf, buf.count, 0)
-            let reply = Array("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nhello".utf8)
-            _ = send(c, reply, reply.count, 0)
+            let n = recv(c, &buf, buf.count, 0)
+            received?(String(decoding: buf[0..<max(0, n)], as: UTF8.self))
+            let bytes = Array(reply.utf8)
+            var at = 0
+            while at < bytes.count {
+                let end = min(bytes.count, at + piece)
+                guard send(c, Array(bytes[at..<end]), end - at, Int32(MSG_NOSIGNAL)) > 0 else { break }
+                at = end
+                if pause > 0 { usleep(pause) }
+            }
             usleep(200_000)
             close(c)
         }
         server.start()
+        return port
+    }
+
+    @Test func aNegativeContentLengthIsRefused() async throws {
+        let port = oneShotServer(reply: "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nhello")
         let client = try NodeAPIClient(url: "http://127.0.0.1:\(port)", timeoutSeconds: 3)
         #expect { _ = try client.get("/status") } throws: { "\($0)".contains("Content-Length") }
+    }
+
+    /// A server that trickles its answer a byte at a time, each within the per-read timeout,
+    /// is cut off at the whole exchange's limit instead of holding the command forever.
+    @Test func aTricklingServerMeetsTheTotalDeadline() async throws {
+        let port = oneShotServer(reply: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", piece: 1, pause: 300_000)
+        var client = try NodeAPIClient(url: "http://127.0.0.1:\(port)", timeoutSeconds: 1)
+        client.totalTimeoutSeconds = 2
+        #expect { _ = try client.get("/status") } throws: { "\($0)".contains("no complete answer within 2s") }
+    }
+
+    /// The bearer token goes with state-changing requests only: reads need none, and a node
+    /// reached over plain HTTP should not see it on every query.
+    @Test func theTokenIsSentWithPostsOnly() async throws {
+        let seen = Locked<[String]>([])
+        for method in ["GET", "POST"] {
+            let port = oneShotServer(reply: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}") { request in
+                seen.withLock { $0.append(request) }
+            }
+            let client = try NodeAPIClient(url: "http://127.0.0.1:\(port)", bearerToken: "s3cret-token", timeoutSeconds: 3)
+            let reply = method == "GET" ? try client.get("/status") : try client.post("/txs", body: Data("{}".utf8))
+            #expect(reply.status == 200)
+        }
+        let requests = seen.withLock { $0 }
+        #expect(requests.count == 2)
+        #expect(requests.first { $0.hasPrefix("GET ") }.map { !$0.contains("s3cret-token") } == true)
+        #expect(requests.first { $0.hasPrefix("POST ") }.map { $0.contains("Authorization: Bearer s3cret-token") } == true)
     }
 }

@@ -49,10 +49,15 @@ public struct NodeAPIClient: Sendable {
     public let port: Int
     /// Path prefix from the URL (empty, or starting with `/` without a trailing one).
     public let pathPrefix: String
-    /// Sent as `Authorization: Bearer …` when set.
+    /// Sent as `Authorization: Bearer …` with requests that change state (`POST`) when
+    /// set; reads need no token, so it is not put on the wire for them.
     public var bearerToken: String?
-    /// Connect, send and receive timeout, in seconds.
+    /// Connect, send and receive timeout, in seconds (each call to the socket).
     public var timeoutSeconds: Int
+    /// The whole exchange's limit, in seconds: a server trickling a byte just inside
+    /// ``timeoutSeconds`` would otherwise hold the command forever. 6 × ``timeoutSeconds``,
+    /// at least 60.
+    public var totalTimeoutSeconds: Int
     /// Largest accepted answer.
     public var maxResponseBytes: Int = 32 << 20
 
@@ -72,6 +77,7 @@ public struct NodeAPIClient: Sendable {
         self.pathPrefix = prefix
         self.bearerToken = bearerToken
         self.timeoutSeconds = max(1, timeoutSeconds)
+        self.totalTimeoutSeconds = max(60, 6 * self.timeoutSeconds)
     }
 
     /// `GET path`.
@@ -88,7 +94,7 @@ public struct NodeAPIClient: Sendable {
         var head = "\(method) \(pathPrefix)\(path) HTTP/1.1\r\n"
         let hostHeader = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         head += "Host: \(hostHeader)\r\nAccept: application/json\r\nConnection: close\r\nUser-Agent: ishtar-cli\r\n"
-        if let bearerToken { head += "Authorization: Bearer \(bearerToken)\r\n" }
+        if let bearerToken, body != nil { head += "Authorization: Bearer \(bearerToken)\r\n" }
         if let body {
             head += "Content-Type: \(contentType ?? "application/octet-stream")\r\nContent-Length: \(body.count)\r\n"
         }
@@ -96,10 +102,11 @@ public struct NodeAPIClient: Sendable {
         var request = Data(head.utf8)
         if let body { request.append(body) }
 
+        let deadline = ContinuousClock.now + .seconds(totalTimeoutSeconds)
         let fd = try connect()
         defer { close(fd) }
         try write(fd, request)
-        return try readReply(fd)
+        return try readReply(fd, deadline: deadline)
     }
 
     private func connect() throws(NodeAPIClientError) -> Int32 {
@@ -159,7 +166,7 @@ public struct NodeAPIClient: Sendable {
         }
     }
 
-    private func readReply(_ fd: Int32) throws(NodeAPIClientError) -> NodeAPIReply {
+    private func readReply(_ fd: Int32, deadline: ContinuousClock.Instant) throws(NodeAPIClientError) -> NodeAPIReply {
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         var parsedHead: (status: Int, headers: [String: String], bodyStart: Int)?
@@ -182,9 +189,15 @@ public struct NodeAPIClient: Sendable {
                 throw .unreachable("\(hostDescription): \(reason)")
             }
             if n == 0 { break }
+            guard ContinuousClock.now < deadline else {
+                throw .unreachable("\(hostDescription): no complete answer within \(totalTimeoutSeconds)s")
+            }
+            let scanned = received.count
             received.append(contentsOf: chunk[0..<n])
             guard received.count <= maxResponseBytes else { throw .malformedResponse("answer exceeds \(maxResponseBytes) bytes") }
-            if parsedHead == nil { parsedHead = try Self.parseHead(received) }
+            // The end of the header is searched for in the new bytes only (and the 3 before
+            // them): a header arriving a byte at a time stays linear.
+            if parsedHead == nil { parsedHead = try Self.parseHead(received, from: max(0, scanned - 3)) }
         }
         guard let head = parsedHead else {
             throw received.isEmpty ? .unreachable("\(hostDescription): connection closed without an answer")
@@ -201,11 +214,14 @@ public struct NodeAPIClient: Sendable {
     }
 
     /// The status line and headers, once `\r\n\r\n` has arrived; nil before.
-    static func parseHead(_ bytes: [UInt8]) throws(NodeAPIClientError) -> (status: Int, headers: [String: String], bodyStart: Int)? {
+    static func parseHead(_ bytes: [UInt8], from start: Int = 0) throws(NodeAPIClientError) -> (status: Int, headers: [String: String], bodyStart: Int)? {
         let separator: [UInt8] = [13, 10, 13, 10]
-        guard bytes.count >= 4 else { return nil }
+        guard bytes.count >= 4, start <= bytes.count - 4 else {
+            if bytes.count > 64 * 1024 { throw .malformedResponse("HTTP header too long") }
+            return nil
+        }
         var end: Int?
-        for i in 0...(bytes.count - 4) where bytes[i..<(i + 4)].elementsEqual(separator) {
+        for i in start...(bytes.count - 4) where bytes[i..<(i + 4)].elementsEqual(separator) {
             end = i
             break
         }
