@@ -3,6 +3,7 @@ import IshtarChain
 import IshtarConsensus
 import IshtarCrypto
 @testable import IshtarNode
+import IshtarStore
 import Testing
 
 @Suite(.serialized) struct NodeServiceTests {
@@ -72,6 +73,38 @@ import Testing
         // The operator's explicit decision: remove the marker, and it starts over.
         try FileManager.default.removeItem(atPath: marker)
         _ = try NodeService(options: opts, logger: quietLogger("n7"))
+    }
+
+    /// The `<db>.signed` marker goes with the sign state: restored before anything is sent
+    /// when the database has a sign state and the marker is missing; a database without a
+    /// sign state in a home whose validator signed is refused.
+    @Test(.timeLimit(.minutes(3))) func theSignedMarkerFollowsTheSignState() async throws {
+        let (home, config) = try singleValidatorHome("signed-marker", chainID: "ishtar-signed-marker")
+        defer { try? FileManager.default.removeItem(atPath: home.path) }
+        let opts = try serviceOptions(home, config)
+        let node = try NodeService(options: opts, logger: quietLogger("sm1"))
+        try await node.start()
+        #expect(await eventually(15) { await node.lastHeight >= 2 })
+        await node.stop()
+        let marker = NodeService.signedMarkerPath(databasePath: opts.databasePath)
+        #expect(FileManager.default.fileExists(atPath: marker))
+
+        // Lost (a crash between the synced sign state and the marker, or a database from
+        // before markers): opening the node writes it again, before it can send anything.
+        try FileManager.default.removeItem(atPath: marker)
+        let reopened = try NodeService(options: opts, logger: quietLogger("sm2"))
+        #expect(FileManager.default.fileExists(atPath: marker))
+        await reopened.stop()
+
+        // A database holding blocks but no record of this validator's signatures (copied
+        // from a peer, restored from before it signed): refused while the marker says it signed.
+        let db = try Database.open(path: opts.databasePath, options: DatabaseOptions(
+            columnFamilies: Application.columnFamilies + [NodeService.consensusCF, NodeService.commitsCF]))
+        try db.delete(NodeService.signStateKey, in: NodeService.consensusCF)
+        try db.close()
+        #expect {
+            _ = try NodeService(options: opts, logger: quietLogger("sm3"))
+        } throws: { "\($0)".contains("holds no record of this validator's signatures") }
     }
 
     @Test(.timeLimit(.minutes(3))) func evidenceDetectedBeforeARestartIsStillProposed() async throws {

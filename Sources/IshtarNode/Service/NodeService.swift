@@ -180,6 +180,27 @@ public actor NodeService: NodeBackend, P2PDelegate {
             // Never guess: starting without the record could double-sign.
             throw .storage("cannot read the sign state (refusing to start without it): \(error)")
         }
+        let marker = Self.signedMarkerPath(databasePath: options.databasePath)
+        if signState != nil {
+            // At start the engine sends its last signed messages again (no new signature, so
+            // no marker on that path): the marker must exist before they leave, also for a
+            // database from before markers or a crash between the sign state and the marker.
+            do {
+                try Self.writeSignedMarker(path: marker)
+            } catch {
+                throw .storage("\(error)")
+            }
+            signedMarkerWritten = true
+        } else if FileManager.default.fileExists(atPath: marker) {
+            // This validator signed with a database that held its sign state; this one holds
+            // none (copied from a peer, restored from before it signed): it could sign again
+            // at heights it signed.
+            throw .badHome(
+                "the database at \(options.databasePath) holds no record of this validator's signatures, but it has signed "
+                + "before (\(marker)): the record was in the database it signed with, and starting without it could "
+                + "double-sign. Restore that database; or, once the chain is past every height this key could have "
+                + "signed, remove \(marker)")
+        }
         let signer = SchnorrConsensusSigner(key: options.validatorKey)
         validatorAddress = signer.validatorAddress
         validatorKey = options.validatorKey
@@ -420,21 +441,27 @@ public actor NodeService: NodeBackend, P2PDelegate {
     /// Creates the marker (synced, with its directory) before this process's first signature leaves.
     private func writeSignedMarkerOnce() throws {
         guard !signedMarkerWritten else { return }
-        let path = Self.signedMarkerPath(databasePath: databasePath)
-        if !FileManager.default.fileExists(atPath: path) {
-            let text = "This validator signed consensus messages with the database beside this file.\n"
-                + "Its record of what it signed lives in that database: do not start it with a new one.\n"
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            guard fd >= 0 else { throw NodeError.storage("cannot create \(path): \(String(cString: strerror(errno)))") }
-            defer { close(fd) }
-            let bytes = Array(text.utf8)
-            guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
-                throw NodeError.storage("cannot write \(path)")
-            }
-            let dir = open((path as NSString).deletingLastPathComponent, O_RDONLY)
-            if dir >= 0 { _ = fsync(dir); close(dir) }
-        }
+        try Self.writeSignedMarker(path: Self.signedMarkerPath(databasePath: databasePath))
         signedMarkerWritten = true
+    }
+
+    /// Creates the marker at `path` if absent, synced with its directory: a failure is an
+    /// error, since a power cut could otherwise keep the sign state and lose the marker.
+    static func writeSignedMarker(path: String) throws {
+        guard !FileManager.default.fileExists(atPath: path) else { return }
+        let text = "This validator signed consensus messages with the database beside this file.\n"
+            + "Its record of what it signed lives in that database: do not start it with a new one.\n"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw NodeError.storage("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
+            throw NodeError.storage("cannot write \(path)")
+        }
+        let dir = open((path as NSString).deletingLastPathComponent, O_RDONLY)
+        guard dir >= 0 else { throw NodeError.storage("cannot open the directory of \(path) to sync it") }
+        defer { close(dir) }
+        guard fsync(dir) == 0 else { throw NodeError.storage("cannot sync the directory of \(path)") }
     }
 
     /// Most detected offences waiting for a block (each block carries up to 64).
@@ -590,7 +617,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
         }
         if !pendingEvidence.isEmpty {
             let before = pendingEvidence.count
-            pendingEvidence.removeAll { (try? app.isEvidenceCommitted($0)) != false }
+            // Kept when the check fails to read: it is skipped for proposals until it can be read.
+            pendingEvidence.removeAll { (try? app.isEvidenceCommitted($0)) == true }
             if pendingEvidence.count != before { savePendingEvidence() }
         }
         checkedBlocks.removeAll()
