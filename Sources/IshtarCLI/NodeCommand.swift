@@ -139,8 +139,12 @@ struct GenesisModuleOptions: ParsableArguments {
             throw ValidationError("--covenant-quorum: must be 1…\(committee) (the committee's size)")
         }
         guard btcConfirmationDepth >= 1 else { throw ValidationError("--btc-confirmation-depth: must be ≥ 1") }
-        guard btcFinalizationDepth >= UInt64(btcConfirmationDepth) else {
-            throw ValidationError("--btc-finalization-depth: must be ≥ --btc-confirmation-depth")
+        guard btcFinalizationDepth > UInt64(btcConfirmationDepth) else {
+            throw ValidationError("--btc-finalization-depth: must be > --btc-confirmation-depth")
+        }
+        let unbonding = UInt64(unbondingTime ?? StakingParameters.defaultUnbondingTime)
+        guard btcFinalizationDepth < unbonding else {
+            throw ValidationError("--btc-finalization-depth: must be below the unbonding time (\(unbonding) blocks, --unbonding-time): an unbonding stake must stay slashable until its checkpoints are final")
         }
         guard epochLength >= 1 else { throw ValidationError("--epoch-length: must be ≥ 1") }
         return ControlPlaneGenesisOptions(

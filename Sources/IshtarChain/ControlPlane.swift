@@ -48,9 +48,14 @@ public enum ControlPlane {
         guard options.epochLength >= 1 else {
             throw .invalidModuleParams(module: CheckpointsModule.moduleName, reason: "epoch_length must be ≥ 1")
         }
-        guard options.btcFinalizationDepth >= UInt64(options.btcConfirmationDepth) else {
+        guard options.btcFinalizationDepth > UInt64(options.btcConfirmationDepth) else {
             throw .invalidModuleParams(module: CheckpointsModule.moduleName,
-                                       reason: "btc_finalization_timeout (w) must be ≥ btc_confirmation_depth (k)")
+                                       reason: "btc_finalization_timeout (w) must be > btc_confirmation_depth (k)")
+        }
+        // The checkpoints module's genesis rule, said here with the options' names.
+        guard UInt64(btc.unbondingTime) > options.btcFinalizationDepth else {
+            throw .invalidModuleParams(module: CheckpointsModule.moduleName,
+                                       reason: "btc_finalization_timeout (w, \(options.btcFinalizationDepth)) must be below the unbonding time (\(btc.unbondingTime) blocks): an unbonding stake must stay slashable until its checkpoints are final")
         }
         out[CheckpointsModule.moduleName] = checkpoints.jsonData
         // Written out in full (not `{}`), so an operator sees every value in genesis.json.

@@ -424,6 +424,21 @@ import Testing
             let result = Result { () throws -> Data in try app.initChain(net.genesis) }
             #expect(((try? result.get()) != nil) == ok, "\(json)")
         }
+        // w must be below staking's unbonding time (Babylon's minimum unbonding time): an
+        // unbonding stake stays slashable until the checkpoints it voted under are final.
+        let covenant = (1...3).map { testKey("ckpt-genesis-cov-\($0)").publicKey }
+        let control = try ControlPlane.genesisModuleParams(ControlPlaneGenesisOptions(
+            covenantKeys: covenant, covenantQuorum: 2, unbondingTime: 150))
+        for (w, ok) in [(149, true), (150, false), (400, false)] {
+            var params = control
+            params[CheckpointsModule.moduleName] = Data(#"{"btc_confirmation_depth":10,"btc_finalization_timeout":\#(w)}"#.utf8)
+            let net = try TestNet(validators: 1, moduleParams: params)
+            let app = try Application(store: InMemoryStore(columnFamilies: Application.columnFamilies),
+                                      modules: [BTCLightClientModule(), StakingModule(), CheckpointsModule(), FinalityModule()], verifier: TestCommitVerifier())
+            let result = Result { () throws -> Data in try app.initChain(net.genesis) }
+            #expect(((try? result.get()) != nil) == ok, "w \(w)")
+            if !ok { #expect("\(result)".contains("unbonding_time_blocks (150)"), "\(result)") }
+        }
         // A Bitcoin checkpoint's bitmap has 13 bytes: 104 validators fit, 105 would leave every
         // epoch unwritable to Bitcoin, so such a genesis is refused.
         for (count, ok) in [(104, true), (105, false)] {

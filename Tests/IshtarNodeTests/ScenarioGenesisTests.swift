@@ -119,6 +119,10 @@ import Testing
         (["--btc-base-header", "00"], "--btc-base-header"),
         (["--epoch-length", "0"], "--epoch-length"),
         (["--btc-confirmation-depth", "20", "--btc-finalization-depth", "10"], "--btc-finalization-depth"),
+        (["--btc-confirmation-depth", "10", "--btc-finalization-depth", "10"], "--btc-finalization-depth"),
+        // w at or past the unbonding time: an unbonding stake would stop being slashable first.
+        (["--btc-finalization-depth", "200"], "below the unbonding time (200 blocks"),
+        (["--unbonding-time", "100"], "below the unbonding time (100 blocks"),
     ])
     func badGenesisFlagsExitTwoWithOneLine(extra: [String], mentions: String) throws {
         let dir = try nodeScratch("genesis-bad")

@@ -143,6 +143,9 @@ public struct StakingParameters: Hashable, Sendable, Codable {
     /// Babylon mainnet's burn script, `OP_RETURN "babylon"` (`6a07626162796c6f6e`).
     public static let babylonBurnScript = Script.opReturn(Data("babylon".utf8))
 
+    /// The default unbonding time, BTC blocks (PROTOCOL §6).
+    public static let defaultUnbondingTime: UInt16 = 200
+
     /// Ishtar's defaults (PROTOCOL §6) for a committee: quorum 3 (of 5 by default), stake
     /// 10,000 … 10^10 sat, staking time 400 … 65,535 blocks, unbonding 200 blocks with a
     /// 1,000 sat fee, slashing rate 0.1 burned to `OP_RETURN "babylon"`, minimum slashing fee 1,000 sat.
@@ -152,7 +155,7 @@ public struct StakingParameters: Hashable, Sendable, Codable {
         StakingParameters(
             covenantKeys: covenantKeys, covenantQuorum: covenantQuorum,
             minStakingValue: satoshis(10_000), maxStakingValue: satoshis(10_000_000_000),
-            minStakingTime: 400, maxStakingTime: 65_535, unbondingTime: 200, unbondingFee: satoshis(1_000),
+            minStakingTime: 400, maxStakingTime: 65_535, unbondingTime: defaultUnbondingTime, unbondingFee: satoshis(1_000),
             slashingPkScript: babylonBurnScript, slashingRate: tenth, minSlashingFee: satoshis(1_000),
             network: network)
     }

@@ -183,7 +183,10 @@ public enum StakingValidation {
             }
             for (kind, sighash) in [(StakingTransactionKind.slashing, slashingSighash), (.unbondingSlashing, unbondingSlashingSighash)] {
                 let adaptors = set.adaptorSignatures(for: kind)
-                for provider in adaptors.keys where !delegation.finalityProviderKeys.contains(provider) {
+                // In key order: the error names the first unexpected key, the same on every node
+                // (a dictionary's order differs between processes).
+                for provider in adaptors.keys.sorted(by: { $0.rawRepresentation.lexicographicallyPrecedes($1.rawRepresentation) })
+                where !delegation.finalityProviderKeys.contains(provider) {
                     throw .unexpectedCovenantAdaptorSignature(kind, covenantKey: set.covenantKey, finalityProviderKey: provider)
                 }
                 for provider in delegation.finalityProviderKeys {

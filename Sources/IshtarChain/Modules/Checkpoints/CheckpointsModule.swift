@@ -236,6 +236,17 @@ public struct CheckpointsModule: Module {
             throw .rule(ParamsError.outOfRange(module: name, name: "btc_finalization_timeout",
                                                reason: "must be > btc_confirmation_depth (\(params.confirmationDepth))"))
         }
+        // Babylon's minimum unbonding time: an unbonding stake must stay slashable until the
+        // checkpoints of the blocks it voted in are FINALIZED (w deep on Bitcoin); a shorter
+        // unbonding time lets a staker walk away while a conflicting history could still be
+        // checkpointed — double votes its provider cast would go unpunished.
+        if let (_, staking) = try? StakingModule.currentParameters(in: context.store(of: StakingModule.moduleName)),
+           UInt64(staking.btc.unbondingTime) <= params.finalizationTimeout {
+            throw .rule(ParamsError.outOfRange(
+                module: name, name: "btc_finalization_timeout",
+                reason: "\(params.finalizationTimeout) is not below staking's unbonding_time_blocks (\(staking.btc.unbondingTime)); "
+                    + "an unbonding stake must stay slashable until its checkpoints are final"))
+        }
         // The Bitcoin checkpoint's bitmap has 13 bytes, one bit per validator: with more
         // validators no epoch could be written to Bitcoin, so none would ever be finalized.
         let maxValidators = 8 * BitcoinCheckpoint.bitmapLength
