@@ -64,6 +64,17 @@ public enum IshtarMain {
         }
     }
 
+    /// Turns core dumps off for this process: the commands hold decrypted keys (a node for
+    /// its whole run), and a crash should not leave them in a core file or a crash
+    /// collector's store (systemd-coredump and apport honour a zero limit). Called by the
+    /// `ishtar` executable before anything else.
+    public static func disableCoreDumps() {
+        var none = rlimit(rlim_cur: 0, rlim_max: 0)
+        if setrlimit(Int32(RLIMIT_CORE.rawValue), &none) != 0 {
+            printError("warning: cannot turn core dumps off (\(String(cString: strerror(errno)))); a crash could write keys to disk")
+        }
+    }
+
     static func printError(_ message: String) {
         let line = "ishtar: error: " + message.split(separator: "\n").joined(separator: " ") + "\n"
         FileHandle.standardError.write(Data(line.utf8))

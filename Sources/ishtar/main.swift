@@ -1,4 +1,5 @@
 import Foundation
 import IshtarCLI
 
+IshtarMain.disableCoreDumps()
 exit(IshtarMain.run(Array(CommandLine.arguments.dropFirst())))

@@ -356,6 +356,11 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         defer { net.tearDown() }
         func diagnostics() -> String { net.diagnostics() }
         try #require(await waitUntil(40) { (net.height(0) ?? 0) >= 3 }, "devnet did not start\n\(diagnostics())")
+        // A node holds its decrypted keys for its whole run: core dumps are off.
+        let pidText = try String(contentsOfFile: net.dir + "/node0/node.pid", encoding: .utf8)
+        let limits = try String(contentsOfFile: "/proc/\(pidText.trimmingCharacters(in: .whitespacesAndNewlines))/limits", encoding: .utf8)
+        let core = limits.split(separator: "\n").first { $0.hasPrefix("Max core file size") }
+        #expect(core?.dropFirst("Max core file size".count).split(separator: " ").prefix(2) == ["0", "0"], "\(core ?? "")")
         for (i, signal) in [(0, SIGTERM), (1, SIGINT)] {
             let status = net.terminate(i, signal: signal)
             #expect(status == 0, "node\(i) after signal \(signal): \(status.map(String.init) ?? "still running")\n\(diagnostics())")
