@@ -4,6 +4,7 @@ import IshtarBitcoin
 import IshtarBitcoinRPC
 import IshtarChain
 import IshtarCrypto
+import IshtarKeys
 import IshtarNode
 import Synchronization
 
@@ -51,10 +52,12 @@ struct RelayCommand: ParsableCommand {
             } else if let rpcUser {
                 var password = ProcessInfo.processInfo.environment["ISHTAR_RPC_PASSWORD"]
                 if let rpcPasswordFile {
-                    guard let data = FileManager.default.contents(atPath: rpcPasswordFile) else {
-                        throw CLIError.badInput("--rpc-password-file: cannot read \(rpcPasswordFile)")
+                    do {
+                        password = try SecretFile.firstLine(rpcPasswordFile, what: "bitcoind password file")
+                            .map { String(decoding: $0, as: UTF8.self) } ?? ""
+                    } catch {
+                        throw CLIError.badInput("--rpc-password-file: \(error)")
                     }
-                    password = String(decoding: data, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
                 }
                 guard let password, !password.isEmpty else {
                     throw CLIError.badInput("--rpc-user: no password (--rpc-password-file or $ISHTAR_RPC_PASSWORD)")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IshtarChain
 import IshtarCrypto
+import IshtarKeys
 import IshtarNode
 
 /// `--node` and the optional API token, shared by `ishtar tx` and `ishtar query`.
@@ -20,11 +21,13 @@ struct NodeAPIOptions: ParsableArguments {
     func client() throws -> NodeAPIClient {
         var token = ProcessInfo.processInfo.environment["ISHTAR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         if let tokenFile {
-            guard let data = FileManager.default.contents(atPath: tokenFile) else {
-                throw CLIError.badInput("--token-file: cannot read \(tokenFile)")
+            let line: Data?
+            do {
+                line = try SecretFile.firstLine(tokenFile, what: "API token file")
+            } catch {
+                throw CLIError.badInput("--token-file: \(error)")
             }
-            let line = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first ?? ""
-            let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+            let trimmed = String(decoding: line ?? Data(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard !trimmed.isEmpty else { throw CLIError.badInput("--token-file: \(tokenFile) is empty") }
             token = trimmed
         }

@@ -53,7 +53,7 @@ public enum KeyFileError: Error, Equatable, Sendable, CustomStringConvertible {
         case .publicKeyMismatch: "key file is corrupt: the secret key does not match its public key"
         case .invalidKey(let e): "key file holds an invalid key: \(e)"
         case .insecurePermissions(let path, let mode):
-            "key file \(path) has mode \(mode); it must be readable by its owner only (chmod 600)"
+            "\(path) has mode \(mode); a file holding a secret must be readable by its owner only (chmod 600)"
         case .alreadyExists(let path): "refusing to overwrite existing file \(path)"
         case .writeFailed(let path, let reason): "cannot write key file \(path): \(reason)"
         case .passphraseRequired:
@@ -329,23 +329,56 @@ public enum KeyFileStore {
     /// Reads and structurally checks a key file. Refuses files that other users can read
     /// or write, as ssh does, because such a file may already be compromised.
     public static func read(from path: String) throws(KeyFileError) -> KeyFile {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
+        try KeyFile(jsonData: SecretFile.read(path, what: "key file"))
+    }
+}
+
+/// Small files holding secrets — key files, passphrases, bitcoind passwords, API tokens:
+/// read only when their owner alone can read and write them (as ssh does: a file others
+/// can read may already be compromised), and only up to ``maxBytes``, judged from the
+/// open file's size before reading it.
+public enum SecretFile {
+    /// The largest secret file read.
+    public static let maxBytes = 64 * 1024
+
+    /// The file's bytes. `what` names the file in errors ("passphrase file").
+    public static func read(_ path: String, what: String) throws(KeyFileError) -> Data {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
             if errno == ENOENT { throw .fileNotFound(path: path) }
-            throw .unreadable(path: path, reason: String(cString: strerror(errno)))
+            throw .unreadable(path: path, reason: "\(what): \(String(cString: strerror(errno)))")
         }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: "\(what): \(String(cString: strerror(errno)))") }
         let mode = st.st_mode & 0o777
-        if mode & 0o077 != 0 {
-            throw .insecurePermissions(path: path, mode: String(mode, radix: 8))
+        if mode & 0o077 != 0 { throw .insecurePermissions(path: path, mode: String(mode, radix: 8)) }
+        guard st.st_size <= maxBytes else { throw .malformed(reason: "\(what) \(path) is larger than \(maxBytes / 1024) KiB") }
+        var bytes = [UInt8](repeating: 0, count: maxBytes + 1)
+        var count = 0
+        while count < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { buf -> Int in
+                guard let base = buf.baseAddress else { return 0 }
+                return Glibc.read(fd, base + count, buf.count - count)
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path: path, reason: "\(what): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            count += n
         }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw .unreadable(path: path, reason: error.localizedDescription)
-        }
-        guard data.count <= 64 * 1024 else { throw .malformed(reason: "file is larger than 64 KiB") }
-        return try KeyFile(jsonData: data)
+        // The size was checked before reading; a file that grew meanwhile is refused too.
+        guard count <= maxBytes else { throw .malformed(reason: "\(what) \(path) is larger than \(maxBytes / 1024) KiB") }
+        return Data(bytes[0..<count])
+    }
+
+    /// The first line of the file (without `\n` or `\r\n`); nil when it is empty.
+    public static func firstLine(_ path: String, what: String) throws(KeyFileError) -> Data? {
+        var bytes = Array(try read(path, what: what))
+        if let nl = bytes.firstIndex(of: 0x0a) { bytes = Array(bytes[..<nl]) }
+        if bytes.last == 0x0d { bytes.removeLast() }
+        return bytes.isEmpty ? nil : Data(bytes)
     }
 }
 
@@ -360,15 +393,8 @@ public enum PassphraseSource {
         file: String?, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(KeyFileError) -> Data? {
         if let file {
-            let data: Data
-            do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
-                throw .unreadable(path: file, reason: "passphrase file: \(error.localizedDescription)")
-            }
-            var bytes = Array(data)
-            if let nl = bytes.firstIndex(of: 0x0a) { bytes = Array(bytes[..<nl]) }
-            if bytes.last == 0x0d { bytes.removeLast() }
-            guard !bytes.isEmpty else { throw .emptyPassphrase }
-            return Data(bytes)
+            guard let line = try SecretFile.firstLine(file, what: "passphrase file") else { throw .emptyPassphrase }
+            return line
         }
         if let env = environment[environmentVariable] {
             guard !env.isEmpty else { throw .emptyPassphrase }

@@ -52,6 +52,7 @@ private func scratch() throws -> String {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let keyPath = dir + "/fp.key", pwPath = dir + "/pw"
         try Data("hunter2 but longer\n".utf8).write(to: URL(fileURLWithPath: pwPath))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: pwPath)
 
         let gen = try IshtarProcess.json(["keys", "generate", "--output", keyPath, "--passphrase-file", pwPath])
         let publicKey = try #require(gen["public_key"] as? String)

@@ -19,6 +19,7 @@ struct RelayCLITests {
             let dir = TempDir(prefix: "relay-cli")
             let passwordFile = dir.path("rpc-password")
             try Data((try #require(btc.password) + "\n").utf8).write(to: URL(fileURLWithPath: passwordFile))
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: passwordFile)
             let keyFile = dir.path("relayer.key")
             let made = try await ishtar(["keys", "generate", "--output", keyFile], environment: RoleCLITests.passphrase)
             #expect(made.status == 0, "\(made.stderr)")
@@ -76,6 +77,7 @@ struct RelayCLITests {
 
             // Bad credentials are exit code 2, with bitcoind's answer named.
             try Data("wrong\n".utf8).write(to: URL(fileURLWithPath: passwordFile))
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: passwordFile)
             let denied = try await ishtar(args, environment: RoleCLITests.passphrase)
             #expect(denied.status == 2)
             #expect(denied.stderr.contains("bitcoind"), "\(denied.stderr)")
@@ -93,6 +95,7 @@ struct RelayCLITests {
             let dir = TempDir(prefix: "watch-cli")
             let passwordFile = dir.path("rpc-password")
             try Data((try #require(btc.password) + "\n").utf8).write(to: URL(fileURLWithPath: passwordFile))
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: passwordFile)
             let rpcArgs = ["--bitcoind-url", "http://127.0.0.1:\(btc.port)/", "--rpc-user", try #require(btc.user),
                            "--rpc-password-file", passwordFile]
             let unknown = String(repeating: "ab", count: 32)

@@ -145,7 +145,20 @@ private func temporaryDirectory() throws -> String {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/pw"
         try Data("s3cret\r\nignored\n".utf8).write(to: URL(fileURLWithPath: path))
+        // Readable by others: refused like a key file (the passphrase may already be out).
+        #expect(throws: KeyFileError.insecurePermissions(path: path, mode: "644")) {
+            try PassphraseSource.resolve(file: path, environment: [:])
+        }
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
         #expect(try PassphraseSource.resolve(file: path, environment: [:]) == Data("s3cret".utf8))
+        // Bounded before reading: a passphrase "file" of a gigabyte is not read into memory.
+        let big = dir + "/big"
+        #expect(FileManager.default.createFile(atPath: big, contents: nil, attributes: [.posixPermissions: 0o600]))
+        #expect(truncate(big, 1 << 30) == 0)
+        #expect { try PassphraseSource.resolve(file: big, environment: [:]) } throws: { "\($0)".contains("larger than 64 KiB") }
+        let empty = dir + "/empty"
+        #expect(FileManager.default.createFile(atPath: empty, contents: Data("\n".utf8), attributes: [.posixPermissions: 0o600]))
+        #expect(throws: KeyFileError.emptyPassphrase) { try PassphraseSource.resolve(file: empty, environment: [:]) }
         #expect(try PassphraseSource.resolve(file: nil, environment: ["ISHTAR_PASSPHRASE": "env"]) == Data("env".utf8))
         #expect(try PassphraseSource.resolve(file: nil, environment: [:]) == nil)
         #expect(throws: KeyFileError.emptyPassphrase) { try PassphraseSource.resolve(file: nil, environment: ["ISHTAR_PASSPHRASE": ""]) }
