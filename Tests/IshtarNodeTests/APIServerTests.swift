@@ -405,6 +405,10 @@ private let jsonHeaders: HTTPFields = [.contentType: "application/json"]
     @Test func liveServerBindsLoopbackByDefault() async throws {
         #expect(APIServerConfiguration().host == "127.0.0.1")
         #expect(APIServerConfiguration().isLoopback)
+        for (host, loopback) in [("127.0.0.1", true), ("127.8.9.10", true), ("localhost", true), ("::1", true),
+                                 ("127.example.com", false), ("0.0.0.0", false), ("10.0.0.1", false), ("1270.0.0.1", false)] {
+            #expect(APIServerConfiguration(host: host).isLoopback == loopback, "\(host)")
+        }
         try await app().test(.live) { client in
             let r = try await client.execute(uri: "/health", method: .get)
             #expect(r.status == .ok)

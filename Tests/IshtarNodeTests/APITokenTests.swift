@@ -105,6 +105,17 @@ import Testing
         }
         await holder.stop()
         #expect(!FileManager.default.fileExists(atPath: home.pidPath), "no pid file left behind")
+        // Listening beyond loopback without a token: refused before anything starts.
+        var open = config
+        open.api.listen = "0.0.0.0:\(HostPort(config.api.listen)?.port ?? 1)"
+        try open.jsonData().write(to: URL(fileURLWithPath: home.configPath))
+        do {
+            try await NodeRunner.run(home: home, passphrase: nil, logger: quietLogger("runner-open"))
+            Issue.record("the node served submissions to the network without a token")
+        } catch let error as NodeError {
+            #expect("\(error)".contains("api.bearer_token_file is not set"), "\(error)")
+        }
+        try config.jsonData().write(to: URL(fileURLWithPath: home.configPath))
         // The store was closed: the node starts once the port is free.
         let node = try NodeService(options: try serviceOptions(home, config), logger: quietLogger("again"))
         await node.stop()

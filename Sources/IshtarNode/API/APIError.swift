@@ -53,7 +53,8 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return APIError(.contentTooLarge, "body_too_large", "request body exceeds the size limit").jsonResponse()
         } catch {
             context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
-            return APIError(.internalServerError, "internal_error", "internal error: \(error)").jsonResponse()
+            // The details (storage errors, paths) are for the operator's log, not the client.
+            return APIError(.internalServerError, "internal_error", "internal error; the node's log has the details").jsonResponse()
         }
     }
 

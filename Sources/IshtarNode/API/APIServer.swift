@@ -36,9 +36,14 @@ public struct APIServerConfiguration: Sendable, Hashable {
         self.requestLogLevel = requestLogLevel
     }
 
-    /// Whether ``host`` is a loopback address (the API is then reachable only locally).
+    /// Whether ``host`` is a loopback address (the API is then reachable only locally):
+    /// `localhost`, `::1`, or an IPv4 address in 127.0.0.0/8 (a name such as `127.example`
+    /// is not one).
     public var isLoopback: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
+        var v4 = in_addr()
+        guard inet_pton(AF_INET, host, &v4) == 1 else { return false }
+        return UInt32(bigEndian: v4.s_addr) >> 24 == 127
     }
 }
 

@@ -35,6 +35,13 @@ public enum NodeRunner {
         let token = try home.loadAPIToken(config: config)
         logger.info("api", metadata: ["listen": "\(config.api.listen)", "post_txs_auth": "\(token == nil ? "none" : "bearer token")"])
         let apiConfiguration = APIServerConfiguration(host: api.host, port: api.port, bearerToken: token)
+        // Submitting changes state: beyond this machine it needs a token.
+        guard token != nil || apiConfiguration.isLoopback else {
+            throw NodeError.badHome(
+                "api.listen \(config.api.listen) is reachable beyond this machine, and api.bearer_token_file is not set: "
+                + "POST /txs would take submissions from anyone. Set api.bearer_token_file (a mode-0600 file holding "
+                + "the token), or listen on 127.0.0.1")
+        }
         NodeMetrics.bootstrap()
         let node = try NodeService(
             options: NodeServiceOptions(genesis: genesis, config: config, validatorKey: validatorKey, nodeKey: nodeKey,
