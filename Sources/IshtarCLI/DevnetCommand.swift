@@ -164,7 +164,10 @@ public enum DevnetActions {
             // An absolute home: `devnet stop` recognises the node by it (``isProcess(_:running:home:)``)
             // without needing to read the process's working directory.
             p.arguments = ["node", "start", "--home", URL(fileURLWithPath: h.path).standardizedFileURL.path]
-            _ = FileManager.default.createFile(atPath: h.logPath, contents: nil)
+            // Appended to across restarts: createFile would empty the last run's log.
+            if !FileManager.default.fileExists(atPath: h.logPath) {
+                _ = FileManager.default.createFile(atPath: h.logPath, contents: nil)
+            }
             let log = FileHandle(forWritingAtPath: h.logPath)
             _ = log?.seekToEndOfFile()
             p.standardOutput = log

@@ -181,40 +181,49 @@ private func scratch() throws -> String {
         }
         try #require(bound == 0 && listen(holder, 1) == 0, "could not hold port \(base + 3)")
 
-        let p = Process()
-        p.executableURL = IshtarProcess.binary
-        p.arguments = ["devnet", "start", "--validators", "2", "--home", dir + "/dv", "--base-port", "\(base)"]
-        let err = Pipe()
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = err
-        try p.run()
-        let stderr = Locked("")
-        let reader = Thread {
-            let data = err.fileHandleForReading.readDataToEndOfFile()
-            stderr.set(String(decoding: data, as: UTF8.self))
-        }
-        reader.start()
         // node1 exits on its own; then node0 is killed: the supervisor must notice both.
-        let node0Pid = dir + "/dv/node0/node.pid"
-        var waited = 0.0
-        while waited < 60, (FileManager.default.contents(atPath: node0Pid) == nil || !FileManager.default.fileExists(atPath: dir + "/dv/node1/node.log")) {
-            usleep(100_000); waited += 0.1
+        func run() throws -> (status: Int32, stderr: String) {
+            let p = Process()
+            p.executableURL = IshtarProcess.binary
+            p.arguments = ["devnet", "start", "--validators", "2", "--home", dir + "/dv", "--base-port", "\(base)"]
+            let err = Pipe()
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = err
+            let node0Pid = dir + "/dv/node0/node.pid"
+            unlink(node0Pid)
+            try p.run()
+            let stderr = Locked("")
+            let reader = Thread {
+                let data = err.fileHandleForReading.readDataToEndOfFile()
+                stderr.set(String(decoding: data, as: UTF8.self))
+            }
+            reader.start()
+            var waited = 0.0
+            while waited < 60, (FileManager.default.contents(atPath: node0Pid) == nil || !FileManager.default.fileExists(atPath: dir + "/dv/node1/node.log")) {
+                usleep(100_000); waited += 0.1
+            }
+            usleep(3_000_000)
+            if let text = FileManager.default.contents(atPath: node0Pid), let pid = Int32(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) {
+                kill(pid, SIGKILL)
+            }
+            waited = 0
+            while p.isRunning, waited < 30 { usleep(100_000); waited += 0.1 }
+            if p.isRunning { p.terminate() }
+            p.waitUntilExit()
+            while reader.isExecuting { usleep(10_000) }
+            return (p.terminationStatus, stderr.get())
         }
-        usleep(3_000_000)
-        if let text = FileManager.default.contents(atPath: node0Pid), let pid = Int32(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) {
-            kill(pid, SIGKILL)
-        }
-        waited = 0
-        while p.isRunning, waited < 30 { usleep(100_000); waited += 0.1 }
-        if p.isRunning { p.terminate() }
-        p.waitUntilExit()
-        while reader.isExecuting { usleep(10_000) }
-        let text = stderr.get()
-        #expect(p.terminationStatus == 2, "\(text)")
+        let (status, text) = try run()
+        #expect(status == 2, "\(text)")
         #expect(text.contains("devnet: \(dir)/dv/node1 exited with status 2"), "\(text)")
         #expect(text.contains("cannot listen on api.listen 127.0.0.1:\(base + 3)"), "node1's last log line is shown: \(text)")
         #expect(text.contains("devnet: \(dir)/dv/node0 killed by signal 9; 0 still running"), "\(text)")
         #expect(text.contains("every node of the devnet exited on its own"), "\(text)")
+        // Started again, the nodes append to their logs: the first run's story is kept.
+        let (again, _) = try run()
+        #expect(again == 2)
+        let log = (try? String(contentsOfFile: dir + "/dv/node1/node.log", encoding: .utf8)) ?? ""
+        #expect(log.components(separatedBy: "cannot listen on api.listen").count - 1 >= 2, "node1.log holds both runs:\n\(log.suffix(1500))")
     }
 }
 
