@@ -231,8 +231,17 @@ public actor NodeService: NodeBackend, P2PDelegate {
         guard block.hash == cert.value.bytes, block.header.height == next else {
             throw NodeError.storage("decided block at \(next) does not match its certificate")
         }
-        _ = try app.finalizeBlock(block)
-        try app.commit()
+        do {
+            _ = try app.finalizeBlock(block)
+            try app.commit()
+        } catch {
+            // More than 2/3 of the power decided this block; the state machine refusing it
+            // is a bug or a damaged store, and this node cannot go past it on its own.
+            throw NodeError.storage(
+                "the decided block at height \(next) (recorded before a crash, certified by the validators) cannot be "
+                + "executed: \(error). This node cannot continue past it; compare its version and genesis.json with the "
+                + "other validators'")
+        }
         logger.notice("replayed decided block after crash", metadata: ["height": "\(next)"])
     }
 
