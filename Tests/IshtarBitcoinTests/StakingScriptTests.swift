@@ -322,5 +322,40 @@ struct StakingTransactionTests {
         #expect(try bad.validated() == bad, "900 sat slashed from the minimum stake is above the 294-sat P2WPKH dust")
         bad.slashingRate = try SlashingRate(decimal: "0.01")
         #expect(throws: StakingError.self, "90 sat to a P2WPKH slashing script would be dust") { try bad.validated() }
+        // Fees too small to relay: the pre-signed transactions could never reach a miner.
+        bad = defaults
+        bad.unbondingFee = .sats(100)
+        #expect { try bad.validated() } throws: { "\($0)".contains("unbonding fee (100 sat) is below 1 sat/vB") }
+        bad = defaults
+        bad.minSlashingFee = .sats(1)
+        #expect { try bad.validated() } throws: { "\($0)".contains("minimum slashing fee (1 sat) is below 1 sat/vB") }
+    }
+
+    /// The fee floors are upper estimates: the transactions the builders make for the
+    /// default committee, with every witness item in place, are no larger.
+    @Test func relayFeeFloorsBoundTheRealTransactions() throws {
+        let builder = try fixture.builder
+        let params = fixture.parameters
+        let floors = StakingParameters.relayFeeFloors(committee: params.covenantKeys.count, quorum: params.covenantQuorum,
+                                                      slashingScriptLength: params.slashingPkScript.bytes.count)
+        let signature = try Schnorr.Signature(rawRepresentation: Data(repeating: 7, count: 64))
+        var covenant = [Schnorr.PublicKey: Schnorr.Signature]()
+        for key in params.covenantKeys { covenant[key] = signature }
+        let outPoint = OutPoint(txid: try Hash256(rawValue: Data(repeating: 1, count: 32)), index: 0)
+        var unbonding = try builder.unbondingTransaction(stakingOutPoint: outPoint, stakingValue: fixture.stakingValue)
+        unbonding.inputs[0].witness = try builder.unbondingWitness(stakerSignature: signature, covenantSignatures: covenant)
+        var slashing = try builder.slashingTransaction(stakingOutPoint: outPoint, stakingValue: fixture.stakingValue)
+        slashing.inputs[0].witness = try builder.stakingSlashingWitness(
+            stakerSignature: signature, finalityProviderSignatures: [fixture.provider.publicKey: signature], covenantSignatures: covenant)
+        var unbondingSlashing = try builder.unbondingSlashingTransaction(unbondingTransaction: unbonding)
+        unbondingSlashing.inputs[0].witness = try builder.unbondingSlashingWitness(
+            stakerSignature: signature, finalityProviderSignatures: [fixture.provider.publicKey: signature], covenantSignatures: covenant)
+        let unbondingSize = Int64(unbonding.virtualSize)
+        #expect(unbondingSize <= floors.unbonding && floors.unbonding - unbondingSize < 30, "\(unbondingSize) vB vs floor \(floors.unbonding)")
+        for tx in [slashing, unbondingSlashing] {
+            let size = Int64(tx.virtualSize)
+            #expect(size <= floors.slashing && floors.slashing - size < 40, "\(size) vB vs floor \(floors.slashing)")
+        }
+        #expect(params.unbondingFee.sats >= floors.unbonding && params.minSlashingFee.sats >= floors.slashing)
     }
 }

@@ -199,6 +199,19 @@ public struct StakingParameters: Hashable, Sendable, Codable {
         guard unbondingFee.sats > 0 else { throw .invalidParameters(reason: "the unbonding fee must be positive") }
         guard minSlashingFee.sats > 0 else { throw .invalidParameters(reason: "the minimum slashing fee must be positive") }
         guard !slashingPkScript.bytes.isEmpty else { throw .invalidParameters(reason: "the slashing script is empty") }
+        // Pre-signed transactions cannot raise their fee later: one paying under Bitcoin
+        // Core's default minimum relay fee (1 sat/vB) never propagates, so no staker could
+        // unbond and no one could slash (the regtest oracle checks consensus, not relay policy).
+        let floors = Self.relayFeeFloors(committee: covenantKeys.count, quorum: covenantQuorum,
+                                          slashingScriptLength: slashingPkScript.bytes.count)
+        guard unbondingFee.sats >= floors.unbonding else {
+            throw .invalidParameters(reason: "the unbonding fee (\(unbondingFee.sats) sat) is below 1 sat/vB for the unbonding "
+                + "transaction (~\(floors.unbonding) vB with this committee): it would never be relayed")
+        }
+        guard minSlashingFee.sats >= floors.slashing else {
+            throw .invalidParameters(reason: "the minimum slashing fee (\(minSlashingFee.sats) sat) is below 1 sat/vB for a slashing "
+                + "transaction (~\(floors.slashing) vB with this committee): it would never be relayed")
+        }
         // The smallest stake must still be unbondable and then slashable with non-dust change.
         let changeDust = StakingValidation.dustThreshold(forScriptLength: 34, witnessProgram: true)
         let unbonded = minStakingValue.sats - unbondingFee.sats
@@ -216,6 +229,26 @@ public struct StakingParameters: Hashable, Sendable, Codable {
                     + "(threshold \(slashingDust.sats) sat)")
         }
         return self
+    }
+
+    /// Upper estimates of the virtual sizes (vB) of the unbonding transaction and of a
+    /// slashing transaction for a committee of `committee` keys with `quorum` signers, each
+    /// spending its output through a script path (PROTOCOL §1–2) to the outputs §2 names.
+    /// Non-witness part: version, one input, outputs, lock time; witness: every signature
+    /// (64 bytes, the others empty), the leaf script and a control block of depth ≤ 2.
+    public static func relayFeeFloors(committee n: Int, quorum q: Int, slashingScriptLength: Int) -> (unbonding: Int64, slashing: Int64) {
+        let p2tr = 8 + 1 + 34
+        let base = 4 + 1 + 41 + 1 + 4
+        // <staker> CHECKSIGVERIFY, then the covenant multisig (<key> CHECKSIG(ADD) each, <q> NUMEQUAL).
+        let multisig = 35 * n + 4
+        let unbondingScript = 34 + multisig
+        let slashingScript = 34 + 34 + multisig
+        func witness(signatures: Int, script: Int) -> Int {
+            1 + signatures * 65 + (n - q) + 3 + script + 1 + 33 + 64
+        }
+        let unbondingWeight = 4 * (base + p2tr) + 2 + witness(signatures: q + 1, script: unbondingScript)
+        let slashingWeight = 4 * (base + 8 + 1 + slashingScriptLength + p2tr) + 2 + witness(signatures: q + 2, script: slashingScript)
+        return (Int64((unbondingWeight + 3) / 4), Int64((slashingWeight + 3) / 4))
     }
 
     /// Throws ``StakingError/duplicateKey(_:)`` for the first key that appears twice.
