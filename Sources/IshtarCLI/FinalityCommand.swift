@@ -296,7 +296,7 @@ public enum FinalityActions {
         return hash
     }
 
-    /// One commitment as `/modules/finality/commitments/<key>/<chain>` lists it.
+    /// One commitment as `/modules/finality/commitment/<key>/<chain>/<height>` answers it.
     struct CommitmentJSON: Decodable {
         var startHeight: String
         var count: String
@@ -313,22 +313,19 @@ public enum FinalityActions {
         // A height already voted for another hash is refused before anything else is asked.
         try record.check(chainID: chainID, height: height, blockHash: blockHash)
         let key = btcKey.publicKey.rawRepresentation.hexString
+        // A chain id is A-Z a-z 0-9 . - _ (Parse.chainID): safe as a path segment.
         let reply = try TxActions.call { () throws(NodeAPIClientError) in
-            try client.get("/modules/finality/commitments/\(key)/\(chainID)")
+            try client.get("/modules/finality/commitment/\(key)/\(chainID)/\(height)")
         }
-        struct List: Decodable { var commitments: [CommitmentJSON] }
-        let list = try TxActions.decodeOK(List.self, reply, what: "commitments")
-        var covering: (start: UInt64, count: UInt64, root: String)?
-        for c in list.commitments {
-            guard let start = UInt64(c.startHeight), let count = UInt64(c.count) else {
-                throw CLIError.badInput("node returned a malformed commitment (start \(c.startHeight), count \(c.count))")
-            }
-            if height >= start, height - start < count { covering = (start, count, c.root) }
-        }
-        guard let covering else {
+        if reply.status == 404 {
             throw CLIError.verificationFailed(
                 "no randomness of \(key) is committed on \(chainID) for height \(height): run `ishtar finality commit-randomness` first")
         }
+        let c = try TxActions.decodeOK(CommitmentJSON.self, reply, what: "commitment")
+        guard let start = UInt64(c.startHeight), let count = UInt64(c.count), height >= start, height - start < count else {
+            throw CLIError.badInput("node returned a commitment (start \(c.startHeight), count \(c.count)) that does not cover height \(height)")
+        }
+        let covering = (start: start, count: count, root: c.root)
         let batch = try batch(btcKey: btcKey, chainID: chainID, start: covering.start, count: covering.count)
         guard batch.root.hexString == covering.root.lowercased() else {
             throw CLIError.verificationFailed(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IshtarChain
 import IshtarCrypto
 import IshtarNode
 
@@ -82,6 +83,13 @@ struct QueryCommand: ParsableCommand {
                   ishtar query module finality last-finalized <chain id>
                   ishtar query module checkpoints epoch 3
                   ishtar query module btclightclient tip
+
+                Listings that grow with the chain (finality providers, a provider's or a
+                staker's delegations, commitments, evidence, checkpoint submissions) come a
+                page at a time: the answer's next_cursor (null on the last page) goes to
+                --cursor for the next one, or --all follows every page and prints one list.
+                  ishtar query module staking finality-providers --limit 20
+                  ishtar query module staking finality-provider <key> delegations --all
                 """)
 
         @Argument(help: ArgumentHelp("The module: btclightclient, staking, checkpoints, finality, accounts, consensus.",
@@ -91,9 +99,28 @@ struct QueryCommand: ParsableCommand {
         @Argument(help: ArgumentHelp("Path segments after the module name.", valueName: "path"))
         var path: [String] = []
 
+        @Option(help: ArgumentHelp("Items per page of a listing (1…\(PageRequest.maxLimit); the node's default is \(PageRequest.defaultLimit)).",
+                                   valueName: "n"))
+        var limit: Int?
+
+        @Option(help: ArgumentHelp("Start after this item: the next_cursor of the previous page (hex).", valueName: "hex"))
+        var cursor: String?
+
+        @Flag(help: "Follow next_cursor through every page of a listing and print its items as one list.")
+        var all = false
+
         @OptionGroup var api: NodeAPIOptions
 
         func validate() throws {
+            if let limit, !(1...PageRequest.maxLimit).contains(limit) {
+                throw ValidationError("--limit: expected 1…\(PageRequest.maxLimit), got \(limit)")
+            }
+            if let cursor {
+                guard cursor.count <= 2 * PageRequest.maxCursorBytes, (try? Data(hex: cursor)).map({ !$0.isEmpty }) == true else {
+                    throw ValidationError("--cursor: expected the hex next_cursor of a previous page")
+                }
+                if all { throw ValidationError("--cursor and --all: --all starts at the first page; give one or the other") }
+            }
             let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789_")
             guard !module.isEmpty, module.allSatisfy({ allowed.contains($0) }) else {
                 throw ValidationError("module: expected a module name like \"staking\", got \"\(module)\"")
@@ -104,7 +131,11 @@ struct QueryCommand: ParsableCommand {
         }
 
         func run() throws {
-            print(try QueryActions.module(client: api.client(), module: module, path: path))
+            if all {
+                print(try QueryActions.moduleAllPages(client: api.client(), module: module, path: path, limit: limit))
+            } else {
+                print(try QueryActions.module(client: api.client(), module: module, path: path, limit: limit, cursor: cursor))
+            }
         }
     }
 }
@@ -192,13 +223,105 @@ public enum QueryActions {
         return try TxActions.decodeOK(AccountOutput.self, reply, what: "account")
     }
 
-    /// `GET /modules/{module}/{path…}`: the module's JSON answer, pretty-printed with sorted keys.
-    public static func module(client: NodeAPIClient, module: String, path: [String]) throws -> String {
+    /// `GET /modules/{module}/{path…}[?limit=…&cursor=…]`: the module's JSON answer,
+    /// pretty-printed with sorted keys.
+    public static func module(client: NodeAPIClient, module: String, path: [String], limit: Int? = nil,
+                              cursor: String? = nil) throws -> String {
+        let route = pagedRoute("/modules/" + ([module] + path).joined(separator: "/"), limit: limit, cursor: cursor)
+        return try pretty(try moduleObject(client: client, route: route), route: route)
+    }
+
+    /// Every page of a listing as one answer: the pages' single list field concatenated,
+    /// the other fields of the first page, and no `next_cursor`.
+    public static func moduleAllPages(client: NodeAPIClient, module: String, path: [String], limit: Int? = nil) throws -> String {
         let route = "/modules/" + ([module] + path).joined(separator: "/")
+        var first: [String: Any]?
+        var field: String?
+        var items: [Any] = []
+        try forEachPage(client: client, route: route, limit: limit) { page in
+            if first == nil {
+                let lists = page.keys.filter { page[$0] is [Any] }
+                guard lists.count == 1, let only = lists.first else {
+                    throw CLIError.badInput("\(route) is not a listing (--all needs an answer with one list and next_cursor)")
+                }
+                first = page
+                field = only
+            }
+            guard let field, let list = page[field] as? [Any] else {
+                throw CLIError.badInput("node returned a page of \(route) without its list")
+            }
+            items.append(contentsOf: list)
+        }
+        guard var object = first, let field else { throw CLIError.badInput("node returned no page for \(route)") }
+        object[field] = items
+        object.removeValue(forKey: "next_cursor")
+        return try pretty(object, route: route)
+    }
+
+    /// Calls `body` with each page of the listing at `route`, following `next_cursor` until
+    /// it is null. A node that answers a cursor that does not move forward is refused (it
+    /// would keep the command looping).
+    public static func forEachPage(client: NodeAPIClient, route: String, limit: Int? = nil,
+                                   _ body: ([String: Any]) throws -> Void) throws {
+        var cursor: String?
+        while true {
+            let paged = pagedRoute(route, limit: limit, cursor: cursor)
+            guard let page = try moduleObject(client: client, route: paged) as? [String: Any] else {
+                throw CLIError.badInput("node returned a non-object answer for \(paged)")
+            }
+            guard page.keys.contains("next_cursor") else {
+                throw CLIError.badInput("\(route) is not a paged listing (its answer has no next_cursor)")
+            }
+            try body(page)
+            guard let next = page["next_cursor"] as? String else {
+                guard page["next_cursor"] is NSNull else { throw CLIError.badInput("node returned a malformed next_cursor for \(paged)") }
+                return
+            }
+            // Cursors are keys, and lowercase hex sorts as the bytes do.
+            let lowered = next.lowercased()
+            guard (try? Data(hex: lowered)) != nil, cursor.map({ $0 < lowered }) ?? true else {
+                throw CLIError.badInput("node returned next_cursor \(next.prefix(80)) for \(paged), which does not move forward")
+            }
+            cursor = lowered
+        }
+    }
+
+    /// Every item of the list `field` of a paged listing, decoded as `Item`.
+    static func allItems<Item: Decodable>(_ type: Item.Type, client: NodeAPIClient, route: String, field: String,
+                                          what: String) throws -> [Item] {
+        var out: [Item] = []
+        try forEachPage(client: client, route: route, limit: PageRequest.maxLimit) { page in
+            guard let list = page[field] as? [Any], let data = try? JSONSerialization.data(withJSONObject: list) else {
+                throw CLIError.badInput("node returned a \(what) page without its \(field) list")
+            }
+            do {
+                out.append(contentsOf: try JSONDecoder().decode([Item].self, from: data))
+            } catch {
+                throw CLIError.badInput("node returned an unexpected \(what) body: \(error)")
+            }
+        }
+        return out
+    }
+
+    static func pagedRoute(_ route: String, limit: Int?, cursor: String?) -> String {
+        var query: [String] = []
+        if let limit { query.append("limit=\(limit)") }
+        if let cursor { query.append("cursor=\(cursor)") }
+        return query.isEmpty ? route : route + "?" + query.joined(separator: "&")
+    }
+
+    static func moduleObject(client: NodeAPIClient, route: String) throws -> Any {
         let reply = try TxActions.call { () throws(NodeAPIClientError) in try client.get(route) }
         guard reply.status == 200 else { throw TxActions.nodeError(reply) }
+        guard let object = try? JSONSerialization.jsonObject(with: reply.body) else {
+            throw CLIError.badInput("node returned a non-JSON answer for \(route)")
+        }
+        return object
+    }
+
+    static func pretty(_ object: Any, route: String) throws -> String {
         // `data(withJSONObject:)` traps rather than throws on a value it cannot write.
-        guard let object = try? JSONSerialization.jsonObject(with: reply.body), JSONSerialization.isValidJSONObject(object),
+        guard JSONSerialization.isValidJSONObject(object),
               let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
               let text = String(data: pretty, encoding: .utf8) else {
             throw CLIError.badInput("node returned a non-JSON answer for \(route)")

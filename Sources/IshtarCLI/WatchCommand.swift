@@ -218,16 +218,14 @@ public enum WatchActions {
                 var stakingTxid: String
                 enum CodingKeys: String, CodingKey { case stakingTxid = "staking_txid" }
             }
-            var delegations: [Item]
         }
         let hex = provider.rawRepresentation.hexString
-        let reply = try TxActions.call { () throws(NodeAPIClientError) in
-            try node.get("/modules/staking/finality-provider/\(hex)/delegations")
-        }
-        let listed = try TxActions.decodeOK(Listed.self, reply, what: "delegations")
+        // Every page: a provider can hold more delegations than one page lists.
+        let listed = try QueryActions.allItems(Listed.Item.self, client: node, route: "/modules/staking/finality-provider/\(hex)/delegations",
+                                               field: "delegations", what: "delegations")
         var items: [SlashProviderOutput.Item] = []
         var stillHeld = 0
-        for d in listed.delegations {
+        for d in listed {
             do {
                 let out = try await slash(node: node, rpc: rpc, stakingTxid: d.stakingTxid, broadcast: broadcast)
                 items.append(.init(stakingTxid: d.stakingTxid, slashed: out, refused: nil))
@@ -271,7 +269,7 @@ public enum WatchActions {
     /// - Throws: `.verificationFailed` when the chain holds no evidence against the provider.
     public static func extractedKey(node: NodeAPIClient, provider: Schnorr.PublicKey) throws -> Schnorr.PrivateKey {
         let hex = provider.rawRepresentation.hexString
-        let reply = try TxActions.call { () throws(NodeAPIClientError) in try node.get("/modules/finality/evidence/\(hex)") }
+        let reply = try TxActions.call { () throws(NodeAPIClientError) in try node.get("/modules/finality/evidence/\(hex)?limit=1") }
         let list = try TxActions.decodeOK(EvidenceJSON.self, reply, what: "evidence")
         guard let e = list.evidence.first(where: { $0.fpBTCPK.lowercased() == hex }) else {
             throw CLIError.verificationFailed("the chain holds no equivocation evidence against provider \(hex): nothing to slash")

@@ -788,8 +788,9 @@ public final class Application {
     /// - `/tx/<hex hash>` → ``TxRecord``
     /// - `/modules/<module>/<path…>` → that module's ``Module/query(_:_:)``
     ///
-    /// `height`, if given, must be the latest committed height (state is not versioned).
-    public func query(path: String, data: Data = Data(), height: UInt64? = nil) throws(ChainError) -> QueryResult {
+    /// `height`, if given, must be the latest committed height (state is not versioned);
+    /// `page` is the page a module's listing answers (see ``PageRequest``).
+    public func query(path: String, data: Data = Data(), height: UInt64? = nil, page: PageRequest? = nil) throws(ChainError) -> QueryResult {
         let (meta, validators, _) = try ready()
         func fail(_ e: some ChainRuleError) -> QueryResult {
             let v = e.violation
@@ -829,7 +830,7 @@ public final class Application {
             let ctx = QueryContext(block: info, validators: validators, module: module.name,
                                    overlay: rootOverlay(), sink: EventSink())
             do throws(ExecutionError) {
-                return ok(try module.query(QueryRequest(path: Array(parts.dropFirst(2)), data: data), ctx))
+                return ok(try module.query(QueryRequest(path: Array(parts.dropFirst(2)), data: data, page: page), ctx))
             } catch {
                 switch error {
                 case .fatal(let e): throw e

@@ -56,7 +56,7 @@ extension GenesisContext {
 /// (``DoubleVoteEvidence/offenceKey``) with the height of the block that carried it, and
 /// announced by an `equivocation` block event; an offence is recorded once.
 /// Queries: `/modules/consensus/validators`, `/modules/consensus/params`,
-/// `/modules/consensus/evidence`.
+/// `/modules/consensus/evidence` (paged: see ``PageRequest``).
 public struct ConsensusModule: Module {
     /// `"consensus"`.
     public static let moduleName = "consensus"
@@ -126,7 +126,7 @@ public struct ConsensusModule: Module {
         try store.read(ConsensusParams.self, at: paramsKey)
     }
 
-    /// `validators` → JSON list; `params` → JSON object.
+    /// `validators` → JSON list; `params` → JSON object; `evidence` → `{evidence, next_cursor}`.
     public func query(_ request: QueryRequest, _ context: QueryContext) throws(ExecutionError) -> Data {
         switch request.path {
         case ["validators"]:
@@ -143,7 +143,8 @@ public struct ConsensusModule: Module {
             return canonicalJSON(["max_block_bytes": p.maxBlockBytes, "max_tx_bytes": p.maxTxBytes])
         case ["evidence"]:
             var list: [[String: Any]] = []
-            for row in try context.store.scan(prefix: Self.evidencePrefix) {
+            let page = try context.store.scan(prefix: Self.evidencePrefix, page: request.pageOrFirst)
+            for row in page.rows {
                 guard let rec = try? RecordedEvidence(decoding: row.value) else {
                     throw .fatal(.corruptState("consensus/evidence/\(row.key.hexString)"))
                 }
@@ -157,7 +158,7 @@ public struct ConsensusModule: Module {
                     "committed_height": String(rec.committedHeight), "vote_a": vote(e.voteA), "vote_b": vote(e.voteB),
                 ])
             }
-            return canonicalJSON(["evidence": list])
+            return canonicalJSON(["evidence": list, "next_cursor": page.nextCursorJSON])
         default:
             throw .rule(QueryError.unknownPath("/modules/consensus/" + request.path.joined(separator: "/")))
         }

@@ -1,4 +1,5 @@
 import Foundation
+import IshtarCrypto
 import IshtarStore
 
 /// The facts of the block being executed (or, for `checkTx`, of the next block as far
@@ -125,12 +126,91 @@ public struct QueryRequest: Hashable, Sendable {
     public var path: [String]
     /// Optional request body.
     public var data: Data
+    /// The page a listing query should answer; `nil` = the first page of the default size.
+    /// Queries that list a fixed, small set ignore it.
+    public var page: PageRequest?
 
     /// A request from its parts.
-    public init(path: [String], data: Data = Data()) {
+    public init(path: [String], data: Data = Data(), page: PageRequest? = nil) {
         self.path = path
         self.data = data
+        self.page = page
     }
+
+    /// The page to answer: the one asked for, else the first of the default size.
+    public var pageOrFirst: PageRequest { page ?? PageRequest() }
+}
+
+/// One page of a listing query: at most `limit` items after `cursor`.
+///
+/// Listings that grow with the chain (providers, a provider's delegations, commitments,
+/// evidence, checkpoint submissions) are answered a page at a time: a query runs on the
+/// node's consensus actor, and an unbounded answer would stall consensus for as long as it
+/// takes to build. The cursor is opaque to clients — the listing-relative key of the last
+/// item returned — and a page ends with `next_cursor` (null when nothing follows).
+public struct PageRequest: Hashable, Sendable {
+    /// Items per page when the client names no limit.
+    public static let defaultLimit = 100
+    /// The most items one page may hold.
+    public static let maxLimit = 1000
+    /// The longest cursor accepted (bytes): longer than any listing key.
+    public static let maxCursorBytes = 256
+
+    /// Items in this page, 1…``maxLimit``.
+    public let limit: Int
+    /// The listing key after which the page starts; `nil` = from the first item.
+    public let cursor: Data?
+
+    /// The first page of the default size.
+    public init() {
+        limit = Self.defaultLimit
+        cursor = nil
+    }
+
+    /// A page of `limit` items after `cursor`.
+    /// - Throws: `QueryError.invalidArgument` when `limit` is outside 1…``maxLimit`` or the
+    ///   cursor is longer than ``maxCursorBytes``.
+    public init(limit: Int = PageRequest.defaultLimit, cursor: Data?) throws(QueryError) {
+        guard (1...Self.maxLimit).contains(limit) else {
+            throw .invalidArgument("limit must be 1…\(Self.maxLimit), got \(limit)")
+        }
+        if let cursor, cursor.isEmpty || cursor.count > Self.maxCursorBytes {
+            throw .invalidArgument("cursor must be 1…\(Self.maxCursorBytes) bytes of hex, got \(cursor.count)")
+        }
+        self.limit = limit
+        self.cursor = cursor
+    }
+
+    /// Parses the API's query parameters `limit` (decimal) and `cursor` (hex, as a
+    /// previous page's `next_cursor`); `nil` when neither is given.
+    /// - Throws: `QueryError.invalidArgument` naming the parameter that is malformed.
+    public static func parse(limit: String?, cursor: String?) throws(QueryError) -> PageRequest? {
+        if limit == nil, cursor == nil { return nil }
+        var n = defaultLimit
+        if let limit {
+            guard let parsed = Int(limit) else { throw .invalidArgument("limit must be a number 1…\(maxLimit), got \"\(limit.prefix(40))\"") }
+            n = parsed
+        }
+        var bytes: Data?
+        if let cursor {
+            guard cursor.count <= 2 * maxCursorBytes, let parsed = try? Data(hex: cursor) else {
+                throw .invalidArgument("cursor must be the hex of a previous page's next_cursor")
+            }
+            bytes = parsed
+        }
+        return try PageRequest(limit: n, cursor: bytes)
+    }
+}
+
+/// A page of a listing: the items' rows and the cursor of the next page.
+public struct PageRows: Sendable {
+    /// The rows, ascending by key; keys relative to the module, like ``ModuleStore/scan(prefix:)``.
+    public var rows: [KeyValue]
+    /// The listing-relative key of the last row when more follow, else `nil`.
+    public var nextCursor: Data?
+
+    /// `next_cursor` for a JSON answer: hex, or null at the end.
+    public var nextCursorJSON: Any { nextCursor.map { $0.hexString } ?? NSNull() }
 }
 
 /// Read-only context of a query, over the last committed state. Writes made through it

@@ -299,6 +299,43 @@ final class Overlay {
         return merged.sorted { bytesPrecede($0.key, $1.key) }.map { (key: $0.key, value: $0.value) }
     }
 
+    /// The first `limit` live pairs in `range`, ascending, reflecting all layers, and whether
+    /// more follow — reading at most `limit + 1` plus the layers' writes in the range from the
+    /// store, not the whole range: a store row can be hidden only by a write, so that many
+    /// rows always leave `limit + 1` live ones below the last row read.
+    func scan(_ range: KeyRange, limit: Int) throws(ChainError) -> (rows: [KeyValue], more: Bool) {
+        var layers: [Overlay] = []
+        var node: Overlay? = self
+        while let n = node {
+            layers.append(n)
+            node = n.parent
+        }
+        var pending: [Data: Data?] = [:]
+        for layer in layers.reversed() {
+            for (k, v) in layer.writes where range.contains(k.bytes) { pending[k.bytes] = .some(v) }
+        }
+        let wanted = max(0, limit) + 1 + pending.count
+        let (stored, exhausted) = try storeCall { () throws -> ([KeyValue], Bool) in
+            let it = try base.scan(columnFamily, range, direction: .forward)
+            var rows: [KeyValue] = []
+            while rows.count < wanted {
+                guard let kv = try it.nextPair() else { return (rows, true) }
+                rows.append(kv)
+            }
+            return (rows, false)
+        }
+        var merged: [Data: Data] = [:]
+        for kv in stored { merged[kv.key] = kv.value }
+        // Past the last store row read, unread rows could sort between pending writes.
+        let bound = exhausted ? nil : stored.last?.key
+        for (k, v) in pending where bound.map({ !bytesPrecede($0, k) }) ?? true {
+            if let v { merged[k] = v } else { merged.removeValue(forKey: k) }
+        }
+        let sorted = merged.sorted { bytesPrecede($0.key, $1.key) }
+        let rows = sorted.prefix(max(0, limit)).map { (key: $0.key, value: $0.value) }
+        return (rows, sorted.count > rows.count)
+    }
+
     /// Moves this overlay's writes into its parent.
     func mergeIntoParent() {
         guard let parent else { return }
@@ -427,6 +464,24 @@ public struct ModuleStore {
         let full = prefix + keyPrefix
         do {
             return try overlay.scan(.prefix(full)).map { (key: Data($0.key.dropFirst(prefix.count)), value: $0.value) }
+        } catch {
+            throw .fatal(error)
+        }
+    }
+
+    /// One page of the pairs whose key starts with `keyPrefix`, ascending (keys relative to
+    /// the module): `page.limit` rows whose key follows `keyPrefix ‖ page.cursor`, and the
+    /// cursor of the next page (the last row's key after `keyPrefix`) when more follow.
+    public func scan(prefix keyPrefix: Data, page: PageRequest) throws(ExecutionError) -> PageRows {
+        let full = prefix + keyPrefix
+        // The smallest key after `full ‖ cursor` is `full ‖ cursor ‖ 0x00`.
+        let lower = page.cursor.map { full + $0 + Data([0]) } ?? full
+        let range = KeyRange(lower: lower, upper: KeyRange.prefixSuccessor(full))
+        do {
+            let (rows, more) = try overlay.scan(range, limit: page.limit)
+            let relative = rows.map { (key: Data($0.key.dropFirst(prefix.count)), value: $0.value) }
+            let next = more ? relative.last.map { Data($0.key.dropFirst(keyPrefix.count)) } : nil
+            return PageRows(rows: relative, nextCursor: next)
         } catch {
             throw .fatal(error)
         }

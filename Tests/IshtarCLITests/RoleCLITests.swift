@@ -59,7 +59,35 @@ import Testing
                                                    "--node", node.url]))
         let commitment = try #require((list["commitments"] as? [[String: Any]])?.first)
         #expect(commitment["start_height"] as? String == String(start))
+        #expect(list["next_cursor"] is NSNull, "one commitment: one page")
         let root = try Data(hex: try #require(commitment["root"] as? String), field: "root")
+
+        // Two more commitments: the listing comes a page at a time, `--cursor` takes the next
+        // page, `--all` follows every page into one list.
+        for later in [start + 100, start + 200] {
+            let more = try await ishtar(["finality", "commit-randomness"] + common + ["--start", String(later), "--count", "100"],
+                                        environment: Self.passphrase)
+            #expect(more.status == 0, "\(more.stdout) \(more.stderr)")
+            try await node.backend.produceBlock()
+        }
+        let listing = ["query", "module", "finality", "commitments", fpKey, CLIChainBackend.chainID, "--node", node.url]
+        let firstPage = try parseJSON(try await ishtar(listing + ["--limit", "2"]))
+        #expect((firstPage["commitments"] as? [[String: Any]])?.compactMap { $0["start_height"] as? String } == [String(start), String(start + 100)])
+        let cursor = try #require(firstPage["next_cursor"] as? String)
+        let secondPage = try parseJSON(try await ishtar(listing + ["--limit", "2", "--cursor", cursor]))
+        #expect((secondPage["commitments"] as? [[String: Any]])?.compactMap { $0["start_height"] as? String } == [String(start + 200)])
+        #expect(secondPage["next_cursor"] is NSNull)
+        let everything = try parseJSON(try await ishtar(listing + ["--limit", "1", "--all"]))
+        #expect((everything["commitments"] as? [[String: Any]])?.compactMap { $0["start_height"] as? String }
+                == [start, start + 100, start + 200].map { String($0) })
+        #expect(everything["next_cursor"] == nil)
+        let badLimit = try await ishtar(listing + ["--limit", "0"])
+        #expect(badLimit.status == 2 && badLimit.stderr.contains("--limit"), "\(badLimit.stderr)")
+        let notAListing = try await ishtar(["query", "module", "finality", "params", "--node", node.url, "--all"])
+        #expect(notAListing.status == 2 && notAListing.stderr.contains("next_cursor"), "\(notAListing.stderr)")
+        // The API refuses a malformed page with a JSON error naming it.
+        let raw = try await offPool { try client.get("/modules/finality/commitments/\(fpKey)/\(CLIChainBackend.chainID)?limit=5000") }
+        #expect(raw.status == 400 && raw.error?.code == "invalid_page", "\(raw.status) \(String(decoding: raw.body, as: UTF8.self))")
 
         // The vote the CLI builds verifies: its randomness is the committed leaf for the
         // height, its EOTS signature is valid for the block's hash.

@@ -190,7 +190,8 @@ struct MessageFuzzTests {
         "checkpoints/epoch/*", "checkpoints/status/*", "checkpoints/last-finalized", "checkpoints/submissions/*",
         "checkpoints/bitcoin-payloads/*/*", "checkpoints/params", "checkpoints/current-epoch",
         "finality/params", "finality/block/*/*", "finality/votes/*/*", "finality/last-finalized/*", "finality/evidence",
-        "finality/evidence/*", "finality/signing-info/*", "finality/commitments/*/*", "finality/active-set/*/*",
+        "finality/evidence/*", "finality/signing-info/*", "finality/commitments/*/*", "finality/commitment/*/*/*",
+        "finality/active-set/*/*", "consensus/validators", "consensus/params", "consensus/evidence",
     ]
 
     /// What a caller may put in a path component: numbers past every width, negative,

@@ -110,9 +110,9 @@ public actor ChainTestBackend: NodeBackend {
         mempool.compactMap { try? Transaction(decoding: $0) }.filter { $0.sender == account }.map(\.nonce)
     }
 
-    public func query(path: String, data: Data) async -> QueryResult {
+    public func query(path: String, data: Data, page: PageRequest?) async -> QueryResult {
         do {
-            return try app.query(path: path, data: data)
+            return try app.query(path: path, data: data, page: page)
         } catch {
             return QueryResult(code: 1, codespace: "node", log: "\(error)", value: Data(), height: app.lastHeight ?? 0)
         }

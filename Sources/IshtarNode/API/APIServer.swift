@@ -395,8 +395,15 @@ struct APIRoutes: Sendable {
         guard path.allSatisfy({ !$0.isEmpty }) else {
             throw APIError(.badRequest, "invalid_path", "query path has an empty segment")
         }
+        let page: PageRequest?
+        do {
+            page = try PageRequest.parse(limit: request.uri.queryParameters["limit"].map(String.init),
+                                         cursor: request.uri.queryParameters["cursor"].map(String.init))
+        } catch {
+            throw APIError(.badRequest, "invalid_page", error.violation.message)
+        }
         let fullPath = "/modules/" + ([module] + path.map(String.init)).joined(separator: "/")
-        let result = await backend.query(path: fullPath, data: data)
+        let result = await backend.query(path: fullPath, data: data, page: page)
         guard result.isOK else { throw Self.queryError(result, path: fullPath) }
         // Built-in modules answer JSON; a module that answers bytes is wrapped, so the
         // API's answers are always JSON.

@@ -20,14 +20,20 @@ public protocol NodeBackend: Sendable {
     /// ``submitTransaction(_:)`` for each of `transactions`, in order (one call, so a busy
     /// node is entered once per batch rather than once per transaction).
     func submitTransactions(_ transactions: [Data]) async -> [CheckTxResult]
-    /// A module or application query (`/modules/{module}/…` maps to path `/modules/{module}/…`).
-    func query(path: String, data: Data) async -> QueryResult
+    /// A module or application query (`/modules/{module}/…` maps to path `/modules/{module}/…`);
+    /// `page` is the page a listing answers (`nil` = its first page of the default size).
+    func query(path: String, data: Data, page: PageRequest?) async -> QueryResult
     /// The nonces of `account`'s transactions waiting in the mempool (any order), so a client
     /// can pick the next free nonce instead of replacing a pending transaction.
     func pendingNonces(of account: Data) async -> [UInt64]
 }
 
 extension NodeBackend {
+    /// ``query(path:data:page:)`` of the first page.
+    public func query(path: String, data: Data) async -> QueryResult {
+        await query(path: path, data: data, page: nil)
+    }
+
     /// One ``submitTransaction(_:)`` per transaction.
     public func submitTransactions(_ transactions: [Data]) async -> [CheckTxResult] {
         var out: [CheckTxResult] = []

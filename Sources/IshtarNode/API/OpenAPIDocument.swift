@@ -128,7 +128,9 @@ enum OpenAPIDocument {
             "parameters": [
               {"name": "module", "in": "path", "required": true, "schema": {"type": "string"}},
               {"name": "path", "in": "path", "required": true, "schema": {"type": "string"}},
-              {"name": "data", "in": "query", "required": false, "description": "Query data, hex", "schema": {"type": "string"}}
+              {"name": "data", "in": "query", "required": false, "description": "Query data, hex", "schema": {"type": "string"}},
+              {"name": "limit", "in": "query", "required": false, "description": "Listings that grow with the chain (providers, delegations, commitments, evidence, checkpoint submissions) answer one page: at most this many items (1-1000, default 100)", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+              {"name": "cursor", "in": "query", "required": false, "description": "Start after this item: the next_cursor (hex) of the previous page; a page whose next_cursor is null is the last", "schema": {"type": "string"}}
             ],
             "responses": {
               "200": {"description": "The module's JSON answer", "content": {"application/json": {"schema": {}}}},

@@ -900,8 +900,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
         return out
     }
 
-    public func query(path: String, data: Data) async -> QueryResult {
-        do { return try app.query(path: path, data: data) } catch {
+    public func query(path: String, data: Data, page: PageRequest?) async -> QueryResult {
+        do { return try app.query(path: path, data: data, page: page) } catch {
             return QueryResult(code: 1, codespace: "node", log: "\(error)", value: Data(), height: app.lastHeight ?? 0)
         }
     }

@@ -10,7 +10,8 @@ extension CheckpointsModule {
     /// - `status/<n>` → `{epoch, status}`
     /// - `last-finalized` → `{epoch}` ("0" if none)
     /// - `submissions/<n>` → `{epoch, submissions: [{reporter, submitter_id, txid1, txid2, block1,
-    ///   block2, block1_height, block2_height, height, on_main_chain, depth (null off it)}]}`
+    ///   block2, block1_height, block2_height, height, on_main_chain, depth (null off it)}],
+    ///   next_cursor}` (paged: see ``PageRequest``)
     /// - `bitcoin-payloads/<n>/<submitter id hex>` → `{epoch, submitter_id, part1, part2}`: the
     ///   two OP_RETURN payloads (PROTOCOL §5) a relayer puts on Bitcoin for a sealed epoch.
     /// - `params` → `{epoch_length, btc_confirmation_depth, btc_finalization_timeout,
@@ -34,7 +35,12 @@ extension CheckpointsModule {
             guard try Self.checkpoint(epoch: epoch, in: store) != nil else { throw .rule(QueryError.notFound("epoch \(epoch)")) }
             let lc = context.store(of: BTCLightClientModule.moduleName)
             var list: [[String: Any]] = []
-            for s in try Self.submissions(epoch: epoch, in: store) {
+            let page = try store.scan(prefix: Self.submissionsPrefix(epoch), page: request.pageOrFirst)
+            for row in page.rows {
+                let s: CheckpointSubmission
+                do { s = try CheckpointSubmission(decoding: row.value) } catch {
+                    throw .fatal(.corruptState("checkpoints/sub: \(error)"))
+                }
                 let d1 = try BTCLightClientModule.depth(of: s.blockHashes[0], in: lc)
                 let d2 = try BTCLightClientModule.depth(of: s.blockHashes[1], in: lc)
                 let depth: Any
@@ -47,7 +53,7 @@ extension CheckpointsModule {
                     "height": String(s.height), "on_main_chain": d1 != nil && d2 != nil, "depth": depth,
                 ])
             }
-            return canonicalJSON(["epoch": String(epoch), "submissions": list])
+            return canonicalJSON(["epoch": String(epoch), "submissions": list, "next_cursor": page.nextCursorJSON])
         case ("bitcoin-payloads", 3):
             let epoch = try Self.parseEpoch(p[1])
             guard let submitter = try? Data(hex: p[2]), submitter.count == 20 else {

@@ -6,10 +6,12 @@ import Foundation
 /// - `block/<chain>/<height>` → `{chain_id, height, finalized, block_hash?, active_power?, tallies: [{block_hash, voted_power}]}`
 /// - `votes/<chain>/<height>` → `{votes: [{fp_btc_pk, block_hash, public_randomness, signature}]}` by key
 /// - `last-finalized/<chain>` → `{chain_id, height?, next_height}` (not found for an unknown chain)
-/// - `evidence` → `{evidence: [...]}` all; `evidence/<fp key>` → that provider's
+/// - `evidence` → `{evidence: [...], next_cursor}` all; `evidence/<fp key>` → that provider's (paged)
 /// - `signing-info/<fp key>` → `{fp_btc_pk, missed_in_window, last_missed_height, jailed_until, jail_count}`
 ///   (misses in the window of the last judged height; 0 right after a jail)
-/// - `commitments/<fp key>/<chain>` → `{commitments: [{start_height, count, end_height, root, committed_at}]}`
+/// - `commitments/<fp key>/<chain>` → `{commitments: [{start_height, count, end_height, root, committed_at}],
+///   next_cursor}` oldest first (paged)
+/// - `commitment/<fp key>/<chain>/<height>` → the commitment covering the height (not found if none)
 /// - `active-set/<chain>/<height>` → `{chain_id, height, total_power, providers: [{fp_btc_pk, power}]}`
 ///   (power desc, key asc; not found until the set is fixed)
 extension FinalityModule {
@@ -67,11 +69,11 @@ extension FinalityModule {
             var out: [String: Any] = ["chain_id": p[1], "next_height": String(state.next)]
             if let last = state.lastFinalized { out["height"] = String(last) }
             return canonicalJSON(out)
-        case (1, "evidence"):
-            let all = try Self.decodeAll(EquivocationEvidence.self, store.scan(prefix: Self.evidencePrefix), "evidence")
-            return canonicalJSON(["evidence": all.map(\.json)])
-        case (2, "evidence"):
-            return canonicalJSON(["evidence": try Self.evidence(of: try Self.parseKey(p[1]), in: store).map(\.json)])
+        case (1, "evidence"), (2, "evidence"):
+            let prefix = p.count == 1 ? Self.evidencePrefix : Self.evidencePrefix + (try Self.parseKey(p[1]))
+            let page = try store.scan(prefix: prefix, page: request.pageOrFirst)
+            let list = try Self.decodeAll(EquivocationEvidence.self, page.rows, "evidence")
+            return canonicalJSON(["evidence": list.map(\.json), "next_cursor": page.nextCursorJSON])
         case (2, "signing-info"):
             let key = try Self.parseKey(p[1])
             let info = try store.read(SigningInfo.self, at: Self.signingInfoKey(key)) ?? SigningInfo()
@@ -83,8 +85,15 @@ extension FinalityModule {
                                   "last_missed_height": String(info.missedHeights.last ?? 0),
                                   "jailed_until": String(info.jailedUntil), "jail_count": String(info.jailCount)])
         case (3, "commitments"):
-            let list = try Self.commitments(of: try Self.parseKey(p[1]), chainID: p[2], in: store)
-            return canonicalJSON(["commitments": list.map(\.json)])
+            let page = try store.scan(prefix: Self.commitPrefix(try Self.parseKey(p[1]), p[2]), page: request.pageOrFirst)
+            let list = try Self.decodeAll(PubRandCommitment.self, page.rows, "commitment")
+            return canonicalJSON(["commitments": list.map(\.json), "next_cursor": page.nextCursorJSON])
+        case (4, "commitment"):
+            let (key, c, h) = (try Self.parseKey(p[1]), p[2], try Self.parseHeight(p[3]))
+            guard let commitment = try Self.commitment(key, c, covering: h, store) else {
+                throw .rule(QueryError.notFound("commitment of \(p[1]) on \(c) covering \(h)"))
+            }
+            return canonicalJSON(commitment.json)
         case (3, "active-set"):
             let (c, h) = (p[1], try Self.parseHeight(p[2]))
             guard let set = try Self.activeSet(chainID: c, height: h, in: store) else {

@@ -175,7 +175,7 @@ public struct StakingModule: Module {
     /// Every finality provider, ascending by key.
     public static func finalityProviders(in store: ModuleStore) throws(ExecutionError) -> [FinalityProvider] {
         var out: [FinalityProvider] = []
-        for row in try store.scan(prefix: Data("fp/".utf8)) {
+        for row in try store.scan(prefix: fpPrefix) {
             do { out.append(try FinalityProvider(decoding: row.value)) } catch {
                 throw .fatal(.corruptState("staking/fp: \(error)"))
             }
@@ -189,8 +189,13 @@ public struct StakingModule: Module {
     }
 
     static func delegations(indexPrefix: Data, in store: ModuleStore) throws(ExecutionError) -> [(stakingTxid: Data, delegation: BTCDelegation)] {
+        try delegations(indexRows: store.scan(prefix: indexPrefix), in: store)
+    }
+
+    /// The delegations an index's rows name (each key ends with the staking txid).
+    static func delegations(indexRows: [(key: Data, value: Data)], in store: ModuleStore) throws(ExecutionError) -> [(stakingTxid: Data, delegation: BTCDelegation)] {
         var out: [(stakingTxid: Data, delegation: BTCDelegation)] = []
-        for row in try store.scan(prefix: indexPrefix) {
+        for row in indexRows {
             let txid = Data(row.key.suffix(32))
             guard let d = try delegation(stakingTxid: txid, in: store) else {
                 throw .fatal(.corruptState("staking: index entry for missing delegation \(txid.hexString)"))

@@ -4,9 +4,13 @@ import IshtarBitcoin
 /// Queries (`/modules/staking/…`, canonical JSON; keys as 64 hex digits, txids in Bitcoin
 /// display order, amounts and heights as decimal strings):
 /// - `params` → `{version, params}`; `params/<version>` → the same for that version
-/// - `finality-providers` → `{finality_providers: [provider]}` ascending by key
-/// - `finality-provider/<key>` → provider; `finality-provider/<key>/delegations` → `{delegations: [...]}`
-/// - `delegations/staker/<key>` → `{delegations: [...]}`
+/// - `finality-providers` → `{finality_providers: [provider], next_cursor}` ascending by key (paged)
+/// - `finality-provider/<key>` → provider; `finality-provider/<key>/delegations` →
+///   `{delegations: [...], next_cursor}` ascending by staking txid (paged)
+/// - `delegations/staker/<key>` → `{delegations: [...], next_cursor}` (paged)
+///
+/// Paged listings answer `limit` items (default 100, at most 1,000) after `cursor`; see
+/// ``PageRequest``.
 /// - `delegation/<staking txid>` → delegation
 /// - `voting-power/<height>` → `{height, table: [{fp_btc_pk, power}], total_power}`
 extension StakingModule {
@@ -21,8 +25,11 @@ extension StakingModule {
         canonicalJSON(["version": Int(version), "params": params.json])
     }
 
-    static func delegationsJSON(_ list: [(stakingTxid: Data, delegation: BTCDelegation)]) -> Data {
-        canonicalJSON(["delegations": list.map { $0.delegation.json(txid: $0.stakingTxid) }])
+    /// One page of the delegations listed under an index prefix.
+    static func delegationsPage(indexPrefix: Data, _ page: PageRequest, in store: ModuleStore) throws(ExecutionError) -> Data {
+        let rows = try store.scan(prefix: indexPrefix, page: page)
+        let list = try delegations(indexRows: rows.rows, in: store)
+        return canonicalJSON(["delegations": list.map { $0.delegation.json(txid: $0.stakingTxid) }, "next_cursor": rows.nextCursorJSON])
     }
 
     /// Answers the paths above against the last committed state.
@@ -40,7 +47,14 @@ extension StakingModule {
             }
             return Self.paramsJSON(version, params)
         case (1, "finality-providers"):
-            return canonicalJSON(["finality_providers": try Self.finalityProviders(in: store).map(\.json)])
+            let page = try store.scan(prefix: Self.fpPrefix, page: request.pageOrFirst)
+            var list: [[String: Any]] = []
+            for row in page.rows {
+                do { list.append(try FinalityProvider(decoding: row.value).json) } catch {
+                    throw .fatal(.corruptState("staking/fp: \(error)"))
+                }
+            }
+            return canonicalJSON(["finality_providers": list, "next_cursor": page.nextCursorJSON])
         case (2, "finality-provider"), (3, "finality-provider"):
             let key = try Self.parseKey(p[1])
             guard let fp = try Self.finalityProvider(key: key, in: store) else {
@@ -48,9 +62,9 @@ extension StakingModule {
             }
             if p.count == 2 { return canonicalJSON(fp.json) }
             guard p[2] == "delegations" else { break }
-            return Self.delegationsJSON(try Self.delegations(of: key, in: store))
+            return try Self.delegationsPage(indexPrefix: Self.fpDelegationsPrefix(key), request.pageOrFirst, in: store)
         case (3, "delegations") where p[1] == "staker":
-            return Self.delegationsJSON(try Self.delegations(ofStaker: try Self.parseKey(p[2]), in: store))
+            return try Self.delegationsPage(indexPrefix: Self.stakerDelegationsPrefix(try Self.parseKey(p[2])), request.pageOrFirst, in: store)
         case (2, "delegation"):
             guard let txid = try? Hash256(displayHex: p[1]) else {
                 throw .rule(QueryError.invalidArgument("staking txid must be 64 hex digits"))
