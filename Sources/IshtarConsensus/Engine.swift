@@ -44,6 +44,8 @@ public enum IgnoreReason: Hashable, Sendable {
     case notProposer(from: Data, round: Round)
     /// A proposal whose POL round is not below its round.
     case invalidPOLRound(from: Data)
+    /// A proposal for a round too far ahead of ours to be kept (see ``ConsensusEngine/maxFutureRounds``).
+    case outsideRoundWindow(from: Data, round: Round)
     /// A second, different proposal by the same proposer for the same round (kept the first).
     case conflictingProposal(from: Data, round: Round)
     /// A commit certificate that did not verify.
@@ -175,6 +177,43 @@ public struct ConsensusEngine: Sendable {
 
     /// The designated proposer of `round` at the current height.
     public mutating func proposer(round r: Round) -> Data? { schedule?.proposer(round: r) }
+
+    /// Why ``step(_:)`` would not keep this proposal, judged from what is signed alone —
+    /// height, validator, POL round, the round's proposer, the signature — or `nil` when it
+    /// is worth judging. A shell asks before it decodes and hashes the block a proposal
+    /// carries (up to the block size limit): otherwise anyone could make it do that work
+    /// with a forged proposal. Changes no consensus state.
+    public mutating func screen(_ sp: SignedProposal) -> IgnoreReason? {
+        let p = sp.proposal
+        guard height > 0, decision == nil || p.height != height else { return .notRunning }
+        if p.height < height { return .staleHeight(from: p.proposer, height: p.height) }
+        if p.height > height { return .futureHeight(from: p.proposer, height: p.height) }
+        guard let set = validators, let val = set.validator(for: p.proposer) else { return .unknownValidator(p.proposer) }
+        if let pol = p.polRound, pol >= p.round { return .invalidPOLRound(from: p.proposer) }
+        // Beyond the window a proposal is never kept, so its block is never needed.
+        guard p.round <= round || p.round - round <= maxFutureRounds else { return .outsideRoundWindow(from: p.proposer, round: p.round) }
+        if proposals[p.round]?.contains(sp) == true { return nil }  // a copy already verified
+        guard proposer(round: p.round) == p.proposer else { return .notProposer(from: p.proposer, round: p.round) }
+        guard verifier.verify(signature: sp.signature, message: p.signBytes(chainID: chainID), by: val) else {
+            return .badSignature(from: p.proposer)
+        }
+        return nil
+    }
+
+    /// Why ``step(_:)`` would not use this commit certificate — another height, or it does
+    /// not verify — or `nil` when it is worth judging; asked, like a proposal's screen,
+    /// before the block that comes with it is hashed. Changes no consensus state.
+    public func screen(_ cert: CommitCertificate) -> IgnoreReason? {
+        guard height > 0, decision == nil, let set = validators else { return .notRunning }
+        if cert.height < height { return .staleHeight(from: Data(), height: cert.height) }
+        if cert.height > height { return .futureHeight(from: Data(), height: cert.height) }
+        do throws(ConsensusError) {
+            try cert.verify(chainID: chainID, validators: set, verifier: verifier)
+        } catch {
+            return .invalidCommit
+        }
+        return nil
+    }
 
     /// Feeds one event; returns the actions to execute in order.
     public mutating func step(_ event: ConsensusEvent) -> [ConsensusAction] {
@@ -489,8 +528,14 @@ public struct ConsensusEngine: Sendable {
         return true
     }
 
+    /// Records that `validator` signed at round `r`, capped at ``maxFutureRounds`` ahead of
+    /// ours: a validator seen there is at least there, and a skip then moves at most a
+    /// window at a time — a coalition over 1/3 signing at round 4×10⁹ would otherwise make
+    /// every honest node compute (and hold) that many proposers at once.
     private mutating func noteRound(_ r: Round, of validator: Data) {
-        if r > highestRoundSeen[validator] ?? 0 { highestRoundSeen[validator] = r }
+        let (limit, overflow) = round.addingReportingOverflow(maxFutureRounds)
+        let capped = overflow ? r : min(r, limit)
+        if capped > highestRoundSeen[validator] ?? 0 { highestRoundSeen[validator] = capped }
     }
 
     private mutating func receiveCommit(_ cert: CommitCertificate, _ value: ProposalValue) {

@@ -249,10 +249,18 @@ extension ConsensusAction {
         _ = u.start()
         u.step(.vote(u.vote(0, .prevote, 1, 9, nil)))
         #expect(u.engine.round == 0)
-        // …and a Byzantine vote for a round beyond the storage window is bounded but counted.
+        // …and votes for rounds beyond the storage window count as votes at its edge: over
+        // 1/3 of the power there moves us one window ahead, not to the round they name.
+        let window = u.engine.maxFutureRounds
         u.step(.vote(u.vote((u.me + 1) % 4, .prevote, 1, 5000, nil)))
         u.step(.vote(u.vote((u.me + 2) % 4, .prevote, 1, 6000, nil)))
-        #expect(u.engine.round == 5000)
+        #expect(u.engine.round == window)
+        // A coalition over 1/3 signing at the last round cannot make a node compute four
+        // billion proposers: each vote moves it at most a window.
+        u.step(.vote(u.vote((u.me + 1) % 4, .precommit, 1, .max, nil)))
+        u.step(.vote(u.vote((u.me + 2) % 4, .precommit, 1, .max, nil)))
+        #expect(u.engine.round == 2 * window)
+        #expect(u.engine.proposer(round: u.engine.round) != nil)
     }
 
     @Test func nilPrecommitsNeverDecide() throws {
@@ -387,6 +395,52 @@ extension ConsensusAction {
         var idle = try Rig(me: 0)
         #expect(idle.step(.vote(good)) == [.ignored(.notRunning)])
         #expect(idle.step(.gossipTick).isEmpty)
+    }
+
+    /// The screen a shell asks before hashing a proposal's or certificate's block gives the
+    /// reason the engine itself would ignore the message for — without the block — and
+    /// passes exactly what the engine would go on to judge.
+    @Test func screeningAnswersAsTheEngineWouldWithoutTheBlock() throws {
+        var idle = try Rig(me: 0)
+        #expect(idle.engine.screen(idle.proposal(0, 1, 0, v)) == .notRunning)
+        var r = try rig()
+        _ = r.start()
+        let proposer = r.proposerIndex(round: 0)
+        let notProposer = (0..<4).first { $0 != proposer && $0 != r.me } ?? 0
+        let good = r.proposal(proposer, 1, 0, v)
+        let far = r.engine.maxFutureRounds + 1
+        let cases: [(SignedProposal, IgnoreReason?)] = [
+            (r.proposal(notProposer, 1, 0, v), .notProposer(from: Fixtures.address(notProposer), round: 0)),
+            (SignedProposal(proposal: good.proposal, signature: Data(repeating: 7, count: 64)), .badSignature(from: Fixtures.address(proposer))),
+            (SignedProposal(proposal: Proposal(height: 1, round: 0, polRound: nil, value: v, proposer: Data([9, 9])), signature: Data()),
+             .unknownValidator(Data([9, 9]))),
+            (r.proposal(proposer, 0, 0, v), .staleHeight(from: Fixtures.address(proposer), height: 0)),
+            (r.proposal(proposer, 9, 0, v), .futureHeight(from: Fixtures.address(proposer), height: 9)),
+            (r.proposal(proposer, 1, 0, pol: 0, v), .invalidPOLRound(from: Fixtures.address(proposer))),
+            (r.proposal(r.proposerIndex(round: far), 1, far, v), .outsideRoundWindow(from: Fixtures.address(r.proposerIndex(round: far)), round: far)),
+        ]
+        for (proposal, reason) in cases {
+            #expect(r.engine.screen(proposal) == reason, "\(proposal.proposal)")
+            let actions = r.step(.proposal(proposal))
+            // The engine ignores each for the same reason (one too far ahead: silently).
+            if case .outsideRoundWindow = reason { #expect(actions.isEmpty) } else if let reason { #expect(actions == [.ignored(reason)]) }
+        }
+        // The proposer's own proposal passes, and the engine judges it: this node prevotes it.
+        #expect(r.engine.screen(good) == nil)
+        #expect(r.myVotes(r.step(.proposal(good))).contains { $0.type == .prevote && $0.value == v.hash })
+        #expect(r.engine.screen(good) == nil, "a copy it holds passes without another signature check")
+
+        let others = (0..<4).filter { $0 != r.me }
+        let cert = CommitCertificate(height: 1, round: 0, value: v.hash, precommits: others.map { r.vote($0, .precommit, 1, 0, v.hash) })
+        #expect(r.engine.screen(cert) == nil)
+        let thin = CommitCertificate(height: 1, round: 0, value: v.hash, precommits: [r.vote(others[0], .precommit, 1, 0, v.hash)])
+        #expect(r.engine.screen(thin) == .invalidCommit)
+        let forged = CommitCertificate(height: 1, round: 0, value: v.hash, precommits: others.map {
+            SignedVote(vote: r.vote($0, .precommit, 1, 0, v.hash).vote, signature: Data(repeating: 1, count: 64))
+        })
+        #expect(r.engine.screen(forged) == .invalidCommit)
+        let later = CommitCertificate(height: 5, round: 0, value: v.hash, precommits: others.map { r.vote($0, .precommit, 5, 0, v.hash) })
+        #expect(r.engine.screen(later) == .futureHeight(from: Data(), height: 5))
     }
 
     @Test func catchUpWithCommitCertificate() throws {

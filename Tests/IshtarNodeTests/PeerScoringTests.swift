@@ -292,8 +292,26 @@ final class CommitCapture: P2PDelegate {
         }
         #expect(await follower.lastHeight == 0)
         #expect(await follower.health().healthy, "a forged commit does not halt the node")
-        // The real pair, from a fresh connection (the attacker's network redials), is committed.
+        // A proposal signed by a key outside the validator set, carrying the real block: the
+        // screen refuses it on what is signed, before the block is hashed, and it costs the
+        // sender like a bad signature — repeated, it disconnects (it used to be hashed every
+        // time and ignored at no cost).
+        let stranger = SchnorrConsensusSigner(key: Schnorr.PrivateKey())
+        let strange = Proposal(height: 1, round: 0, polRound: nil, value: ProposalValue(hash: cert.value, block: block),
+                               proposer: stranger.validatorAddress)
+        let strangers = SignedProposal(proposal: strange, signature: try stranger.sign(strange.signBytes(chainID: try ChainID("ishtar-catchup"))))
         #expect(await eventually(15) { attacker.connected.withLock { $0.count } > forgeries.count })
+        let screened = try #require(attacker.connected.withLock { $0.last })
+        let misbehaving = await follower.network.misbehaviourDisconnectCount
+        let allowed = P2PNetwork.initialScore / PeerPenalty.badConsensusSignature
+        for _ in 0..<(allowed - 1) { peer.send(.proposal(strangers), to: screened) }
+        try await Task.sleep(nanoseconds: 500_000_000)
+        #expect(!attacker.disconnected.withLock { $0.contains(screened) }, "still above the threshold")
+        peer.send(.proposal(strangers), to: screened)
+        #expect(await eventually(10) { attacker.disconnected.withLock { $0.contains(screened) } }, "screened proposals disconnect")
+        #expect(await follower.network.misbehaviourDisconnectCount == misbehaving + 1, "for misbehaviour, not for silence")
+        // The real pair, from a fresh connection (the attacker's network redials), is committed.
+        #expect(await eventually(15) { attacker.connected.withLock { $0.count } > forgeries.count + 1 })
         let conn = try #require(attacker.connected.withLock { $0.last })
         peer.send(.commit(cert, block: block), to: conn)
         #expect(await eventually(15) { await follower.lastHeight >= 1 })

@@ -81,8 +81,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private var halted: String?
     private var running = false
     private var stopped = false
-    /// Blocks of this height already found to match their hash (see ``isKnownOrValidBlock(_:hashing:)``).
-    private var checkedBlocks: [BlockHash: Data] = [:]
+    /// Blocks of this height already found to match their hash (see ``knownOrCheckedProposer(_:hashing:)``).
+    private var checkedBlocks: [BlockHash: (bytes: Data, proposer: Data)] = [:]
     /// Equivocation evidence detected by the engine, until a committed block carries it.
     private var pendingEvidence: [DoubleVoteEvidence] = []
     /// Admitted transactions to gossip, sent as one frame at the end of the actor turn.
@@ -424,21 +424,22 @@ public actor NodeService: NodeBackend, P2PDelegate {
         return ProposalValue(hash: try BlockHash(block.hash), block: block.encoded)
     }
 
-    /// Whether `bytes` decode to a block with hash `hash` whose body matches its header —
-    /// the block a signed proposal or a certificate names, as any honest peer would relay it.
-    static func isBlock(_ bytes: Data, hashing hash: BlockHash) -> Bool {
-        guard let block = try? Block(decoding: bytes) else { return false }
-        return block.hash == hash.bytes && block.bodyMatchesHeader
+    /// The header's proposer of the block `bytes` when they decode to a block with hash
+    /// `hash` whose body matches its header — the block a signed proposal or a certificate
+    /// names, as any honest peer would relay it — else `nil`.
+    static func checkedProposer(_ bytes: Data, hashing hash: BlockHash) -> Data? {
+        guard let block = try? Block(decoding: bytes), block.hash == hash.bytes, block.bodyMatchesHeader else { return nil }
+        return block.header.proposer
     }
 
-    /// ``isBlock(_:hashing:)``, remembered for this height: peers re-gossip the round's
-    /// proposal, and hashing every transaction of each copy again would be wasted.
-    private func isKnownOrValidBlock(_ bytes: Data, hashing hash: BlockHash) -> Bool {
-        if checkedBlocks[hash] == bytes { return true }
-        guard Self.isBlock(bytes, hashing: hash) else { return false }
+    /// ``checkedProposer(_:hashing:)``, remembered for this height: peers re-gossip the
+    /// round's proposal, and hashing every transaction of each copy again would be wasted.
+    private func knownOrCheckedProposer(_ bytes: Data, hashing hash: BlockHash) -> Data? {
+        if let known = checkedBlocks[hash], known.bytes == bytes { return known.proposer }
+        guard let proposer = Self.checkedProposer(bytes, hashing: hash) else { return nil }
         if checkedBlocks.count >= 16 { checkedBlocks.removeAll() }
-        checkedBlocks[hash] = bytes
-        return true
+        checkedBlocks[hash] = (bytes, proposer)
+        return proposer
     }
 
     /// Beside the database (`<database>.signed`): says this validator has signed, so a new,
@@ -719,6 +720,19 @@ public actor NodeService: NodeBackend, P2PDelegate {
         }
     }
 
+    /// A proposal or certificate the engine's screen refused before its block was looked at.
+    /// What an honest peer never relays (the engine keeps and gossips only proposals from the
+    /// round's proposer, validly signed) costs the sender as a bad signature does; messages for
+    /// other heights are the usual catch-up signals.
+    private func screenedOut(_ reason: IgnoreReason, source: ConnectionID) {
+        switch reason {
+        case .unknownValidator, .notProposer, .invalidPOLRound:
+            network.penalize(source, points: PeerPenalty.badConsensusSignature, reason: "proposal an honest peer would not relay (\(reason))")
+        default:
+            handleIgnored(reason, source: source)
+        }
+    }
+
     public func peerConnected(_ connection: ConnectionID, nodeID: Data) async {
         peersGauge.record(network.peerCount)
         network.send(.status(height: app.lastHeight ?? 0), to: connection)
@@ -736,21 +750,26 @@ public actor NodeService: NodeBackend, P2PDelegate {
             // A block over the consensus limit can never be valid: not kept (the engine holds
             // a round's proposals until it judges them), whoever signed it.
             if let max = app.consensusParams?.maxBlockBytes, p.proposal.value.block.count > max { break }
+            // What is signed is judged first (a signature check against decoding and hashing
+            // up to a whole block): a proposal the engine would not keep costs nothing more.
+            if let reason = engine.screen(p) {
+                screenedOut(reason, source: conn)
+                break
+            }
             // Only the hash is signed: a relay that changed the block bytes would make us judge
             // the proposer's value invalid and prevote nil. Such a copy is the sender's doing.
-            guard isKnownOrValidBlock(p.proposal.value.block, hashing: p.proposal.value.hash) else {
+            guard let headerProposer = knownOrCheckedProposer(p.proposal.value.block, hashing: p.proposal.value.hash) else {
                 network.penalize(conn, points: P2PNetwork.initialScore, reason: "proposal with a block that is not the signed one")
                 break
             }
             // A fresh proposal's block names its signer as proposer (a re-proposal carries the
             // block of an earlier round's proposer); otherwise it is not kept, and this node
             // prevotes nil when the round's proposal does not come.
-            if p.proposal.polRound == nil, let block = try? Block(decoding: p.proposal.value.block),
-               block.header.proposer != p.proposal.proposer {
+            if p.proposal.polRound == nil, headerProposer != p.proposal.proposer {
                 logger.warning("proposal whose block names another proposer; ignored", metadata: [
                     "height": "\(p.proposal.height)", "round": "\(p.proposal.round)",
                     "signer": "\(p.proposal.proposer.hexEncoded.prefix(16))",
-                    "header_proposer": "\(block.header.proposer.hexEncoded.prefix(16))",
+                    "header_proposer": "\(headerProposer.hexEncoded.prefix(16))",
                 ])
                 break
             }
@@ -759,9 +778,15 @@ public actor NodeService: NodeBackend, P2PDelegate {
             enqueue(.vote(v), from: conn)
         case .commit(let cert, let block):
             guard cert.height == engine.height else { break }
+            if let max = app.consensusParams?.maxBlockBytes, block.count > max { break }
+            // The certificate's signatures before the block's hashes, as for proposals.
+            if let reason = engine.screen(cert) {
+                screenedOut(reason, source: conn)
+                break
+            }
             // The block must be the certified one, header and body: a peer pairing a real
             // certificate with other bytes is refused and penalized, and nothing of it is kept.
-            guard isKnownOrValidBlock(block, hashing: cert.value) else {
+            guard knownOrCheckedProposer(block, hashing: cert.value) != nil else {
                 network.penalize(conn, points: P2PNetwork.initialScore, reason: "commit with a block that is not the certified one")
                 break
             }
