@@ -432,12 +432,31 @@ extension RelayActions {
         let paramsReply = try TxActions.call { () throws(NodeAPIClientError) in try node.get("/modules/btclightclient/params") }
         let networkName = try TxActions.decodeOK(LightClientParams.self, paramsReply, what: "light-client params").network
         guard let network = Network(rawValue: networkName) else { throw CLIError.badInput("node reports an unknown network \"\(networkName)\"") }
+        // A finalized epoch takes no more submissions: paying for one would be money burnt.
+        struct Status: Decodable { var status: String }
+        let statusReply = try TxActions.call { () throws(NodeAPIClientError) in try node.get("/modules/checkpoints/status/\(epoch)") }
+        let status = try TxActions.decodeOK(Status.self, statusReply, what: "checkpoint status").status
+        guard status != CheckpointStatus.finalized.name else {
+            throw CLIError.verificationFailed("epoch \(epoch)'s checkpoint is already \(status): nothing to submit")
+        }
         let part1: Data, part2: Data
         do {
             part1 = try Data(hex: payloads.part1, field: "part1")
             part2 = try Data(hex: payloads.part2, field: "part2")
         } catch {
             throw CLIError.badInput("node returned malformed payloads: \(error)")
+        }
+        // What goes on Bitcoin at our expense is checked, not taken on the node's word: the
+        // two payloads decode as a checkpoint (lengths, tag, link) of this epoch and submitter.
+        do {
+            let decoded = try BitcoinCheckpoint(part1: part1, part2: part2)
+            guard decoded.epoch == epoch, decoded.submitterID == CheckpointsModule.submitterID(account: account) else {
+                throw CLIError.badInput("node returned payloads for epoch \(decoded.epoch), submitter \(decoded.submitterID.hexString); asked for epoch \(epoch), submitter \(submitter)")
+            }
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError.badInput("node returned payloads that are not a checkpoint: \(error)")
         }
 
         let funding: TaprootOutput
@@ -448,11 +467,26 @@ extension RelayActions {
         let scan = try await rpcCall("scantxoutset") { () throws(BitcoinRPCError) in try await rpc.scanTxOutSet(["addr(\(address))"]) }
         let tip = try await rpcCall("getblockcount") { () throws(BitcoinRPCError) in try await rpc.getBlockCount() }
         let dust: Int64 = 330
-        let spendable = scan.unspents.filter { u in
-            (u.coinbase != true || tip - u.height + 1 >= 100) && u.amount >= 2 * fee + dust
+        // A coin not known to be a coinbase's (older bitcoind leaves the field out) must be
+        // as deep as a coinbase must.
+        let candidates = scan.unspents.filter { u in
+            (u.coinbase == false || tip - u.height + 1 >= 100) && u.amount >= 2 * fee + dust
+        }.sorted { $0.amount > $1.amount }
+        // `scantxoutset` sees the chain only: a coin an earlier run spent in a transaction
+        // still in the mempool would be spent again, replacing that run's checkpoint.
+        var chosen: ScannedUnspent?
+        for candidate in candidates {
+            let unspent = try await rpcCall("gettxout \(candidate.txid):\(candidate.vout)") { () throws(BitcoinRPCError) in
+                try await rpc.getTxOut(txid: candidate.txid, vout: candidate.vout, includeMempool: true)
+            }
+            if unspent != nil {
+                chosen = candidate
+                break
+            }
         }
-        guard let coin = spendable.max(by: { $0.amount < $1.amount }) else {
-            throw CLIError.verificationFailed("no mature coin of at least \(2 * fee + dust) sat at \(address)")
+        guard let coin = chosen else {
+            throw CLIError.verificationFailed(
+                "no mature coin of at least \(2 * fee + dust) sat at \(address) that a transaction in the mempool does not already spend")
         }
         do {
             let script = funding.scriptPubKey
@@ -470,11 +504,18 @@ extension RelayActions {
                           TxOut(value: try Amount(sats: coin.amount - 2 * fee), scriptPubKey: script)])
             tx2.inputs[0].witness = try TaprootSighasher(transaction: tx2, prevouts: [change])
                 .keyPathWitness(inputIndex: 0, internalKey: fundingKey, merkleRoot: nil)
-            for tx in [tx1, tx2] {
-                let raw = tx.serialized()
-                _ = try await rpcCall("sendrawtransaction \(tx.txid.displayHex)") { () throws(BitcoinRPCError) in
-                    try await rpc.sendRawTransaction(raw)
+            let raw1 = tx1.serialized(), raw2 = tx2.serialized()
+            _ = try await rpcCall("sendrawtransaction \(tx1.txid.displayHex)") { () throws(BitcoinRPCError) in
+                try await rpc.sendRawTransaction(raw1)
+            }
+            do {
+                _ = try await rpcCall("sendrawtransaction \(tx2.txid.displayHex)") { () throws(BitcoinRPCError) in
+                    try await rpc.sendRawTransaction(raw2)
                 }
+            } catch {
+                // Transaction 1 is out and spends the coin; a rerun picks another coin, so say
+                // which one is pending rather than leave it unexplained.
+                throw CLIError.badInput("transaction 1 (\(tx1.txid.displayHex)) was broadcast, transaction 2 (\(tx2.txid.displayHex)) was refused: \(error)")
             }
             return (tx1, tx2)
         } catch let error as CLIError {

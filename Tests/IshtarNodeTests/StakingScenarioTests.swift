@@ -277,6 +277,14 @@ struct StakingScenarioTests {
             // (`relay checkpoint-proof`): SUBMITTED, then CONFIRMED once k = 10 blocks deep.
             let (cp1, cp2) = try await RelayActions.submitCheckpoint(node: api, rpc: rpc, epoch: 1, account: relayer.address,
                                                                     fundingKey: bitcoin.funder, fee: 1_000)
+            // A second run before the first pair is mined takes another coin: the chain's view
+            // of the funding address still shows the first one unspent, and spending it again
+            // would replace (or, at this fee, be refused against) the pair just broadcast.
+            let (again1, again2) = try await RelayActions.submitCheckpoint(node: api, rpc: rpc, epoch: 1, account: relayer.address,
+                                                                          fundingKey: bitcoin.funder, fee: 1_000)
+            #expect(again1.inputs[0].previousOutput != cp1.inputs[0].previousOutput)
+            let pending = Set(try await rpc.getRawMempool())
+            #expect([cp1, cp2, again1, again2].allSatisfy { pending.contains($0.txid.displayHex) }, "both pairs wait in the mempool")
             _ = try await rpc.generateToAddress(1, address: TestAddress.opTrue)
             try await chain.relayHeaders(rpc, from: relayer)
             try await chain.run(relayer, [try await RelayActions.checkpointProofMessage(rpc: rpc, txid1: cp1.txid.displayHex,
