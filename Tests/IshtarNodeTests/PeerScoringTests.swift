@@ -320,3 +320,35 @@ final class CommitCapture: P2PDelegate {
         await follower.stop()
     }
 }
+
+/// The node's per-key rate limits (commits served per height, sync requests per peer).
+@Suite struct RateLimitTests {
+    @Test func aKeyActsOncePerIntervalAndFloodsFailClosed() {
+        final class Limits {
+            var table = RateLimits()
+            func allow(_ key: String, every interval: Duration, now: ContinuousClock.Instant) -> Bool {
+                table.allow(key, every: interval, now: now)
+            }
+            var count: Int { table.count }
+        }
+        let limits = Limits()
+        let t0 = ContinuousClock.now
+        #expect(limits.allow("serve/1/7", every: .milliseconds(100), now: t0))
+        #expect(!limits.allow("serve/1/7", every: .milliseconds(100), now: t0 + .milliseconds(50)))
+        #expect(limits.allow("serve/1/8", every: .milliseconds(100), now: t0 + .milliseconds(50)), "another key is its own")
+        #expect(limits.allow("serve/1/7", every: .milliseconds(100), now: t0 + .milliseconds(100)))
+        // Across a rotation a recent key is still found (one generation back).
+        #expect(limits.allow("commit/2/9", every: .seconds(1), now: t0 + .milliseconds(1900)))
+        #expect(!limits.allow("commit/2/9", every: .seconds(1), now: t0 + .milliseconds(2100)), "found in the older generation")
+        #expect(limits.allow("commit/2/9", every: .seconds(1), now: t0 + .milliseconds(2950)))
+        // A flood of distinct keys: the table stops growing and new keys are refused until it
+        // rotates; the keys age out instead of being filtered on every call.
+        let t1 = t0 + .seconds(10)
+        var admitted = 0
+        for i in 0..<(RateLimits.maxKeys + 500) where limits.allow("serve/9/\(i)", every: .milliseconds(100), now: t1) { admitted += 1 }
+        #expect(admitted == RateLimits.maxKeys)
+        #expect(!limits.allow("sync/3/1", every: .milliseconds(300), now: t1))
+        #expect(limits.count <= 2 * RateLimits.maxKeys)
+        #expect(limits.allow("sync/3/1", every: .milliseconds(300), now: t1 + RateLimits.window), "after a rotation, room again")
+    }
+}

@@ -71,7 +71,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private var timers: [Task<Void, Never>] = []
     private var background: [Task<Void, Never>] = []
     private var peerHeights: [ConnectionID: UInt64] = [:]
-    private var lastSent: [String: ContinuousClock.Instant] = [:]
+    private var rateLimits = RateLimits()
     private var signedMarkerWritten = false
     private let databasePath: String
     /// Hashes of relayed transactions refused since the last commit (a block can make them
@@ -671,13 +671,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
     /// At most one message per key per interval (catch-up answers and requests; intervals
     /// are at most 1 s).
     private func allowed(_ key: String, every ms: Int64) -> Bool {
-        let now = ContinuousClock.now
-        if let t = lastSent[key], now - t < .milliseconds(ms) { return false }
-        // Keys name peer-chosen heights: drop only the expired ones (emptying the table let
-        // a peer wipe every limit, its own and others').
-        if lastSent.count > 10_000 { lastSent = lastSent.filter { now - $0.value < .seconds(1) } }
-        lastSent[key] = now
-        return true
+        rateLimits.allow(key, every: .milliseconds(ms), now: .now)
     }
 
     /// Whether `conn` may be sent another committed block now. Each answer reads a block
@@ -707,7 +701,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         switch reason {
         case .staleHeight(_, let h):
             // The sender is behind: its catch-up path is the certificate of its height.
-            if let source, allowed("commit/\(source)/\(h)", every: 1000), mayServe(source) { sendCommit(height: h, to: source) }
+            if let source, mayServe(source), allowed("commit/\(source)/\(h)", every: 1000) { sendCommit(height: h, to: source) }
         case .futureHeight:
             if let source { requestSync(from: source) }
         case .invalidCommit:
@@ -806,7 +800,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
             peerHeights[conn] = h
             if h >= engine.height { requestSync(from: conn) }
         case .syncRequest(let h):
-            if allowed("serve/\(conn)/\(h)", every: 100), mayServe(conn) { sendCommit(height: h, to: conn) }
+            // The connection's budget first: a refused request adds no per-height key.
+            if mayServe(conn), allowed("serve/\(conn)/\(h)", every: 100) { sendCommit(height: h, to: conn) }
         case .hello, .helloProof:
             network.disconnect(conn, reason: "handshake message after handshake")
         }
@@ -954,4 +949,38 @@ enum PeerPenalty {
     static func isProvablyInvalid(_ r: TxResult) -> Bool {
         r.codespace == "tx" && ["malformed", "invalid-signature", "invalid-sender-key", "wrong-chain-id"].contains(r.rule)
     }
+}
+
+/// "At most once per interval" for keys that peers choose (they name heights), at a cost per
+/// call that does not grow with the table.
+///
+/// Two generations rotated every ``window``: a key stays findable for at least one window,
+/// longer than any interval asked (intervals are capped at it). Filtering a full table on
+/// every call, once it held 10,000 fresh keys, let a peer make each call cost 10,000. A
+/// generation full of keys is a flood: new keys are refused (the limits fail closed).
+struct RateLimits {
+    /// How long a generation lasts; no interval is longer.
+    static let window = Duration.seconds(2)
+    /// Most keys one generation holds.
+    static let maxKeys = 50_000
+
+    private var current: [String: ContinuousClock.Instant] = [:]
+    private var previous: [String: ContinuousClock.Instant] = [:]
+    private var rotatedAt: ContinuousClock.Instant?
+
+    /// Whether `key` may act now (and records that it did): not if it acted less than
+    /// `interval` ago, or if the table is full.
+    mutating func allow(_ key: String, every interval: Duration, now: ContinuousClock.Instant) -> Bool {
+        if let rotatedAt, now - rotatedAt < Self.window {} else {
+            if rotatedAt != nil { previous = current; current = [:] }
+            rotatedAt = now
+        }
+        if let t = current[key] ?? previous[key], now - t < min(interval, Self.window) { return false }
+        guard current.count < Self.maxKeys else { return false }
+        current[key] = now
+        return true
+    }
+
+    /// Keys held in both generations.
+    var count: Int { current.count + previous.count }
 }
