@@ -321,6 +321,53 @@ final class CommitCapture: P2PDelegate {
     }
 }
 
+/// Catch-up asks the peer that just served a block for the next one, so a peer that claims
+/// every height and answers nothing cannot hold a follower to the pace of status messages.
+@Suite(.serialized) struct CatchUpPeerChoiceTests {
+    @Test(.timeLimit(.minutes(3))) func aPeerClaimingEveryHeightDoesNotSlowCatchUp() async throws {
+        let base = randomBasePort()
+        let (home, config) = try singleValidatorHome("liar", chainID: "ishtar-liar", basePort: base)
+        let dir = home.path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let validator = try NodeService(options: try serviceOptions(home, config), logger: quietLogger("validator"))
+        try await validator.start()
+        #expect(await eventually(60) { await validator.lastHeight >= 60 })
+
+        var followerConfig = config
+        followerConfig.p2p.listen = "127.0.0.1:\(base + 20)"
+        followerConfig.p2p.persistentPeers = ["\(try home.loadNodeKey(config: config).publicKey.rawRepresentation.hexString)@\(config.p2p.listen)"]
+        followerConfig.api.listen = "127.0.0.1:\(base + 21)"
+        let followerKey = Schnorr.PrivateKey()
+        let follower = try NodeService(
+            options: NodeServiceOptions(genesis: try home.loadGenesis(), config: followerConfig, validatorKey: Schnorr.PrivateKey(),
+                                        nodeKey: followerKey, databasePath: dir + "/follower-db"),
+            logger: quietLogger("follower"))
+        // The liar is connected and claiming before the follower learns of the validator's height.
+        let liarView = CommitCapture()
+        let liar = try await dialer(chainID: "ishtar-liar", to: followerKey.publicKey.rawRepresentation, at: followerConfig.p2p.listen,
+                                    listenPort: base + 30, delegate: liarView, label: "liar")
+        try await follower.start()
+        #expect(await eventually(15) { !liarView.connected.withLock { $0.isEmpty } })
+        let claims = Task {
+            while !Task.isCancelled {
+                for conn in liarView.connected.withLock({ $0 }) { liar.send(.status(height: .max), to: conn) }
+                try? await Task.sleep(nanoseconds: 100_000_000)
+            }
+        }
+        let target = await validator.lastHeight
+        let started = Date()
+        // At one block per status message (once a second) this would take a minute.
+        let caughtUp = await eventually(20) { await follower.lastHeight >= target }
+        let reached = await follower.lastHeight
+        #expect(caughtUp, "at \(reached) of \(target) after \(Date().timeIntervalSince(started)) s")
+        #expect(await follower.appHash(at: target) == (await validator.appHash(at: target)))
+        claims.cancel()
+        await liar.stop()
+        await follower.stop()
+        await validator.stop()
+    }
+}
+
 /// The node's per-key rate limits (commits served per height, sync requests per peer).
 @Suite struct RateLimitTests {
     @Test func aKeyActsOncePerIntervalAndFloodsFailClosed() {

@@ -71,6 +71,10 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private var timers: [Task<Void, Never>] = []
     private var background: [Task<Void, Never>] = []
     private var peerHeights: [ConnectionID: UInt64] = [:]
+    /// Whose turn it is to be asked for the next block (``syncPeer(holding:)``).
+    private var syncTurn = 0
+    /// The peer whose commit certificate and block we last took (asked first for the next).
+    private var lastServer: ConnectionID?
     private var rateLimits = RateLimits()
     private var signedMarkerWritten = false
     private let databasePath: String
@@ -297,9 +301,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         mempoolGauge.record(mempool.count)
         roundGauge.record(Int64(engine.round))
         // Behind a peer: ask for our next height (repeats are rate-limited).
-        if let best = peerHeights.max(by: { $0.value < $1.value }), best.value >= engine.height {
-            requestSync(from: best.key)
-        }
+        if let peer = syncPeer(holding: engine.height) { requestSync(from: peer) }
     }
 
     // MARK: - event loop
@@ -641,8 +643,13 @@ public actor NodeService: NodeBackend, P2PDelegate {
         timers = []
         let nextSet = engine.validators?.advancedForNextHeight() ?? genesisSet.advanced(byHeights: h + 1 - genesis.initialHeight)
         enqueue(.startHeight(h + 1, nextSet))
-        // Keep syncing while some peer is ahead.
-        if let best = peerHeights.max(by: { $0.value < $1.value }), best.value > h { requestSync(from: best.key, force: true) }
+        // Keep syncing while some peer is ahead: the one that served the last certificate
+        // if it claims more, else the next in turn.
+        if let server = lastServer, (peerHeights[server] ?? 0) > h {
+            requestSync(from: server, force: true)
+        } else if let peer = syncPeer(holding: h + 1) {
+            requestSync(from: peer, force: true)
+        }
     }
 
     /// After an epoch's last block: sign its checkpoint and send the signature from the
@@ -683,6 +690,17 @@ public actor NodeService: NodeBackend, P2PDelegate {
     static let frameOverheadBytes = 1 << 20
     /// Most transactions one gossip frame may carry (as `POST /txs/batch`).
     static let maxRelayedTransactionsPerFrame = 1000
+
+    /// The next peer, in turn, among those whose last status says they hold `height`.
+    /// Taking turns rather than always asking the highest claim: a peer can claim any
+    /// height and then not answer, and always asking it would leave catch-up to the
+    /// other peers' occasional messages.
+    private func syncPeer(holding height: UInt64) -> ConnectionID? {
+        let holders = peerHeights.filter { $0.value >= height }.keys.sorted()
+        guard !holders.isEmpty else { return nil }
+        syncTurn &+= 1
+        return holders[syncTurn % holders.count]
+    }
 
     private func requestSync(from conn: ConnectionID, force: Bool = false) {
         let h = engine.height
@@ -734,6 +752,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
 
     public func peerDisconnected(_ connection: ConnectionID) async {
         peerHeights.removeValue(forKey: connection)
+        if lastServer == connection { lastServer = nil }
         peersGauge.record(network.peerCount)
     }
 
@@ -784,6 +803,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
                 network.penalize(conn, points: P2PNetwork.initialScore, reason: "commit with a block that is not the certified one")
                 break
             }
+            // This peer serves: the next height is asked of it first.
+            lastServer = conn
             enqueue(.commit(cert, ProposalValue(hash: cert.value, block: block)), from: conn)
         case .transaction(let tx):
             admitRelayed(tx, from: conn)
