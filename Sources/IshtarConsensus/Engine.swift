@@ -141,6 +141,8 @@ public struct ConsensusEngine: Sendable {
     private var catchUpValues: [ProposalValue] = []
     /// How many catch-up values this height holds (tests: repeats are not kept).
     var catchUpValueCount: Int { catchUpValues.count }
+    /// How many proposals this height holds for `round` (tests: the bounds per round).
+    func heldProposalCount(round r: Round) -> Int { proposals[r]?.count ?? 0 }
     /// (round, hash) pairs whose precommits reached > 2/3.
     private var commitCandidates: [(Round, BlockHash)] = []
     private var awaitingValueForRound: Round?
@@ -466,6 +468,11 @@ public struct ConsensusEngine: Sendable {
         var list = proposals[p.round] ?? []
         if !list.isEmpty {
             out.append(.ignored(.conflictingProposal(from: p.proposer, round: p.round)))
+            // A round still ahead of ours keeps its first proposal only: a Byzantine proposer
+            // owns about a quarter of the window's rounds, and a few full blocks in each was
+            // hundreds of MiB held per height. Peers gossip the round's proposals again once
+            // we are there, so one that comes to matter is not lost.
+            if p.round > round { return }
             // Keep it anyway (bounded) if it may matter: room left, or votes name its value.
             let named = votes[p.round].map { $0.prevotes.power(for: p.value.hash) > 0 || $0.precommits.power(for: p.value.hash) > 0 } ?? false
             guard list.count < Self.maxProposalsPerRound || named else { return }

@@ -443,6 +443,20 @@ extension ConsensusAction {
         #expect(r.engine.screen(later) == .futureHeight(from: Data(), height: 5))
     }
 
+    /// A Byzantine proposer of a round still ahead of ours cannot make us hold several of its
+    /// blocks for that round; in our own round a few are kept (one may gather a quorum).
+    @Test func aRoundAheadKeepsOneProposal() throws {
+        var r = try rig()
+        _ = r.start()
+        let ahead: Round = 2
+        let byzantine = r.proposerIndex(round: ahead)
+        for i in 0..<6 { r.step(.proposal(r.proposal(byzantine, 1, ahead, Fixtures.value(height: 1, tag: "ahead-\(i)")))) }
+        #expect(r.engine.heldProposalCount(round: ahead) == 1)
+        let current = r.proposerIndex(round: 0)
+        for i in 0..<6 { r.step(.proposal(r.proposal(current, 1, 0, Fixtures.value(height: 1, tag: "now-\(i)")))) }
+        #expect(r.engine.heldProposalCount(round: 0) == ConsensusEngine.maxProposalsPerRound)
+    }
+
     @Test func catchUpWithCommitCertificate() throws {
         var r = try rig()
         _ = r.start()
