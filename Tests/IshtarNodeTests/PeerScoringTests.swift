@@ -47,6 +47,27 @@ final class CommitCapture: P2PDelegate {
     func peerDisconnected(_ connection: ConnectionID) async { disconnected.withLock { $0.append(connection) } }
 }
 
+/// A single-validator node on its own home at `base`, started.
+func startedValidator(_ name: String, chainID: String, base: Int) async throws -> (NodeHome, NodeConfig, NodeService) {
+    let (home, config) = try singleValidatorHome(name, chainID: chainID, basePort: base)
+    let validator = try NodeService(options: try serviceOptions(home, config), logger: quietLogger("validator"))
+    try await validator.start()
+    return (home, config, validator)
+}
+
+/// A follower of `home`'s chain (its key is not a validator's) on its own store and ports
+/// (`base + 20`, `+ 21`), with `peers` as its persistent peers. Not started.
+func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schnorr.PrivateKey, peers: [String]) throws -> NodeService {
+    var followerConfig = config
+    followerConfig.p2p.listen = "127.0.0.1:\(base + 20)"
+    followerConfig.p2p.persistentPeers = peers
+    followerConfig.api.listen = "127.0.0.1:\(base + 21)"
+    return try NodeService(
+        options: NodeServiceOptions(genesis: try home.loadGenesis(), config: followerConfig, validatorKey: Schnorr.PrivateKey(),
+                                    nodeKey: key, databasePath: home.path + "/follower-db"),
+        logger: quietLogger("follower"))
+}
+
 @Suite(.serialized) struct PeerScoringTests {
     /// Two real networks on loopback: `a` listens, `b` dials it.
     func pair(aDelegate: RecordingDelegate, bDelegate: RecordingDelegate, aQueueLimit: Int = P2PNetwork.defaultInboundQueueLimit)
@@ -237,11 +258,8 @@ final class CommitCapture: P2PDelegate {
     /// the real pair is then committed.
     @Test(.timeLimit(.minutes(3))) func aPeerPairingARealCertificateWithAnotherBlockIsDisconnected() async throws {
         let base = randomBasePort()
-        let (home, config) = try singleValidatorHome("catchup", chainID: "ishtar-catchup", basePort: base)
-        let dir = home.path
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let validator = try NodeService(options: try serviceOptions(home, config), logger: quietLogger("validator"))
-        try await validator.start()
+        let (home, config, validator) = try await startedValidator("catchup", chainID: "ishtar-catchup", base: base)
+        defer { try? FileManager.default.removeItem(atPath: home.path) }
         #expect(await eventually(15) { await validator.lastHeight >= 2 })
 
         // The certificate and block of height 1, asked for like any peer would.
@@ -258,15 +276,8 @@ final class CommitCapture: P2PDelegate {
 
         // A follower of the same chain (its key is not a validator's), on its own store and
         // ports, with no peers: it stays at height 0 until someone sends it height 1.
-        var followerConfig = config
-        followerConfig.p2p.listen = "127.0.0.1:\(base + 20)"
-        followerConfig.p2p.persistentPeers = []
-        followerConfig.api.listen = "127.0.0.1:\(base + 21)"
         let followerKey = Schnorr.PrivateKey()
-        let follower = try NodeService(
-            options: NodeServiceOptions(genesis: try home.loadGenesis(), config: followerConfig, validatorKey: Schnorr.PrivateKey(),
-                                        nodeKey: followerKey, databasePath: dir + "/follower-db"),
-            logger: quietLogger("follower"))
+        let follower = try makeFollower(of: home, config, base: base, key: followerKey, peers: [])
         try await follower.start()
         #expect(await follower.lastHeight == 0)
 
@@ -326,25 +337,16 @@ final class CommitCapture: P2PDelegate {
 @Suite(.serialized) struct CatchUpPeerChoiceTests {
     @Test(.timeLimit(.minutes(3))) func aPeerClaimingEveryHeightDoesNotSlowCatchUp() async throws {
         let base = randomBasePort()
-        let (home, config) = try singleValidatorHome("liar", chainID: "ishtar-liar", basePort: base)
-        let dir = home.path
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let validator = try NodeService(options: try serviceOptions(home, config), logger: quietLogger("validator"))
-        try await validator.start()
+        let (home, config, validator) = try await startedValidator("liar", chainID: "ishtar-liar", base: base)
+        defer { try? FileManager.default.removeItem(atPath: home.path) }
         #expect(await eventually(60) { await validator.lastHeight >= 60 })
 
-        var followerConfig = config
-        followerConfig.p2p.listen = "127.0.0.1:\(base + 20)"
-        followerConfig.p2p.persistentPeers = ["\(try home.loadNodeKey(config: config).publicKey.rawRepresentation.hexString)@\(config.p2p.listen)"]
-        followerConfig.api.listen = "127.0.0.1:\(base + 21)"
         let followerKey = Schnorr.PrivateKey()
-        let follower = try NodeService(
-            options: NodeServiceOptions(genesis: try home.loadGenesis(), config: followerConfig, validatorKey: Schnorr.PrivateKey(),
-                                        nodeKey: followerKey, databasePath: dir + "/follower-db"),
-            logger: quietLogger("follower"))
+        let validatorPeer = "\(try home.loadNodeKey(config: config).publicKey.rawRepresentation.hexString)@\(config.p2p.listen)"
+        let follower = try makeFollower(of: home, config, base: base, key: followerKey, peers: [validatorPeer])
         // The liar is connected and claiming before the follower learns of the validator's height.
         let liarView = CommitCapture()
-        let liar = try await dialer(chainID: "ishtar-liar", to: followerKey.publicKey.rawRepresentation, at: followerConfig.p2p.listen,
+        let liar = try await dialer(chainID: "ishtar-liar", to: followerKey.publicKey.rawRepresentation, at: "127.0.0.1:\(base + 20)",
                                     listenPort: base + 30, delegate: liarView, label: "liar")
         try await follower.start()
         #expect(await eventually(15) { !liarView.connected.withLock { $0.isEmpty } })
