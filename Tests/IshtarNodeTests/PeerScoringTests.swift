@@ -188,6 +188,59 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
         await server.stop()
     }
 
+    /// One address cannot take every inbound slot: past `p2p.max_inbound_peers_per_ip` its
+    /// connections are closed on accept though the node-wide limit has room.
+    @Test(.timeLimit(.minutes(3))) func inboundConnectionsFromOneAddressAreLimited() async throws {
+        let base = randomBasePort()
+        let serverKey = Schnorr.PrivateKey()
+        let ds = RecordingDelegate()
+        let server = P2PNetwork(chainID: "ishtar-p2p", nodeKey: serverKey,
+                                config: P2PConfig(listen: "127.0.0.1:\(base)", maxInboundPeers: 10, maxInboundPeersPerIP: 2),
+                                logger: quietLogger("server"))
+        server.setDelegate(ds)
+        try await server.start()
+        var clients: [(network: P2PNetwork, delegate: RecordingDelegate)] = []
+        for i in 1...3 {
+            let d = RecordingDelegate()
+            clients.append((try await dialer(chainID: "ishtar-p2p", to: serverKey.publicKey.rawRepresentation, at: "127.0.0.1:\(base)",
+                                             listenPort: base + 2 * i, delegate: d, maxDialBackoffMillis: 250), d))
+        }
+        #expect(await eventually(10) { ds.connections.count == 2 && server.refusedInboundCount >= 1 }, "two from 127.0.0.1, the third refused")
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        #expect(server.peerCount == 2, "the refused one keeps redialing and stays out (8 slots are free node-wide)")
+        let leaving = try #require(clients.first { !$0.delegate.connections.isEmpty })
+        await leaving.network.stop()
+        #expect(await eventually(10) { ds.connections.count == 3 && server.peerCount == 2 }, "a slot of that address is free again")
+        for c in clients where c.network !== leaving.network { await c.network.stop() }
+        await server.stop()
+    }
+
+    /// A peer disconnected for misbehaviour does not come straight back with a full score:
+    /// its node id is refused at the handshake until the ban ends, then admitted again.
+    @Test(.timeLimit(.minutes(3))) func aPeerDisconnectedForMisbehaviourIsBannedForAWhile() async throws {
+        let base = randomBasePort()
+        let aKey = Schnorr.PrivateKey()
+        let da = RecordingDelegate(), db = RecordingDelegate()
+        let a = P2PNetwork(chainID: "ishtar-p2p", nodeKey: aKey,
+                           config: P2PConfig(listen: "127.0.0.1:\(base)", misbehaviourBanMillis: 3000), logger: quietLogger("a"))
+        a.setDelegate(da)
+        try await a.start()
+        let b = try await dialer(chainID: "ishtar-p2p", to: aKey.publicKey.rawRepresentation, at: "127.0.0.1:\(base)",
+                                 listenPort: base + 1, delegate: db, maxDialBackoffMillis: 250)
+        #expect(await eventually(10) { da.connections.count == 1 })
+        let conn = try #require(da.connections.first)
+        let seen = try #require(a.nodeID(of: conn))
+        #expect(seen == b.nodeID && !a.isBanned(seen))
+        #expect(a.penalize(conn, points: P2PNetwork.initialScore, reason: "test: misbehaviour"))
+        #expect(a.isBanned(seen))
+        #expect(await eventually(10) { a.refusedBannedCount >= 2 }, "its redials are refused at the handshake")
+        #expect(da.connections.count == 1, "and never reach the node")
+        #expect(await eventually(15) { da.connections.count == 2 }, "admitted again once the ban is over")
+        #expect(!a.isBanned(seen))
+        await b.stop()
+        await a.stop()
+    }
+
     /// A peer that relays transactions which cannot be valid (undecodable) is penalized by
     /// the real node service and disconnected once its score is used up.
     @Test(.timeLimit(.minutes(3))) func nodeServiceDisconnectsAPeerRelayingInvalidTransactions() async throws {
@@ -276,8 +329,12 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
 
         // A follower of the same chain (its key is not a validator's), on its own store and
         // ports, with no peers: it stays at height 0 until someone sends it height 1.
+        // Bans off: every forgery below comes from the same key, which would otherwise be
+        // refused after its first disconnect (bans are tested on their own).
+        var lenient = config
+        lenient.p2p.misbehaviourBanMillis = 0
         let followerKey = Schnorr.PrivateKey()
-        let follower = try makeFollower(of: home, config, base: base, key: followerKey, peers: [])
+        let follower = try makeFollower(of: home, lenient, base: base, key: followerKey, peers: [])
         try await follower.start()
         #expect(await follower.lastHeight == 0)
 

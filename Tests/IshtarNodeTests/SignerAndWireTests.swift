@@ -198,6 +198,7 @@ import Testing
             (#"{"mempool":{"max_per_sender":-1}}"#, .outOfRange(field: "mempool.max_per_sender", value: "-1", allowed: "1…10000000")),
             (#"{"p2p":{"max_frame_bytes":100}}"#, .outOfRange(field: "p2p.max_frame_bytes", value: "100", allowed: "65536…1073741824")),
             (#"{"p2p":{"max_inbound_peers":0}}"#, .outOfRange(field: "p2p.max_inbound_peers", value: "0", allowed: "1…10000")),
+            (#"{"p2p":{"max_inbound_peers_per_ip":0}}"#, .outOfRange(field: "p2p.max_inbound_peers_per_ip", value: "0", allowed: "1…10000")),
             (#"{"p2p":{"listen":"26656"}}"#, .invalid(field: "p2p.listen", reason: "\"26656\" is not host:port")),
             (#"{"p2p":{"persistent_peers":["1.2.3.4:5","peer"]}}"#,
              .invalid(field: "p2p.persistent_peers[1]", reason: "\"peer\" is not nodeIDhex@host:port or host:port")),

@@ -158,8 +158,12 @@ public enum NodeMetricName {
     public static let inboundOverflows = "ishtar_p2p_inbound_overflows_total"
     /// Counter: peers disconnected because their score fell to the threshold.
     public static let misbehavingPeers = "ishtar_p2p_misbehaving_peers_total"
-    /// Counter: inbound connections closed on accept because `p2p.max_inbound_peers` were open.
+    /// Counter: inbound connections closed on accept because `p2p.max_inbound_peers` were
+    /// open, or `p2p.max_inbound_peers_per_ip` from the same address.
     public static let inboundRefused = "ishtar_p2p_inbound_refused_total"
+    /// Counter: handshakes (inbound or dialed) refused because the peer's node id is banned
+    /// for misbehaviour (`p2p.misbehaviour_ban_ms`).
+    public static let bannedRefusals = "ishtar_p2p_banned_refusals_total"
     /// Gauge: the BTC light client's tip height (a relayer has stopped if it falls behind Bitcoin).
     public static let btcLightClientHeight = "ishtar_btc_light_client_height"
     /// Gauge: the last height finalized by BTC-staked votes (finality stalls if it stops

@@ -107,6 +107,8 @@ public struct NodeConfig: Codable, Sendable, Hashable {
         try range("p2p.max_frame_bytes", p2p.maxFrameBytes, 64 << 10...1 << 30)
         try range("p2p.max_dial_backoff_ms", p2p.maxDialBackoffMillis, 250...Self.maxMillis)
         try range("p2p.max_inbound_peers", p2p.maxInboundPeers, 1...10_000)
+        try range("p2p.max_inbound_peers_per_ip", p2p.maxInboundPeersPerIP, 1...10_000)
+        try range("p2p.misbehaviour_ban_ms", p2p.misbehaviourBanMillis, 0...Self.maxMillis)
         let c = consensus
         for (field, value) in [("propose_base_ms", c.proposeBaseMillis), ("prevote_base_ms", c.prevoteBaseMillis),
                                ("precommit_base_ms", c.precommitBaseMillis)] {
@@ -162,19 +164,31 @@ public struct P2PConfig: Codable, Sendable, Hashable {
     /// more are closed on accept. Each established peer may hold a queue of frames, so this
     /// bounds what strangers can make the node hold. Dialed persistent peers do not count.
     public var maxInboundPeers: Int
+    /// Most of those inbound connections from one IP address: one host cannot take every
+    /// inbound slot. A devnet runs every node on 127.0.0.1, so the default leaves room for
+    /// ten local peers.
+    public var maxInboundPeersPerIP: Int
+    /// How long a node id disconnected for misbehaviour (its score used up) is refused at
+    /// the handshake, inbound or dialed; 0 disables bans. Without it the peer reconnects at
+    /// once with a full score and starts over.
+    public var misbehaviourBanMillis: UInt64
 
     public init(listen: String = "127.0.0.1:26656", persistentPeers: [String] = [], maxFrameBytes: Int = 8 << 20,
-                maxDialBackoffMillis: UInt64 = 5000, maxInboundPeers: Int = 40) {
+                maxDialBackoffMillis: UInt64 = 5000, maxInboundPeers: Int = 40, maxInboundPeersPerIP: Int = 10,
+                misbehaviourBanMillis: UInt64 = 600_000) {
         self.listen = listen
         self.persistentPeers = persistentPeers
         self.maxFrameBytes = maxFrameBytes
         self.maxDialBackoffMillis = maxDialBackoffMillis
         self.maxInboundPeers = maxInboundPeers
+        self.maxInboundPeersPerIP = maxInboundPeersPerIP
+        self.misbehaviourBanMillis = misbehaviourBanMillis
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, persistentPeers = "persistent_peers", maxFrameBytes = "max_frame_bytes"
         case maxDialBackoffMillis = "max_dial_backoff_ms", maxInboundPeers = "max_inbound_peers"
+        case maxInboundPeersPerIP = "max_inbound_peers_per_ip", misbehaviourBanMillis = "misbehaviour_ban_ms"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -185,6 +199,8 @@ public struct P2PConfig: Codable, Sendable, Hashable {
         maxFrameBytes = try c.decodeIfPresent(Int.self, forKey: .maxFrameBytes) ?? d.maxFrameBytes
         maxDialBackoffMillis = try c.decodeIfPresent(UInt64.self, forKey: .maxDialBackoffMillis) ?? d.maxDialBackoffMillis
         maxInboundPeers = try c.decodeIfPresent(Int.self, forKey: .maxInboundPeers) ?? d.maxInboundPeers
+        maxInboundPeersPerIP = try c.decodeIfPresent(Int.self, forKey: .maxInboundPeersPerIP) ?? d.maxInboundPeersPerIP
+        misbehaviourBanMillis = try c.decodeIfPresent(UInt64.self, forKey: .misbehaviourBanMillis) ?? d.misbehaviourBanMillis
     }
 }
 

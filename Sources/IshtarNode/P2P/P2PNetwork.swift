@@ -125,8 +125,10 @@ public protocol P2PDelegate: AnyObject, Sendable {
 /// or any non-handshake frame before it completes closes the connection. Afterwards an
 /// oversized frame closes it, and misbehaviour costs score (``penalize(_:points:reason:)``):
 /// an undecodable frame here, badly signed consensus messages or transactions reported by
-/// the node; at ``disconnectScore`` the peer is disconnected. Each connection's inbound
-/// queue is bounded (``inboundQueueLimit``); overflowing it disconnects the peer.
+/// the node; at ``disconnectScore`` the peer is disconnected and its node id refused at the
+/// handshake for `misbehaviour_ban_ms`. Inbound connections are limited in all and per IP
+/// address. Each connection's inbound queue is bounded (``inboundQueueLimit``); overflowing
+/// it disconnects the peer.
 ///
 /// Sending is synchronous and thread-safe (NIO channels accept writes from any thread), so
 /// the node service never suspends between executing two consensus actions.
@@ -168,8 +170,16 @@ public final class P2PNetwork: Sendable {
         var endedTasks: Set<Int> = []
         /// Inbound connections open (handshaking or established).
         var inbound = 0
+        /// The same, per remote IP address (entries at zero are removed).
+        var inboundPerIP: [String: Int] = [:]
+        /// Node id → uptime nanoseconds until which its handshakes are refused.
+        var bans: [Data: UInt64] = [:]
         var stopped = false
     }
+
+    /// Most node ids banned at once: ids cost nothing to make, so the list must not grow
+    /// without bound; when it is full the ban ending soonest makes room.
+    public static let maxBans = 10_000
 
     public let chainID: String
     public let nodeKey: Schnorr.PrivateKey
@@ -184,9 +194,11 @@ public final class P2PNetwork: Sendable {
     private let overflowCounter = Counter(label: NodeMetricName.inboundOverflows)
     private let misbehaviourCounter = Counter(label: NodeMetricName.misbehavingPeers)
     private let refusedCounter = Counter(label: NodeMetricName.inboundRefused)
+    private let bannedCounter = Counter(label: NodeMetricName.bannedRefusals)
     private let overflows = Atomic<Int>(0)
     private let misbehaviourDisconnects = Atomic<Int>(0)
     private let refusedInbound = Atomic<Int>(0)
+    private let refusedBanned = Atomic<Int>(0)
 
     public init(chainID: String, nodeKey: Schnorr.PrivateKey, config: P2PConfig, logger: Logger,
                 inboundQueueLimit: Int = P2PNetwork.defaultInboundQueueLimit) {
@@ -324,29 +336,76 @@ public final class P2PNetwork: Sendable {
         // operator wants to see in the log.
         let remote = channel.remoteAddress.map { "\($0)" } ?? "unknown"
         if !outbound {
-            let limit = config.maxInboundPeers
-            let admitted = state.withLock { s -> Bool in
-                guard s.inbound < limit else { return false }
+            let limit = config.maxInboundPeers, perIP = config.maxInboundPeersPerIP
+            let ip = channel.remoteAddress?.ipAddress ?? "unknown"
+            let refusal = state.withLock { s -> String? in
+                guard s.inbound < limit else { return "max_inbound_peers (\(limit)) open" }
+                guard s.inboundPerIP[ip, default: 0] < perIP else { return "max_inbound_peers_per_ip (\(perIP)) open from \(ip)" }
                 s.inbound += 1
-                return true
+                s.inboundPerIP[ip, default: 0] += 1
+                return nil
             }
-            guard admitted else {
+            if let refusal {
                 // Before any handshake work: a flood of connections costs an accept and a close.
                 refusedInbound.add(1, ordering: .relaxed)
                 refusedCounter.increment()
-                logger.debug("inbound connection refused: max_inbound_peers open", metadata: ["remote": "\(remote)", "limit": "\(limit)"])
+                logger.debug("inbound connection refused", metadata: ["remote": "\(remote)", "reason": "\(refusal)"])
                 channel.close(promise: nil)
                 return
             }
+            track { [weak self] in
+                _ = await self?.run(channel: channel, remote: remote, frames: frames, queued: queued, outbound: false, expected: expected)
+                self?.state.withLock { s in
+                    s.inbound -= 1
+                    let left = s.inboundPerIP[ip, default: 1] - 1
+                    s.inboundPerIP[ip] = left > 0 ? left : nil
+                }
+            }
+            return
         }
         track { [weak self] in
             _ = await self?.run(channel: channel, remote: remote, frames: frames, queued: queued, outbound: outbound, expected: expected)
-            if !outbound { self?.state.withLock { $0.inbound -= 1 } }
         }
     }
 
-    /// Inbound connections closed on accept because `max_inbound_peers` were open.
+    /// Inbound connections closed on accept because `max_inbound_peers` were open, or
+    /// `max_inbound_peers_per_ip` from the same address.
     public var refusedInboundCount: Int { refusedInbound.load(ordering: .relaxed) }
+    /// Handshakes refused because the peer's node id is banned for misbehaviour.
+    public var refusedBannedCount: Int { refusedBanned.load(ordering: .relaxed) }
+
+    /// Whether `nodeID` is banned now (see ``P2PConfig/misbehaviourBanMillis``).
+    public func isBanned(_ nodeID: Data) -> Bool { banRemainingMillis(nodeID) != nil }
+
+    /// Milliseconds left of `nodeID`'s ban, nil when it is not banned.
+    func banRemainingMillis(_ nodeID: Data) -> UInt64? {
+        let now = DispatchTime.now().uptimeNanoseconds
+        return state.withLock { s -> UInt64? in
+            guard let until = s.bans[nodeID] else { return nil }
+            guard until > now else {
+                s.bans[nodeID] = nil
+                return nil
+            }
+            return (until - now) / 1_000_000
+        }
+    }
+
+    /// Refuses `nodeID`'s handshakes for `misbehaviour_ban_ms` from now.
+    private func ban(_ nodeID: Data) {
+        let millis = config.misbehaviourBanMillis
+        guard millis > 0 else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        let (until, overflow) = now.addingReportingOverflow(nanoseconds(millis: millis))
+        state.withLock { s in
+            if s.bans[nodeID] == nil, s.bans.count >= Self.maxBans {
+                s.bans = s.bans.filter { $0.value > now }
+                if s.bans.count >= Self.maxBans, let soonest = s.bans.min(by: { $0.value < $1.value }) {
+                    s.bans[soonest.key] = nil
+                }
+            }
+            s.bans[nodeID] = overflow ? .max : until
+        }
+    }
 
     /// Dial loops and connections still running (tests: ended ones are not kept).
     var trackedTaskCount: Int { state.withLock { $0.tasks.count } }
@@ -384,6 +443,12 @@ public final class P2PNetwork: Sendable {
         guard peerChain == chainID else { return await reject("chain id \(peerChain) is not \(chainID)") }
         guard peerKey != nodeID else { return await reject("connected to self") }
         if let expected, expected != peerKey { return await reject("node id \(peerKey.hexEncoded) is not the configured \(expected.hexEncoded)") }
+        // Before signing anything for it: a banned peer costs this node one decode.
+        if let left = banRemainingMillis(peerKey) {
+            refusedBanned.add(1, ordering: .relaxed)
+            bannedCounter.increment()
+            return await reject("node id \(peerKey.hexEncoded.prefix(16)) is banned for misbehaviour for another \(left) ms")
+        }
         do {
             let sig = try nodeKey.signature(for: WireMessage.handshakeDigest(peerChallenge: peerChallenge, chainID: chainID, nodeKey: nodeID))
             write(.helloProof(signature: sig.rawRepresentation), to: channel)
@@ -486,6 +551,9 @@ public final class P2PNetwork: Sendable {
     /// How many connections were closed because their score fell to ``disconnectScore``.
     public var misbehaviourDisconnectCount: Int { misbehaviourDisconnects.load(ordering: .relaxed) }
 
+    /// The node id of a connection (nil when it is gone).
+    public func nodeID(of connection: ConnectionID) -> Data? { state.withLock { $0.peers[connection]?.nodeID } }
+
     /// The current score of a connection (nil when it is gone).
     public func score(of connection: ConnectionID) -> Int? { state.withLock { $0.peers[connection]?.score } }
 
@@ -509,8 +577,10 @@ public final class P2PNetwork: Sendable {
         guard state.withLock({ $0.peers.removeValue(forKey: connection) }) != nil else { return false }
         misbehaviourDisconnects.add(1, ordering: .relaxed)
         misbehaviourCounter.increment()
+        ban(result.nodeID)
         logger.warning("disconnecting misbehaving peer", metadata: [
             "peer": "\(result.nodeID.hexEncoded.prefix(16))", "reason": "\(reason)", "score": "\(result.score)",
+            "banned_ms": "\(config.misbehaviourBanMillis)",
         ])
         result.channel.close(promise: nil)
         return true
