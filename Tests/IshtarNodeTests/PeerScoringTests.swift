@@ -390,7 +390,8 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
 }
 
 /// Catch-up asks the peer that just served a block for the next one, so a peer that claims
-/// every height and answers nothing cannot hold a follower to the pace of status messages.
+/// every height and answers nothing cannot hold a follower to the pace of status messages,
+/// nor keep its `/status` saying it is catching up.
 @Suite(.serialized) struct CatchUpPeerChoiceTests {
     @Test(.timeLimit(.minutes(3))) func aPeerClaimingEveryHeightDoesNotSlowCatchUp() async throws {
         let base = randomBasePort()
@@ -420,6 +421,9 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
         let reached = await follower.lastHeight
         #expect(caughtUp, "at \(reached) of \(target) after \(Date().timeIntervalSince(started)) s")
         #expect(await follower.appHash(at: target) == (await validator.appHash(at: target)))
+        // Caught up, it no longer says it is catching up, though the liar still claims
+        // every height (the highest claim used to keep `catching_up` true for good).
+        #expect(await eventually(20) { await !follower.status().catchingUp }, "catching_up clears beside the liar")
         claims.cancel()
         await liar.stop()
         await follower.stop()

@@ -89,7 +89,9 @@ public struct NodeStatus: Sendable, Hashable, Codable {
     public var appHash: String
     public var peers: Int
     public var mempoolSize: Int
-    /// True while the node downloads committed blocks to catch up with its peers.
+    /// True while the node takes certified blocks from peers instead of deciding them (one
+    /// served in the last 3 s, or the peer that served the last one claims more than the
+    /// next height); a peer's claim alone does not make it true.
     public var catchingUp: Bool
     /// The BTC light client's tip height (absent on a chain without the light client).
     public var btcLightClientHeight: UInt64?

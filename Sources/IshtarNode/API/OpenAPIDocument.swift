@@ -192,7 +192,7 @@ enum OpenAPIDocument {
               "app_hash": {"type": "string"},
               "peers": {"type": "integer"},
               "mempool_size": {"type": "integer"},
-              "catching_up": {"type": "boolean"},
+              "catching_up": {"type": "boolean", "description": "true while the node takes certified blocks from peers instead of deciding them: one was served in the last 3 s, or the peer that served the last one claims a height beyond the next"},
               "btc_light_client_height": {"type": "integer", "format": "int64", "description": "The BTC light client's main-chain tip height (absent on a chain without the light client)"},
               "btc_finalized_height": {"type": "integer", "format": "int64", "description": "The last height finalized by BTC-staked finality votes (absent until the first)"},
               "last_finalized_epoch": {"type": "integer", "format": "int64", "description": "The last epoch whose checkpoint is FINALIZED on Bitcoin (0 while none is)"}

@@ -75,6 +75,9 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private var syncTurn = 0
     /// The peer whose commit certificate and block we last took (asked first for the next).
     private var lastServer: ConnectionID?
+    /// When a peer last handed this node a verified certificate for the height it was
+    /// still deciding: the node was behind then (``status()``'s `catching_up`).
+    private var lastServedCommit: ContinuousClock.Instant?
     private var rateLimits = RateLimits()
     private var signedMarkerWritten = false
     private let databasePath: String
@@ -805,6 +808,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
             }
             // This peer serves: the next height is asked of it first.
             lastServer = conn
+            lastServedCommit = .now
             enqueue(.commit(cert, ProposalValue(hash: cert.value, block: block)), from: conn)
         case .transaction(let tx):
             admitRelayed(tx, from: conn)
@@ -880,12 +884,18 @@ public actor NodeService: NodeBackend, P2PDelegate {
 
     public func status() async -> NodeStatus {
         let tip = app.tip
-        let maxPeer = peerHeights.values.max() ?? 0
+        // Catching up means taking certified blocks from peers rather than deciding them:
+        // one was served in the last 3 s, or the peer that served the last one claims more
+        // than the next height. Claims alone do not count — any peer can claim any height,
+        // and the highest claim kept this true forever beside one liar.
+        let height = tip?.lastHeight ?? 0
+        let servedRecently = lastServedCommit.map { ContinuousClock.now - $0 < .seconds(3) } ?? false
+        let serverAhead = lastServer.flatMap { peerHeights[$0] }.map { $0 > height + 1 } ?? false
         return NodeStatus(
             chainID: chainID, nodeID: network.nodeID.hexEncoded, validatorAddress: validatorAddress.hexEncoded,
             height: tip?.lastHeight ?? 0, round: engine.round, latestBlockHash: tip?.lastBlockHash.hexEncoded ?? "",
             latestBlockTime: tip?.lastBlockTime ?? 0, appHash: tip?.lastAppHash.hexEncoded ?? "",
-            peers: network.peerCount, mempoolSize: mempool.count, catchingUp: maxPeer > (tip?.lastHeight ?? 0) + 1,
+            peers: network.peerCount, mempoolSize: mempool.count, catchingUp: servedRecently || serverAhead,
             progress: ControlPlane.progress(of: app))
     }
 
