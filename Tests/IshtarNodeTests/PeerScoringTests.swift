@@ -433,6 +433,30 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
 
 /// The node's per-key rate limits (commits served per height, sync requests per peer).
 @Suite struct RateLimitTests {
+    /// Serving committed blocks stops at a byte budget per connection and in all, per
+    /// one-second window, whatever the request count.
+    @Test func servedBlocksStopAtTheByteBudgets() {
+        var budget = ServeBudget()
+        let t0 = ContinuousClock.now
+        let block = 4 << 20
+        var sent = 0
+        while budget.allows(1, now: t0) {
+            budget.charge(block, to: 1, now: t0)
+            sent += 1
+        }
+        #expect(sent == ServeBudget.perConnectionBytes / block, "one connection: its budget of full blocks, no more")
+        let other = budget.allows(2, now: t0)
+        #expect(other, "another connection has its own budget")
+        for conn: ConnectionID in 2...8 {
+            while budget.allows(conn, now: t0) { budget.charge(block, to: conn, now: t0) }
+        }
+        let ninth = budget.allows(9, now: t0), firstAgain = budget.allows(1, now: t0 + .milliseconds(999))
+        #expect(!ninth, "the node-wide budget is spent for this window")
+        #expect(!firstAgain)
+        let next = budget.allows(1, now: t0 + .seconds(1)) && budget.allows(9, now: t0 + .seconds(1))
+        #expect(next, "the next window starts afresh")
+    }
+
     @Test func aKeyActsOncePerIntervalAndFloodsFailClosed() {
         final class Limits {
             var table = RateLimits()

@@ -79,6 +79,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
     /// still deciding: the node was behind then (``status()``'s `catching_up`).
     private var lastServedCommit: ContinuousClock.Instant?
     private var rateLimits = RateLimits()
+    private var serveBudget = ServeBudget()
     private var signedMarkerWritten = false
     private let databasePath: String
     /// Hashes of relayed transactions refused since the last commit (a block can make them
@@ -686,8 +687,11 @@ public actor NodeService: NodeBackend, P2PDelegate {
 
     /// Whether `conn` may be sent another committed block now. Each answer reads a block
     /// (up to max_block_bytes) and queues it, and the heights it names are the peer's choice,
-    /// so besides the per-height limits a connection gets one every 5 ms.
-    private func mayServe(_ conn: ConnectionID) -> Bool { allowed("serve-any/\(conn)", every: 5) }
+    /// so besides the per-height limits a connection gets one every 5 ms, within the byte
+    /// budgets of ``ServeBudget`` (checked first: a refusal records no key).
+    private func mayServe(_ conn: ConnectionID) -> Bool {
+        serveBudget.allows(conn, now: .now) && allowed("serve-any/\(conn)", every: 5)
+    }
 
     /// Room for a commit certificate and framing beside a full block in one P2P frame.
     static let frameOverheadBytes = 1 << 20
@@ -715,7 +719,9 @@ public actor NodeService: NodeBackend, P2PDelegate {
         guard let last = app.lastHeight, h <= last, h >= genesis.initialHeight,
             let cert = try? certificate(at: h), let block = try? app.block(at: h)
         else { return }
-        network.send(.commit(cert, block: block.encoded), to: conn)
+        let encoded = block.encoded
+        serveBudget.charge(encoded.count, to: conn, now: .now)
+        network.send(.commit(cert, block: encoded), to: conn)
     }
 
     private func handleIgnored(_ reason: IgnoreReason, source: ConnectionID?) {
@@ -1014,4 +1020,42 @@ struct RateLimits {
 
     /// Keys held in both generations.
     var count: Int { current.count + previous.count }
+}
+
+/// Bytes of committed blocks served per one-second window, per connection and in all.
+/// Serving reads a block and queues a frame whose size the asking peer does not pay for, so
+/// a count limit alone let peers that read fast pull full blocks at up to 200 a second each.
+/// The budgets are far above what catch-up needs (executing a full block takes longer than
+/// sending it); a refused request is simply asked again later.
+struct ServeBudget {
+    /// Bytes one connection may be sent per window.
+    static let perConnectionBytes = 32 << 20
+    /// Bytes all connections together may be sent per window.
+    static let totalBytes = 128 << 20
+    static let window = Duration.seconds(1)
+
+    private var windowStart: ContinuousClock.Instant?
+    private var perConnection: [ConnectionID: Int] = [:]
+    private var total = 0
+
+    /// Whether `conn` may be sent another block now: both budgets of this window have room
+    /// (the block that uses up a budget is still sent; the next waits for the window).
+    mutating func allows(_ conn: ConnectionID, now: ContinuousClock.Instant) -> Bool {
+        roll(now)
+        return perConnection[conn, default: 0] < Self.perConnectionBytes && total < Self.totalBytes
+    }
+
+    /// Counts `bytes` sent to `conn`.
+    mutating func charge(_ bytes: Int, to conn: ConnectionID, now: ContinuousClock.Instant) {
+        roll(now)
+        perConnection[conn, default: 0] += bytes
+        total += bytes
+    }
+
+    private mutating func roll(_ now: ContinuousClock.Instant) {
+        if let windowStart, now - windowStart < Self.window { return }
+        windowStart = now
+        perConnection = [:]
+        total = 0
+    }
 }
