@@ -191,6 +191,37 @@ import Testing
         #expect(subs.first?["depth"] as? String == "3") // min of 4 and 3
     }
 
+    /// An epoch keeps at most `maxSubmissionsPerEpoch` submissions (every end-block re-reads
+    /// them); once a reorg takes the kept ones off Bitcoin's main chain, they make room.
+    @Test func submissionsPerEpochAreBoundedAndOrphansMakeRoom() throws {
+        let h = try CkptHarness(k: 2, w: 50)
+        try h.sealEpoch(1)
+        let cp = try h.bitcoinCheckpoint(1)
+        let limit = CheckpointsModule.maxSubmissionsPerEpoch
+        let pairs = try (0...limit).map {
+            try ckptTransactions(part1: .opReturn(cp.part1), part2: .opReturn(cp.part2), funding: UInt8($0))
+        }
+        let block = try h.btc.mine(pairs.flatMap { [$0.0, $0.1] })
+        try h.sendHeaders([block])
+        for (tx1, tx2) in pairs.prefix(limit) { try h.expectOK([try h.proofMessage(tx1, block, tx2, block)]) }
+        let last = try #require(pairs.last)
+        try h.expectRejected([try h.proofMessage(last.0, block, last.1, block)], rule: "too-many-submissions")
+        #expect(try #require(try h.query("submissions/1")["submissions"] as? [Any]).count == limit)
+
+        // A heavier fork without that block: the kept submissions no longer count, and the
+        // pair re-mined on the new main chain is accepted in place of all of them.
+        let parent = try #require(h.btc.blocks[block]).header.previousBlockHash.rawValue
+        let fork = try h.btc.mineEmpty(2, on: parent, salt: 9)
+        let again = try h.btc.mine([last.0, last.1], on: fork[fork.count - 1], salt: 9)
+        try h.sendHeaders(fork + [again])
+        #expect(try h.status(1) == "SEALED")
+        let r = try h.expectOK([try h.proofMessage(last.0, again, last.1, again)])
+        let pruned = r.events.filter { $0.type == CheckpointsModule.submissionsPrunedEvent }
+        #expect(pruned.map { $0["count"] } == [String(limit)])
+        #expect(try #require(try h.query("submissions/1")["submissions"] as? [Any]).count == 1)
+        #expect(try h.status(1) == "SUBMITTED")
+    }
+
     @Test func reorgRemovingTheSubmissionMovesTheCheckpointBack() throws {
         let h = try CkptHarness(k: 2, w: 5)
         let (block, _, _) = try h.submitEpoch1() // BTC height 1

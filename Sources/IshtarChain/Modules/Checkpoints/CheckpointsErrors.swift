@@ -48,6 +48,9 @@ public enum CheckpointsError: ChainRuleError, Equatable {
     case qcHashMismatch(epoch: UInt64)
     /// This transaction pair, in these blocks, is already recorded for the epoch.
     case duplicateSubmission(epoch: UInt64)
+    /// The epoch already holds ``CheckpointsModule/maxSubmissionsPerEpoch`` submissions on
+    /// Bitcoin's main chain: another adds nothing but work to every end-block.
+    case tooManySubmissions(epoch: UInt64, limit: Int)
     /// The checkpoints module's parameters are missing from state.
     case notConfigured
 
@@ -80,6 +83,7 @@ public enum CheckpointsError: ChainRuleError, Equatable {
         case .qcHashMismatch: return 22
         case .duplicateSubmission: return 23
         case .notConfigured: return 24
+        case .tooManySubmissions: return 25
         }
     }
 
@@ -108,6 +112,7 @@ public enum CheckpointsError: ChainRuleError, Equatable {
         case .bitmapMismatch: return "bitmap-mismatch"
         case .qcHashMismatch: return "qc-hash-mismatch"
         case .duplicateSubmission: return "duplicate-submission"
+        case .tooManySubmissions: return "too-many-submissions"
         case .notConfigured: return "not-configured"
         }
     }
@@ -137,6 +142,7 @@ public enum CheckpointsError: ChainRuleError, Equatable {
         case .bitmapMismatch(let e): return "part 1's bitmap is not the quorum certificate's of epoch \(e)"
         case .qcHashMismatch(let e): return "part 2's QC hash is not the hash of epoch \(e)'s quorum certificate"
         case .duplicateSubmission(let e): return "this transaction pair in these blocks is already recorded for epoch \(e)"
+        case let .tooManySubmissions(e, limit): return "epoch \(e) already has \(limit) submissions on Bitcoin's main chain (the most kept)"
         case .notConfigured: return "checkpoints parameters missing"
         }
     }

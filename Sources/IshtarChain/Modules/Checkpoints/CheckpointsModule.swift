@@ -37,7 +37,9 @@ import IshtarCrypto
 /// output of transaction 1 and is not in a lower block, the epoch has a checkpoint that is
 /// sealed and not finalized, whose last block hash, bitmap and QC hash part 1/2 carry, and the
 /// pair is new in those blocks (the same pair re-mined in other blocks after a reorg is a new
-/// submission). Several submissions per epoch are kept (all listed by the query).
+/// submission). Up to ``maxSubmissionsPerEpoch`` submissions per epoch are kept (all listed
+/// by the query); at that bound a new one is refused unless some kept ones have left
+/// Bitcoin's main chain, which are then deleted (`checkpoints.submissions_pruned`).
 ///
 /// **Status.** Re-evaluated in every end-block hook for the epochs in the active index (those
 /// with a submission and not FINALIZED — never all epochs): a submission counts while both its
@@ -70,6 +72,12 @@ public struct CheckpointsModule: Module {
     public static let sealedEvent = "checkpoints.sealed"
     /// Event of an accepted Bitcoin submission.
     public static let submissionAddedEvent = "checkpoints.submission_added"
+    /// Event of submissions no longer on Bitcoin's main chain deleted to make room for a new
+    /// one (`epoch`, `count`).
+    public static let submissionsPrunedEvent = "checkpoints.submissions_pruned"
+    /// Most submissions kept per epoch (see ``CheckpointsError/tooManySubmissions(epoch:limit:)``).
+    /// One on the main chain is enough; honest relayers rarely send more than a few.
+    public static let maxSubmissionsPerEpoch = 32
     /// Event of every status change after sealing.
     public static let statusChangedEvent = "checkpoints.status_changed"
 
@@ -405,7 +413,31 @@ public struct CheckpointsModule: Module {
         let txid2 = m.part2.transaction.txid
         let key = Self.submissionKey(epoch, txids: [txid1.rawValue, txid2.rawValue], blocks: [p1.blockHash, p2.blockHash])
         guard try !store.contains(key) else { throw .rule(CheckpointsError.duplicateSubmission(epoch: epoch)) }
+        // Bounded per epoch: every end-block re-reads an active epoch's submissions. At the
+        // bound, those no longer on Bitcoin's main chain (a reorg took them; they count for
+        // nothing) make room — a pair that comes back can be reported again.
+        let existing = try Self.submissions(epoch: epoch, in: store)
+        var stale: [Data] = []
+        if existing.count >= Self.maxSubmissionsPerEpoch {
+            for s in existing {
+                guard s.blockHashes.count == 2, s.txids.count == 2 else {
+                    throw .fatal(.corruptState("checkpoints: a submission of epoch \(epoch) without two transactions and blocks"))
+                }
+                let onMain0 = try BTCLightClientModule.isOnMainChain(hash: s.blockHashes[0], in: lc)
+                let onMain1 = try BTCLightClientModule.isOnMainChain(hash: s.blockHashes[1], in: lc)
+                if !onMain0 || !onMain1 { stale.append(Self.submissionKey(epoch, txids: s.txids, blocks: s.blockHashes)) }
+            }
+            guard existing.count - stale.count < Self.maxSubmissionsPerEpoch else {
+                throw .rule(CheckpointsError.tooManySubmissions(epoch: epoch, limit: Self.maxSubmissionsPerEpoch))
+            }
+        }
         // Every rule holds; from here on only writes. The status follows in the end-block hook.
+        for old in stale { store.delete(old) }
+        if !stale.isEmpty {
+            context.emit(Event(type: Self.submissionsPrunedEvent, attributes: [
+                EventAttribute("epoch", String(epoch)), EventAttribute("count", String(stale.count)),
+            ]))
+        }
         let submission = CheckpointSubmission(
             reporter: context.sender, submitterID: decoded.submitterID, txids: [txid1.rawValue, txid2.rawValue],
             blockHashes: [p1.blockHash, p2.blockHash], blockHeights: [p1.height, p2.height], height: context.block.height)
