@@ -69,15 +69,15 @@ import Testing
             // JSON form.
             let carol = Schnorr.PrivateKey()
             let c0 = try labelTx(carol, nonce: 0, chainID: Self.chainID)
-            // The same nonce again, another label: it replaces the first, and says so.
+            // The same nonce again, another label: refused, naming the pending one.
             let c0b = try labelTx(carol, nonce: 0, chainID: Self.chainID, label: "instead")
             let j = try await client.execute(
                 uri: "/txs/batch", method: .post, headers: [.contentType: "application/json"],
                 body: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: ["txs": [c0.hexString, c0b.hexString]])))
             #expect(j.status == .ok)
-            let replaced = try Self.results(j)
-            #expect(replaced.map { $0["accepted"] as? Bool } == [true, true])
-            #expect(replaced.map { $0["log"] as? String } == ["", NodeService.replacedLog])
+            let second = try Self.results(j)
+            #expect(second.map { $0["accepted"] as? Bool } == [true, false])
+            #expect((second[1]["log"] as? String)?.contains("already pending as transaction \(Transaction.hash(of: c0).hexString)") == true)
 
             // Malformed batches are 400s naming what is wrong.
             let truncated = Self.framed([bobTx]).getSlice(at: 0, length: 10) ?? ByteBuffer()

@@ -217,7 +217,7 @@ struct APIRoutes: Sendable {
 
     /// `GET /accounts/{account}/nonce`: the committed nonce, and the next free one — after
     /// the account's transactions already waiting here, so a client that uses it queues behind
-    /// them instead of replacing one.
+    /// them (a pending nonce is refused).
     func accountNonce(_ parameter: String) async throws -> Response {
         let text = parameter.hasPrefix("0x") ? String(parameter.dropFirst(2)) : parameter
         guard text.utf8.count == 64, let account = try? Data(hex: text) else {

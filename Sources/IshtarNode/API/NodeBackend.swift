@@ -24,7 +24,7 @@ public protocol NodeBackend: Sendable {
     /// `page` is the page a listing answers (`nil` = its first page of the default size).
     func query(path: String, data: Data, page: PageRequest?) async -> QueryResult
     /// The nonces of `account`'s transactions waiting in the mempool (any order), so a client
-    /// can pick the next free nonce instead of replacing a pending transaction.
+    /// can pick the next free nonce (a pending one is refused).
     func pendingNonces(of account: Data) async -> [UInt64]
 }
 

@@ -4,12 +4,11 @@ import IshtarChain
 /// Pending transactions in arrival order, with size and per-sender limits.
 ///
 /// Admission runs the application's check-tx (against its check state: committed state
-/// plus admitted transactions). A transaction with the same sender and nonce as a pending
-/// one replaces it, in its place, when it is otherwise valid: the check state already
-/// consumed that nonce, so a replacement is accepted when check-tx passes or fails *only*
-/// with the accounts nonce-mismatch rule (signature and stateless rules passed before the
-/// nonce check); the recheck after the next commit then validates it fully and evicts it if
-/// invalid. A replacement needs no free slot, even in a full pool.
+/// plus admitted transactions). A transaction with the sender and nonce of a pending one is
+/// refused, not swapped in: check-tx ran the pending one's messages against the check state,
+/// and a swap would keep their effects there while the pool holds other messages (a header
+/// or signature that will never commit refusing everyone else's copy until the next block),
+/// and would let anyone who saw the first version swap it back, re-gossiped every time.
 /// Not thread-safe: owned by the ``NodeService`` actor.
 struct Mempool {
     struct Entry {
@@ -21,7 +20,6 @@ struct Mempool {
 
     enum Admission: Equatable {
         case added
-        case replaced
         case duplicate
         case rejected(String)
     }
@@ -32,8 +30,8 @@ struct Mempool {
     /// Pending transactions per sender (the per-sender limit is checked on every admission:
     /// counting by scanning the whole pool made admission O(pool size)).
     private var perSender: [Data: Int] = [:]
-    /// Hash of the pending transaction of each (sender, nonce), for replacement by nonce
-    /// without scanning the pool.
+    /// Hash of the pending transaction of each (sender, nonce): a second transaction with
+    /// the same pair is refused before check-tx, naming the pending one.
     private var bySenderNonce: [SenderNonce: Data] = [:]
 
     struct SenderNonce: Hashable {
@@ -58,37 +56,17 @@ struct Mempool {
         let hash = Transaction.hash(of: bytes)
         if byHash.contains(hash) { return (.duplicate, nil) }
         let tx = try? Transaction(decoding: bytes)
-        // A pending transaction with the same sender and nonce: this one would take its place
-        // (so it needs no free slot, and only its extra bytes count against the byte limit).
-        let slot = tx.flatMap { tx in
-            bySenderNonce[SenderNonce(sender: tx.sender, nonce: tx.nonce)].flatMap { pending in
-                entries.firstIndex { $0.hash == pending }
-            }
+        if let tx, let pending = bySenderNonce[SenderNonce(sender: tx.sender, nonce: tx.nonce)] {
+            return (.rejected("nonce \(tx.nonce) of this sender is already pending as transaction \(pending.hexString); "
+                + "a pending transaction is not replaced — use the next nonce, or wait for the next block"), nil)
         }
-        if let i = slot {
-            guard totalBytes - entries[i].bytes.count + bytes.count <= config.maxBytes else {
-                return (.rejected("mempool is full"), nil)
-            }
-        } else {
-            guard entries.count < config.maxTransactions, totalBytes + bytes.count <= config.maxBytes else {
-                return (.rejected("mempool is full"), nil)
-            }
-            if let sender = tx?.sender, perSender[sender, default: 0] >= config.maxPerSender {
-                return (.rejected("too many pending transactions from this sender"), nil)
-            }
+        guard entries.count < config.maxTransactions, totalBytes + bytes.count <= config.maxBytes else {
+            return (.rejected("mempool is full"), nil)
+        }
+        if let sender = tx?.sender, perSender[sender, default: 0] >= config.maxPerSender {
+            return (.rejected("too many pending transactions from this sender"), nil)
         }
         guard let result = check(bytes) else { return (.rejected("check-tx failed"), nil) }
-        if let i = slot, let tx {
-            // The check state already consumed this nonce (for the pending transaction), so a
-            // replacement passes when check-tx fails *only* on the nonce: the signature and the
-            // stateless rules were checked before it.
-            let nonceOnly = result.result.codespace == "accounts" && result.result.rule == "nonce-mismatch"
-            guard result.result.isOK || nonceOnly else { return (.rejected(result.result.log), result) }
-            replace(at: i, with: Entry(hash: hash, bytes: bytes, sender: tx.sender, nonce: tx.nonce))
-            var ok = result
-            ok.result = .ok()
-            return (.replaced, ok)
-        }
         guard result.result.isOK else { return (.rejected(result.result.log), result) }
         insert(Entry(hash: hash, bytes: bytes, sender: result.sender, nonce: result.nonce))
         return (.added, result)
@@ -100,25 +78,10 @@ struct Mempool {
         if let s = e.sender { perSender[s, default: 0] += 1 }
     }
 
-    /// `e` takes the place of the transaction at `i` (same sender and nonce): in its position,
-    /// so a sender's transactions stay in nonce order for proposals and for the recheck —
-    /// appended, it would follow the sender's later nonces and fail behind them.
-    private mutating func replace(at i: Int, with e: Entry) {
-        unindex(entries[i])
-        entries[i] = e
-        index(e)
-    }
-
     private mutating func index(_ e: Entry) {
         byHash.insert(e.hash)
         totalBytes += e.bytes.count
         if let s = e.sender, let n = e.nonce { bySenderNonce[SenderNonce(sender: s, nonce: n)] = e.hash }
-    }
-
-    private mutating func unindex(_ e: Entry) {
-        byHash.remove(e.hash)
-        totalBytes -= e.bytes.count
-        if let s = e.sender, let n = e.nonce { bySenderNonce[SenderNonce(sender: s, nonce: n)] = nil }
     }
 
     /// After a commit: drops the included transactions, then re-runs check-tx on the rest in

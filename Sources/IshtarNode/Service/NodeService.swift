@@ -881,7 +881,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
             return (.rejected("transaction of \(tx.count) bytes exceeds \(max)"), nil)
         }
         let (admission, result) = mempool.add(tx) { try? self.app.checkTx($0) }
-        if gossip, admission == .added || admission == .replaced { outgoingTransactions.append(tx) }
+        if gossip, admission == .added { outgoingTransactions.append(tx) }
         mempoolGauge.record(mempool.count)
         return (admission, result)
     }
@@ -934,9 +934,6 @@ public actor NodeService: NodeBackend, P2PDelegate {
 
     public func pendingNonces(of account: Data) async -> [UInt64] { mempool.nonces(of: account) }
 
-    /// The log of an accepted transaction that replaced a pending one.
-    static let replacedLog = "replaced the pending transaction with the same sender and nonce"
-
     private func submit(_ bytes: Data) -> CheckTxResult {
         let (admission, result) = admit(bytes, gossip: true)
         var out = result ?? CheckTxResult(result: .ok(), hash: Transaction.hash(of: bytes))
@@ -944,11 +941,6 @@ public actor NodeService: NodeBackend, P2PDelegate {
         switch admission {
         case .added, .duplicate:
             if result == nil { out.result = .ok() }
-        case .replaced:
-            // Accepted, but the sender should know an earlier transaction is gone (e.g. two
-            // sends with the same `--nonce auto` before a block).
-            out.result = .ok()
-            out.result.log = Self.replacedLog
         case .rejected(let why):
             if out.result.isOK || result == nil {
                 out.result = TxResult(violation: RuleViolation(codespace: "mempool", code: 1, rule: "mempool-rejected", message: why))
