@@ -34,8 +34,8 @@ final class MempoolHarness {
     }
 
     /// Admission as the node runs it.
-    func submit(_ bytes: Data) -> Mempool.Admission {
-        mempool.add(bytes) { try? self.app.checkTx($0) }.0
+    func submit(_ bytes: Data, exemptFromLimits: Bool = false) -> Mempool.Admission {
+        mempool.add(bytes, exemptFromLimits: exemptFromLimits) { try? self.app.checkTx($0) }.0
     }
 
     func committedNonce(_ sender: Int) -> UInt64 {
@@ -145,6 +145,15 @@ final class MempoolHarness {
         #expect(h.checkState(accepts: c0), "a refused transaction leaves no trace in the check state")
         #expect(h.mempool.entries.map(\.bytes) == [a0, b0])
         h.expectConsistent()
+        // The node's own duty (its checkpoint signature) is admitted past the limits, still
+        // only if check-tx accepts it (the probe above consumed sender 2's nonce 0 in the
+        // check state, so its next is 1).
+        let c1 = try h.tx(2, nonce: 1)
+        #expect(h.submit(c1) == .rejected("mempool is full"))
+        #expect(h.submit(c1, exemptFromLimits: true) == .added)
+        let gap = try h.tx(2, nonce: 4)
+        if case .rejected = h.submit(gap, exemptFromLimits: true) {} else { Issue.record("an exempt invalid transaction was admitted") }
+        #expect(h.mempool.entries.map(\.bytes) == [a0, b0, c1])
     }
 
     @Test func aSenderOverItsLimitIsRefusedWithoutConsumingItsNonce() throws {

@@ -52,7 +52,11 @@ struct Mempool {
     /// would leave a trace there until the next commit — the sender's next nonce taken by a
     /// transaction that is nowhere. The sender and nonce for those decisions are read from
     /// the bytes; a transaction that does not decode fails check-tx anyway.
-    mutating func add(_ bytes: Data, check: (Data) -> CheckTxResult?) -> (Admission, CheckTxResult?) {
+    ///
+    /// `exemptFromLimits`: the node's own duty transactions (its validator's checkpoint
+    /// signature, one per epoch) are admitted past the count, byte and per-sender limits, so
+    /// a pool filled by others cannot keep them out.
+    mutating func add(_ bytes: Data, exemptFromLimits: Bool = false, check: (Data) -> CheckTxResult?) -> (Admission, CheckTxResult?) {
         let hash = Transaction.hash(of: bytes)
         if byHash.contains(hash) { return (.duplicate, nil) }
         let tx = try? Transaction(decoding: bytes)
@@ -60,11 +64,13 @@ struct Mempool {
             return (.rejected("nonce \(tx.nonce) of this sender is already pending as transaction \(pending.hexString); "
                 + "a pending transaction is not replaced — use the next nonce, or wait for the next block"), nil)
         }
-        guard entries.count < config.maxTransactions, totalBytes + bytes.count <= config.maxBytes else {
-            return (.rejected("mempool is full"), nil)
-        }
-        if let sender = tx?.sender, perSender[sender, default: 0] >= config.maxPerSender {
-            return (.rejected("too many pending transactions from this sender"), nil)
+        if !exemptFromLimits {
+            guard entries.count < config.maxTransactions, totalBytes + bytes.count <= config.maxBytes else {
+                return (.rejected("mempool is full"), nil)
+            }
+            if let sender = tx?.sender, perSender[sender, default: 0] >= config.maxPerSender {
+                return (.rejected("too many pending transactions from this sender"), nil)
+            }
         }
         guard let result = check(bytes) else { return (.rejected("check-tx failed"), nil) }
         guard result.result.isOK else { return (.rejected(result.result.log), result) }

@@ -95,6 +95,10 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private var pendingEvidence: [DoubleVoteEvidence] = []
     /// Admitted transactions to gossip, sent as one frame at the end of the actor turn.
     private var outgoingTransactions: [Data] = []
+    /// Set once this node signs an epoch's checkpoint, cleared when nothing is owed any more:
+    /// until then every commit checks that the signature is still on its way (see
+    /// ``retryOwedCheckpoint()``).
+    private var checkpointOwed = false
     /// Test failure point: SIGKILL this process right after the decided block at this
     /// height is durably stored and before the application executes it (environment
     /// `ISHTAR_FAILPOINT_CRASH_AFTER_DECIDE=<height>`), to test the boot-time replay.
@@ -641,7 +645,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         rejectedRelayed.removeAll()
         let evicted = mempool.update(committed: block.transactions) { try? self.app.checkTx($0) }
         if evicted > 0 { logger.debug("mempool recheck evicted transactions", metadata: ["count": "\(evicted)"]) }
-        signCheckpoints(endedEpochs)
+        if endedEpochs.isEmpty { retryOwedCheckpoint() } else { signCheckpoints(endedEpochs) }
         mempoolGauge.record(mempool.count)
         timers.forEach { $0.cancel() }
         timers = []
@@ -661,12 +665,15 @@ public actor NodeService: NodeBackend, P2PDelegate {
     /// nonce is the committed one plus this account's transactions still pending here.
     private func signCheckpoints(_ epochs: [CheckpointDuty.EndedEpoch]) {
         guard !epochs.isEmpty, app.validators?.validator(address: validatorAddress) != nil else { return }
+        checkpointOwed = true
         for epoch in epochs {
             let pending = mempool.entries.reduce(0) { $0 + ($1.sender == validatorAddress ? 1 : 0) }
             let nonce = CheckpointDuty.committedNonce(app: app, account: validatorAddress) + UInt64(pending)
             do {
                 let tx = try CheckpointDuty.transaction(chainID: chainID, validatorKey: validatorKey, nonce: nonce, epoch: epoch)
-                let (admission, _) = admit(tx, gossip: true)
+                // Past the pool's limits: strangers' transactions (they cost nothing to make)
+                // filling the pool must not keep this validator's signature out.
+                let (admission, _) = admit(tx, gossip: true, exemptFromLimits: true)
                 logger.info("signed epoch checkpoint", metadata: [
                     "epoch": "\(epoch.epoch)", "last_block_hash": "\(epoch.lastBlockHash.hexEncoded.prefix(16))",
                     "tx": "\(Transaction.hash(of: tx).hexEncoded.prefix(16))", "mempool": "\(admission)",
@@ -675,6 +682,20 @@ public actor NodeService: NodeBackend, P2PDelegate {
                 logger.error("cannot sign the epoch checkpoint", metadata: ["epoch": "\(epoch.epoch)", "error": "\(error)"])
             }
         }
+    }
+
+    /// After a commit that ended no epoch: if this node's signature of the last ended
+    /// epoch is still owed and none of its transactions waits in the pool (refused, or
+    /// evicted by a recheck), sign again — else it would be sent only at the next restart.
+    private func retryOwedCheckpoint() {
+        guard checkpointOwed else { return }
+        guard let owed = CheckpointDuty.owedEpoch(app: app, validator: validatorAddress) else {
+            checkpointOwed = false
+            return
+        }
+        guard mempool.nonces(of: validatorAddress).isEmpty else { return }
+        logger.info("the epoch checkpoint signature is still owed; signing again", metadata: ["epoch": "\(owed.epoch)"])
+        signCheckpoints([owed])
     }
 
     // MARK: - peers
@@ -876,11 +897,11 @@ public actor NodeService: NodeBackend, P2PDelegate {
         outgoingTransactions = []
     }
 
-    private func admit(_ tx: Data, gossip: Bool) -> (Mempool.Admission, CheckTxResult?) {
+    private func admit(_ tx: Data, gossip: Bool, exemptFromLimits: Bool = false) -> (Mempool.Admission, CheckTxResult?) {
         if let max = app.consensusParams?.maxTxBytes, tx.count > max {
             return (.rejected("transaction of \(tx.count) bytes exceeds \(max)"), nil)
         }
-        let (admission, result) = mempool.add(tx) { try? self.app.checkTx($0) }
+        let (admission, result) = mempool.add(tx, exemptFromLimits: exemptFromLimits) { try? self.app.checkTx($0) }
         if gossip, admission == .added { outgoingTransactions.append(tx) }
         mempoolGauge.record(mempool.count)
         return (admission, result)
