@@ -87,6 +87,12 @@ public struct NodeHome: Sendable, Hashable {
         }
     }
 
+    /// Whether the validator key file is encrypted (read without unlocking it).
+    public func validatorKeyIsEncrypted(config: NodeConfig) throws(NodeError) -> Bool {
+        let file = resolve(config.validatorKeyFile)
+        do { return try KeyFileStore.read(from: file).isEncrypted } catch { throw .key("\(file): \(error)") }
+    }
+
     /// Loads the node (P2P identity) key.
     public func loadNodeKey(config: NodeConfig) throws(NodeError) -> Schnorr.PrivateKey {
         let file = resolve(config.nodeKeyFile)

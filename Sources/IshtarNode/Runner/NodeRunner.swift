@@ -30,6 +30,13 @@ public enum NodeRunner {
         let genesis = try home.loadGenesis()
         logger.info("control plane", metadata: controlPlaneSummary(genesis))
         let validatorKey = try home.loadValidatorKey(config: config, passphrase: passphrase)
+        // A passphrase given for a key stored in plaintext: the file may have been swapped
+        // for one someone else knows — say so loudly rather than start silently.
+        if passphrase != nil, (try? home.validatorKeyIsEncrypted(config: config)) == false {
+            logger.warning("validator key file is stored in plaintext: the passphrase given was not used; if it was encrypted before, it was replaced",
+                           metadata: ["file": "\(home.resolve(config.validatorKeyFile))",
+                                      "public_key": "\(validatorKey.publicKey.rawRepresentation.hexEncoded)"])
+        }
         let nodeKey = try home.loadNodeKey(config: config)
         guard let api = HostPort(config.api.listen) else { throw NodeError.badHome("bad api.listen \(config.api.listen)") }
         let token = try home.loadAPIToken(config: config)
