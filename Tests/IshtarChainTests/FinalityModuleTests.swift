@@ -434,6 +434,30 @@ struct FinalityModuleTests {
         #expect(try h.stakingStatus(y) == "SLASHED")
     }
 
+    /// A consumer chain's set is fixed at the first vote for a height, maybe far ahead of
+    /// the consumer. A small provider that commits randomness further ahead than the others
+    /// and votes there first must not become that height's only member (its lone vote would
+    /// finalize any hash, and the honest votes would be refused as not active).
+    @Test func aVoteFarAheadOnAConsumerChainDoesNotMakeItsSignerTheWholeSet() throws {
+        let h = try FinalityHarness()
+        let x = stkKey(0x64), f = stkKey(0x65)
+        try h.register([x, f], chainID: "consumer-2")
+        try h.delegate([(x, 300_000), (f, 10_000)])
+        let honest = try h.commit([x], count: 20, chainID: "consumer-2", start: 5000)[0]
+        let ahead = try h.commit([f], count: 20, chainID: "consumer-2", start: 5020)[0]
+        let fake = Data(repeating: 0xfa, count: 32), real = Data(repeating: 0x4e, count: 32)
+        try h.ok(h.relayer, [try ahead.voteMessage(height: 5030, blockHash: fake)])
+        #expect(try h.activeSet(5030, chainID: "consumer-2") == [x.hexKey, f.hexKey], "members by stake, not by who committed that far")
+        #expect(try !h.isFinalized(5030, chainID: "consumer-2"))
+        // x votes its way up, commits its next batch, and its vote at 5030 counts.
+        try h.ok(h.relayer, try (5000...5019).map { try honest.voteMessage(height: $0, blockHash: real) })
+        let next = try h.commit([x], count: 20, chainID: "consumer-2", start: 5020)[0]
+        try h.ok(h.relayer, try (5020...5030).map { try next.voteMessage(height: $0, blockHash: real) })
+        #expect(try h.lastFinalized(chainID: "consumer-2") == "5030")
+        #expect(try h.query("block/consumer-2/5030")["block_hash"] as? String == real.hexString)
+        #expect(try h.replay().lastAppHash == h.app.lastAppHash)
+    }
+
     @Test func commitmentsStopBelowTheLastHeight() throws {
         let h = try FinalityHarness()
         let x = stkKey(0x63)

@@ -14,8 +14,10 @@ import IshtarStore
 /// randomness and jail checks, as PROTOCOL §6 orders) and the set is fixed in the
 /// begin-block hook of h — copied from h − 1 when neither the table nor any commitment,
 /// jailing or slashing changed it; for a consumer chain the power is
-/// the providers' current ACTIVE sats and the set is fixed the first time it is needed (its
-/// first vote, or the tally reaching it). Once fixed, a set never changes; a provider slashed
+/// the providers' current ACTIVE sats, the set is fixed the first time it is needed (its
+/// first vote, or the tally reaching it), and randomness is not a membership condition
+/// there (only a voting one): fixed at a vote far ahead of the consumer, it would have let
+/// the one provider that committed that far finalize alone. Once fixed, a set never changes; a provider slashed
 /// later loses its power in every height not yet finalized — its votes stop counting and its
 /// power leaves the denominator — so double-voting cannot stall finality.
 ///
@@ -364,6 +366,16 @@ public struct FinalityModule: Module {
         var validUntil = UInt64.max
         for e in candidates {
             guard members.count < Int(params.maxActiveFinalityProviders) else { break }
+            if !controlPlane {
+                // A consumer chain's set is fixed when first needed — possibly long before the
+                // consumer reaches h, at a vote for a height far ahead. Asking for randomness
+                // covering h then would make whoever committed furthest ahead the only member
+                // there, its lone vote finalizing any hash. So members are the top N by stake
+                // (as a consumer's finality gadget counts them); each still needs randomness
+                // covering h to vote.
+                members.append(e)
+                continue
+            }
             if controlPlane {
                 // The table was written before the previous block's end-block jailing; re-check.
                 guard let fp = try StakingModule.finalityProvider(key: e.fpKey, in: staking),
