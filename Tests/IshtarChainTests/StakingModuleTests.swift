@@ -189,6 +189,9 @@ struct StakingModuleTests {
         #expect(unbond.txResults[0].isOK, "\(unbond.txResults[0].log)")
         staker.nonce += 1
         #expect(try status(app, d) == "UNBONDED")
+        // Kept without the witness the reporter sent: the proof covers the txid only.
+        let unbonded = try stkQuery(app, "delegation/" + d.stakingTransaction.txid.displayHex)
+        #expect(unbonded["unbonding_spend_tx"] as? String == signedUnbonding.serialized(includingWitness: false).hexString)
         // The provider that lost its delegations' power stops counting at the next height.
         #expect(try power(app, at: unbond.height).map(\.0) == [fpHex])
         #expect(try power(app, at: unbond.height + 1).isEmpty)

@@ -623,7 +623,9 @@ public struct StakingModule: Module {
         if d.status == .active { try Self.deactivate(d, txid: txid, params: params, store: store) }
         Self.unindexInclusion(d, txid: txid, store: store)
         d.status = .unbonded
-        d.unbondingSpend = m.unbondingTransaction.serialized()
+        // Without its witness: the proof covers the txid only, and anyone may send this
+        // message, so a witness here would be whatever its sender made up.
+        d.unbondingSpend = m.unbondingTransaction.serialized(includingWitness: false)
         d.unbondingInclusion = included
         Self.indexUnbonding(d, txid: txid, store: store)
         store.write(d, at: Self.delegationKey(txid))

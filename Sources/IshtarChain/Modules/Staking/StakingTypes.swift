@@ -413,7 +413,8 @@ public struct BTCDelegation: Hashable, Sendable, BinaryCodable {
     public var inclusion: BTCInclusion?
     /// Chain height at which it was created.
     public var createdHeight: UInt64
-    /// The reported unbonding transaction (with witness) and its block, once UNBONDED.
+    /// The reported unbonding transaction, without its witness (the inclusion proof covers
+    /// only the txid, and anyone may report it), once UNBONDED.
     public var unbondingSpend: Data?
     /// Where the unbonding transaction was included, once UNBONDED.
     public var unbondingInclusion: BTCInclusion?
