@@ -59,8 +59,8 @@ enum ScenarioCheckpoints {
         await node.stop()
     }
 
-    /// A validator whose signature never left (here: a mempool that admits nothing) owes the
-    /// last ended epoch's signature; after a restart it signs it at start.
+    /// A validator whose signature never left (here: one that always stops before sending
+    /// it) owes the last ended epoch's signature; after a restart it signs it at start.
     @Test(.timeLimit(.minutes(3))) func restartedValidatorSignsTheEpochItOwes() async throws {
         let dir = try nodeScratch("ckpt-owed")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -71,25 +71,25 @@ enum ScenarioCheckpoints {
                                                          covenantQuorum: 2, epochLength: 3)),
             logger: quietLogger("init"))
         let home = NodeHome(path: dir)
-        var config = try home.loadConfig()
+        let config = try home.loadConfig()
         let key = try home.loadValidatorKey(config: config, passphrase: nil)
-        func options(_ config: NodeConfig) throws -> NodeServiceOptions {
-            NodeServiceOptions(genesis: try home.loadGenesis(), config: config, validatorKey: key,
-                               nodeKey: try home.loadNodeKey(config: config), databasePath: home.databasePath)
+        func options(_ config: NodeConfig, signs: Bool = true) throws -> NodeServiceOptions {
+            var o = NodeServiceOptions(genesis: try home.loadGenesis(), config: config, validatorKey: key,
+                                       nodeKey: try home.loadNodeKey(config: config), databasePath: home.databasePath)
+            o.skipsCheckpointDuty = !signs
+            return o
         }
         func status(_ node: NodeService, _ epoch: UInt64) async -> String? {
             let r = await node.query(path: "/modules/checkpoints/status/\(epoch)", data: Data())
             return r.isOK ? (try? JSONSerialization.jsonObject(with: r.value) as? [String: Any])?["status"] as? String : nil
         }
-        // 1. No transaction gets in: epochs end, nobody signs.
-        config.mempool.maxTransactions = 0
-        let mute = try NodeService(options: try options(config), logger: quietLogger("mute"))
+        // 1. Epochs end, nobody signs.
+        let mute = try NodeService(options: try options(config, signs: false), logger: quietLogger("mute"))
         try await mute.start()
         let ended = await eventually(20) { await status(mute, 2) != nil }
         await mute.stop()
         try #require(ended, "epoch 2 never ended")
-        // 2. Restart with a working mempool: the owed (last ended) epoch is signed at start.
-        config.mempool = MempoolConfig()
+        // 2. Restart: the owed (last ended) epoch is signed at start.
         let node = try NodeService(options: try options(config), logger: quietLogger("again"))
         let last = await node.lastHeight
         let owed = last / 3  // epochs of 3 blocks from height 1: the last one fully committed
@@ -99,6 +99,37 @@ enum ScenarioCheckpoints {
         await node.stop()
         #expect(sealed, "epoch \(owed) (owed at restart) was not signed")
         if owed > 1 { #expect(earlier == "ACCUMULATING", "only the last ended epoch is re-signed, got \(earlier ?? "nil")") }
+    }
+
+    /// Strangers' transactions (free to make) filling the pool do not keep the validator's
+    /// own checkpoint signature out: here the pool admits nothing at all, and every epoch is
+    /// still signed.
+    @Test(.timeLimit(.minutes(3))) func aFullMempoolDoesNotKeepTheCheckpointSignatureOut() async throws {
+        let dir = try nodeScratch("ckpt-full")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try NodeHomeSetup.initialize(
+            at: dir, options: HomeInitOptions(
+                chainID: "ishtar-full", insecurePlaintext: true, basePort: randomBasePort(), consensus: .fast,
+                controlPlane: ControlPlaneGenesisOptions(covenantKeys: (0..<3).map { _ in Schnorr.PrivateKey().publicKey },
+                                                         covenantQuorum: 2, epochLength: 3)),
+            logger: quietLogger("init"))
+        let home = NodeHome(path: dir)
+        var config = try home.loadConfig()
+        config.mempool.maxTransactions = 0
+        let node = try NodeService(options: NodeServiceOptions(
+            genesis: try home.loadGenesis(), config: config, validatorKey: try home.loadValidatorKey(config: config, passphrase: nil),
+            nodeKey: try home.loadNodeKey(config: config), databasePath: home.databasePath), logger: quietLogger("full"))
+        try await node.start()
+        func status(_ epoch: UInt64) async -> String? {
+            let r = await node.query(path: "/modules/checkpoints/status/\(epoch)", data: Data())
+            return r.isOK ? (try? JSONSerialization.jsonObject(with: r.value) as? [String: Any])?["status"] as? String : nil
+        }
+        let sealed = await eventually(30) {
+            let first = await status(1), second = await status(2)
+            return first == "SEALED" && second == "SEALED"
+        }
+        await node.stop()
+        #expect(sealed, "epochs 1 and 2 signed through a pool that admits nothing else")
     }
 
     func checkSealed(_ node: NodeService, key: Schnorr.PrivateKey) async throws {

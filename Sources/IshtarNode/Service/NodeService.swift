@@ -13,6 +13,9 @@ public struct NodeServiceOptions: Sendable {
     public var validatorKey: Schnorr.PrivateKey
     public var nodeKey: Schnorr.PrivateKey
     public var databasePath: String
+    /// Tests: play a validator that always stops between an epoch's end and sending its
+    /// checkpoint signature (a full mempool no longer keeps the signature out).
+    var skipsCheckpointDuty = false
 
     public init(genesis: Genesis, config: NodeConfig, validatorKey: Schnorr.PrivateKey, nodeKey: Schnorr.PrivateKey,
                 databasePath: String) {
@@ -99,6 +102,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
     /// until then every commit checks that the signature is still on its way (see
     /// ``retryOwedCheckpoint()``).
     private var checkpointOwed = false
+    private let skipsCheckpointDuty: Bool
     /// Test failure point: SIGKILL this process right after the decided block at this
     /// height is durably stored and before the application executes it (environment
     /// `ISHTAR_FAILPOINT_CRASH_AFTER_DECIDE=<height>`), to test the boot-time replay.
@@ -122,6 +126,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         self.logger = logger
         self.config = options.config
         self.genesis = options.genesis
+        self.skipsCheckpointDuty = options.skipsCheckpointDuty
         self.chainID = options.genesis.chainID
         do {
             consensusChainID = try ChainID(options.genesis.chainID)
@@ -664,7 +669,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
     /// validator key's account into the local mempool and to peers, like any transaction. The
     /// nonce is the committed one plus this account's transactions still pending here.
     private func signCheckpoints(_ epochs: [CheckpointDuty.EndedEpoch]) {
-        guard !epochs.isEmpty, app.validators?.validator(address: validatorAddress) != nil else { return }
+        guard !epochs.isEmpty, !skipsCheckpointDuty, app.validators?.validator(address: validatorAddress) != nil else { return }
         checkpointOwed = true
         for epoch in epochs {
             let pending = mempool.entries.reduce(0) { $0 + ($1.sender == validatorAddress ? 1 : 0) }
