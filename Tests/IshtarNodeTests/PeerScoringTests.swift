@@ -158,14 +158,18 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
         await b.stop()
     }
 
-    /// Strangers cannot hold more than `p2p.max_inbound_peers` connections open (each may
-    /// queue frames); one that leaves makes room for the next.
-    @Test(.timeLimit(.minutes(3))) func inboundConnectionsBeyondTheLimitAreRefused() async throws {
+    /// A listener with the given inbound limits and three networks on loopback dialing it
+    /// (redialing every 250 ms when refused).
+    func listenerWithThreeDialers(maxInboundPeers: Int, perIP: Int = 10) async throws
+        -> (P2PNetwork, RecordingDelegate, [(network: P2PNetwork, delegate: RecordingDelegate)])
+    {
         let base = randomBasePort()
         let serverKey = Schnorr.PrivateKey()
         let ds = RecordingDelegate()
         let server = P2PNetwork(chainID: "ishtar-p2p", nodeKey: serverKey,
-                                config: P2PConfig(listen: "127.0.0.1:\(base)", maxInboundPeers: 2), logger: quietLogger("server"))
+                                config: P2PConfig(listen: "127.0.0.1:\(base)", maxInboundPeers: maxInboundPeers,
+                                                  maxInboundPeersPerIP: perIP),
+                                logger: quietLogger("server"))
         server.setDelegate(ds)
         try await server.start()
         var clients: [(network: P2PNetwork, delegate: RecordingDelegate)] = []
@@ -174,6 +178,13 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
             clients.append((try await dialer(chainID: "ishtar-p2p", to: serverKey.publicKey.rawRepresentation, at: "127.0.0.1:\(base)",
                                              listenPort: base + 2 * i, delegate: d, maxDialBackoffMillis: 250), d))
         }
+        return (server, ds, clients)
+    }
+
+    /// Strangers cannot hold more than `p2p.max_inbound_peers` connections open (each may
+    /// queue frames); one that leaves makes room for the next.
+    @Test(.timeLimit(.minutes(3))) func inboundConnectionsBeyondTheLimitAreRefused() async throws {
+        let (server, ds, clients) = try await listenerWithThreeDialers(maxInboundPeers: 2)
         #expect(await eventually(10) { ds.connections.count == 2 && server.refusedInboundCount >= 1 }, "two in, the third refused")
         try await Task.sleep(nanoseconds: 1_000_000_000)
         #expect(ds.connections.count == 2 && server.peerCount == 2, "the refused one keeps redialing and stays out")
@@ -191,20 +202,7 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
     /// One address cannot take every inbound slot: past `p2p.max_inbound_peers_per_ip` its
     /// connections are closed on accept though the node-wide limit has room.
     @Test(.timeLimit(.minutes(3))) func inboundConnectionsFromOneAddressAreLimited() async throws {
-        let base = randomBasePort()
-        let serverKey = Schnorr.PrivateKey()
-        let ds = RecordingDelegate()
-        let server = P2PNetwork(chainID: "ishtar-p2p", nodeKey: serverKey,
-                                config: P2PConfig(listen: "127.0.0.1:\(base)", maxInboundPeers: 10, maxInboundPeersPerIP: 2),
-                                logger: quietLogger("server"))
-        server.setDelegate(ds)
-        try await server.start()
-        var clients: [(network: P2PNetwork, delegate: RecordingDelegate)] = []
-        for i in 1...3 {
-            let d = RecordingDelegate()
-            clients.append((try await dialer(chainID: "ishtar-p2p", to: serverKey.publicKey.rawRepresentation, at: "127.0.0.1:\(base)",
-                                             listenPort: base + 2 * i, delegate: d, maxDialBackoffMillis: 250), d))
-        }
+        let (server, ds, clients) = try await listenerWithThreeDialers(maxInboundPeers: 10, perIP: 2)
         #expect(await eventually(10) { ds.connections.count == 2 && server.refusedInboundCount >= 1 }, "two from 127.0.0.1, the third refused")
         try await Task.sleep(nanoseconds: 1_000_000_000)
         #expect(server.peerCount == 2, "the refused one keeps redialing and stays out (8 slots are free node-wide)")

@@ -30,19 +30,25 @@ enum ScenarioCheckpoints {
     }
 }
 
+/// A single-validator home in a fresh scratch directory with the control plane's modules
+/// and epochs of `epochLength` blocks.
+func checkpointHome(_ name: String, chainID: String, epochLength: UInt64) throws -> NodeHome {
+    let dir = try nodeScratch(name)
+    _ = try NodeHomeSetup.initialize(
+        at: dir, options: HomeInitOptions(
+            chainID: chainID, insecurePlaintext: true, basePort: randomBasePort(), consensus: .fast,
+            controlPlane: ControlPlaneGenesisOptions(covenantKeys: (0..<3).map { _ in Schnorr.PrivateKey().publicKey },
+                                                     covenantQuorum: 2, epochLength: epochLength)),
+        logger: quietLogger("init"))
+    return NodeHome(path: dir)
+}
+
 /// The node's checkpoint duty in process: a single validator signs every epoch's checkpoint
 /// from its own account after the epoch's last block, and the checkpoints seal.
 @Suite(.serialized) struct ScenarioCheckpointTests {
     @Test(.timeLimit(.minutes(3))) func validatorSignsEveryEpochAndCheckpointsSeal() async throws {
-        let dir = try nodeScratch("ckpt")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = try NodeHomeSetup.initialize(
-            at: dir, options: HomeInitOptions(
-                chainID: "ishtar-ckpt", insecurePlaintext: true, basePort: randomBasePort(), consensus: .fast,
-                controlPlane: ControlPlaneGenesisOptions(covenantKeys: (0..<3).map { _ in Schnorr.PrivateKey().publicKey },
-                                                         covenantQuorum: 2, epochLength: 5)),
-            logger: quietLogger("init"))
-        let home = NodeHome(path: dir)
+        let home = try checkpointHome("ckpt", chainID: "ishtar-ckpt", epochLength: 5)
+        defer { try? FileManager.default.removeItem(atPath: home.path) }
         let config = try home.loadConfig()
         let key = try home.loadValidatorKey(config: config, passphrase: nil)
         let node = try NodeService(
@@ -62,15 +68,8 @@ enum ScenarioCheckpoints {
     /// A validator whose signature never left (here: one that always stops before sending
     /// it) owes the last ended epoch's signature; after a restart it signs it at start.
     @Test(.timeLimit(.minutes(3))) func restartedValidatorSignsTheEpochItOwes() async throws {
-        let dir = try nodeScratch("ckpt-owed")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = try NodeHomeSetup.initialize(
-            at: dir, options: HomeInitOptions(
-                chainID: "ishtar-owed", insecurePlaintext: true, basePort: randomBasePort(), consensus: .fast,
-                controlPlane: ControlPlaneGenesisOptions(covenantKeys: (0..<3).map { _ in Schnorr.PrivateKey().publicKey },
-                                                         covenantQuorum: 2, epochLength: 3)),
-            logger: quietLogger("init"))
-        let home = NodeHome(path: dir)
+        let home = try checkpointHome("ckpt-owed", chainID: "ishtar-owed", epochLength: 3)
+        defer { try? FileManager.default.removeItem(atPath: home.path) }
         let config = try home.loadConfig()
         let key = try home.loadValidatorKey(config: config, passphrase: nil)
         func options(_ config: NodeConfig, signs: Bool = true) throws -> NodeServiceOptions {
@@ -105,15 +104,8 @@ enum ScenarioCheckpoints {
     /// own checkpoint signature out: here the pool admits nothing at all, and every epoch is
     /// still signed.
     @Test(.timeLimit(.minutes(3))) func aFullMempoolDoesNotKeepTheCheckpointSignatureOut() async throws {
-        let dir = try nodeScratch("ckpt-full")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = try NodeHomeSetup.initialize(
-            at: dir, options: HomeInitOptions(
-                chainID: "ishtar-full", insecurePlaintext: true, basePort: randomBasePort(), consensus: .fast,
-                controlPlane: ControlPlaneGenesisOptions(covenantKeys: (0..<3).map { _ in Schnorr.PrivateKey().publicKey },
-                                                         covenantQuorum: 2, epochLength: 3)),
-            logger: quietLogger("init"))
-        let home = NodeHome(path: dir)
+        let home = try checkpointHome("ckpt-full", chainID: "ishtar-full", epochLength: 3)
+        defer { try? FileManager.default.removeItem(atPath: home.path) }
         var config = try home.loadConfig()
         config.mempool.maxTransactions = 0
         let node = try NodeService(options: NodeServiceOptions(
