@@ -10,6 +10,9 @@ import Logging
 import Metrics
 import NIOCore
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 private func json(_ response: TestResponse) throws -> [String: Any] {
     let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))
@@ -33,9 +36,10 @@ private let jsonHeaders: HTTPFields = [.contentType: "application/json"]
 
     init() throws { backend = try ChainBackend() }
 
-    func app(token: String? = nil, maxBody: Int = 1 << 20) -> some ApplicationProtocol {
+    func app(token: String? = nil, maxBody: Int = 1 << 20, maxConnections: Int = 256) -> some ApplicationProtocol {
         makeAPIApplication(backend: backend,
-                           configuration: APIServerConfiguration(port: 0, bearerToken: token, maxRequestBodyBytes: maxBody),
+                           configuration: APIServerConfiguration(port: 0, bearerToken: token, maxRequestBodyBytes: maxBody,
+                                                                 maxConnections: maxConnections),
                            logger: logger)
     }
 
@@ -415,10 +419,91 @@ private let jsonHeaders: HTTPFields = [.contentType: "application/json"]
         }
     }
 
+    /// Clients holding connections open cannot take more than `maxConnections`
+    /// descriptors: the next client waits, unserved, until one of them closes.
+    @Test func connectionsBeyondTheCapWaitUntilOneCloses() async throws {
+        try await app(maxConnections: 2).test(.live) { client in
+            let port = try #require(client.port)
+            // Two idle connections take the whole cap (one at a time, so each is accepted).
+            let first = try HTTPSocket(port: port)
+            try await Task.sleep(for: .milliseconds(200))
+            let second = try HTTPSocket(port: port)
+            try await Task.sleep(for: .milliseconds(200))
+            let third = try HTTPSocket(port: port)
+            try third.send("GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            #expect(try third.waitReadable(milliseconds: 1500) == false, "served past the connection cap")
+            first.close()
+            #expect(try third.waitReadable(milliseconds: 10_000), "not served after a connection closed")
+            #expect(try third.readAll().hasPrefix("HTTP/1.1 200"))
+            second.close()
+        }
+    }
+
     @Test func runAPIServerRejectsAnEmptyToken() async throws {
         await #expect(throws: APIServerError.emptyBearerToken) {
             try await runAPIServer(backend: backend, configuration: APIServerConfiguration(port: 0, bearerToken: ""),
                                    logger: logger)
         }
     }
+}
+
+/// A blocking loopback TCP client for what HTTP clients do not expose: holding a
+/// connection open, and seeing whether a response has arrived yet.
+private final class HTTPSocket {
+    private var fd: Int32
+
+    init(port: Int) throws {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard s >= 0 else { throw HTTPSocketError("socket failed") }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let r = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard r == 0 else {
+            Glibc.close(s)
+            throw HTTPSocketError("connect to 127.0.0.1:\(port) failed (errno \(errno))")
+        }
+        fd = s
+    }
+
+    deinit { close() }
+
+    func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+
+    func send(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        guard Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else { throw HTTPSocketError("send failed") }
+    }
+
+    /// Whether bytes (or the end of the stream) arrive within `milliseconds`.
+    func waitReadable(milliseconds: Int32) throws -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let n = poll(&p, 1, milliseconds)
+        guard n >= 0 else { throw HTTPSocketError("poll failed (errno \(errno))") }
+        return n == 1
+    }
+
+    /// Everything until the server closes the connection (the request asked it to).
+    func readAll() throws -> String {
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            guard try waitReadable(milliseconds: 10_000) else { throw HTTPSocketError("no response within 10 s") }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            out += buffer[0..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+private struct HTTPSocketError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
 }

@@ -1,9 +1,11 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import IshtarChain
 import IshtarCrypto
 import Logging
+import Metrics
 import NIOCore
 import Prometheus
 
@@ -25,15 +27,21 @@ public struct APIServerConfiguration: Sendable, Hashable {
     public var maxRequestBodyBytes: Int
     /// Level of the one-line-per-request log (server errors always log at warning).
     public var requestLogLevel: Logger.Level
+    /// Open connections at most (`api.max_connections`, 256 by default). At the cap the
+    /// server stops accepting; further clients wait in the kernel's listen backlog, holding
+    /// no descriptor of ours, until a connection closes (idle ones close after 60 s).
+    public var maxConnections: Int
 
     /// A configuration; every parameter has the safe default.
     public init(host: String = "127.0.0.1", port: Int = 26657, bearerToken: String? = nil,
-                maxRequestBodyBytes: Int = 1 << 20, requestLogLevel: Logger.Level = .debug) {
+                maxRequestBodyBytes: Int = 1 << 20, requestLogLevel: Logger.Level = .debug,
+                maxConnections: Int = 256) {
         self.host = host
         self.port = port
         self.bearerToken = bearerToken
         self.maxRequestBodyBytes = maxRequestBodyBytes
         self.requestLogLevel = requestLogLevel
+        self.maxConnections = maxConnections
     }
 
     /// Whether ``host`` is a loopback address (the API is then reachable only locally):
@@ -98,13 +106,53 @@ public func makeAPIApplication(
         // node's RocksDB files share (a consensus write that cannot open a file halts it).
         server: .http1(configuration: .init(idleTimeout: .seconds(60))),
         configuration: ApplicationConfiguration(
-            address: .hostname(configuration.host, port: configuration.port), serverName: "ishtar"),
+            address: .hostname(configuration.host, port: configuration.port), serverName: "ishtar",
+            availableConnectionsDelegate: APIConnectionLimit(max: configuration.maxConnections, logger: logger)),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             logger.info("HTTP API listening", metadata: ["host": .string(configuration.host), "port": .stringConvertible(port)])
             await onServerRunning?(port)
         },
         logger: logger)
+}
+
+/// Caps the API's open connections: each holds a file descriptor, and clients that open
+/// connections without end would otherwise starve RocksDB and the peers of theirs. At the
+/// cap Hummingbird stops calling accept, so new clients queue in the listen backlog rather
+/// than being refused, and are served as connections close.
+struct APIConnectionLimit: AvailableConnectionsDelegate {
+    let max: Int
+    let logger: Logger
+    private var open = 0
+    private var lastWarning: ContinuousClock.Instant?
+    private let gauge = Gauge(label: NodeMetricName.apiOpenConnections)
+    private let reached = Counter(label: NodeMetricName.apiConnectionLimitReached)
+
+    init(max: Int, logger: Logger) {
+        self.max = Swift.max(1, max)
+        self.logger = logger
+    }
+
+    mutating func connectionOpened() {
+        open += 1
+        gauge.record(open)
+        guard open >= max else { return }
+        reached.increment()
+        // Once a minute at most: a client hammering the cap must not also flood the log.
+        let now = ContinuousClock.now
+        if lastWarning.map({ now - $0 >= .seconds(60) }) ?? true {
+            lastWarning = now
+            logger.warning("HTTP API at api.max_connections: new clients wait until a connection closes",
+                           metadata: ["max_connections": .stringConvertible(max)])
+        }
+    }
+
+    mutating func connectionClosed() {
+        open -= 1
+        gauge.record(open)
+    }
+
+    func isAcceptingNewConnections() -> Bool { open < max }
 }
 
 /// Builds and runs the node's HTTP JSON API until the surrounding task is cancelled (or

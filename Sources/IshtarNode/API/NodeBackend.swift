@@ -177,4 +177,9 @@ public enum NodeMetricName {
     public static let equivocations = "ishtar_finality_equivocations_total"
     /// Counter: finality providers this node saw jailed for missing votes.
     public static let jailings = "ishtar_finality_jailings_total"
+    /// Gauge: open HTTP API connections (at most `api.max_connections`).
+    public static let apiOpenConnections = "ishtar_api_open_connections"
+    /// Counter: times the HTTP API reached `api.max_connections` and stopped accepting
+    /// until a connection closed.
+    public static let apiConnectionLimitReached = "ishtar_api_connection_limit_reached_total"
 }

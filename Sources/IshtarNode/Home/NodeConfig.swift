@@ -108,6 +108,7 @@ public struct NodeConfig: Codable, Sendable, Hashable {
         try range("p2p.max_dial_backoff_ms", p2p.maxDialBackoffMillis, 250...Self.maxMillis)
         try range("p2p.max_inbound_peers", p2p.maxInboundPeers, 1...10_000)
         try range("p2p.max_inbound_peers_per_ip", p2p.maxInboundPeersPerIP, 1...10_000)
+        try range("api.max_connections", api.maxConnections, 1...100_000)
         try range("p2p.misbehaviour_ban_ms", p2p.misbehaviourBanMillis, 0...Self.maxMillis)
         let c = consensus
         for (field, value) in [("propose_base_ms", c.proposeBaseMillis), ("prevote_base_ms", c.prevoteBaseMillis),
@@ -212,20 +213,27 @@ public struct APIConfig: Codable, Sendable, Hashable {
     /// the home unless absolute; owner-only permissions, like the key files). `nil`: no
     /// token — the default, since a submitted transaction is already signed by its sender.
     public var bearerTokenFile: String?
+    /// Open HTTP connections at most; further clients wait in the listen backlog until one
+    /// closes. Each connection holds a file descriptor, and the node's RocksDB files and
+    /// peers need theirs: without a cap, clients opening connections could starve them.
+    public var maxConnections: Int
 
-    public init(listen: String = "127.0.0.1:26657", bearerTokenFile: String? = nil) {
+    public init(listen: String = "127.0.0.1:26657", bearerTokenFile: String? = nil, maxConnections: Int = 256) {
         self.listen = listen
         self.bearerTokenFile = bearerTokenFile
+        self.maxConnections = maxConnections
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case listen, bearerTokenFile = "bearer_token_file"
+        case listen, bearerTokenFile = "bearer_token_file", maxConnections = "max_connections"
     }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? APIConfig().listen
+        let d = APIConfig()
+        listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? d.listen
         bearerTokenFile = try c.decodeIfPresent(String.self, forKey: .bearerTokenFile)
+        maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections
     }
 }
 

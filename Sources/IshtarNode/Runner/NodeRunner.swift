@@ -14,6 +14,36 @@ public enum NodeRunner {
         LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
     }()
 
+    /// Descriptors the node may hold at once besides RocksDB's: API connections, peers
+    /// (inbound, plus one dial per persistent peer) and a margin for logs and pipes.
+    static func descriptorsNeeded(_ config: NodeConfig) -> UInt64 {
+        UInt64(config.api.maxConnections + config.p2p.maxInboundPeers + config.p2p.persistentPeers.count + 64)
+    }
+
+    /// Raises the soft open-file limit toward the hard one (at most 65,536): Debian's
+    /// default soft limit of 1,024 is shared by RocksDB's table files, the peers and the
+    /// API's connections, and a RocksDB write that cannot open a file halts the node. Warns
+    /// when the limit stays too low for the configured connections plus RocksDB's files.
+    static func raiseOpenFileLimit(config: NodeConfig, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let wanted = min(limit.rlim_max, 65_536)
+        if limit.rlim_cur < wanted {
+            var raised = limit
+            raised.rlim_cur = wanted
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        // RocksDB keeps its table files open; a few hundred covers a node's first gigabytes.
+        let needed = descriptorsNeeded(config) + 512
+        let metadata: Logger.Metadata = ["open_file_limit": "\(limit.rlim_cur)", "needed_at_least": "\(needed)"]
+        if limit.rlim_cur < needed {
+            logger.warning("open-file limit is low for api.max_connections and the peers; raise it (ulimit -n) or lower them",
+                           metadata: metadata)
+        } else {
+            logger.debug("open-file limit", metadata: metadata)
+        }
+    }
+
     /// Loads the home, starts the node and its API, and runs them as one service group until
     /// the task is cancelled or — with `terminationSignals` — SIGTERM or SIGINT arrives. Either
     /// way the group shuts down in reverse order: the API stops taking requests first, then the
@@ -41,7 +71,8 @@ public enum NodeRunner {
         guard let api = HostPort(config.api.listen) else { throw NodeError.badHome("bad api.listen \(config.api.listen)") }
         let token = try home.loadAPIToken(config: config)
         logger.info("api", metadata: ["listen": "\(config.api.listen)", "post_txs_auth": "\(token == nil ? "none" : "bearer token")"])
-        let apiConfiguration = APIServerConfiguration(host: api.host, port: api.port, bearerToken: token)
+        let apiConfiguration = APIServerConfiguration(host: api.host, port: api.port, bearerToken: token,
+                                                      maxConnections: config.api.maxConnections)
         // Submitting changes state: beyond this machine it needs a token.
         guard token != nil || apiConfiguration.isLoopback else {
             throw NodeError.badHome(
@@ -49,6 +80,7 @@ public enum NodeRunner {
                 + "POST /txs would take submissions from anyone. Set api.bearer_token_file (a mode-0600 file holding "
                 + "the token), or listen on 127.0.0.1")
         }
+        raiseOpenFileLimit(config: config, logger: logger)
         NodeMetrics.bootstrap()
         let node = try NodeService(
             options: NodeServiceOptions(genesis: genesis, config: config, validatorKey: validatorKey, nodeKey: nodeKey,
