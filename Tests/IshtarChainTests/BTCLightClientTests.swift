@@ -77,6 +77,11 @@ struct BTCLightClientTests {
             ([stale], .timestampTooOld(index: 0, height: 13, time: mtp, medianTimePast: mtp)),
             (many, .tooManyHeaders(count: 26, limit: 25)),
             ([chain[5]], .duplicateHeader(index: 0, hash: chain[5].hash.displayHex)),
+            // Nothing new: a batch of known headers is a duplicate as a whole.
+            (Array(chain[3...6]), .duplicateHeader(index: 3, hash: chain[6].hash.displayHex)),
+            // Known headers are skipped, but the first new one must still follow the last of them.
+            ([chain[10], good], .brokenLinkage(index: 1, expectedPrevious: chain[10].hash.displayHex,
+                                               found: tip.hash.displayHex)),
             // A good header first: the bad second one rejects the whole message.
             ([good, try lcMine(good, time: good.time + 600, meeting: false)],
              .insufficientProofOfWork(index: 1, hash: try lcMine(good, time: good.time + 600, meeting: false).hash.displayHex)),
@@ -117,6 +122,22 @@ struct BTCLightClientTests {
         // After all that, the good header still goes in.
         #expect(try lc.insert([good, next]).isOK)
         #expect(try lc.tipHeight() == 14)
+    }
+
+    /// Relayers' batches overlap, and anyone may copy a header of a pending batch into a
+    /// message of its own that lands first: the batch's known headers are then skipped and
+    /// its new ones still go in.
+    @Test func aBatchWhoseFirstHeadersAreKnownInsertsTheRest() throws {
+        let lc = try LCHarness()
+        let chain = try lcChain(on: genesisHeader, count: 12)
+        #expect(try lc.insert(Array(chain[0..<5])).isOK)
+        // Someone front-runs a relayer's batch 5…11 with its first header.
+        #expect(try lc.insert([chain[5]]).isOK)
+        let r = try lc.insert(Array(chain[3..<12]))
+        #expect(r.isOK, "\(r.log)")
+        #expect(try lc.tipHeight() == 12)
+        // The roll-forward events name only the headers this message added.
+        #expect(events(r) == (6..<12).map { fwd(chain[$0], $0 + 1) })
     }
 
     @Test func lighterForkStaysAFork() throws {

@@ -393,9 +393,25 @@ struct Inserter {
         return cursor.stored.height == height ? cursor : nil
     }
 
-    /// Checks every header in order; returns them with heights, work and walk memos.
-    func validate(_ headers: [BTCBlockHeader]) throws(ExecutionError) -> [AcceptedHeader] {
-        guard let first = headers.first else { throw .rule(BTCLightClientError.noHeaders) }
+    /// Checks every header in order; returns the new ones with heights, work and walk memos.
+    ///
+    /// Headers the light client already holds at the start of the message are skipped, not
+    /// refused: relayers send overlapping batches, and anyone could otherwise copy one header
+    /// of a pending batch into a message of its own, land it first and void the whole batch
+    /// (no fee stops them). A message with nothing new is refused as a duplicate.
+    func validate(_ all: [BTCBlockHeader]) throws(ExecutionError) -> [AcceptedHeader] {
+        guard !all.isEmpty else { throw .rule(BTCLightClientError.noHeaders) }
+        var known = 0
+        while known < all.count, try store.contains(BTCLightClientModule.headerKey(all[known].hash.rawValue)) { known += 1 }
+        guard known < all.count else {
+            throw .rule(BTCLightClientError.duplicateHeader(index: all.count - 1, hash: all[all.count - 1].hash.displayHex))
+        }
+        let headers = all[known...]
+        let first = all[known]
+        if known > 0, first.previousBlockHash != all[known - 1].hash {
+            throw .rule(BTCLightClientError.brokenLinkage(index: known, expectedPrevious: all[known - 1].hash.displayHex,
+                                                          found: first.previousBlockHash.displayHex))
+        }
         let rootHash = first.previousBlockHash.rawValue
         guard let rootStored = try BTCLightClientModule.stored(rootHash, in: store) else {
             throw .rule(BTCLightClientError.unknownParent(previousHash: first.previousBlockHash.displayHex))
@@ -413,9 +429,9 @@ struct Inserter {
         var accepted: [AcceptedHeader] = []
         accepted.reserveCapacity(headers.count)
         var parent = root
-        for (index, header) in headers.enumerated() {
+        for (index, header) in zip(headers.indices, headers) {
             let hash = header.hash.rawValue
-            if index > 0, header.previousBlockHash.rawValue != parent.hash {
+            if index > known, header.previousBlockHash.rawValue != parent.hash {
                 throw .rule(BTCLightClientError.brokenLinkage(
                     index: index, expectedPrevious: BTCLightClientModule.display(parent.hash),
                     found: header.previousBlockHash.displayHex))
