@@ -96,6 +96,21 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: marker))
         await reopened.stop()
 
+        // The database with another validator's key (as if copied from that validator): its
+        // record says nothing of what this key signed, so it counts as no record — refused
+        // while this key's marker says it signed, a fresh start without the marker.
+        var other = opts
+        other.validatorKey = Schnorr.PrivateKey()
+        #expect {
+            _ = try NodeService(options: other, logger: quietLogger("sm-other"))
+        } throws: { "\($0)".contains("holds no record of this validator's signatures (its record is of another validator") }
+        let otherMarker = NodeService.signedMarkerPath(databasePath: other.databasePath)
+        try FileManager.default.moveItem(atPath: marker, toPath: marker + ".kept")
+        let fresh = try NodeService(options: other, logger: quietLogger("sm-fresh"))
+        #expect(!FileManager.default.fileExists(atPath: otherMarker), "a foreign record wrote this key's marker")
+        await fresh.stop()
+        try FileManager.default.moveItem(atPath: marker + ".kept", toPath: marker)
+
         // A database holding blocks but no record of this validator's signatures (copied
         // from a peer, restored from before it signed): refused while the marker says it signed.
         let db = try Database.open(path: opts.databasePath, options: DatabaseOptions(

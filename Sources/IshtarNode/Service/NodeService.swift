@@ -197,6 +197,17 @@ public actor NodeService: NodeBackend, P2PDelegate {
             // Never guess: starting without the record could double-sign.
             throw .storage("cannot read the sign state (refusing to start without it): \(error)")
         }
+        let signer = SchnorrConsensusSigner(key: options.validatorKey)
+        // A record of another key's signatures (a database copied from another validator)
+        // says nothing about what this key signed, and guarding with it — or taking over its
+        // lock — could sign twice at a height this key already signed: treat it as no record.
+        var foreignSigner: Data?
+        if let s = signState, let other = s.messages.map(\.signer).first(where: { $0 != signer.validatorAddress }) {
+            foreignSigner = other
+            signState = nil
+            logger.warning("the database's sign state records another validator's signatures; ignored (a copied database?)",
+                           metadata: ["recorded_validator": "\(other.hexEncoded)", "this_validator": "\(signer.validatorAddress.hexEncoded)"])
+        }
         let marker = Self.signedMarkerPath(databasePath: options.databasePath)
         if signState != nil {
             // At start the engine sends its last signed messages again (no new signature, so
@@ -212,13 +223,13 @@ public actor NodeService: NodeBackend, P2PDelegate {
             // This validator signed with a database that held its sign state; this one holds
             // none (copied from a peer, restored from before it signed): it could sign again
             // at heights it signed.
+            let foreign = foreignSigner.map { " (its record is of another validator, \($0.hexEncoded): copied from it?)" } ?? ""
             throw .badHome(
-                "the database at \(options.databasePath) holds no record of this validator's signatures, but it has signed "
+                "the database at \(options.databasePath) holds no record of this validator's signatures\(foreign), but it has signed "
                 + "before (\(marker)): the record was in the database it signed with, and starting without it could "
                 + "double-sign. Restore that database; or, once the chain is past every height this key could have "
                 + "signed, remove \(marker)")
         }
-        let signer = SchnorrConsensusSigner(key: options.validatorKey)
         validatorAddress = signer.validatorAddress
         validatorKey = options.validatorKey
         engine = ConsensusEngine(
