@@ -369,7 +369,17 @@ public actor NodeService: NodeBackend, P2PDelegate {
             case .requestProposalValue(let h, let r):
                 scheduleProposal(height: h, round: r)
             case .requestValidation(let h, let value):
-                enqueue(.validity(height: h, value: value, valid: isValid(value, height: h), timely: isTimely(value)))
+                let valid: Bool
+                do {
+                    valid = try isValid(value, height: h)
+                } catch {
+                    // The engine keeps its first verdict on a value: a local failure answered as
+                    // "invalid" would leave this node unable to follow the network's decision
+                    // on it until restarted. Stopping says so instead (/health reports it).
+                    halt("process-proposal failed on this node (not a verdict on the block): \(error)")
+                    return
+                }
+                enqueue(.validity(height: h, value: value, valid: valid, timely: isTimely(value)))
             case .decide(let d):
                 commit(d)
             case .evidence(let e):
@@ -587,15 +597,14 @@ public actor NodeService: NodeBackend, P2PDelegate {
     }
 
     /// Process-proposal: deterministic in (value, height): the bytes decode to a block whose
-    /// hash is the value's hash, for this height, and the application accepts it.
-    func isValid(_ value: ProposalValue, height: Height) -> Bool {
+    /// hash is the value's hash, for this height, and the application accepts it. Throws
+    /// only for a failure of this node (its store, a halted application), which is no
+    /// verdict on the block: the application rejects bad blocks without throwing.
+    func isValid(_ value: ProposalValue, height: Height) throws(ChainError) -> Bool {
         guard let block = try? Block(decoding: value.block), block.hash == value.hash.bytes,
             block.header.height == height
         else { return false }
-        do { return try app.processProposal(block) == .accept } catch {
-            logger.error("process-proposal failed", metadata: ["error": "\(error)"])
-            return false
-        }
+        return try app.processProposal(block) == .accept
     }
 
     func certificate(at height: UInt64) throws -> CommitCertificate? {
