@@ -463,22 +463,7 @@ private let jsonHeaders: HTTPFields = [.contentType: "application/json"]
 private final class HTTPSocket {
     private var fd: Int32
 
-    init(port: Int) throws {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard s >= 0 else { throw HTTPSocketError("socket failed") }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard r == 0 else {
-            Glibc.close(s)
-            throw HTTPSocketError("connect to 127.0.0.1:\(port) failed (errno \(errno))")
-        }
-        fd = s
-    }
+    init(port: Int) throws { fd = try connectLoopback(port: port) }
 
     deinit { close() }
 
@@ -489,7 +474,7 @@ private final class HTTPSocket {
 
     func send(_ text: String) throws {
         let bytes = Array(text.utf8)
-        guard Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else { throw HTTPSocketError("send failed") }
+        guard Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else { throw LoopbackSocketError("send failed") }
     }
 
     /// Whether bytes (or the end of the stream) arrive within `milliseconds`. Polls without
@@ -500,7 +485,7 @@ private final class HTTPSocket {
         while true {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let n = poll(&p, 1, 0)
-            guard n >= 0 else { throw HTTPSocketError("poll failed (errno \(errno))") }
+            guard n >= 0 else { throw LoopbackSocketError("poll failed (errno \(errno))") }
             if n == 1 { return true }
             if ContinuousClock.now >= deadline { return false }
             try await Task.sleep(for: .milliseconds(10))
@@ -509,10 +494,10 @@ private final class HTTPSocket {
 
     /// What has arrived once anything has (within 10 s).
     func readSome() async throws -> String {
-        guard try await waitReadable(milliseconds: 10_000) else { throw HTTPSocketError("no response within 10 s") }
+        guard try await waitReadable(milliseconds: 10_000) else { throw LoopbackSocketError("no response within 10 s") }
         var buffer = [UInt8](repeating: 0, count: 4096)
         let n = recv(fd, &buffer, buffer.count, 0)
-        guard n > 0 else { throw HTTPSocketError("connection closed") }
+        guard n > 0 else { throw LoopbackSocketError("connection closed") }
         return String(decoding: buffer[0..<n], as: UTF8.self)
     }
 
@@ -521,16 +506,11 @@ private final class HTTPSocket {
         var out: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            guard try await waitReadable(milliseconds: 10_000) else { throw HTTPSocketError("no response within 10 s") }
+            guard try await waitReadable(milliseconds: 10_000) else { throw LoopbackSocketError("no response within 10 s") }
             let n = recv(fd, &buffer, buffer.count, 0)
             if n <= 0 { break }
             out += buffer[0..<n]
         }
         return String(decoding: out, as: UTF8.self)
     }
-}
-
-private struct HTTPSocketError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
 }

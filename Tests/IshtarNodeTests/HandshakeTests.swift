@@ -16,22 +16,7 @@ final class RawPeer {
     private let fd: Int32
 
     init(port: Int) throws {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard s >= 0 else { throw RawPeerError("socket failed") }
-        var tv = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard r == 0 else {
-            close(s)
-            throw RawPeerError("connect to 127.0.0.1:\(port) failed (errno \(errno))")
-        }
-        fd = s
+        fd = try connectLoopback(port: port, receiveTimeoutSeconds: 10)
     }
 
     deinit { close(fd) }
@@ -46,7 +31,7 @@ final class RawPeer {
             var off = 0
             while off < raw.count {
                 let n = send(fd, base + off, raw.count - off, Int32(MSG_NOSIGNAL))
-                guard n > 0 else { throw RawPeerError("send failed") }
+                guard n > 0 else { throw LoopbackSocketError("send failed") }
                 off += n
             }
         }
@@ -73,17 +58,13 @@ final class RawPeer {
         while out.count < count {
             let n = recv(fd, &buf, min(buf.count, count - out.count), 0)
             if n == 0 { return nil }
-            guard n > 0 else { throw RawPeerError("recv failed or timed out (errno \(errno))") }
+            guard n > 0 else { throw LoopbackSocketError("recv failed or timed out (errno \(errno))") }
             out.append(contentsOf: buf[0..<n])
         }
         return out
     }
 }
 
-struct RawPeerError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
 
 /// The P2P handshake on a real listening ``P2PNetwork``: a peer is admitted only as the key
 /// it proves it holds, for this chain, with a proof over this connection's challenge.

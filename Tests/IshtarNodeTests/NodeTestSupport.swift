@@ -12,6 +12,35 @@ func nodeScratch(_ name: String = "node") throws -> String {
     return dir.path
 }
 
+/// A blocking TCP socket connected to 127.0.0.1:`port`, for tests that speak a protocol
+/// by hand; with `receiveTimeoutSeconds`, a `recv` gives up after that long.
+func connectLoopback(port: Int, receiveTimeoutSeconds: Int? = nil) throws -> Int32 {
+    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard s >= 0 else { throw LoopbackSocketError("socket failed") }
+    if let seconds = receiveTimeoutSeconds {
+        var tv = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let r = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard r == 0 else {
+        close(s)
+        throw LoopbackSocketError("connect to 127.0.0.1:\(port) failed (errno \(errno))")
+    }
+    return s
+}
+
+/// What went wrong on a hand-driven loopback socket.
+struct LoopbackSocketError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
 /// A quiet logger for in-process nodes (warnings and up).
 func quietLogger(_ label: String) -> Logger {
     var l = Logger(label: label) { _ in StreamLogHandler.standardError(label: label) }
