@@ -153,12 +153,24 @@ public enum DevnetActions {
             print(genesisSummary(first).joined(separator: "\n"))
         }
         let all = homes(home)
+        // Everything is checked before anything starts: a node found running half-way
+        // through would leave the ones already spawned running with no supervisor.
+        if let p = livePid(file: home + "/devnet.pid", command: ["devnet", "start"], home: home) {
+            throw CLIError.badInput("a devnet supervisor for \(home) is already running (pid \(p)); `ishtar devnet stop --home \(home)` stops it")
+        }
+        let running = all.compactMap { h in pid(h).map { "\(h.path) (pid \($0))" } }
+        if !running.isEmpty {
+            throw CLIError.badInput("already running: \(running.joined(separator: ", ")); `ishtar devnet stop --home \(home)` stops them")
+        }
+        // Written before the first node starts, so a second `devnet start` is refused (and
+        // `devnet stop` finds this supervisor) from the moment any node may be running.
+        let pidFile = home + "/devnet.pid"
+        try? NodeHomeSetup.atomicWrite(Data("\(getpid())\n".utf8), to: pidFile)
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var children: [Process] = []
         let done = DispatchSemaphore(value: 0)
         let watch = ChildWatch(count: all.count)
         for h in all {
-            if let p = pid(h) { throw CLIError.badInput("\(h.path) is already running (pid \(p))") }
             let p = Process()
             p.executableURL = exe
             // An absolute home: `devnet stop` recognises the node by it (``isProcess(_:running:home:)``)
@@ -177,8 +189,7 @@ public enum DevnetActions {
             let logPath = h.logPath, name = h.path
             p.terminationHandler = { child in
                 guard let remaining = watch.exited() else { return }
-                let last = (try? String(contentsOfFile: logPath, encoding: .utf8))?
-                    .split(separator: "\n").last.map(String.init) ?? ""
+                let last = lastLine(ofFile: logPath)
                 let how = child.terminationReason == .uncaughtSignal ? "killed by signal" : "exited with status"
                 FileHandle.standardError.write(Data(
                     "devnet: \(name) \(how) \(child.terminationStatus); \(remaining) still running; log \(logPath)\n  \(last)\n".utf8))
@@ -186,13 +197,13 @@ public enum DevnetActions {
             }
             do { try p.run() } catch {
                 children.forEach { $0.terminate() }
+                removeOwnPidFile(pidFile)
                 throw CLIError.badInput("cannot start \(h.path): \(error)")
             }
             children.append(p)
             let api = (try? h.loadConfig().api.listen) ?? "?"
             print("\(h.path): pid \(p.processIdentifier) api http://\(api) log \(h.logPath)")
         }
-        try? NodeHomeSetup.atomicWrite(Data("\(getpid())\n".utf8), to: home + "/devnet.pid")
         print("devnet running; Ctrl-C to stop")
         let sources = NodeRunner.onTerminationSignals { done.signal() }
         done.wait()
@@ -202,9 +213,28 @@ public enum DevnetActions {
         let deadline = Date().addingTimeInterval(10)
         while children.contains(where: \.isRunning), Date() < deadline { usleep(100_000) }
         for c in children where c.isRunning { kill(c.processIdentifier, SIGKILL) }
-        unlink(home + "/devnet.pid")
+        removeOwnPidFile(pidFile)
         if allExited { throw CLIError.badInput("every node of the devnet exited on its own; see their logs above") }
         print("devnet stopped")
+    }
+
+    /// Removes the supervisor's pid file only while it still names this process.
+    static func removeOwnPidFile(_ path: String) {
+        guard let d = FileManager.default.contents(atPath: path),
+            Int32(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) == getpid()
+        else { return }
+        unlink(path)
+    }
+
+    /// The last non-empty line of a file, read from its last 4 KiB: a node's log grows for
+    /// as long as the devnet lives, and reading it whole on every exit cost its size in memory.
+    static func lastLine(ofFile path: String) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        guard let size = try? handle.seekToEnd() else { return "" }
+        let start = size > 4096 ? size - 4096 : 0
+        guard (try? handle.seek(toOffset: start)) != nil, let tail = try? handle.readToEnd() else { return "" }
+        return String(decoding: tail, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
     }
 
     /// The control-plane facts of an existing home's genesis: modules and the light client's base.

@@ -63,3 +63,61 @@ import Testing
         #expect(DevnetActions.pid(home) == nil)
     }
 }
+
+@Suite struct DevnetStartTests {
+    /// A devnet whose second node is already running (its first was killed, or started by
+    /// hand) is refused before any node is spawned: checking node by node used to start
+    /// node0, then throw at node1 and leave node0 running with no supervisor.
+    @Test func startIsRefusedBeforeSpawningWhenAnyNodeRuns() throws {
+        let dir = NSTemporaryDirectory() + "ishtar-devnet-start-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for i in 0..<2 {
+            try FileManager.default.createDirectory(atPath: dir + "/node\(i)", withIntermediateDirectories: true)
+            try Data("{}".utf8).write(to: URL(fileURLWithPath: dir + "/node\(i)/config.json"))
+        }
+        let node1 = NodeHome(path: dir + "/node1")
+        let running = Process()
+        running.executableURL = URL(fileURLWithPath: "/bin/sh")
+        running.arguments = ["-c", "sleep 30; :", "node", "start", "--home", node1.path]
+        try running.run()
+        defer { kill(running.processIdentifier, SIGKILL) }
+        usleep(100_000)
+        try Data("\(running.processIdentifier)\n".utf8).write(to: URL(fileURLWithPath: node1.pidPath))
+
+        #expect {
+            try DevnetActions.start(home: dir, validators: 2, chainID: "ishtar-devnet", basePort: 40_000)
+        } throws: { error in
+            guard case .badInput(let why)? = error as? CLIError else { return false }
+            return why.contains("already running") && why.contains(node1.path) && why.contains("\(running.processIdentifier)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/node0/node.log"), "node0 was never started")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/devnet.pid"))
+
+        // A live supervisor of this devnet (its pid file names a `devnet start --home dir`):
+        // a second one is refused, naming it.
+        kill(running.processIdentifier, SIGKILL)
+        running.waitUntilExit()
+        let supervisor = Process()
+        supervisor.executableURL = URL(fileURLWithPath: "/bin/sh")
+        supervisor.arguments = ["-c", "sleep 30; :", "devnet", "start", "--home", dir]
+        try supervisor.run()
+        defer { kill(supervisor.processIdentifier, SIGKILL) }
+        usleep(100_000)
+        try Data("\(supervisor.processIdentifier)\n".utf8).write(to: URL(fileURLWithPath: dir + "/devnet.pid"))
+        #expect {
+            try DevnetActions.start(home: dir, validators: 2, chainID: "ishtar-devnet", basePort: 40_000)
+        } throws: { error in
+            guard case .badInput(let why)? = error as? CLIError else { return false }
+            return why.contains("supervisor") && why.contains("\(supervisor.processIdentifier)")
+        }
+    }
+
+    @Test func theLastLineOfALogIsReadFromItsTail() throws {
+        let path = NSTemporaryDirectory() + "ishtar-devnet-log-\(UUID().uuidString)"
+        defer { unlink(path) }
+        let body = (0..<20_000).map { "line \($0)" }.joined(separator: "\n") + "\nthe last words\n"
+        try Data(body.utf8).write(to: URL(fileURLWithPath: path))
+        #expect(DevnetActions.lastLine(ofFile: path) == "the last words")
+        #expect(DevnetActions.lastLine(ofFile: path + ".missing") == "")
+    }
+}
