@@ -146,7 +146,7 @@ struct FinalityCommand: ParsableCommand {
         @OptionGroup var format: OutputOptions
 
         func validate() throws {
-            guard count >= 1, count <= 1_000_000 else { throw ValidationError("--count: must be 1 to 1,000,000") }
+            guard count >= 1, count <= FinalityActions.maxCommitmentCount else { throw ValidationError("--count: must be 1 to 1,000,000") }
             guard !start.addingReportingOverflow(count - 1).overflow else { throw ValidationError("--start: the range overflows") }
         }
 
@@ -239,6 +239,9 @@ struct FinalityCommand: ParsableCommand {
 
 /// What `ishtar finality` does, callable from tests.
 public enum FinalityActions {
+    /// The most heights one `commit-randomness` commits (and so the most a vote re-derives).
+    public static let maxCommitmentCount: UInt64 = 1_000_000
+
     /// A connected node, the unlocked keys and the transaction's chain and nonce.
     public struct Sender {
         public let client: NodeAPIClient
@@ -324,6 +327,13 @@ public enum FinalityActions {
         let c = try TxActions.decodeOK(CommitmentJSON.self, reply, what: "commitment")
         guard let start = UInt64(c.startHeight), let count = UInt64(c.count), height >= start, height - start < count else {
             throw CLIError.badInput("node returned a commitment (start \(c.startHeight), count \(c.count)) that does not cover height \(height)")
+        }
+        // The batch is re-derived whole (one point multiplication per height): a count from
+        // the node beyond what `commit-randomness` ever makes would be hours of work and
+        // gigabytes on the node's word alone.
+        guard count <= maxCommitmentCount else {
+            throw CLIError.verificationFailed(
+                "node returned a commitment of \(count) heights; `commit-randomness` makes at most \(maxCommitmentCount), so this key did not make it")
         }
         let covering = (start: start, count: count, root: c.root)
         let batch = try batch(btcKey: btcKey, chainID: chainID, start: covering.start, count: covering.count)

@@ -9,9 +9,9 @@ import Synchronization
 /// A tiny loopback TCP server that answers the i-th connection with the i-th
 /// canned reply (the last one repeats), then closes the connection. Used to
 /// feed the client garbage, truncated HTTP, 401s and so on.
-final class ScriptedServer: Sendable {
+public final class ScriptedServer: Sendable {
     /// What to send back on a connection.
-    enum Reply: Sendable {
+    public enum Reply: Sendable {
         /// Raw bytes, sent verbatim after reading the request.
         case raw([UInt8])
         /// Close without sending anything (curl: "Empty reply from server").
@@ -20,7 +20,7 @@ final class ScriptedServer: Sendable {
         case stall(milliseconds: Int)
 
         /// A well-formed HTTP/1.1 response.
-        static func http(_ status: Int, _ body: String, headers: [String] = []) -> Reply {
+        public static func http(_ status: Int, _ body: String, headers: [String] = []) -> Reply {
             let b = Array(body.utf8)
             var head = "HTTP/1.1 \(status) X\r\nContent-Type: application/json\r\nContent-Length: \(b.count)\r\n"
             head += "Connection: close\r\n"
@@ -31,11 +31,11 @@ final class ScriptedServer: Sendable {
     }
 
     /// One received HTTP request.
-    struct Request: Sendable {
-        var head: String
-        var body: String
+    public struct Request: Sendable {
+        public var head: String
+        public var body: String
         /// The `Authorization` header value, if any.
-        var authorization: String? {
+        public var authorization: String? {
             for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("authorization:") {
                 return line.dropFirst("authorization:".count).trimmingCharacters(in: .whitespaces)
             }
@@ -43,13 +43,13 @@ final class ScriptedServer: Sendable {
         }
     }
 
-    let port: Int
+    public let port: Int
     private let fd: Int32
     private let replies: [Reply]
     private let state = Mutex<(requests: [Request], stopped: Bool)>(([], false))
     private let done = Mutex<Bool>(false)
 
-    init(replies: [Reply]) throws {
+    public init(replies: [Reply]) throws {
         precondition(!replies.isEmpty)
         self.replies = replies
         let (fd, port) = try Self.makeListener()
@@ -61,11 +61,11 @@ final class ScriptedServer: Sendable {
 
     deinit { stop() }
 
-    var requests: [Request] { state.withLock { $0.requests } }
+    public var requests: [Request] { state.withLock { $0.requests } }
 
-    var url: String { "http://127.0.0.1:\(port)/" }
+    public var url: String { "http://127.0.0.1:\(port)/" }
 
-    func stop() {
+    public func stop() {
         let wasStopped = state.withLock { s -> Bool in
             defer { s.stopped = true }
             return s.stopped
@@ -77,12 +77,11 @@ final class ScriptedServer: Sendable {
         close(fd)
     }
 
-    /// A loopback port that nothing listens on (bound, then closed).
     /// A loopback port that refuses connections for as long as the returned socket stays
     /// open: bound but not listening. (A port closed after picking it could be taken by
     /// another test's server before the connection attempt — a regtest node once answered
     /// 401 there.) Close the socket when done.
-    static func refusingPort() throws -> (socket: Int32, port: Int) {
+    public static func refusingPort() throws -> (socket: Int32, port: Int) {
         let (fd, port) = try makeListener()
         close(fd)
         #if canImport(Glibc)
