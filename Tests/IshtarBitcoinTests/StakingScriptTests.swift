@@ -329,6 +329,36 @@ struct StakingTransactionTests {
         bad = defaults
         bad.minSlashingFee = .sats(1)
         #expect { try bad.validated() } throws: { "\($0)".contains("minimum slashing fee (1 sat) is below 1 sat/vB") }
+        // A committee larger than a delegation can store signature sets for.
+        bad = defaults
+        bad.covenantKeys = try (1...257).map { (i: Int) in
+            try Schnorr.PrivateKey(rawRepresentation: Data(count: 30) + [UInt8(i >> 8), UInt8(i & 0xff)]).publicKey
+        }
+        #expect { try bad.validated() } throws: { "\($0)".contains("257 keys; at most 256") }
+    }
+
+    /// A slashing script Bitcoin Core would not relay makes every slashing transaction
+    /// unbroadcastable: only standard output types are taken.
+    @Test(arguments: [
+        ("76a914" + String(repeating: "00", count: 20) + "88ac", true),  // P2PKH
+        ("a914" + String(repeating: "00", count: 20) + "87", true),  // P2SH
+        ("0014" + String(repeating: "00", count: 20), true),  // P2WPKH
+        ("0020" + String(repeating: "00", count: 32), true),  // P2WSH
+        ("5120" + String(repeating: "11", count: 32), true),  // P2TR
+        ("52020000", true),  // a future witness version
+        ("6a", true),  // bare OP_RETURN
+        ("6a4c50" + String(repeating: "00", count: 80), true),  // OP_RETURN, 83 bytes in all
+        ("6a4c51" + String(repeating: "00", count: 81), false),  // 84 bytes: over the data-carrier limit
+        ("6a51", true),  // OP_RETURN OP_1: still push-only
+        ("6aac", false),  // OP_RETURN OP_CHECKSIG: not push-only
+        ("0015" + String(repeating: "00", count: 21), false),  // version 0, 21 bytes: never spendable
+        ("51", false),  // OP_TRUE: anyone can spend, not a standard template
+        ("21" + "02" + String(repeating: "11", count: 32) + "ac", true),  // bare P2PK
+        ("21" + "05" + String(repeating: "11", count: 32) + "ac", false),  // not a key prefix
+    ])
+    func onlyStandardSlashingScriptsAreTaken(hex: String, standard: Bool) throws {
+        let script = Script(bytes: try Data(hex: hex))
+        #expect(StakingParameters.isStandardOutput(script) == standard, "\(hex)")
     }
 
     /// The fee floors are upper estimates: the transactions the builders make for the

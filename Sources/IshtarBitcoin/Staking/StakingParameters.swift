@@ -179,10 +179,15 @@ public struct StakingParameters: Hashable, Sendable, Codable {
     /// Rules: covenant keys distinct and non-empty; 1 ≤ quorum ≤ key count; 0 < min stake ≤ max
     /// stake; 1 ≤ min staking time ≤ max staking time; unbonding time ≥ 1; the minimum stake
     /// covers the unbonding fee, the minimum slashing fee and the slashed share of the unbonded
-    /// value with non-dust change left; a non-empty slashing script.
+    /// value with non-dust change left; a non-empty, standard slashing script; at most
+    /// ``maxCovenantCommitteeSize`` covenant keys.
     @discardableResult
     public func validated() throws(StakingError) -> StakingParameters {
         guard !covenantKeys.isEmpty else { throw .invalidParameters(reason: "the covenant committee is empty") }
+        guard covenantKeys.count <= Self.maxCovenantCommitteeSize else {
+            throw .invalidParameters(reason: "the covenant committee has \(covenantKeys.count) keys; at most "
+                + "\(Self.maxCovenantCommitteeSize) (a delegation stores one signature set per member, at most that many)")
+        }
         try Self.requireDistinct(covenantKeys)
         guard covenantQuorum >= 1, covenantQuorum <= covenantKeys.count else {
             throw .invalidCovenantQuorum(quorum: covenantQuorum, keyCount: covenantKeys.count)
@@ -199,6 +204,13 @@ public struct StakingParameters: Hashable, Sendable, Codable {
         guard unbondingFee.sats > 0 else { throw .invalidParameters(reason: "the unbonding fee must be positive") }
         guard minSlashingFee.sats > 0 else { throw .invalidParameters(reason: "the minimum slashing fee must be positive") }
         guard !slashingPkScript.bytes.isEmpty else { throw .invalidParameters(reason: "the slashing script is empty") }
+        // Like a fee under the relay floor: a slashing output Bitcoin Core will not relay
+        // makes every slashing transaction unbroadcastable, so no stake could be slashed.
+        guard Self.isStandardOutput(slashingPkScript) else {
+            throw .invalidParameters(reason: "the slashing script \(slashingPkScript.bytes.hexString) is not a standard output "
+                + "(P2PKH, P2SH, P2WPKH, P2WSH, P2TR, a future witness version, or OP_RETURN with pushes only, at most "
+                + "\(Self.maxStandardNullDataBytes) bytes): Bitcoin Core would not relay a slashing transaction paying it")
+        }
         // Pre-signed transactions cannot raise their fee later: one paying under Bitcoin
         // Core's default minimum relay fee (1 sat/vB) never propagates, so no staker could
         // unbond and no one could slash (the regtest oracle checks consensus, not relay policy).
@@ -252,6 +264,33 @@ public struct StakingParameters: Hashable, Sendable, Codable {
     }
 
     /// Throws ``StakingError/duplicateKey(_:)`` for the first key that appears twice.
+    /// The largest covenant committee: a stored delegation keeps at most one signature set
+    /// per member and its decoder takes at most 256 (far under tapscript's 1,000-element
+    /// stack, which a committee's multisig witness must fit).
+    public static let maxCovenantCommitteeSize = 256
+
+    /// The longest OP_RETURN output script relayed under every Bitcoin Core default (83
+    /// bytes until v30 raised the data-carrier limit).
+    public static let maxStandardNullDataBytes = 83
+
+    /// Whether Bitcoin Core's standardness rules (`IsStandard` of the output's type) accept
+    /// `script` as an output: the templates it solves (bare multisig aside), witness versions 1–16 for future
+    /// soft forks, and OP_RETURN followed only by pushes within the data-carrier limit. A
+    /// version-0 witness program must be 20 or 32 bytes (anything else can never be spent).
+    public static func isStandardOutput(_ script: Script) -> Bool {
+        switch script.type {
+        case .p2pkh, .p2sh, .p2wpkh, .p2wsh, .p2tr: return true
+        case .witnessUnknown(let version, _): return version != 0
+        case .opReturn: return script.bytes.count <= maxStandardNullDataBytes
+        case .unknown:
+            // Bare P2PK (a compressed or uncompressed key, then OP_CHECKSIG).
+            let raw = [UInt8](script.bytes)
+            if raw.count == 35, raw[0] == 33, raw[1] == 2 || raw[1] == 3, raw[34] == Opcode.checkSig.rawValue { return true }
+            if raw.count == 67, raw[0] == 65, raw[1] == 4, raw[66] == Opcode.checkSig.rawValue { return true }
+            return false
+        }
+    }
+
     static func requireDistinct(_ keys: [Schnorr.PublicKey]) throws(StakingError) {
         var seen = Set<Schnorr.PublicKey>()
         for key in keys where !seen.insert(key).inserted { throw .duplicateKey(key) }
