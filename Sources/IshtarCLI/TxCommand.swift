@@ -72,7 +72,9 @@ struct TxCommand: ParsableCommand {
                 --nonce auto asks the node for the account's next free nonce (its committed \
                 nonce after the account's transactions already in that node's mempool; 0 for a \
                 new account), so several sends before a block queue in order. An explicit nonce \
-                of a pending transaction is refused (pending transactions are not replaced).
+                of a pending transaction replaces it (the node answers "replaced pending \
+                transaction <hash>"; a replaced version is not taken back, and one nonce takes \
+                at most 8 replacements while pending).
                 Exit codes: 0 accepted into the mempool, 1 refused by check-tx (the result is \
                 printed, the rule is on stderr), 2 bad input or unreachable node.
                 """)

@@ -359,6 +359,23 @@ public final class Application {
         return CheckTxResult(result: result, hash: hash, sender: tx?.sender, nonce: tx?.nonce)
     }
 
+    /// The stateless rules alone (size, decoding, chain id, signature, each message's
+    /// `validateMessage`): no state is read or changed. A mempool asks this before work that
+    /// a forged transaction must not be able to trigger.
+    public func checkStateless(_ raw: Data) throws(ChainError) -> CheckTxResult {
+        let (meta, _, params) = try ready()
+        let hash = sha256(raw)
+        switch try statelessCheck(raw, hash: hash, chainID: meta.chainID, params: params) {
+        case .success(let tx): return CheckTxResult(result: .ok(), hash: hash, sender: tx.sender, nonce: tx.nonce)
+        case .failure(let v): return CheckTxResult(result: TxResult(violation: v), hash: hash)
+        }
+    }
+
+    /// Drops everything check-tx admitted since the last commit: the check state is the
+    /// committed state again. A mempool that swaps one of its transactions for another
+    /// resets it and checks its transactions again in order.
+    public func resetCheckState() { checkState = rootOverlay() }
+
     // MARK: - Proposals
 
     /// Builds the transaction list of a proposal (ABCI `PrepareProposal`): keeps the

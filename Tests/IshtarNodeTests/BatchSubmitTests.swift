@@ -69,15 +69,22 @@ import Testing
             // JSON form.
             let carol = Schnorr.PrivateKey()
             let c0 = try labelTx(carol, nonce: 0, chainID: Self.chainID)
-            // The same nonce again, another label: refused, naming the pending one.
+            // The same nonce again, another label: it replaces the pending one, naming it.
             let c0b = try labelTx(carol, nonce: 0, chainID: Self.chainID, label: "instead")
             let j = try await client.execute(
                 uri: "/txs/batch", method: .post, headers: [.contentType: "application/json"],
                 body: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: ["txs": [c0.hexString, c0b.hexString]])))
             #expect(j.status == .ok)
             let second = try Self.results(j)
-            #expect(second.map { $0["accepted"] as? Bool } == [true, false])
-            #expect((second[1]["log"] as? String)?.contains("already pending as transaction \(Transaction.hash(of: c0).hexString)") == true)
+            #expect(second.map { $0["accepted"] as? Bool } == [true, true])
+            #expect((second[1]["log"] as? String)?.contains("replaced pending transaction \(Transaction.hash(of: c0).hexString)") == true)
+            // The replaced version, sent again: refused.
+            let back = try await client.execute(
+                uri: "/txs/batch", method: .post, headers: [.contentType: "application/json"],
+                body: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: ["txs": [c0.hexString]])))
+            let third = try Self.results(back)
+            #expect(third.map { $0["accepted"] as? Bool } == [false])
+            #expect((third[0]["log"] as? String)?.contains("replaced here") == true)
 
             // Malformed batches are 400s naming what is wrong.
             let truncated = Self.framed([bobTx]).getSlice(at: 0, length: 10) ?? ByteBuffer()

@@ -26,6 +26,8 @@ final class MempoolHarness {
             validators: [ChainValidator(publicKey: proposer.publicKey.rawRepresentation, power: 10, name: "v0")]))
         self.senders = (0..<senders).map { chainTestKey("mempool-sender-\($0)") }
         mempool = Mempool(config: config)
+        // Replacements are not paused after one another here (one test checks the pause).
+        mempool.replacementPause = 0
     }
 
     func tx(_ sender: Int, nonce: UInt64, label: String = "a") throws -> Data {
@@ -34,8 +36,8 @@ final class MempoolHarness {
     }
 
     /// Admission as the node runs it.
-    func submit(_ bytes: Data, exemptFromLimits: Bool = false) -> Mempool.Admission {
-        mempool.add(bytes, exemptFromLimits: exemptFromLimits) { try? self.app.checkTx($0) }.0
+    func submit(_ bytes: Data, exemptFromLimits: Bool = false, now: ContinuousClock.Instant = .now) -> Mempool.Admission {
+        mempool.add(bytes, exemptFromLimits: exemptFromLimits, checks: ApplicationChecks(app: app), now: now).0
     }
 
     func committedNonce(_ sender: Int) -> UInt64 {
@@ -65,7 +67,7 @@ final class MempoolHarness {
         let failed = result.txResults.filter { !$0.isOK }.count
         #expect(failed == 0, "the proposer keeps only transactions that pass")
         try app.commit()
-        let evicted = mempool.update(committed: txs) { try? self.app.checkTx($0) }
+        let evicted = mempool.update(committed: txs, checks: ApplicationChecks(app: app))
         return (txs, evicted)
     }
 
@@ -110,29 +112,91 @@ final class MempoolHarness {
         guard case .rejected = h.submit(first) else { Issue.record("a committed transaction was admitted again"); return }
     }
 
-    /// A second transaction with a pending one's sender and nonce is refused, whatever its
-    /// messages: swapped in, it would leave the pending one's effects in the check state
-    /// (here a label; on a live chain a Bitcoin header, refusing every relayer's copy until
-    /// the next block), and anyone holding the first version could swap it back.
-    @Test func aTransactionWithAPendingNonceIsRefused() throws {
+    /// A second transaction with a pending one's sender and nonce replaces it, in its place
+    /// in the order; the replaced version is not taken back.
+    @Test func aTransactionWithAPendingNonceReplacesIt() throws {
         let h = try MempoolHarness(MempoolConfig())
         let a0 = try h.tx(0, nonce: 0, label: "first"), a1 = try h.tx(0, nonce: 1), b0 = try h.tx(1, nonce: 0)
         for t in [a0, a1, b0] { #expect(h.submit(t) == .added) }
-        let other = try h.tx(0, nonce: 0, label: "second")
-        guard case .rejected(let why) = h.submit(other) else { Issue.record("a second nonce 0 was admitted"); return }
-        #expect(why.contains("already pending as transaction \(Transaction.hash(of: a0).hexString)"))
-        #expect(h.submit(a0) == .duplicate, "the pending one itself is still a duplicate")
-        #expect(h.mempool.entries.map(\.bytes) == [a0, a1, b0])
+        let second = try h.tx(0, nonce: 0, label: "second")
+        #expect(h.submit(second) == .replaced(previous: Transaction.hash(of: a0)))
+        #expect(h.mempool.entries.map(\.bytes) == [second, a1, b0], "in the replaced one's place; nothing evicted")
+        #expect(h.mempool.lastReplacementEvictions == 0)
         h.expectConsistent()
+        // The first version, gossiped back by anyone who saw it: refused.
+        guard case .rejected(let why) = h.submit(a0) else { Issue.record("a replaced version came back"); return }
+        #expect(why.contains("replaced here") && why.contains(Transaction.hash(of: second).hexString), "\(why)")
+        #expect(h.submit(second) == .duplicate)
+        // The check state follows the pool: sender 0's next nonce is still 2.
+        #expect(h.checkState(accepts: try h.tx(0, nonce: 2)))
 
         let first = try h.commit(h.mempool.candidates(limit: 1))
-        #expect(first.included == [a0])
+        #expect(first.included == [second])
         let account = CheckpointDuty.queryJSON(h.app, "/modules/accounts/account/" + h.senders[0].publicKey.rawRepresentation.hexString)
-        #expect(account?["label"] as? String == "first", "the pending one is the one executed")
+        #expect(account?["label"] as? String == "second", "the replacement is the one executed")
         let rest = try h.commit(h.mempool.candidates())
-        #expect(rest.included == [a1, b0], "nonce 1 follows in the next block")
-        #expect(first.evicted == 0 && rest.evicted == 0 && h.mempool.count == 0)
+        #expect(rest.included == [a1, b0])
         #expect(h.committedNonce(0) == 2)
+    }
+
+    /// A replacement that fails where the pending one stood — a forged signature (refused
+    /// before any rebuild), or a rule of the state — leaves the pool and the check state as
+    /// they were.
+    @Test func aFailedReplacementLeavesThePoolAsItWas() throws {
+        let h = try MempoolHarness(MempoolConfig())
+        let a0 = try h.tx(0, nonce: 0, label: "first"), a1 = try h.tx(0, nonce: 1), b0 = try h.tx(1, nonce: 0)
+        for t in [a0, a1, b0] { #expect(h.submit(t) == .added) }
+        var forged = try Transaction(decoding: try h.tx(0, nonce: 0, label: "forged"))
+        forged.signature = Data(repeating: 7, count: 64)
+        guard case .rejected(let sig) = h.submit(forged.encoded) else { Issue.record("a forged replacement was taken"); return }
+        #expect(sig.contains("signature"), "\(sig)")
+        // Over the 64-byte label parameter: only check-tx against state refuses it.
+        let tooLong = try h.tx(0, nonce: 0, label: String(repeating: "x", count: 100))
+        guard case .rejected(let rule) = h.submit(tooLong) else { Issue.record("an invalid replacement was taken"); return }
+        #expect(rule.contains("label is 100 bytes"), "\(rule)")
+        #expect(h.mempool.entries.map(\.bytes) == [a0, a1, b0])
+        h.expectConsistent()
+        #expect(h.checkState(accepts: try h.tx(0, nonce: 2)), "the check state holds the pool, no more, no less")
+        #expect(!h.checkState(accepts: try h.tx(1, nonce: 0, label: "again")))
+        let block = try h.commit(h.mempool.candidates())
+        #expect(block.included == [a0, a1, b0])
+    }
+
+    /// Replacements cost a check of the whole pool: each pending nonce takes a bounded number
+    /// of versions, and after a rebuild replacements pause for nine times its duration.
+    @Test func replacementsAreBounded() throws {
+        let h = try MempoolHarness(MempoolConfig())
+        var current = try h.tx(0, nonce: 0, label: "v0")
+        #expect(h.submit(current) == .added)
+        for v in 1...Mempool.maxReplacementsPerNonce {
+            let next = try h.tx(0, nonce: 0, label: "v\(v)")
+            #expect(h.submit(next) == .replaced(previous: Transaction.hash(of: current)))
+            current = next
+        }
+        guard case .rejected(let why) = h.submit(try h.tx(0, nonce: 0, label: "one too many")) else {
+            Issue.record("a ninth replacement was taken"); return
+        }
+        #expect(why.contains("replaced \(Mempool.maxReplacementsPerNonce) times"), "\(why)")
+        // Committed: the memory of its versions goes with it.
+        try h.commit(h.mempool.candidates())
+        #expect(h.mempool.count == 0)
+
+        // The pause: a rebuild of a pool of 50 takes some time t; a replacement within 9·t is
+        // refused, one after it is taken.
+        h.mempool.replacementPause = 9
+        for n in 0..<50 { #expect(h.submit(try h.tx(1 + n % 2, nonce: UInt64(n / 2))) == .added) }
+        let start = ContinuousClock.now
+        let x = try h.tx(0, nonce: 1, label: "x")
+        #expect(h.submit(x, now: start) == .added)
+        let y = try h.tx(0, nonce: 1, label: "y")
+        #expect(h.submit(y, now: start) == .replaced(previous: Transaction.hash(of: x)))
+        let z = try h.tx(0, nonce: 1, label: "z")
+        guard case .rejected(let paused) = h.submit(z, now: start) else {
+            Issue.record("a replacement was taken during the pause"); return
+        }
+        #expect(paused.contains("replacements are paused"), "\(paused)")
+        #expect(h.submit(z, now: start + .seconds(60)) == .replaced(previous: Transaction.hash(of: y)))
+        h.expectConsistent()
     }
 
     @Test func aFullPoolRefusesNewcomersWithoutATrace() throws {
@@ -186,10 +250,11 @@ final class MempoolHarness {
         #expect(h.committedNonce(0) == 2 && h.committedNonce(1) == 1 && h.mempool.count == 0)
     }
 
-    /// Random admissions, pending-nonce, stale, future and duplicate submissions and blocks
-    /// (from this pool, part of it, or another proposer's) against a model of what the pool
-    /// must hold: per sender, the transactions of consecutive nonces from the committed one,
-    /// each the first version admitted, in admission order, within the limits.
+    /// Random admissions, replacements, replaced versions sent back, stale, future and
+    /// duplicate submissions and blocks (from this pool, part of it, or another proposer's)
+    /// against a model of what the pool must hold: per sender, the transactions of
+    /// consecutive nonces from the committed one, each the latest version admitted, in
+    /// admission order, within the limits.
     @Test(arguments: [UInt64(1), 2, 3])
     func randomOperationsMatchTheModel(seed: UInt64) throws {
         var rng = SplitMix64(seed: 0x6d65_6d70 ^ seed)
@@ -198,6 +263,8 @@ final class MempoolHarness {
         // The model: committed nonce per sender and the pool's entries in order.
         var committed = [UInt64](repeating: 0, count: h.senders.count)
         var model: [(sender: Int, nonce: UInt64, bytes: Data)] = []
+        // The versions each pending "sender/nonce" had replaced.
+        var replaced: [String: [Data]] = [:]
         var label = 0
         func fresh(_ s: Int, _ n: UInt64) throws -> Data {
             label += 1
@@ -219,10 +286,22 @@ final class MempoolHarness {
                     #expect(admission == .added, "step \(step)")
                     model.append((s, next, t))
                 }
-            case 40..<55:  // another transaction with the nonce of a pending one: refused
+            case 40..<50:  // another version of a pending nonce: replaces it in place, a bounded number of times
                 guard let old = pending.randomElement(using: &rng) else { continue }
                 let t = try fresh(s, old.nonce)
-                if case .rejected = h.submit(t) {} else { Issue.record("step \(step): a pending nonce was taken again") }
+                let slot = "\(s)/\(old.nonce)"
+                let admission = h.submit(t)
+                if replaced[slot, default: []].count >= Mempool.maxReplacementsPerNonce {
+                    if case .rejected = admission {} else { Issue.record("step \(step): a replacement over the bound was taken") }
+                } else {
+                    #expect(admission == .replaced(previous: Transaction.hash(of: old.bytes)), "step \(step)")
+                    replaced[slot, default: []].append(old.bytes)
+                    if let i = model.firstIndex(where: { $0.bytes == old.bytes }) { model[i].bytes = t }
+                }
+            case 50..<55:  // a version replaced here, sent again: refused
+                guard let old = pending.randomElement(using: &rng), let back = replaced["\(s)/\(old.nonce)"]?.randomElement(using: &rng)
+                else { continue }
+                if case .rejected = h.submit(back) {} else { Issue.record("step \(step): a replaced version came back") }
             case 55..<62:  // a stale nonce
                 guard committed[s] > 0 else { continue }
                 let t = try fresh(s, UInt64.random(in: 0..<committed[s], using: &rng))
@@ -250,6 +329,8 @@ final class MempoolHarness {
                 #expect(evicted == (pending.isEmpty ? 0 : 1), "step \(step)")
                 if let i = model.firstIndex(where: { $0.sender == s && $0.nonce == committed[s] - 1 }) { model.remove(at: i) }
             }
+            let pendingSlots = Set(model.map { "\($0.sender)/\($0.nonce)" })
+            replaced = replaced.filter { pendingSlots.contains($0.key) }
             #expect(h.mempool.entries.map(\.bytes) == model.map(\.bytes), "step \(step) (seed \(seed))")
             h.expectConsistent()
             for i in h.senders.indices { #expect(h.committedNonce(i) == committed[i], "step \(step)") }

@@ -668,7 +668,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         }
         checkedBlocks.removeAll()
         rejectedRelayed.removeAll()
-        let evicted = mempool.update(committed: block.transactions) { try? self.app.checkTx($0) }
+        let evicted = mempool.update(committed: block.transactions, checks: ApplicationChecks(app: app))
         if evicted > 0 { logger.debug("mempool recheck evicted transactions", metadata: ["count": "\(evicted)"]) }
         if endedEpochs.isEmpty { retryOwedCheckpoint() } else { signCheckpoints(endedEpochs) }
         mempoolGauge.record(mempool.count)
@@ -926,8 +926,14 @@ public actor NodeService: NodeBackend, P2PDelegate {
         if let max = app.consensusParams?.maxTxBytes, tx.count > max {
             return (.rejected("transaction of \(tx.count) bytes exceeds \(max)"), nil)
         }
-        let (admission, result) = mempool.add(tx, exemptFromLimits: exemptFromLimits) { try? self.app.checkTx($0) }
-        if gossip, admission == .added { outgoingTransactions.append(tx) }
+        let (admission, result) = mempool.add(tx, exemptFromLimits: exemptFromLimits, checks: ApplicationChecks(app: app))
+        if case .replaced(let previous) = admission {
+            logger.info("mempool replaced a pending transaction", metadata: [
+                "tx": "\(Transaction.hash(of: tx).hexEncoded.prefix(16))", "replaced": "\(previous.hexEncoded.prefix(16))",
+                "evicted": "\(mempool.lastReplacementEvictions)",
+            ])
+        }
+        if gossip, admission.isAdmitted { outgoingTransactions.append(tx) }
         mempoolGauge.record(mempool.count)
         return (admission, result)
     }
@@ -987,6 +993,8 @@ public actor NodeService: NodeBackend, P2PDelegate {
         switch admission {
         case .added, .duplicate:
             if result == nil { out.result = .ok() }
+        case .replaced(let previous):
+            out.result.log = "replaced pending transaction \(previous.hexEncoded)"
         case .rejected(let why):
             if out.result.isOK || result == nil {
                 out.result = TxResult(violation: RuleViolation(codespace: "mempool", code: 1, rule: "mempool-rejected", message: why))
