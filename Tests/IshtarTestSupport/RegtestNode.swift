@@ -66,14 +66,17 @@ public final class RegtestNode: @unchecked Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now + readyTimeout
         var found: Int?
-        while clock.now < deadline {
+        // The file is read before the deadline is judged: under a full test run this task can
+        // resume from its sleep after the deadline, and a node ready long before then was
+        // once reported as never ready.
+        while true {
             if let text = try? String(contentsOf: readyFile, encoding: .utf8),
                 let range = text.range(of: "rpc=127.0.0.1:")
             {
                 found = Int(text[range.upperBound...].prefix { $0.isNumber })
                 break
             }
-            if !p.isRunning { break }
+            if !p.isRunning || clock.now >= deadline { break }
             try? await Task.sleep(for: .milliseconds(50))
         }
         guard let found else {

@@ -89,7 +89,7 @@ enum OpenAPIDocument {
               }
             },
             "responses": {
-              "200": {"description": "Accepted into the mempool", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitResult"}}}},
+              "200": {"description": "Accepted into the mempool (log \"replaced pending transaction <hash>\" when it took the place of a pending one with the same sender and nonce)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitResult"}}}},
               "400": {"$ref": "#/components/responses/Error"},
               "401": {"$ref": "#/components/responses/Error"},
               "413": {"$ref": "#/components/responses/Error"},
