@@ -514,11 +514,18 @@ public final class P2PNetwork: Sendable {
 
     /// Sends to every connected peer (one connection per node id).
     public func broadcast(_ message: WireMessage) {
-        let channels = state.withLock { s -> [any Channel] in
-            var seen = Set<Data>()
-            return s.peers.sorted { $0.key < $1.key }.compactMap { seen.insert($0.value.nodeID).inserted ? $0.value.channel : nil }
-        }
+        let channels = state.withLock { s in Self.onePerNode(s.peers).map(\.value.channel) }
         for c in channels { write(message, to: c) }
+    }
+
+    /// The connections ``broadcast(_:)`` sends to: one per node id, the oldest.
+    public func peerConnections() -> [ConnectionID] {
+        state.withLock { s in Self.onePerNode(s.peers).map(\.key) }
+    }
+
+    private static func onePerNode(_ peers: [ConnectionID: Peer]) -> [(key: ConnectionID, value: Peer)] {
+        var seen = Set<Data>()
+        return peers.sorted { $0.key < $1.key }.filter { seen.insert($0.value.nodeID).inserted }
     }
 
     /// Sends arbitrary frame payload bytes (tests of how peers treat malformed frames).

@@ -74,6 +74,11 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private var timers: [Task<Void, Never>] = []
     private var background: [Task<Void, Never>] = []
     private var peerHeights: [ConnectionID: UInt64] = [:]
+    /// Which proposals each connection has (``ProposalRelayLog``): blocks are re-sent only
+    /// where they may be missing.
+    private var proposalRelay = ProposalRelayLog()
+    /// Gossip ticks since start (the relay log's clock).
+    private var gossipTicks: UInt64 = 0
     /// Whose turn it is to be asked for the next block (``syncPeer(holding:)``).
     private var syncTurn = 0
     /// The peer whose commit certificate and block we last took (asked first for the next).
@@ -314,6 +319,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
 
     private func gossipTick() {
         guard running else { return }
+        gossipTicks &+= 1
         // Peers send their status every tick: one silent for ten ticks (at least 30 s) is gone.
         let ticks = Duration.milliseconds(Int64(clamping: config.consensus.gossipIntervalMillis) * 10)
         network.disconnectIdle(after: max(.seconds(30), ticks))
@@ -357,7 +363,13 @@ public actor NodeService: NodeBackend, P2PDelegate {
                     return
                 }
             case .broadcastProposal(let p):
-                network.broadcast(.proposal(p))
+                // Fresh and gossip-tick sends alike: each connection gets a proposal once,
+                // again only when it may have set it aside (see ProposalRelayLog).
+                let id = ProposalRelayLog.ID(p)
+                for connection in network.peerConnections()
+                where proposalRelay.shouldSend(id, to: connection, peerHeight: peerHeights[connection], tick: gossipTicks) {
+                    network.send(.proposal(p), to: connection)
+                }
             case .broadcastVote(let v):
                 network.broadcast(.vote(v))
             case .scheduleTimeout(let info, let ms):
@@ -668,6 +680,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         }
         checkedBlocks.removeAll()
         rejectedRelayed.removeAll()
+        proposalRelay.prune(below: h + 1)
         let evicted = mempool.update(committed: block.transactions, checks: ApplicationChecks(app: app))
         if evicted > 0 { logger.debug("mempool recheck evicted transactions", metadata: ["count": "\(evicted)"]) }
         if endedEpochs.isEmpty { retryOwedCheckpoint() } else { signCheckpoints(endedEpochs) }
@@ -807,6 +820,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
 
     public func peerDisconnected(_ connection: ConnectionID) async {
         peerHeights.removeValue(forKey: connection)
+        proposalRelay.forget(connection)
         if lastServer == connection { lastServer = nil }
         peersGauge.record(network.peerCount)
     }
@@ -841,6 +855,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
                 ])
                 break
             }
+            proposalRelay.received(ProposalRelayLog.ID(p), from: conn, peerHeight: peerHeights[conn], tick: gossipTicks)
             enqueue(.proposal(p), from: conn)
         case .vote(let v):
             enqueue(.vote(v), from: conn)
