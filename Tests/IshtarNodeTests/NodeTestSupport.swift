@@ -2,6 +2,7 @@ import Foundation
 import IshtarChain
 import IshtarCrypto
 @testable import IshtarNode
+import IshtarTestSupport
 import Logging
 import Testing
 
@@ -21,13 +22,7 @@ func connectLoopback(port: Int, receiveTimeoutSeconds: Int? = nil) throws -> Int
         var tv = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let r = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
+    let r = withLoopbackAddress(port: port) { connect(s, $0, $1) }
     guard r == 0 else {
         close(s)
         throw LoopbackSocketError("connect to 127.0.0.1:\(port) failed (errno \(errno))")

@@ -90,13 +90,7 @@ public final class ScriptedServer: Sendable {
             let held = socket(AF_INET, SOCK_STREAM, 0)
         #endif
         guard held >= 0 else { throw POSIXError(.EMFILE) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(held, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        let rc = withLoopbackAddress(port: port) { bind(held, $0, $1) }
         guard rc == 0 else {
             close(held)
             throw POSIXError(.EADDRINUSE)
@@ -113,13 +107,7 @@ public final class ScriptedServer: Sendable {
         guard fd >= 0 else { throw POSIXError(.EMFILE) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        let rc = withLoopbackAddress(port: 0) { bind(fd, $0, $1) }
         guard rc == 0, listen(fd, 16) == 0 else {
             close(fd)
             throw POSIXError(.EADDRINUSE)
