@@ -416,8 +416,8 @@ public final class Database: KeyValueStore, @unchecked Sendable {
             defer { returnSpareBatch(native) }
             // RocksDB inserts a batch into each memtable's skip list one key after another,
             // resuming the search where the previous key went: keys in order cost a short
-            // walk each, keys in hash order a search from the top (a block's commit was half
-            // again as slow as the same bytes in order). Operations on different keys commute
+            // walk each, keys in a dictionary's order a search from the top (raw RocksDB took
+            // ~20 % longer for a block's commit batch in that order). Operations on different keys commute
             // inside one atomic batch, so they are put in key order; those on the same key
             // keep their order. A range delete does not commute with the puts it covers, so
             // a batch holding one is written as queued.
