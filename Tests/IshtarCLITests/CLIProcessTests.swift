@@ -1,4 +1,5 @@
 import Foundation
+import IshtarTestSupport
 import Testing
 
 /// Runs the real `ishtar` binary, built beside the test bundle, as a child process.
@@ -168,7 +169,7 @@ private func scratch() throws -> String {
     @Test(.timeLimit(.minutes(2))) func nodesThatExitAreReportedAndTheLastOneEndsTheSupervisor() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let base = Int.random(in: 20_000...32_000) & ~1
+        let base = TestPorts.basePort()
         // Another program holds node1's API port (base + 3), so node1 cannot start.
         let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(holder) }

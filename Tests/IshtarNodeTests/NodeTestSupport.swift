@@ -64,10 +64,8 @@ func eventually(_ seconds: Double, _ condition: () async throws -> Bool) async r
     return try await condition()
 }
 
-/// A random base port in a range unlikely to collide between concurrently running suites.
-/// A random even base port below Linux's ephemeral range (32768+), so outgoing connections
-/// (our own HTTP clients included) never hold a port a test node is about to bind.
-func randomBasePort() -> Int { Int.random(in: 20_000...32_000) & ~1 }
+/// A base port no other test of this run holds (see ``TestPorts``).
+func randomBasePort() -> Int { TestPorts.basePort() }
 
 /// A one-validator home (plaintext keys, fast timeouts) in a fresh scratch directory, and its
 /// config. Remove `home.path` when done.
