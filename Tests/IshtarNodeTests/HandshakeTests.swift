@@ -72,7 +72,7 @@ final class RawPeer {
     static let chainID = "ishtar-handshake"
 
     func server() async throws -> (P2PNetwork, RecordingDelegate, port: Int, key: Schnorr.PrivateKey) {
-        let port = randomBasePort()
+        let port = freeBasePort()
         let key = Schnorr.PrivateKey()
         let delegate = RecordingDelegate()
         let network = P2PNetwork(chainID: Self.chainID, nodeKey: key, config: P2PConfig(listen: "127.0.0.1:\(port)"),

@@ -127,7 +127,7 @@ extension Devnet {
     /// A fresh 4-validator devnet in a scratch directory named `scratch`, initialized for
     /// `chainID`, with nodes `0..<running` started. Call ``tearDown()`` when done.
     static func launch(_ scratch: String, chainID: String, running: Int = 4) throws -> Devnet {
-        let net = Devnet(dir: try nodeScratch(scratch), count: 4, basePort: randomBasePort())
+        let net = Devnet(dir: try nodeScratch(scratch), count: 4, basePort: freeBasePort())
         try net.initialize(chainID: chainID)
         for i in 0..<running { try net.start(i) }
         return net

@@ -65,11 +65,11 @@ func eventually(_ seconds: Double, _ condition: () async throws -> Bool) async r
 }
 
 /// A base port no other test of this run holds (see ``TestPorts``).
-func randomBasePort() -> Int { TestPorts.basePort() }
+func freeBasePort() -> Int { TestPorts.basePort() }
 
 /// A one-validator home (plaintext keys, fast timeouts) in a fresh scratch directory, and its
 /// config. Remove `home.path` when done.
-func singleValidatorHome(_ name: String, chainID: String, basePort: Int = randomBasePort()) throws -> (NodeHome, NodeConfig) {
+func singleValidatorHome(_ name: String, chainID: String, basePort: Int = freeBasePort()) throws -> (NodeHome, NodeConfig) {
     let dir = try nodeScratch(name)
     _ = try NodeHomeSetup.initialize(
         at: dir, options: HomeInitOptions(chainID: chainID, insecurePlaintext: true, basePort: basePort, consensus: .fast),

@@ -73,7 +73,7 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
     func pair(aDelegate: RecordingDelegate, bDelegate: RecordingDelegate, aQueueLimit: Int = P2PNetwork.defaultInboundQueueLimit)
         async throws -> (P2PNetwork, P2PNetwork)
     {
-        let base = randomBasePort()
+        let base = freeBasePort()
         let aKey = Schnorr.PrivateKey(), bKey = Schnorr.PrivateKey()
         let a = P2PNetwork(chainID: "ishtar-p2p", nodeKey: aKey, config: P2PConfig(listen: "127.0.0.1:\(base)"),
                            logger: quietLogger("a"), inboundQueueLimit: aQueueLimit)
@@ -163,7 +163,7 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
     func listenerWithThreeDialers(maxInboundPeers: Int, perIP: Int = 10) async throws
         -> (P2PNetwork, RecordingDelegate, [(network: P2PNetwork, delegate: RecordingDelegate)])
     {
-        let base = randomBasePort()
+        let base = freeBasePort()
         let serverKey = Schnorr.PrivateKey()
         let ds = RecordingDelegate()
         let server = P2PNetwork(chainID: "ishtar-p2p", nodeKey: serverKey,
@@ -216,7 +216,7 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
     /// A peer disconnected for misbehaviour does not come straight back with a full score:
     /// its node id is refused at the handshake until the ban ends, then admitted again.
     @Test(.timeLimit(.minutes(3))) func aPeerDisconnectedForMisbehaviourIsBannedForAWhile() async throws {
-        let base = randomBasePort()
+        let base = freeBasePort()
         let aKey = Schnorr.PrivateKey()
         let da = RecordingDelegate(), db = RecordingDelegate()
         let a = P2PNetwork(chainID: "ishtar-p2p", nodeKey: aKey,
@@ -249,7 +249,7 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
 
         let dm = RecordingDelegate()
         let attacker = try await dialer(chainID: "ishtar-scoring", to: try home.loadNodeKey(config: config).publicKey.rawRepresentation,
-                                        at: config.p2p.listen, listenPort: randomBasePort(), delegate: dm, label: "attacker")
+                                        at: config.p2p.listen, listenPort: freeBasePort(), delegate: dm, label: "attacker")
         #expect(await eventually(10) { !dm.connections.isEmpty })
         let conn = try #require(dm.connections.first)
 
@@ -277,7 +277,7 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
         try await node.start()
         let dm = RecordingDelegate()
         let peer = try await dialer(chainID: "ishtar-txframe", to: try home.loadNodeKey(config: config).publicKey.rawRepresentation,
-                                    at: config.p2p.listen, listenPort: randomBasePort(), delegate: dm, label: "peer")
+                                    at: config.p2p.listen, listenPort: freeBasePort(), delegate: dm, label: "peer")
         #expect(await eventually(10) { !dm.connections.isEmpty })
         let conn = try #require(dm.connections.first)
         // The same refused transaction many times over costs one check (remembered until the
@@ -308,7 +308,7 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
     /// over other transactions — or relays a real proposal with another body is disconnected;
     /// the real pair is then committed.
     @Test(.timeLimit(.minutes(3))) func aPeerPairingARealCertificateWithAnotherBlockIsDisconnected() async throws {
-        let base = randomBasePort()
+        let base = freeBasePort()
         let (home, config, validator) = try await startedValidator("catchup", chainID: "ishtar-catchup", base: base)
         defer { try? FileManager.default.removeItem(atPath: home.path) }
         #expect(await eventually(15) { await validator.lastHeight >= 2 })
@@ -392,7 +392,7 @@ func makeFollower(of home: NodeHome, _ config: NodeConfig, base: Int, key: Schno
 /// nor keep its `/status` saying it is catching up.
 @Suite(.serialized) struct CatchUpPeerChoiceTests {
     @Test(.timeLimit(.minutes(3))) func aPeerClaimingEveryHeightDoesNotSlowCatchUp() async throws {
-        let base = randomBasePort()
+        let base = freeBasePort()
         let (home, config, validator) = try await startedValidator("liar", chainID: "ishtar-liar", base: base)
         defer { try? FileManager.default.removeItem(atPath: home.path) }
         #expect(await eventually(60) { await validator.lastHeight >= 60 })

@@ -92,7 +92,7 @@ final class ProposalCounter: P2PDelegate {
     /// proposals every tick; a connected peer gets each one once (plus the bounded re-send),
     /// and a peer that connects later still gets them.
     @Test(.timeLimit(.minutes(3))) func aStuckValidatorSendsEachProposalToAPeerOnce() async throws {
-        let base = randomBasePort()
+        let base = freeBasePort()
         let dir = try nodeScratch("relay")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let homes = try NodeHomeSetup.initialize(

@@ -36,7 +36,7 @@ func checkpointHome(_ name: String, chainID: String, epochLength: UInt64) throws
     let dir = try nodeScratch(name)
     _ = try NodeHomeSetup.initialize(
         at: dir, options: HomeInitOptions(
-            chainID: chainID, insecurePlaintext: true, basePort: randomBasePort(), consensus: .fast,
+            chainID: chainID, insecurePlaintext: true, basePort: freeBasePort(), consensus: .fast,
             controlPlane: ControlPlaneGenesisOptions(covenantKeys: (0..<3).map { _ in Schnorr.PrivateKey().publicKey },
                                                      covenantQuorum: 2, epochLength: epochLength)),
         logger: quietLogger("init"))

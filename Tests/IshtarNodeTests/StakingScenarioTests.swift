@@ -31,7 +31,7 @@ struct StakingScenarioTests {
         let dir = try nodeScratch("scenario")
         // Below Linux's ephemeral range (32768–60999): the driver's many short HTTP connections
         // take ephemeral ports, which could otherwise hold a node's port when it starts.
-        let net = Devnet(dir: dir, count: 4, basePort: randomBasePort())
+        let net = Devnet(dir: dir, count: 4, basePort: freeBasePort())
         defer {
             net.killAll()
             try? FileManager.default.removeItem(atPath: dir)
