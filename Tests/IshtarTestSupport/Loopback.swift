@@ -17,6 +17,15 @@ public func withLoopbackAddress<R>(port: Int, _ body: (UnsafePointer<sockaddr>, 
     }
 }
 
+/// A new IPv4 TCP socket (-1 on failure), spelled once for Glibc and Darwin.
+public func newTCPSocket() -> Int32 {
+    #if canImport(Glibc)
+        socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+        socket(AF_INET, SOCK_STREAM, 0)
+    #endif
+}
+
 /// Hands out base ports for test nodes so that tests running at the same time in this
 /// process never share one: each call gets its own block of `portBlockSpan` ports (a node
 /// uses two, a devnet two per node), below Linux's ephemeral range (32768+) so outgoing
@@ -46,11 +55,7 @@ public enum TestPorts {
 
     /// Whether a TCP socket can bind 127.0.0.1:`port` right now.
     static func isFree(_ port: Int) -> Bool {
-        #if canImport(Glibc)
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-            let fd = socket(AF_INET, SOCK_STREAM, 0)
-        #endif
+        let fd = newTCPSocket()
         guard fd >= 0 else { return false }
         defer { close(fd) }
         // As the nodes bind (SO_REUSEADDR): a port only in TIME_WAIT is free for them too.

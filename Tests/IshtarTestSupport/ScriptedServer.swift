@@ -84,11 +84,7 @@ public final class ScriptedServer: Sendable {
     public static func refusingPort() throws -> (socket: Int32, port: Int) {
         let (fd, port) = try makeListener()
         close(fd)
-        #if canImport(Glibc)
-            let held = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-            let held = socket(AF_INET, SOCK_STREAM, 0)
-        #endif
+        let held = newTCPSocket()
         guard held >= 0 else { throw POSIXError(.EMFILE) }
         let rc = withLoopbackAddress(port: port) { bind(held, $0, $1) }
         guard rc == 0 else {
@@ -99,11 +95,7 @@ public final class ScriptedServer: Sendable {
     }
 
     private static func makeListener() throws -> (Int32, Int) {
-        #if canImport(Glibc)
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-            let fd = socket(AF_INET, SOCK_STREAM, 0)
-        #endif
+        let fd = newTCPSocket()
         guard fd >= 0 else { throw POSIXError(.EMFILE) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
