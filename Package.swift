@@ -78,7 +78,6 @@ let package = Package(
                 "IshtarBitcoin",
                 "IshtarStore",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strict),
         .target(

@@ -1,5 +1,3 @@
-import Crypto
-import CryptoExtras
 import Foundation
 import IshtarCrypto
 
@@ -70,15 +68,16 @@ public struct StateCommitment: Hashable, Sendable {
     public mutating func remove(key: Data, value: Data) { combine(key: key, value: value, adding: false) }
 
     /// Adds or subtracts the element of `(key, value)` lane-wise, reading the big-endian lanes
-    /// straight from the keystream.
+    /// straight from the keystream, which lives on the stack.
     private mutating func combine(key: Data, value: Data, adding: Bool) {
-        let stream = Self.elementBytes(key: key, value: value)
-        lanes.withUnsafeMutableBufferPointer { l in
-            stream.withUnsafeBytes { raw in
+        withUnsafeTemporaryAllocation(byteCount: Self.byteCount, alignment: 16) { stream in
+            Self.fillElement(key: key, value: value, into: stream)
+            let raw = UnsafeRawBufferPointer(stream)
+            lanes.withUnsafeMutableBufferPointer { l in
                 if adding {
-                    for i in 0..<Self.laneCount { l[i] &+= UInt16(raw[2 * i]) << 8 | UInt16(raw[2 * i + 1]) }
+                    for i in 0..<Self.laneCount { l[i] &+= UInt16(bigEndian: raw.load(fromByteOffset: 2 * i, as: UInt16.self)) }
                 } else {
-                    for i in 0..<Self.laneCount { l[i] &-= UInt16(raw[2 * i]) << 8 | UInt16(raw[2 * i + 1]) }
+                    for i in 0..<Self.laneCount { l[i] &-= UInt16(bigEndian: raw.load(fromByteOffset: 2 * i, as: UInt16.self)) }
                 }
             }
         }
@@ -86,38 +85,37 @@ public struct StateCommitment: Hashable, Sendable {
 
     /// The 1024 lanes of one pair.
     static func element(key: Data, value: Data) -> [UInt16] {
-        let stream = elementBytes(key: key, value: value)
-        return [UInt16](unsafeUninitializedCapacity: laneCount) { out, initialized in
-            stream.withUnsafeBytes { raw in
-                for i in 0..<laneCount { out[i] = UInt16(raw[2 * i]) << 8 | UInt16(raw[2 * i + 1]) }
-            }
+        [UInt16](unsafeUninitializedCapacity: laneCount) { out, initialized in
+            let bytes = UnsafeMutableRawBufferPointer(out)
+            fillElement(key: key, value: value, into: bytes)
+            for i in 0..<laneCount { out[i] = UInt16(bigEndian: out[i]) }
             initialized = laneCount
         }
     }
 
     /// The element's 2048 bytes (see the type's documentation).
     static func elementBytes(key: Data, value: Data) -> Data {
-        var seed = TaggedHash.inlineHasher(tag: "ishtar/state-element")
+        var stream = Data(count: byteCount)
+        stream.withUnsafeMutableBytes { fillElement(key: key, value: value, into: $0) }
+        return stream
+    }
+
+    /// Writes the element's 2048 bytes into `out` (which holds exactly that many).
+    private static func fillElement(key: Data, value: Data, into out: UnsafeMutableRawBufferPointer) {
+        var seed = elementHasher
         let length = UInt32(truncatingIfNeeded: key.count)
         withUnsafeBytes(of: length.bigEndian) { seed.update(bufferPointer: $0) }
         seed.update(data: key)
         seed.update(data: value)
-        let d = seed.finalize()
-        // The keystream is the encryption of zeros; with a 32-byte key and a 16-byte counter
-        // block neither call can fail, but a failure must not yield a silently wrong commitment.
-        guard let stream = try? AES._CTR.encrypt(zeroStream, using: SymmetricKey(data: d), nonce: zeroCounter),
-              stream.count == byteCount else {
-            preconditionFailure("AES-256-CTR keystream of a 32-byte key failed")
+        let filled = withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { d -> Bool in
+            seed.finalize(into: d)
+            return out.count == byteCount && AESKeystream.fill(out, key: UnsafeRawBufferPointer(d))
         }
-        return stream
+        // A 32-byte key and a 2 KiB buffer cannot fail; a failure must not yield a silently
+        // wrong commitment.
+        guard filled else { preconditionFailure("AES-256-CTR keystream of a 32-byte key failed") }
     }
 
-    private static let zeroStream = Data(count: byteCount)
-    // A full 16-byte counter block of zeros: blocks 0, 1, … 127.
-    private static let zeroCounter: AES._CTR.Nonce = {
-        guard let n = try? AES._CTR.Nonce(nonceBytes: [UInt8](repeating: 0, count: 16)) else {
-            preconditionFailure("a 16-byte AES-CTR counter block is always accepted")
-        }
-        return n
-    }()
+    /// The tag's prefix absorbed once, for every element.
+    private static let elementHasher = TaggedHash.inlineHasher(tag: "ishtar/state-element")
 }
