@@ -83,23 +83,6 @@ public struct StateCommitment: Hashable, Sendable {
         }
     }
 
-    /// The 1024 lanes of one pair.
-    static func element(key: Data, value: Data) -> [UInt16] {
-        [UInt16](unsafeUninitializedCapacity: laneCount) { out, initialized in
-            let bytes = UnsafeMutableRawBufferPointer(out)
-            fillElement(key: key, value: value, into: bytes)
-            for i in 0..<laneCount { out[i] = UInt16(bigEndian: out[i]) }
-            initialized = laneCount
-        }
-    }
-
-    /// The element's 2048 bytes (see the type's documentation).
-    static func elementBytes(key: Data, value: Data) -> Data {
-        var stream = Data(count: byteCount)
-        stream.withUnsafeMutableBytes { fillElement(key: key, value: value, into: $0) }
-        return stream
-    }
-
     /// Writes the element's 2048 bytes into `out` (which holds exactly that many).
     private static func fillElement(key: Data, value: Data, into out: UnsafeMutableRawBufferPointer) {
         var seed = elementHasher

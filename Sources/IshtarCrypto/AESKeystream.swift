@@ -1,5 +1,6 @@
 // swift-crypto's BoringSSL, reached directly as in InlineSHA256.swift (see there).
 import CCryptoBoringSSL
+import Foundation
 
 /// The AES-256-CTR keystream from the all-zero counter block — what `openssl enc
 /// -aes-256-ctr -iv 00…00` makes of zeros — written into a caller's buffer.
@@ -21,7 +22,8 @@ public enum AESKeystream {
             return false
         }
         // CTR encryption of zeros is the keystream; encrypting in place needs no input buffer.
-        base.initializeMemory(as: UInt8.self, repeating: 0, count: out.count)
+        // memset, not initializeMemory(as:): the caller's memory keeps whatever type it has.
+        memset(base, 0, out.count)
         let bytes = base.assumingMemoryBound(to: UInt8.self)
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { scratch in
             // Counter block (16 bytes, zero) and BoringSSL's partial-block buffer (16 bytes).
