@@ -375,14 +375,17 @@ enum ChainBench {
             return out
         }
 
-        static func proof(levels: [[Data]], index: Int) throws -> TransactionInclusionProof {
-            var siblings: [Hash256] = []
-            var position = index
-            for level in levels.dropLast() {
-                siblings.append(try Hash256(rawValue: level[position ^ 1]))
-                position /= 2
+        static func proof(levels: [[Data]], index: Int, coinbase: IshtarBitcoin.Transaction) throws -> PinnedInclusionProof {
+            func path(_ index: Int) throws -> TransactionInclusionProof {
+                var siblings: [Hash256] = []
+                var position = index
+                for level in levels.dropLast() {
+                    siblings.append(try Hash256(rawValue: level[position ^ 1]))
+                    position /= 2
+                }
+                return try TransactionInclusionProof(index: UInt32(index), siblings: siblings)
             }
-            return try TransactionInclusionProof(index: UInt32(index), siblings: siblings)
+            return try PinnedInclusionProof(proof: path(index), coinbase: coinbase, coinbaseProof: path(0))
         }
 
         /// `CreateBTCDelegation` (with its k-deep inclusion proof) and the covenant's
@@ -404,7 +407,8 @@ enum ChainBench {
             let s1 = try StakingSigner.sign(sighash: slashingSighash, key: staker, auxiliaryRandomness: aux)
             let s2 = try StakingSigner.sign(sighash: unbondingSlashingSighash, key: staker, auxiliaryRandomness: aux)
             let proof = BTCInclusionProofPayload(blockHash: blockHash,
-                                                 proof: try Self.proof(levels: levels, index: g % perBTCBlock + 1))
+                                                 proof: try Self.proof(levels: levels, index: g % perBTCBlock + 1,
+                                                                       coinbase: Self.coinbase(g / perBTCBlock)))
             let create = CreateBTCDelegation(
                 stakerKey: staker.publicKey.rawRepresentation, stakerProofOfPossession: pop,
                 finalityProviderKeys: [fp.rawRepresentation], stakingTransaction: staking, stakingOutputIndex: 0,
@@ -453,7 +457,7 @@ enum ChainBench {
     /// inclusion proof) and `AddCovenantSigs`, validated in full by the staking module.
     /// `unbondings` extra BTC block holds the unbonding transactions of the first delegations.
     static func stakingChain(name: String, providers: Int, delegations: Int, unbondings: Int)
-        throws -> (chain: Chain, world: StakingWorld, unbondingBlock: (header: BTCBlockHeader, txids: [TxID]), setupSeconds: Double) {
+        throws -> (chain: Chain, world: StakingWorld, unbondingBlock: (header: BTCBlockHeader, txids: [TxID], coinbase: IshtarBitcoin.Transaction), setupSeconds: Double) {
         let start = ContinuousClock.now
         let world = try StakingWorld(providers: providers, delegations: delegations)
         let chain = try Chain(name: name, moduleParams: try moduleParams(covenant: world.covenant))
@@ -548,7 +552,7 @@ enum ChainBench {
             throw Failure("power table holds \(total) sat, expected \(delegations) × \(world.stakingValue.sats)")
         }
         let unbondingHeader = world.headers[btcBlocks]
-        return (chain, world, (unbondingHeader, unbondingTxids), seconds(ContinuousClock.now - start))
+        return (chain, world, (unbondingHeader, unbondingTxids, StakingWorld.coinbase(btcBlocks)), seconds(ContinuousClock.now - start))
     }
 
     static func height(_ chain: Chain) throws -> UInt64 {
@@ -574,7 +578,8 @@ enum ChainBench {
             let report = BTCUndelegate(
                 stakingTxid: world.stakingTransaction(i).txid.rawValue, unbondingTransaction: spend,
                 proof: BTCInclusionProofPayload(blockHash: unbonding.header.hash.rawValue,
-                                                proof: try StakingWorld.proof(levels: levels, index: i + 1))).message
+                                                proof: try StakingWorld.proof(levels: levels, index: i + 1,
+                                                                              coinbase: unbonding.coinbase))).message
             let changed = try chain.produce([try reporter.tx([report])])
             if changed.result.events.contains(where: { $0.type == "staking.power_table_updated" }) { rewritten += 1 }
             changeMs.append(changed.deliverCommit * 1000)

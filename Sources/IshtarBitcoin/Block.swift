@@ -44,4 +44,10 @@ public struct Block: Hashable, Sendable {
     public func inclusionProof(index: Int) throws(MerkleError) -> TransactionInclusionProof {
         try TransactionInclusionProof(txids: transactions.map(\.txid), index: index)
     }
+
+    /// The inclusion proof of the transaction at `index`, pinned to the tree's depth by the
+    /// block's coinbase (``PinnedInclusionProof``).
+    public func pinnedInclusionProof(index: Int) throws(MerkleError) -> PinnedInclusionProof {
+        try PinnedInclusionProof(transactions: transactions, index: index)
+    }
 }

@@ -101,6 +101,10 @@ public struct TransactionInclusionProof: Hashable, Sendable {
     /// Verifies that `transaction` is in the block with `merkleRoot`. A transaction of exactly
     /// 64 bytes without witness is refused: its two halves could be an inner node's children,
     /// so a forged proof could "include" it without it being in the block.
+    ///
+    /// This does not fix the tree's depth, so it cannot refuse a path one level longer than
+    /// the tree that runs through a real 64-byte transaction of the block (see
+    /// ``PinnedInclusionProof``, which can).
     public func verify(transaction: Transaction, merkleRoot: Hash256) throws(MerkleError) {
         guard transaction.strippedSize != 64 else { throw .sixtyFourByteTransaction }
         guard computeRoot(txid: transaction.txid) == merkleRoot else { throw .rootMismatch }
@@ -115,5 +119,59 @@ public struct TransactionInclusionProof: Hashable, Sendable {
         guard raw.count % 32 == 0 else { throw .malformedProof }
         let siblings = stride(from: 0, to: raw.count, by: 32).map { Hash256(unchecked: Data(raw[$0..<$0 + 32])) }
         try self.init(index: index, siblings: siblings)
+    }
+}
+
+/// An inclusion proof together with the block's coinbase transaction and the coinbase's own
+/// path, which fixes the depth of the block's tree.
+///
+/// Every transaction of a Bitcoin block sits at the same depth, but a header does not say
+/// what that depth is. A path one level longer than the tree can reach the root through a
+/// real 64-byte transaction of the block, read as an inner node whose halves are a forged
+/// transaction's txid and a sibling (the other half of that 64-byte transaction). Such a
+/// transaction is non-standard and must be mined, and the forged txid must match the bits
+/// the 64-byte transaction cannot choose freely: expensive, not impossible. The coinbase
+/// closes it: it is always the first transaction, so its path (index 0) is as long as the
+/// tree, and it cannot itself be such a forgery — read as an inner node, its first 32 bytes
+/// would have to be a txid whose last 27 bytes are zero (the null outpoint's), and 64-byte
+/// coinbases are refused. A proof is accepted only if its path has the coinbase's length.
+public struct PinnedInclusionProof: Hashable, Sendable {
+    /// The proven transaction's path.
+    public let proof: TransactionInclusionProof
+    /// The block's first transaction.
+    public let coinbase: Transaction
+    /// The coinbase's path (index 0).
+    public let coinbaseProof: TransactionInclusionProof
+
+    /// From its parts; `coinbaseProof` must be for index 0.
+    public init(proof: TransactionInclusionProof, coinbase: Transaction, coinbaseProof: TransactionInclusionProof) throws(MerkleError) {
+        guard coinbaseProof.index == 0 else { throw .malformedProof }
+        self.proof = proof
+        self.coinbase = coinbase
+        self.coinbaseProof = coinbaseProof
+    }
+
+    /// The pinned proof of the transaction at `index` of a block's `transactions` (the first
+    /// must be its coinbase), refusing a mutated list.
+    public init(transactions: [Transaction], index: Int) throws(MerkleError) {
+        guard let first = transactions.first else { throw .noTransactions }
+        guard first.isCoinbase else { throw .notACoinbase }
+        let txids = transactions.map(\.txid)
+        try self.init(proof: TransactionInclusionProof(txids: txids, index: index), coinbase: first,
+                      coinbaseProof: TransactionInclusionProof(txids: txids, index: 0))
+    }
+
+    /// Verifies that `transaction` is in the block with `merkleRoot` at the depth of that
+    /// block's tree: the coinbase is a coinbase, not 64 bytes, and leads to the root from
+    /// index 0; the proof has as many levels and leads to the root from `transaction`, which
+    /// is not 64 bytes either.
+    public func verify(transaction: Transaction, merkleRoot: Hash256) throws(MerkleError) {
+        guard coinbase.isCoinbase else { throw .notACoinbase }
+        guard coinbase.strippedSize != 64 else { throw .sixtyFourByteTransaction }
+        guard coinbaseProof.computeRoot(txid: coinbase.txid) == merkleRoot else { throw .coinbaseRootMismatch }
+        guard proof.siblings.count == coinbaseProof.siblings.count else {
+            throw .depthMismatch(proof: proof.siblings.count, tree: coinbaseProof.siblings.count)
+        }
+        try proof.verify(transaction: transaction, merkleRoot: merkleRoot)
     }
 }

@@ -167,4 +167,12 @@ public enum MerkleError: Error, Equatable, Sendable {
     case malformedProof
     /// The root computed from the proof differs from the expected one.
     case rootMismatch
+    /// The transaction given as the block's coinbase does not spend the null outpoint.
+    case notACoinbase
+    /// The coinbase's own path (index 0) does not lead to the expected root.
+    case coinbaseRootMismatch
+    /// The proof has `proof` levels but the block's tree, measured by its coinbase's path, has
+    /// `tree`: a shorter or longer path reaches the root only through a 64-byte transaction
+    /// taken for an inner node, or an inner node taken for a transaction.
+    case depthMismatch(proof: Int, tree: Int)
 }

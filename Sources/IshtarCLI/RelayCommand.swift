@@ -217,27 +217,27 @@ extension RelayActions {
             guard let found = tx.blockHash else { throw CLIError.verificationFailed("transaction \(txid) is not in a block yet") }
             block = found
         }
-        let info = try await rpcCall("getblock \(block)") { () throws(BitcoinRPCError) in try await rpc.getBlock(block) }
-        let raw = try await rpcCall("getblockheader \(block)") { () throws(BitcoinRPCError) in try await rpc.getBlockHeaderData(block) }
-        let txids: [Hash256]
-        let header: BTCBlockHeader
+        // The whole block: the proof carries the block's coinbase and its path, which fix the
+        // depth of the block's tree (PinnedInclusionProof).
+        let raw = try await rpcCall("getblock \(block) 0") { () throws(BitcoinRPCError) in try await rpc.getBlockData(block) }
+        let parsed: IshtarBitcoin.Block
         do {
-            txids = try info.txids.map { try Hash256(displayHex: $0) }
-            header = try BTCBlockHeader(serialized: raw)
+            parsed = try IshtarBitcoin.Block(serialized: raw)
+            try parsed.checkMerkleRoot()
         } catch {
             throw CLIError.badInput("bitcoind returned a malformed block \(block): \(error)")
         }
-        guard let index = txids.firstIndex(of: target) else {
+        guard let index = parsed.transactions.firstIndex(where: { $0.txid.rawValue == target.rawValue }) else {
             throw CLIError.verificationFailed("transaction \(txid) is not in block \(block)")
         }
-        let proof: TransactionInclusionProof
-        do { proof = try TransactionInclusionProof(txids: txids, index: index) } catch {
+        let proof: PinnedInclusionProof
+        do {
+            proof = try parsed.pinnedInclusionProof(index: index)
+            try proof.verify(transaction: parsed.transactions[index], merkleRoot: parsed.header.merkleRoot)
+        } catch {
             throw CLIError.badInput("block \(block): \(error)")
         }
-        guard proof.computeRoot(txid: target) == header.merkleRoot else {
-            throw CLIError.badInput("the proof built from block \(block) does not reach its header's Merkle root")
-        }
-        return BTCInclusionProofPayload(blockHash: header.hash.rawValue, proof: proof)
+        return BTCInclusionProofPayload(blockHash: parsed.header.hash.rawValue, proof: proof)
     }
 }
 

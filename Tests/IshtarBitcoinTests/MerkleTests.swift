@@ -94,4 +94,84 @@ struct MerkleTests {
         witnessed.inputs[0].witness = [Data([1])]
         #expect(throws: MerkleError.sixtyFourByteTransaction) { try proof.verify(transaction: witnessed, merkleRoot: root) }
     }
+
+    /// A coinbase whose script makes it `scriptBytes + 60` bytes long without witness.
+    private func coinbase(scriptBytes: Int = 6) -> Transaction {
+        Transaction(inputs: [TxIn(previousOutput: OutPoint(txid: .zero, index: .max), scriptSig: Script(bytes: Data(repeating: 0x03, count: scriptBytes)))],
+                    outputs: [TxOut(value: .sats(5_000_000_000), scriptPubKey: Script(bytes: Data()))])
+    }
+
+    private func payments(_ count: Int) -> [Transaction] {
+        (0..<count).map { index in
+            Transaction(inputs: [TxIn(previousOutput: OutPoint(txid: txids(1)[0], index: UInt32(index)))],
+                        outputs: [TxOut(value: .sats(Int64(1000 + index)), scriptPubKey: .opReturn(Data("ishtar".utf8)))])
+        }
+    }
+
+    @Test(arguments: [1, 2, 3, 5, 8, 9])
+    func pinnedProofsVerifyEveryTransaction(count: Int) throws {
+        let transactions = [coinbase()] + payments(count)
+        let block = Block(header: BlockHeader(version: 2, previousBlockHash: .zero, merkleRoot: try BlockMerkle.root(transactions: transactions),
+                                              time: 0, bits: 0x207f_ffff, nonce: 0),
+                          transactions: transactions)
+        for index in transactions.indices {
+            let pinned = try block.pinnedInclusionProof(index: index)
+            try pinned.verify(transaction: transactions[index], merkleRoot: block.header.merkleRoot)
+            #expect(pinned.coinbaseProof.index == 0)
+            #expect(pinned.proof.siblings.count == pinned.coinbaseProof.siblings.count)
+        }
+        // A block whose first transaction is not a coinbase has no pinned proofs.
+        #expect(throws: MerkleError.notACoinbase) { try PinnedInclusionProof(transactions: payments(count), index: 0) }
+    }
+
+    /// The forgery the coinbase closes: a path one level longer than the tree, running through
+    /// a 64-byte transaction of the block read as an inner node whose left half is the forged
+    /// transaction's txid.
+    @Test func longerPathThroughASixtyFourByteTransactionIsRefused() throws {
+        let forged = Transaction(inputs: [TxIn(previousOutput: OutPoint(txid: txids(1)[0], index: 7))],
+                                 outputs: [TxOut(value: .sats(21_000_000), scriptPubKey: .opReturn(Data("not in any block".utf8)))])
+        #expect(forged.strippedSize != 64)
+        // The 64 bytes a miner would have to accept as a transaction: the forged txid and any
+        // 32 bytes. Only its txid enters the tree, which is all the forgery needs.
+        let rightHalf = txids(2)[1].rawValue
+        let planted = try Hash256(rawValue: BitcoinHash.hash256(forged.txid.rawValue + rightHalf))
+        let cb = coinbase()
+        let ids = [cb.txid] + payments(2).map(\.txid) + [planted]
+        let root = try BlockMerkle.root(txids: ids)
+        let plantedPath = try TransactionInclusionProof(txids: ids, index: 3)
+        let longer = try TransactionInclusionProof(index: plantedPath.index << 1,
+                                                   siblings: [try Hash256(rawValue: rightHalf)] + plantedPath.siblings)
+        // Without the depth, the forged transaction "is in the block".
+        try longer.verify(transaction: forged, merkleRoot: root)
+        // With the coinbase's path, its path is one level too long.
+        let pinned = try PinnedInclusionProof(proof: longer, coinbase: cb, coinbaseProof: try TransactionInclusionProof(txids: ids, index: 0))
+        #expect(throws: MerkleError.depthMismatch(proof: 3, tree: 2)) { try pinned.verify(transaction: forged, merkleRoot: root) }
+    }
+
+    @Test func theCoinbaseItselfIsChecked() throws {
+        let cb = coinbase()
+        let others = payments(3)
+        let transactions = [cb] + others
+        let root = try BlockMerkle.root(transactions: transactions)
+        let ids = transactions.map(\.txid)
+        let path = try TransactionInclusionProof(txids: ids, index: 2)
+        let cbPath = try TransactionInclusionProof(txids: ids, index: 0)
+        // Not a coinbase in the coinbase's place.
+        let notCoinbase = try PinnedInclusionProof(proof: path, coinbase: others[0], coinbaseProof: cbPath)
+        #expect(throws: MerkleError.notACoinbase) { try notCoinbase.verify(transaction: others[1], merkleRoot: root) }
+        // Another block's coinbase.
+        let foreign = try PinnedInclusionProof(proof: path, coinbase: coinbase(scriptBytes: 7), coinbaseProof: cbPath)
+        #expect(throws: MerkleError.coinbaseRootMismatch) { try foreign.verify(transaction: others[1], merkleRoot: root) }
+        // A 64-byte coinbase could be an inner node: refused.
+        let short = coinbase(scriptBytes: 4)
+        #expect(short.strippedSize == 64)
+        let shortIDs = [short.txid] + others.map(\.txid)
+        let shortPinned = try PinnedInclusionProof(proof: try TransactionInclusionProof(txids: shortIDs, index: 2), coinbase: short,
+                                                   coinbaseProof: try TransactionInclusionProof(txids: shortIDs, index: 0))
+        #expect(throws: MerkleError.sixtyFourByteTransaction) {
+            try shortPinned.verify(transaction: others[1], merkleRoot: try BlockMerkle.root(txids: shortIDs))
+        }
+        // The coinbase's path must be for index 0.
+        #expect(throws: MerkleError.malformedProof) { try PinnedInclusionProof(proof: path, coinbase: cb, coinbaseProof: path) }
+    }
 }

@@ -329,6 +329,13 @@ import Testing
         try h.expectRejected([InsertBTCSpvProof(part1: CheckpointTransactionProof(transaction: v1, inclusion: p1),
                                                 part2: CheckpointTransactionProof(transaction: v2, inclusion: p2wrong)).message],
                              rule: "invalid-inclusion-proof")
+        // Tx 2's path in its own block, with the coinbase and coinbase path of tx 1's block.
+        let p2 = try h.btc.proof(of: v2, in: high)
+        let foreignCoinbase = BTCInclusionProofPayload(blockHash: high, proof: try PinnedInclusionProof(
+            proof: p2.proof.proof, coinbase: p1.proof.coinbase, coinbaseProof: p1.proof.coinbaseProof))
+        try h.expectRejected([InsertBTCSpvProof(part1: CheckpointTransactionProof(transaction: v1, inclusion: p1),
+                                                part2: CheckpointTransactionProof(transaction: v2, inclusion: foreignCoinbase)).message],
+                             rule: "invalid-inclusion-proof")
         // Malformed message.
         try h.expectRejected([Message(type: InsertBTCSpvProof.type, payload: Data([0, 0, 0, 9, 1]))], rule: "malformed-message")
 
@@ -391,7 +398,8 @@ import Testing
         let cp = try BitcoinCheckpoint(tag: CheckpointsParams.defaultTag, epoch: 1, lastBlockHash: Data(count: 32),
                                        bitmap: Data(count: 13), submitterID: Data(count: 20), quorumCertificateHash: Data(count: 32))
         let (tx1, tx2) = try ckptTransactions(part1: .opReturn(cp.part1), part2: .opReturn(cp.part2), funding: 1)
-        let proof = BTCInclusionProofPayload(blockHash: Data(count: 32), proof: try TransactionInclusionProof(txids: [tx1.txid, tx2.txid], index: 0))
+        let path = try TransactionInclusionProof(txids: [tx1.txid, tx2.txid], index: 0)
+        let proof = BTCInclusionProofPayload(blockHash: Data(count: 32), proof: try PinnedInclusionProof(proof: path, coinbase: tx1, coinbaseProof: path))
         let message = InsertBTCSpvProof(part1: CheckpointTransactionProof(transaction: tx1, inclusion: proof),
                                         part2: CheckpointTransactionProof(transaction: tx2, inclusion: proof))
         let bytes = message.encoded

@@ -126,7 +126,7 @@ final class RegtestChain {
     func proof(of tx: IshtarBitcoin.Transaction, in hash: Data) throws -> BTCInclusionProofPayload {
         let txs = try #require(blocks[hash])
         let index = try #require(txs.firstIndex { $0.txid == tx.txid })
-        return BTCInclusionProofPayload(blockHash: hash, proof: try TransactionInclusionProof(txids: txs.map(\.txid), index: index))
+        return BTCInclusionProofPayload(blockHash: hash, proof: try PinnedInclusionProof(transactions: txs, index: index))
     }
 
     /// The `InsertHeaders` message for the headers not yet sent.

@@ -40,7 +40,7 @@ final class ForkingBTC {
         let txs = try #require(blocks[header.hash.rawValue])
         let index = try #require(txs.firstIndex { $0.txid == tx.txid })
         return BTCInclusionProofPayload(blockHash: header.hash.rawValue,
-                                        proof: try TransactionInclusionProof(txids: txs.map(\.txid), index: index))
+                                        proof: try PinnedInclusionProof(transactions: txs, index: index))
     }
 }
 

@@ -376,7 +376,7 @@ public struct CheckpointTransactionProof: Hashable, Sendable, BinaryCodable {
         self.inclusion = inclusion
     }
 
-    /// `bytes tx (Bitcoin serialization) ‖ blockHash(32) ‖ u32 index ‖ bytes siblings`.
+    /// `bytes tx (Bitcoin serialization) ‖` the inclusion proof (``BTCInclusionProofPayload``).
     public func encode(to w: inout BinaryWriter) {
         w.bytes(transaction.serialized())
         inclusion.encode(to: &w)

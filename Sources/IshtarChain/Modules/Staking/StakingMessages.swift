@@ -16,16 +16,21 @@ private func decodeBitcoinTransaction(_ r: inout BinaryReader, _ field: String) 
     }
 }
 
-/// A Merkle proof that a Bitcoin transaction is in the block with `blockHash`.
-/// Layout: `blockHash(32) ‖ u32 index ‖ bytes siblings (32 × depth, ≤ 32 levels)`.
+/// A Merkle proof that a Bitcoin transaction is in the block with `blockHash`, pinned to the
+/// depth of the block's tree by the block's coinbase and its path (``PinnedInclusionProof``).
+/// Layout: `blockHash(32) ‖ u32 index ‖ bytes siblings (32 × depth, ≤ 32 levels) ‖
+/// bytes coinbase (its serialization without witness) ‖ bytes coinbase siblings (32 × depth)`.
 public struct BTCInclusionProofPayload: Hashable, Sendable, BinaryCodable {
+    /// Largest coinbase accepted, bytes without witness (a block's stripped size is at most
+    /// 1,000,000 bytes).
+    public static let maxCoinbaseBytes = 1_000_000
     /// The block's hash, internal byte order.
     public var blockHash: Data
-    /// Index and sibling path.
-    public var proof: TransactionInclusionProof
+    /// The transaction's path and the coinbase's.
+    public var proof: PinnedInclusionProof
 
     /// From its parts.
-    public init(blockHash: Data, proof: TransactionInclusionProof) {
+    public init(blockHash: Data, proof: PinnedInclusionProof) {
         self.blockHash = blockHash
         self.proof = proof
     }
@@ -33,17 +38,33 @@ public struct BTCInclusionProofPayload: Hashable, Sendable, BinaryCodable {
     /// See the type's layout.
     public func encode(to w: inout BinaryWriter) {
         w.fixed(blockHash)
-        w.u32(proof.index)
-        w.bytes(proof.serializedSiblings)
+        w.u32(proof.proof.index)
+        w.bytes(proof.proof.serializedSiblings)
+        w.bytes(proof.coinbase.serialized(includingWitness: false))
+        w.bytes(proof.coinbaseProof.serializedSiblings)
     }
 
-    /// Inverse of ``encode(to:)``.
+    /// Inverse of ``encode(to:)``; the coinbase must be in its canonical serialization
+    /// without witness.
     public init(from r: inout BinaryReader) throws(CodecError) {
         blockHash = try r.fixed(32, "block hash")
         let index = try r.u32("proof index")
         let siblings = try r.bytes("proof siblings", limit: 32 * 32)
+        let rawCoinbase = try r.bytes("coinbase", limit: Self.maxCoinbaseBytes)
+        let coinbase: IshtarBitcoin.Transaction
         do {
-            proof = try TransactionInclusionProof(index: index, serializedSiblings: siblings)
+            coinbase = try IshtarBitcoin.Transaction(serialized: rawCoinbase)
+        } catch {
+            throw .nonCanonical(field: "coinbase", reason: "not a Bitcoin transaction: \(error)")
+        }
+        guard coinbase.serialized(includingWitness: false) == rawCoinbase else {
+            throw .nonCanonical(field: "coinbase", reason: "not the canonical serialization without witness")
+        }
+        let coinbaseSiblings = try r.bytes("coinbase siblings", limit: 32 * 32)
+        do {
+            proof = try PinnedInclusionProof(proof: TransactionInclusionProof(index: index, serializedSiblings: siblings),
+                                             coinbase: coinbase,
+                                             coinbaseProof: TransactionInclusionProof(index: 0, serializedSiblings: coinbaseSiblings))
         } catch {
             throw .nonCanonical(field: "inclusion proof", reason: "\(error)")
         }
