@@ -47,6 +47,11 @@ import Testing
                 group.addTask {
                     var r = Result()
                     for seed in mine {
+                        // One seed is synchronous work: without a yield between seeds the
+                        // workers hold every thread of the shared pool for the whole run, and
+                        // tests running beside this one (a real P2P server answering a socket
+                        // within its timeout) starved for ~90 s on a 2-core machine.
+                        await Task.yield()
                         let (s, f, cfg) = Self.runSeed(seed, trace: trace)
                         if !f.isEmpty { r.failures.append((seed, cfg.description, f)) }
                         if let show = Round(Self.env["SIM_SHOW_ROUNDS"] ?? ""), s.maxRoundAfterGST >= show {

@@ -16,7 +16,9 @@ final class RawPeer {
     private let fd: Int32
 
     init(port: Int) throws {
-        fd = try connectLoopback(port: port, receiveTimeoutSeconds: 10)
+        // Generous: no test waits for this timeout, and under a full parallel run the
+        // server's answer can take a while to be scheduled.
+        fd = try connectLoopback(port: port, receiveTimeoutSeconds: 30)
     }
 
     deinit { close(fd) }
