@@ -63,7 +63,7 @@ public enum ControlPlane {
         let finality = FinalityGenesis(
             signedBlocksWindow: f.signedBlocksWindow, minSignedPerWindow: f.minSignedPerWindow.description,
             jailDurationMs: f.jailDurationMs, minPubRand: f.minPubRand, maxActiveFinalityProviders: options.maxActiveFinalityProviders ?? f.maxActiveFinalityProviders,
-            maxPubRandStartOffset: f.maxPubRandStartOffset, finalitySigTimeout: f.finalitySigTimeout)
+            maxPubRandStartOffset: f.maxPubRandStartOffset, finalitySigTimeout: f.finalitySigTimeout, consumerChains: [])
         do {
             out[FinalityModule.moduleName] = try finality.jsonData()
         } catch {

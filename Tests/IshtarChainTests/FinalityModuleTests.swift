@@ -434,6 +434,64 @@ struct FinalityModuleTests {
         #expect(try h.stakingStatus(y) == "SLASHED")
     }
 
+    /// A consumer chain listed at genesis starts its tally where genesis says: a first
+    /// commitment far ahead cannot move the start (an unlisted chain starts at its first
+    /// commitment, as `consumerChainVotesAreTalliedSeparately` shows), and every commitment
+    /// must start within the offset of that cursor.
+    @Test func aConsumerChainListedAtGenesisStartsWhereGenesisSays() throws {
+        var params = FinalityHarness.defaultParams
+        params.consumerChains = [ConsumerChainStart(chainID: "consumer-3", startHeight: 100)]
+        let h = try FinalityHarness(params: params)
+        let x = stkKey(0x66), y = stkKey(0x67)
+        try h.register([x, y], chainID: "consumer-3")
+        try h.delegate([(x, 300_000), (y, 100_000)])
+        #expect(try h.query("last-finalized/consumer-3")["next_height"] as? String == "100")
+        let listed = try #require(h.query("params")["consumer_chains"] as? [[String: Any]])
+        #expect(listed.count == 1 && listed[0]["chain_id"] as? String == "consumer-3" && listed[0]["start_height"] as? Int == 100)
+        // The offset is 50: nothing may start beyond 150, not even the first commitment.
+        try h.expectRejected(h.relayer, [try PubRandBatch(fpKey: y, chainID: "consumer-3", startHeight: 151, count: 20).commitMessage()],
+                             rule: "start-height-too-far-ahead")
+        let cy = try h.commit([y], count: 20, chainID: "consumer-3", start: 150)
+        #expect(try h.query("last-finalized/consumer-3")["next_height"] as? String == "100")
+        // y's lone vote at 150 finalizes nothing: heights 100… come first, in order.
+        let consumerHash = Data(repeating: 0xc3, count: 32)
+        try h.ok(h.relayer, [try cy[0].voteMessage(height: 150, blockHash: consumerHash)])
+        #expect(try !h.isFinalized(150, chainID: "consumer-3"))
+        // x (300k of 400k) committed from the start finalizes 100.
+        let cx = try h.commit([x], count: 20, chainID: "consumer-3", start: 100)
+        try h.ok(h.relayer, [try cx[0].voteMessage(height: 100, blockHash: consumerHash)])
+        #expect(try h.lastFinalized(chainID: "consumer-3") == "100")
+        #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
+    }
+
+    @Test func consumerChainListsAreValidatedAtGenesis() throws {
+        func rejected(_ chains: [ConsumerChainStart], _ reason: String) {
+            var params = FinalityHarness.defaultParams
+            params.consumerChains = chains
+            do {
+                _ = try FinalityHarness(params: params)
+                Issue.record("accepted: \(reason)")
+            } catch {
+                #expect("\(error)".contains("consumer_chains"), "\(reason): \(error)")
+            }
+        }
+        rejected([ConsumerChainStart(chainID: "a", startHeight: 1), ConsumerChainStart(chainID: "a", startHeight: 2)], "listed twice")
+        rejected([ConsumerChainStart(chainID: "bad id", startHeight: 1)], "invalid id")
+        rejected([ConsumerChainStart(chainID: testChainID, startHeight: 1)], "the control plane's own id")
+        rejected([ConsumerChainStart(chainID: "c", startHeight: .max)], "start at 2^64 − 1")
+        rejected((0...FinalityGenesis.maxConsumerChains).map { ConsumerChainStart(chainID: "c\($0)", startHeight: 1) }, "too many")
+        // Unknown fields inside an entry are refused like unknown top-level fields.
+        var raw = try #require(try JSONSerialization.jsonObject(with: FinalityHarness.defaultParams.jsonData()) as? [String: Any])
+        raw["consumer_chains"] = [["chain_id": "d", "start_height": 1, "start": 5]]
+        let net = try TestNet(moduleParams: [FinalityModule.moduleName: try JSONSerialization.data(withJSONObject: raw)])
+        do {
+            _ = try makeApp(net, modules: [FinalityModule()])
+            Issue.record("a consumer_chains entry with an unknown field was accepted")
+        } catch {
+            #expect("\(error)".contains("unknown field consumer_chains[].start"), "\(error)")
+        }
+    }
+
     /// A consumer chain's set is fixed at the first vote for a height, maybe far ahead of
     /// the consumer. A small provider that commits randomness further ahead than the others
     /// and votes there first must not become that height's only member (its lone vote would

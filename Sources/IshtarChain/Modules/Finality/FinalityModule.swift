@@ -56,9 +56,9 @@ import IshtarStore
 /// previous control-plane active set can be reused; `si/<fp>` → signing info (its misses
 /// still in the window). `<chain>` is `u8 length ‖ UTF-8`.
 ///
-/// Limits, by choice: a consumer chain's tally starts at its first accepted commitment's
-/// start height, and later commitments must start within `max_pub_rand_start_offset` of its
-/// cursor; a height with active power that never gets enough votes stops that chain's
+/// Limits, by choice: a consumer chain's tally starts at the height genesis lists for it
+/// (`consumer_chains`) or, for a chain not listed, at its first accepted commitment's start
+/// height; later commitments must start within `max_pub_rand_start_offset` of its cursor; a height with active power that never gets enough votes stops that chain's
 /// finality (as in Babylon); on the control plane a vote for another hash than the committed
 /// block is refused unless the provider already voted the committed one (then it is evidence).
 public struct FinalityModule: Module {
@@ -406,6 +406,12 @@ public struct FinalityModule: Module {
                     if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
                         throw ExecutionError.rule(ParamsError.malformed(module: name, reason: "unknown field \(unknown)"))
                     }
+                    let entryFields = Set(ConsumerChainStart.CodingKeys.allCases.map(\.rawValue))
+                    for entry in object["consumer_chains"] as? [[String: Any]] ?? [] {
+                        if let unknown = entry.keys.sorted().first(where: { !entryFields.contains($0) }) {
+                            throw ExecutionError.rule(ParamsError.malformed(module: name, reason: "unknown field consumer_chains[].\(unknown)"))
+                        }
+                    }
                 }
                 genesis = try JSONDecoder().decode(FinalityGenesis.self, from: raw)
             } catch let e as ExecutionError {
@@ -423,10 +429,18 @@ public struct FinalityModule: Module {
                 module: name, name: "max_active_finality_providers",
                 reason: "\(params.maxActiveFinalityProviders) differs from staking's \(staking.maxActiveFinalityProviders); set both to the same N"))
         }
+        if params.consumerChains.contains(where: { $0.chainID == context.block.chainID }) {
+            throw .rule(ParamsError.outOfRange(module: name, name: "consumer_chains",
+                                               reason: "\(context.block.chainID) is this chain's own id, not a consumer's"))
+        }
         let first = context.block.height + 1
         context.store.write(params, at: Self.paramsKey)
         context.store.set(Self.firstHeightKey, Self.be8(first))
         try Self.startTally(context.block.chainID, next: first, context.store)
+        // A listed consumer's cursor exists from genesis, so no commitment can choose it.
+        for consumer in params.consumerChains {
+            try Self.startTally(consumer.chainID, next: consumer.startHeight, context.store)
+        }
     }
 
     // MARK: - Messages

@@ -6,7 +6,8 @@ import Foundation
 /// ```json
 /// { "signed_blocks_window": 100, "min_signed_per_window": "0.5", "jail_duration_ms": 86400000,
 ///   "min_pub_rand": 100, "max_active_finality_providers": 100,
-///   "max_pub_rand_start_offset": 10000, "finality_sig_timeout": 3 }
+///   "max_pub_rand_start_offset": 10000, "finality_sig_timeout": 3,
+///   "consumer_chains": [{ "chain_id": "consumer-1", "start_height": 1 }] }
 /// ```
 ///
 /// Every field is optional (defaults above); unknown fields are rejected.
@@ -17,6 +18,11 @@ import Foundation
 /// - `finality_sig_timeout` (1…100,000): liveness of height h is judged at the end of block
 ///   h + timeout, so votes have that many blocks to arrive.
 /// - `signed_blocks_window` is 1…100,000.
+/// - `consumer_chains` (default none, at most 100): consumer chains whose tally starts at a
+///   fixed height. Any other consumer chain's tally starts where its first accepted
+///   commitment starts, so whoever commits first for it chooses that height; a listed chain's
+///   start is the operator's, and every commitment must start within
+///   `max_pub_rand_start_offset` of its tally cursor from the first one on.
 public struct FinalityParams: Hashable, Sendable, BinaryCodable {
     /// Signed-blocks window, heights.
     public var signedBlocksWindow: UInt64
@@ -32,11 +38,13 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
     public var maxPubRandStartOffset: UInt64
     /// Blocks to wait before judging a height's liveness.
     public var finalitySigTimeout: UInt64
+    /// Consumer chains whose tally starts at a height fixed at genesis, by chain id.
+    public var consumerChains: [ConsumerChainStart]
 
     /// PROTOCOL §6 defaults.
     public init(signedBlocksWindow: UInt64 = 100, minSignedPerWindow: Commission = Commission(units: Commission.scale / 2),
                 jailDurationMs: UInt64 = 86_400_000, minPubRand: UInt64 = 100, maxActiveFinalityProviders: UInt32 = 100,
-                maxPubRandStartOffset: UInt64 = 10_000, finalitySigTimeout: UInt64 = 3) {
+                maxPubRandStartOffset: UInt64 = 10_000, finalitySigTimeout: UInt64 = 3, consumerChains: [ConsumerChainStart] = []) {
         self.signedBlocksWindow = signedBlocksWindow
         self.minSignedPerWindow = minSignedPerWindow
         self.jailDurationMs = jailDurationMs
@@ -44,6 +52,7 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
         self.maxActiveFinalityProviders = maxActiveFinalityProviders
         self.maxPubRandStartOffset = maxPubRandStartOffset
         self.finalitySigTimeout = finalitySigTimeout
+        self.consumerChains = consumerChains
     }
 
     /// round(min_signed × window), half up, exactly.
@@ -57,7 +66,7 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
     public var maxMissedBlocks: UInt64 { signedBlocksWindow - min(minSignedBlocks, signedBlocksWindow) }
 
     /// `u64 window ‖ u64 minSigned units ‖ u64 jail ms ‖ u64 minPubRand ‖ u32 maxActive ‖
-    /// u64 startOffset ‖ u64 sigTimeout`.
+    /// u64 startOffset ‖ u64 sigTimeout ‖ u32 n ‖ n × (str chainID ‖ u64 startHeight)`.
     public func encode(to w: inout BinaryWriter) {
         w.u64(signedBlocksWindow)
         w.u64(minSignedPerWindow.units)
@@ -66,6 +75,11 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
         w.u32(maxActiveFinalityProviders)
         w.u64(maxPubRandStartOffset)
         w.u64(finalitySigTimeout)
+        w.count(consumerChains.count)
+        for c in consumerChains {
+            w.string(c.chainID)
+            w.u64(c.startHeight)
+        }
     }
 
     /// Inverse of ``encode(to:)``.
@@ -77,6 +91,14 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
         maxActiveFinalityProviders = try r.u32("max active finality providers")
         maxPubRandStartOffset = try r.u64("max pub rand start offset")
         finalitySigTimeout = try r.u64("finality sig timeout")
+        let n = try r.count("consumer chains", minElementSize: 13, limit: FinalityGenesis.maxConsumerChains)
+        var chains: [ConsumerChainStart] = []
+        chains.reserveCapacity(n)
+        for _ in 0..<n {
+            chains.append(ConsumerChainStart(chainID: try r.string("consumer chain id", limit: StakingModule.maxChainIDBytes),
+                                             startHeight: try r.u64("consumer start height")))
+        }
+        consumerChains = chains
     }
 
     /// The genesis JSON shape.
@@ -87,7 +109,26 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
             "max_active_finality_providers": Int(maxActiveFinalityProviders),
             "max_pub_rand_start_offset": Int(clamping: maxPubRandStartOffset),
             "finality_sig_timeout": Int(clamping: finalitySigTimeout),
+            "consumer_chains": consumerChains.map { ["chain_id": $0.chainID, "start_height": Int(clamping: $0.startHeight)] as [String: Any] },
         ]
+    }
+}
+
+/// A consumer chain listed at genesis and the height its finality tally starts at.
+public struct ConsumerChainStart: Hashable, Sendable, Codable {
+    /// The consumer chain's id (1…64 bytes of `A-Z a-z 0-9 . - _`).
+    public var chainID: String
+    /// Its first height to finalize.
+    public var startHeight: UInt64
+
+    /// From its parts.
+    public init(chainID: String, startHeight: UInt64) {
+        self.chainID = chainID
+        self.startHeight = startHeight
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case chainID = "chain_id", startHeight = "start_height"
     }
 }
 
@@ -107,18 +148,21 @@ public struct FinalityGenesis: Sendable, Codable {
     public var maxPubRandStartOffset: UInt64?
     /// Liveness delay, blocks.
     public var finalitySigTimeout: UInt64?
+    /// Consumer chains with a fixed tally start.
+    public var consumerChains: [ConsumerChainStart]?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case signedBlocksWindow = "signed_blocks_window", minSignedPerWindow = "min_signed_per_window"
         case jailDurationMs = "jail_duration_ms", minPubRand = "min_pub_rand"
         case maxActiveFinalityProviders = "max_active_finality_providers"
         case maxPubRandStartOffset = "max_pub_rand_start_offset", finalitySigTimeout = "finality_sig_timeout"
+        case consumerChains = "consumer_chains"
     }
 
     /// From its parts (`nil` = default).
     public init(signedBlocksWindow: UInt64? = nil, minSignedPerWindow: String? = nil, jailDurationMs: UInt64? = nil,
                 minPubRand: UInt64? = nil, maxActiveFinalityProviders: UInt32? = nil, maxPubRandStartOffset: UInt64? = nil,
-                finalitySigTimeout: UInt64? = nil) {
+                finalitySigTimeout: UInt64? = nil, consumerChains: [ConsumerChainStart]? = nil) {
         self.signedBlocksWindow = signedBlocksWindow
         self.minSignedPerWindow = minSignedPerWindow
         self.jailDurationMs = jailDurationMs
@@ -126,6 +170,7 @@ public struct FinalityGenesis: Sendable, Codable {
         self.maxActiveFinalityProviders = maxActiveFinalityProviders
         self.maxPubRandStartOffset = maxPubRandStartOffset
         self.finalitySigTimeout = finalitySigTimeout
+        self.consumerChains = consumerChains
     }
 
     /// Canonical JSON (sorted keys) for `Genesis.moduleParams["finality"]`.
@@ -138,6 +183,9 @@ public struct FinalityGenesis: Sendable, Codable {
     /// Largest `signed_blocks_window` and `finality_sig_timeout` (Babylon mainnet's window is
     /// 10,000).
     static let maxWindow: UInt64 = 100_000
+
+    /// Most consumer chains listed at genesis (every block's tally walks each listed chain).
+    public static let maxConsumerChains = 100
 
     /// Validated parameters (defaults filled in).
     func validated(module: String) throws(ExecutionError) -> FinalityParams {
@@ -176,6 +224,27 @@ public struct FinalityGenesis: Sendable, Codable {
                 throw .rule(ParamsError.outOfRange(module: module, name: "finality_sig_timeout", reason: "must be 1…\(Self.maxWindow)"))
             }
             p.finalitySigTimeout = v
+        }
+        if let chains = consumerChains {
+            guard chains.count <= Self.maxConsumerChains else {
+                throw .rule(ParamsError.outOfRange(module: module, name: "consumer_chains", reason: "at most \(Self.maxConsumerChains) chains"))
+            }
+            var seen = Set<String>()
+            for c in chains {
+                guard Genesis.isValidChainID(c.chainID) else {
+                    throw .rule(ParamsError.outOfRange(module: module, name: "consumer_chains",
+                                                       reason: "chain id \"\(c.chainID)\" must be 1…\(StakingModule.maxChainIDBytes) bytes of A-Z a-z 0-9 . - _"))
+                }
+                guard seen.insert(c.chainID).inserted else {
+                    throw .rule(ParamsError.outOfRange(module: module, name: "consumer_chains", reason: "chain id \"\(c.chainID)\" is listed twice"))
+                }
+                // A tally cursor moves to the height after the last finalized one.
+                guard c.startHeight < .max else {
+                    throw .rule(ParamsError.outOfRange(module: module, name: "consumer_chains",
+                                                       reason: "start_height of \"\(c.chainID)\" must be below 2^64 − 1"))
+                }
+            }
+            p.consumerChains = chains
         }
         return p
     }
