@@ -35,7 +35,7 @@ struct DevnetCommand: ParsableCommand {
 
         func run() throws {
             try DevnetActions.start(home: home, validators: validators, chainID: try Parse.chainID(chainId), basePort: basePort,
-                                    controlPlane: try genesis.controlPlaneOptions())
+                                    controlPlane: try genesis.controlPlaneOptions(chainID: chainId))
         }
     }
 

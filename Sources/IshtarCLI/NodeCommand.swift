@@ -61,7 +61,7 @@ struct NodeCommand: ParsableCommand {
             let out = try NodeActions.initialize(
                 home: home, chainID: try Parse.chainID(chainId), validators: validators, moniker: moniker,
                 basePort: basePort, passphraseFile: passphraseFile, insecurePlaintext: insecurePlaintext,
-                fastTimeouts: fastTimeouts, controlPlane: try genesis.controlPlaneOptions())
+                fastTimeouts: fastTimeouts, controlPlane: try genesis.controlPlaneOptions(chainID: chainId))
             format.emit(out)
         }
     }
@@ -119,8 +119,14 @@ struct GenesisModuleOptions: ParsableArguments {
     var minStakingTime: UInt16?
     @Option(name: .long, help: ArgumentHelp("Unbonding time, BTC blocks (default 200).", valueName: "blocks"))
     var unbondingTime: UInt16?
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "A consumer chain whose BTC finality starts at a fixed height (repeat). Without it, a consumer chain's tally starts where its first randomness commitment starts, whoever sends it.",
+        valueName: "chain-id:height"))
+    var consumerChain: [String] = []
 
-    func controlPlaneOptions() throws -> ControlPlaneGenesisOptions {
+    /// The options, checked; `chainID` is the control plane's own id, which no consumer
+    /// chain may take.
+    func controlPlaneOptions(chainID: String) throws -> ControlPlaneGenesisOptions {
         guard let network = Network(rawValue: btcNetwork) else {
             throw ValidationError("--btc-network: must be mainnet, testnet, signet or regtest, got \(btcNetwork)")
         }
@@ -147,11 +153,30 @@ struct GenesisModuleOptions: ParsableArguments {
             throw ValidationError("--btc-finalization-depth: must be below the unbonding time (\(unbonding) blocks, --unbonding-time): an unbonding stake must stay slashable until its checkpoints are final")
         }
         guard epochLength >= 1 else { throw ValidationError("--epoch-length: must be ≥ 1") }
+        var consumers: [ConsumerChainStart] = []
+        for text in consumerChain {
+            guard let colon = text.lastIndex(of: ":"), let height = UInt64(text[text.index(after: colon)...]) else {
+                throw ValidationError("--consumer-chain: expected <chain-id>:<start height>, got \(text)")
+            }
+            let id = String(text[..<colon])
+            guard Genesis.isValidChainID(id) else {
+                throw ValidationError("--consumer-chain: chain id \"\(id)\" must be 1…64 bytes of A-Z a-z 0-9 . - _")
+            }
+            guard id != chainID else { throw ValidationError("--consumer-chain: \(id) is this chain's own id") }
+            guard !consumers.contains(where: { $0.chainID == id }) else {
+                throw ValidationError("--consumer-chain: \(id) is given twice")
+            }
+            guard height < .max else { throw ValidationError("--consumer-chain: the start height of \(id) must be below 2^64 − 1") }
+            consumers.append(ConsumerChainStart(chainID: id, startHeight: height))
+        }
+        guard consumers.count <= FinalityGenesis.maxConsumerChains else {
+            throw ValidationError("--consumer-chain: at most \(FinalityGenesis.maxConsumerChains) chains")
+        }
         return ControlPlaneGenesisOptions(
             btcNetwork: network, btcBaseHeader: base, btcBaseHeight: btcBaseHeight, covenantKeys: keys,
             covenantQuorum: covenantQuorum, btcConfirmationDepth: btcConfirmationDepth,
             btcFinalizationDepth: btcFinalizationDepth, epochLength: epochLength, minStakingTime: minStakingTime,
-            unbondingTime: unbondingTime)
+            unbondingTime: unbondingTime, consumerChains: consumers)
     }
 }
 

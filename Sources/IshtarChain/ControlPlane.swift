@@ -63,7 +63,7 @@ public enum ControlPlane {
         let finality = FinalityGenesis(
             signedBlocksWindow: f.signedBlocksWindow, minSignedPerWindow: f.minSignedPerWindow.description,
             jailDurationMs: f.jailDurationMs, minPubRand: f.minPubRand, maxActiveFinalityProviders: options.maxActiveFinalityProviders ?? f.maxActiveFinalityProviders,
-            maxPubRandStartOffset: f.maxPubRandStartOffset, finalitySigTimeout: f.finalitySigTimeout, consumerChains: [])
+            maxPubRandStartOffset: f.maxPubRandStartOffset, finalitySigTimeout: f.finalitySigTimeout, consumerChains: options.consumerChains)
         do {
             out[FinalityModule.moduleName] = try finality.jsonData()
         } catch {
@@ -102,12 +102,14 @@ public struct ControlPlaneGenesisOptions: Sendable, Hashable {
     public var minCommission: String?
     /// Top-N providers that carry voting power (nil: 100).
     public var maxActiveFinalityProviders: UInt32?
+    /// Consumer chains whose finality tally starts at a fixed height.
+    public var consumerChains: [ConsumerChainStart]
 
     /// Options from their parts; defaults are PROTOCOL §6 on regtest from its genesis header.
     public init(btcNetwork: Network = .regtest, btcBaseHeader: BTCBlockHeader? = nil, btcBaseHeight: UInt64 = 0,
                 covenantKeys: [Schnorr.PublicKey], covenantQuorum: Int = 3, btcConfirmationDepth: UInt32 = 10,
                 btcFinalizationDepth: UInt64 = 100, epochLength: UInt64 = 10, minStakingTime: UInt16? = nil, unbondingTime: UInt16? = nil, minCommission: String? = nil,
-                maxActiveFinalityProviders: UInt32? = nil) {
+                maxActiveFinalityProviders: UInt32? = nil, consumerChains: [ConsumerChainStart] = []) {
         self.btcNetwork = btcNetwork
         self.btcBaseHeader = btcBaseHeader
         self.btcBaseHeight = btcBaseHeight
@@ -120,6 +122,7 @@ public struct ControlPlaneGenesisOptions: Sendable, Hashable {
         self.unbondingTime = unbondingTime
         self.minCommission = minCommission
         self.maxActiveFinalityProviders = maxActiveFinalityProviders
+        self.consumerChains = consumerChains
     }
 }
 

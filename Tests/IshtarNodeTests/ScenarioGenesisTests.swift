@@ -69,7 +69,8 @@ import Testing
         let (status, stdout, stderr) = try ishtar(
             ["node", "init", "--home", dir, "--chain-id", "ishtar-g", "--insecure-plaintext", "--base-port", "41000",
              "--btc-base-header", base.serialized.hexString, "--btc-base-height", "5", "--covenant-quorum", "2",
-             "--btc-confirmation-depth", "6", "--btc-finalization-depth", "50", "--epoch-length", "7"]
+             "--btc-confirmation-depth", "6", "--btc-finalization-depth", "50", "--epoch-length", "7",
+             "--consumer-chain", "consumer-9:42", "--consumer-chain", "rollup.b:1"]
                 + covenants.flatMap { ["--covenant-pk", $0] })
         #expect(status == 0, "\(stderr)")
         #expect(stdout.contains("btc light client: regtest base \(base.hash.displayHex) at height 5"), "\(stdout)")
@@ -89,6 +90,9 @@ import Testing
         #expect(checkpoints["epoch_length"] as? String == "7")
         #expect(checkpoints["btc_confirmation_depth"] as? String == "6")
         #expect(checkpoints["btc_finalization_timeout"] as? String == "50")
+        let consumers = try #require(try query(app, "/modules/finality/params")["consumer_chains"] as? [[String: Any]])
+        #expect(consumers.map { "\($0["chain_id"] ?? ""):\($0["start_height"] ?? "")" } == ["consumer-9:42", "rollup.b:1"])
+        #expect(try query(app, "/modules/finality/last-finalized/consumer-9")["next_height"] as? String == "42")
     }
 
     @Test func generatedCovenantCommitteeIsWrittenAndNamedInGenesis() throws {
@@ -123,6 +127,10 @@ import Testing
         // w at or past the unbonding time: an unbonding stake would stop being slashable first.
         (["--btc-finalization-depth", "200"], "below the unbonding time (200 blocks"),
         (["--unbonding-time", "100"], "below the unbonding time (100 blocks"),
+        (["--consumer-chain", "consumer-1"], "--consumer-chain: expected <chain-id>:<start height>"),
+        (["--consumer-chain", "bad id:5"], "--consumer-chain: chain id"),
+        (["--consumer-chain", "x:5"], "this chain's own id"),
+        (["--consumer-chain", "c:1", "--consumer-chain", "c:2"], "given twice"),
     ])
     func badGenesisFlagsExitTwoWithOneLine(extra: [String], mentions: String) throws {
         let dir = try nodeScratch("genesis-bad")
