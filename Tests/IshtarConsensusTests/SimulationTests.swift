@@ -44,24 +44,43 @@ import Testing
             var restarts = 0
             var refusals = 0
             var seedsWithByz = 0
+
+            init() {}
+
+            /// One seed's figures.
+            init(seed: UInt64, stats s: SimStats, failures f: [String], config cfg: SimConfig) {
+                if !f.isEmpty { failures = [(seed, cfg.description, f)] }
+                heights = s.decidedHeights
+                maxRound = s.maxRoundAfterGST
+                delivered = s.deliveredMessages
+                evidenceExpected = s.evidenceExpected
+                evidenceFound = s.evidenceFound
+                restarts = s.restarts
+                refusals = s.signRefusals
+                seedsWithByz = cfg.byzantine != nil ? 1 : 0
+            }
+
+            mutating func add(_ r: Result) {
+                failures += r.failures
+                heights += r.heights
+                maxRound = max(maxRound, r.maxRound)
+                delivered += r.delivered
+                evidenceExpected += r.evidenceExpected
+                evidenceFound += r.evidenceFound
+                restarts += r.restarts
+                refusals += r.refusals
+                seedsWithByz += r.seedsWithByz
+            }
         }
         let showRounds = Round(Self.env["SIM_SHOW_ROUNDS"] ?? "")
         @Sendable func work(_ mine: [UInt64]) -> Result {
             var r = Result()
             for seed in mine {
                 let (s, f, cfg) = Self.runSeed(seed, trace: trace)
-                if !f.isEmpty { r.failures.append((seed, cfg.description, f)) }
                 if let show = showRounds, s.maxRoundAfterGST >= show {
                     print("seed \(seed): decision round \(s.maxRoundAfterGST) after GST [\(cfg)]")
                 }
-                r.heights += s.decidedHeights
-                r.maxRound = max(r.maxRound, s.maxRoundAfterGST)
-                r.delivered += s.deliveredMessages
-                r.evidenceExpected += s.evidenceExpected
-                r.evidenceFound += s.evidenceFound
-                r.restarts += s.restarts
-                r.refusals += s.signRefusals
-                if cfg.byzantine != nil { r.seedsWithByz += 1 }
+                r.add(Result(seed: seed, stats: s, failures: f, config: cfg))
             }
             return r
         }
@@ -77,17 +96,7 @@ import Testing
                     }
                 }
             }
-            for await r in group {
-                total.failures += r.failures
-                total.heights += r.heights
-                total.maxRound = max(total.maxRound, r.maxRound)
-                total.delivered += r.delivered
-                total.evidenceExpected += r.evidenceExpected
-                total.evidenceFound += r.evidenceFound
-                total.restarts += r.restarts
-                total.refusals += r.refusals
-                total.seedsWithByz += r.seedsWithByz
-            }
+            for await r in group { total.add(r) }
         }
         let elapsed = clock.now - start
         print(
