@@ -158,19 +158,10 @@ struct GenesisModuleOptions: ParsableArguments {
             guard let colon = text.lastIndex(of: ":"), let height = UInt64(text[text.index(after: colon)...]) else {
                 throw ValidationError("--consumer-chain: expected <chain-id>:<start height>, got \(text)")
             }
-            let id = String(text[..<colon])
-            guard Genesis.isValidChainID(id) else {
-                throw ValidationError("--consumer-chain: chain id \"\(id)\" must be 1…64 bytes of A-Z a-z 0-9 . - _")
-            }
-            guard id != chainID else { throw ValidationError("--consumer-chain: \(id) is this chain's own id") }
-            guard !consumers.contains(where: { $0.chainID == id }) else {
-                throw ValidationError("--consumer-chain: \(id) is given twice")
-            }
-            guard height < .max else { throw ValidationError("--consumer-chain: the start height of \(id) must be below 2^64 − 1") }
-            consumers.append(ConsumerChainStart(chainID: id, startHeight: height))
+            consumers.append(ConsumerChainStart(chainID: String(text[..<colon]), startHeight: height))
         }
-        guard consumers.count <= FinalityGenesis.maxConsumerChains else {
-            throw ValidationError("--consumer-chain: at most \(FinalityGenesis.maxConsumerChains) chains")
+        if let problem = FinalityGenesis.consumerChainsProblem(consumers, controlPlane: chainID) {
+            throw ValidationError("--consumer-chain: \(problem)")
         }
         return ControlPlaneGenesisOptions(
             btcNetwork: network, btcBaseHeader: base, btcBaseHeight: btcBaseHeight, covenantKeys: keys,

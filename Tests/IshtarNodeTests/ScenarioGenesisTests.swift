@@ -130,7 +130,7 @@ import Testing
         (["--consumer-chain", "consumer-1"], "--consumer-chain: expected <chain-id>:<start height>"),
         (["--consumer-chain", "bad id:5"], "--consumer-chain: chain id"),
         (["--consumer-chain", "x:5"], "this chain's own id"),
-        (["--consumer-chain", "c:1", "--consumer-chain", "c:2"], "given twice"),
+        (["--consumer-chain", "c:1", "--consumer-chain", "c:2"], "listed twice"),
     ])
     func badGenesisFlagsExitTwoWithOneLine(extra: [String], mentions: String) throws {
         let dir = try nodeScratch("genesis-bad")

@@ -430,9 +430,8 @@ public struct FinalityModule: Module {
                 module: name, name: "max_active_finality_providers",
                 reason: "\(params.maxActiveFinalityProviders) differs from staking's \(staking.maxActiveFinalityProviders); set both to the same N"))
         }
-        if params.consumerChains.contains(where: { $0.chainID == context.block.chainID }) {
-            throw .rule(ParamsError.outOfRange(module: name, name: "consumer_chains",
-                                               reason: "\(context.block.chainID) is this chain's own id, not a consumer's"))
+        if let problem = FinalityGenesis.consumerChainsProblem(params.consumerChains, controlPlane: context.block.chainID) {
+            throw .rule(ParamsError.outOfRange(module: name, name: "consumer_chains", reason: problem))
         }
         let first = context.block.height + 1
         context.store.write(params, at: Self.paramsKey)

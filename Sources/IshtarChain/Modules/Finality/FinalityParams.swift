@@ -187,6 +187,24 @@ public struct FinalityGenesis: Sendable, Codable {
     /// Most consumer chains listed at genesis (every block's tally walks each listed chain).
     public static let maxConsumerChains = 100
 
+    /// Why `chains` cannot be genesis's `consumer_chains`, or nil: more than
+    /// ``maxConsumerChains``, a malformed or repeated chain id, `controlPlane` (the chain's
+    /// own id) among them, or a start height of 2^64 − 1 (a tally cursor moves to the height
+    /// after the last finalized one).
+    public static func consumerChainsProblem(_ chains: [ConsumerChainStart], controlPlane: String?) -> String? {
+        guard chains.count <= maxConsumerChains else { return "at most \(maxConsumerChains) chains" }
+        var seen = Set<String>()
+        for c in chains {
+            guard Genesis.isValidChainID(c.chainID) else {
+                return "chain id \"\(c.chainID)\" must be 1…\(StakingModule.maxChainIDBytes) bytes of A-Z a-z 0-9 . - _"
+            }
+            guard c.chainID != controlPlane else { return "\(c.chainID) is this chain's own id, not a consumer's" }
+            guard seen.insert(c.chainID).inserted else { return "chain id \"\(c.chainID)\" is listed twice" }
+            guard c.startHeight < .max else { return "start_height of \"\(c.chainID)\" must be below 2^64 − 1" }
+        }
+        return nil
+    }
+
     /// Validated parameters (defaults filled in).
     func validated(module: String) throws(ExecutionError) -> FinalityParams {
         var p = FinalityParams()
@@ -226,23 +244,8 @@ public struct FinalityGenesis: Sendable, Codable {
             p.finalitySigTimeout = v
         }
         if let chains = consumerChains {
-            guard chains.count <= Self.maxConsumerChains else {
-                throw .rule(ParamsError.outOfRange(module: module, name: "consumer_chains", reason: "at most \(Self.maxConsumerChains) chains"))
-            }
-            var seen = Set<String>()
-            for c in chains {
-                guard Genesis.isValidChainID(c.chainID) else {
-                    throw .rule(ParamsError.outOfRange(module: module, name: "consumer_chains",
-                                                       reason: "chain id \"\(c.chainID)\" must be 1…\(StakingModule.maxChainIDBytes) bytes of A-Z a-z 0-9 . - _"))
-                }
-                guard seen.insert(c.chainID).inserted else {
-                    throw .rule(ParamsError.outOfRange(module: module, name: "consumer_chains", reason: "chain id \"\(c.chainID)\" is listed twice"))
-                }
-                // A tally cursor moves to the height after the last finalized one.
-                guard c.startHeight < .max else {
-                    throw .rule(ParamsError.outOfRange(module: module, name: "consumer_chains",
-                                                       reason: "start_height of \"\(c.chainID)\" must be below 2^64 − 1"))
-                }
+            if let problem = Self.consumerChainsProblem(chains, controlPlane: nil) {
+                throw .rule(ParamsError.outOfRange(module: module, name: "consumer_chains", reason: problem))
             }
             p.consumerChains = chains
         }
