@@ -464,6 +464,62 @@ struct FinalityModuleTests {
         #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
     }
 
+    /// A consumer chain's heights are judged for liveness `finality_sig_timeout` (1)
+    /// control-plane blocks after its tally decided them: a vote in that time is no miss, a
+    /// provider that stops voting is jailed at its sixth miss (window 10, min signed 5), leaves
+    /// the sets fixed afterwards, and unjails like a control-plane provider.
+    @Test func consumerChainProvidersAreJailedForMissedVotes() throws {
+        var params = FinalityHarness.defaultParams
+        params.consumerChains = [ConsumerChainStart(chainID: "consumer-4", startHeight: 200)]
+        let h = try FinalityHarness(params: params)
+        let x = stkKey(0x68), y = stkKey(0x69)
+        try h.register([x, y], chainID: "consumer-4")
+        try h.delegate([(x, 300_000), (y, 100_000)])
+        let batches = try h.commit([x, y], count: 40, chainID: "consumer-4", start: 200)
+        let hash = Data(repeating: 0xc4, count: 32)
+        func vote(_ i: Int, _ height: UInt64) throws -> Message { try batches[i].voteMessage(height: height, blockHash: hash) }
+        func jailings(_ r: FinalizeResult) -> [Event] { r.events.filter { $0.type == FinalityModule.jailedEvent } }
+
+        // x alone finalizes 200; y's vote one block later, before 200 is judged, is no miss.
+        try h.ok(h.relayer, [try vote(0, 200)])
+        #expect(try h.isFinalized(200, chainID: "consumer-4"))
+        try h.ok(h.relayer, [try vote(1, 200), try vote(0, 201)])
+        #expect(try h.query("signing-info/\(y.hexKey)")["missed_in_window"] as? String == "0")
+        // From 201 on y is silent; each height is judged one block after x's vote decides it.
+        var jailed: [Event] = []
+        for height in UInt64(202)...207 {
+            let r = try h.ok(h.relayer, [try vote(0, height)])
+            jailed += jailings(r)
+            #expect(jailed.isEmpty || height == 207, "jailed before its sixth miss, at \(height)")
+        }
+        let judgeBlock = try h.produce([])
+        jailed += jailings(judgeBlock)
+        // Misses 201…206 are six: the sixth (206) was judged with the vote for 207.
+        #expect(try h.query("signing-info/\(x.hexKey)")["missed_in_window"] as? String == "0")
+        let event = try #require(jailed.first)
+        #expect(jailed.count == 1)
+        func attr(_ k: String) -> String? { event.attributes.first { $0.key == k }?.value }
+        #expect(attr("fp_btc_pk") == y.hexKey && attr("chain_id") == "consumer-4" && attr("height") == "206" && attr("missed") == "6")
+        #expect(try h.stakingStatus(y) == "JAILED")
+        #expect(try h.stakingStatus(x) != "JAILED")
+        #expect(try h.query("signing-info/\(y.hexKey)")["jail_count"] as? String == "1")
+        #expect(try h.query("signing-info/\(x.hexKey)")["jail_count"] as? String == "0")
+        // A jailed provider's vote is refused; the next set is fixed without it.
+        try h.expectRejected(h.relayer, [try vote(1, 208)], rule: "finality-provider-jailed")
+        try h.ok(h.relayer, [try vote(0, 208)])
+        #expect(try h.activeSet(208, chainID: "consumer-4") == [x.hexKey])
+        #expect(try h.isFinalized(208, chainID: "consumer-4"))
+        // After the jail time (5 s of 1 s blocks) its owner unjails it and it counts again.
+        let unjail = UnjailFinalityProvider(fpKey: y.publicKey.rawRepresentation).message
+        try h.expectRejected(h.owner, [unjail], rule: "jail-not-expired")
+        while h.height < judgeBlock.height + 5 { try h.produce([]) }
+        try h.ok(h.owner, [unjail])
+        try h.ok(h.relayer, [try vote(0, 209), try vote(1, 209)])
+        #expect(try h.activeSet(209, chainID: "consumer-4") == [x.hexKey, y.hexKey])
+        #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
+        #expect(try h.replay().lastAppHash == h.app.lastAppHash)
+    }
+
     @Test func consumerChainListsAreValidatedAtGenesis() throws {
         func rejected(_ chains: [ConsumerChainStart], _ reason: String) {
             var params = FinalityHarness.defaultParams

@@ -34,11 +34,13 @@ import IshtarStore
 /// next); otherwise it finalizes when voted power × 3 > active power × 2, both without slashed
 /// members, or the cursor stops there.
 ///
-/// **Liveness** (control plane): at the end of block h, height h − `finality_sig_timeout` is
-/// judged: each member of its active set that did not vote records a miss. The window is
-/// the last `signed_blocks_window` chain heights (heights where the provider was not active
-/// never count as misses); more than `window − round(min_signed × window)` misses jails it for
-/// `jail_duration_ms`. Only misses write state, so signing providers cost no writes.
+/// **Liveness**: on the control plane, at the end of block h, height h − `finality_sig_timeout`
+/// is judged; a consumer chain's height is judged `finality_sig_timeout` control-plane blocks
+/// after its tally decided it (the control plane has no clock of the consumer's). Each member
+/// of the judged height's active set that did not vote records a miss. The window is the
+/// last `signed_blocks_window` heights of the provider's chain (heights where it was not
+/// active never count as misses); more than `window − round(min_signed × window)` misses jails
+/// it for `jail_duration_ms`. Only misses write state, so signing providers cost no writes.
 ///
 /// Cost per vote: a handful of point reads (the provider, the height's vote list, the block hash,
 /// its latest commitment — a binary search over its commitments only if the height is older —,
@@ -54,7 +56,8 @@ import IshtarStore
 /// `fin/<chain><BE8 h>` → finalized hash; `ev/<fp><chain><BE8 h>` → evidence; `slashed` →
 /// sorted keys of providers slashed for equivocation; `ascache`, `asdirty` → whether the
 /// previous control-plane active set can be reused; `si/<fp>` → signing info (its misses
-/// still in the window). `<chain>` is `u8 length ‖ UTF-8`.
+/// still in the window); `ld/<chain><BE8 b>` → BE8 from ‖ BE8 to, the consumer heights
+/// `from..<to` whose liveness block b judges. `<chain>` is `u8 length ‖ UTF-8`.
 ///
 /// Limits, by choice: a consumer chain's tally starts at the height genesis lists for it
 /// (`consumer_chains`) or, for a chain not listed, at its first accepted commitment's start
@@ -143,6 +146,7 @@ public struct FinalityModule: Module {
         key("ev/") { appendData(&$0, fp); appendChain(&$0, c); appendBE8(&$0, h) }
     }
     static func signingInfoKey(_ fp: Data) -> Data { key("si/") { appendData(&$0, fp) } }
+    static func livenessDueKey(_ c: String, _ b: UInt64) -> Data { key("ld/") { appendChain(&$0, c); appendBE8(&$0, b) } }
 
     // MARK: - Reading state (public API)
 
@@ -783,7 +787,8 @@ public struct FinalityModule: Module {
         store.delete(Self.activeSetDirtyKey)
     }
 
-    /// Tallies every chain, then judges the liveness of height h − timeout.
+    /// Tallies every chain and judges the liveness of what is due: the control plane's height
+    /// h − timeout, and each consumer chain's heights its tally decided `timeout` blocks ago.
     public func endBlock(_ context: BlockContext) throws(ExecutionError) {
         let store = context.store
         guard let params = try store.read(FinalityParams.self, at: Self.paramsKey) else { return }
@@ -791,12 +796,18 @@ public struct FinalityModule: Module {
             guard let state = try Self.chainState(chain, store) else {
                 throw .fatal(.corruptState("finality: chain \(chain) is listed without a tally state"))
             }
-            try tally(chain, state, context, params)
+            let decided = try tally(chain, state, context, params)
+            if chain != context.block.chainID {
+                try judgeConsumerLiveness(chain, decided: decided, context, params)
+            }
         }
         try judgeLiveness(context, params)
     }
 
-    func tally(_ c: String, _ initial: ChainTallyState, _ context: BlockContext, _ params: FinalityParams) throws(ExecutionError) {
+    /// Walks `c`'s tally from its cursor; returns the heights it decided (finalized, or
+    /// skipped for having no active power) in this block.
+    @discardableResult
+    func tally(_ c: String, _ initial: ChainTallyState, _ context: BlockContext, _ params: FinalityParams) throws(ExecutionError) -> Range<UInt64> {
         let store = context.store
         let controlPlane = c == context.block.chainID
         // The control plane's blocks up to h − 1 are committed; a consumer's up to its highest vote.
@@ -866,18 +877,50 @@ public struct FinalityModule: Module {
             ]))
         }
         if state != initial { store.write(state, at: Self.chainStateKey(c)) }
+        return initial.next..<state.next
     }
 
-    /// Liveness of the control plane's height h − timeout: one read of the height's votes; a
-    /// member that did not vote has the miss added to its signing info (which keeps only the
-    /// misses still in the window) and is jailed when they exceed the limit.
+    /// Liveness of the control plane's height h − timeout.
     func judgeLiveness(_ context: BlockContext, _ params: FinalityParams) throws(ExecutionError) {
         let store = context.store
-        let c = context.block.chainID
         guard let first = try Self.u64(store, Self.firstHeightKey), params.finalitySigTimeout >= 1,
               context.block.height >= first + params.finalitySigTimeout else { return }
-        let judged = context.block.height - params.finalitySigTimeout
+        try judge(context.block.chainID, context.block.height - params.finalitySigTimeout, context, params)
+    }
+
+    /// Liveness of a consumer chain. The control plane cannot see a consumer's clock, only its
+    /// votes, so it judges a consumer height on its own: `finality_sig_timeout` control-plane
+    /// blocks after the tally decided it, which gives a provider that many blocks to add a vote
+    /// the quorum did not wait for. The heights decided in this block are queued under the
+    /// block that will judge them (one key per chain and block, only when the tally moved);
+    /// the ones queued for this block are judged and their key deleted.
+    func judgeConsumerLiveness(_ c: String, decided: Range<UInt64>, _ context: BlockContext, _ params: FinalityParams) throws(ExecutionError) {
+        let store = context.store
+        let timeout = params.finalitySigTimeout
+        guard timeout >= 1 else { return }
+        let b = context.block.height
+        if !decided.isEmpty {
+            let (due, overflow) = b.addingReportingOverflow(timeout)
+            if !overflow { store.set(Self.livenessDueKey(c, due), Self.be8(decided.lowerBound) + Self.be8(decided.upperBound)) }
+        }
+        let dueKey = Self.livenessDueKey(c, b)
+        guard let queued = try store.get(dueKey) else { return }
+        let lower = Self.readBE8(queued), upper = Self.readBE8(queued.dropFirst(8))
+        guard queued.count == 16, lower < upper, upper - lower <= UInt64(Self.maxTallySteps) else {
+            throw .fatal(.corruptState("finality: liveness queue of \(c) at \(b) holds \(queued.count) bytes, range \(lower)..<\(upper)"))
+        }
+        for h in lower..<upper { try judge(c, h, context, params) }
+        store.delete(dueKey)
+    }
+
+    /// Liveness of height `judged` of chain `c`: one read of the height's votes; a member of
+    /// its active set that did not vote has the miss added to its signing info (which keeps
+    /// only the misses still in the window) and is jailed when they exceed the limit. A
+    /// provider serves one chain, so its window holds heights of that chain only.
+    func judge(_ c: String, _ judged: UInt64, _ context: BlockContext, _ params: FinalityParams) throws(ExecutionError) {
+        let store = context.store
         guard let set = try Self.activeSet(chainID: c, height: judged, in: store) else { return }
+        let controlPlane = c == context.block.chainID
         let staking = context.store(of: StakingModule.moduleName)
         let votes = try Self.votes(c, judged, store)
         for key in set.keys(withoutVoteIn: votes) {
@@ -888,14 +931,15 @@ public struct FinalityModule: Module {
             let missed = UInt64(info.missedHeights.count)
             if missed > params.maxMissedBlocks {
                 if let e = try StakingModule.jailFinalityProvider(key: key, in: staking) { context.emit(e) }
-                store.set(Self.activeSetDirtyKey, Self.marker)
+                // Consumer sets are fixed when first needed and read the provider's status then.
+                if controlPlane { store.set(Self.activeSetDirtyKey, Self.marker) }
                 let (until, overflow) = context.block.time.addingReportingOverflow(params.jailDurationMs)
                 info.jailedUntil = overflow ? .max : until
                 info.jailCount += 1
                 // A fresh window after unjailing.
                 info.missedHeights = []
                 context.emit(Event(type: Self.jailedEvent, attributes: [
-                    EventAttribute("fp_btc_pk", key.hexString), EventAttribute("height", String(judged)),
+                    EventAttribute("fp_btc_pk", key.hexString), EventAttribute("chain_id", c), EventAttribute("height", String(judged)),
                     EventAttribute("missed", String(missed)), EventAttribute("jailed_until", String(info.jailedUntil)),
                 ]))
             }

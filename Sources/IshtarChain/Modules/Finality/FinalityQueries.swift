@@ -7,7 +7,7 @@ import Foundation
 /// - `votes/<chain>/<height>` → `{votes: [{fp_btc_pk, block_hash, public_randomness, signature}]}` by key
 /// - `last-finalized/<chain>` → `{chain_id, height?, next_height}` (not found for an unknown chain)
 /// - `evidence` → `{evidence: [...], next_cursor}` all; `evidence/<fp key>` → that provider's (paged)
-/// - `signing-info/<fp key>` → `{fp_btc_pk, missed_in_window, last_missed_height, jailed_until, jail_count}`
+/// - `signing-info/<fp key>` → `{fp_btc_pk, chain_id, missed_in_window, last_missed_height, jailed_until, jail_count}`
 ///   (misses in the window of the last judged height; 0 right after a jail)
 /// - `commitments/<fp key>/<chain>` → `{commitments: [{start_height, count, end_height, root, committed_at}],
 ///   next_cursor}` oldest first (paged)
@@ -78,9 +78,18 @@ extension FinalityModule {
             let key = try Self.parseKey(p[1])
             let info = try store.read(SigningInfo.self, at: Self.signingInfoKey(key)) ?? SigningInfo()
             let params = try Self.parameters(in: store)
-            // The window of the latest judged height.
-            let judged = context.block.height > params.finalitySigTimeout ? context.block.height - params.finalitySigTimeout : 0
-            return canonicalJSON(["fp_btc_pk": key.hexString,
+            // The window of the latest judged height of the provider's chain: on the control
+            // plane h − timeout; on a consumer chain its last decided height (the judged ones
+            // trail it by up to `timeout` blocks).
+            let chain = try StakingModule.finalityProvider(key: key, in: context.store(of: StakingModule.moduleName))?.consumerChainID
+                ?? context.block.chainID
+            let judged: UInt64
+            if chain == context.block.chainID {
+                judged = context.block.height > params.finalitySigTimeout ? context.block.height - params.finalitySigTimeout : 0
+            } else {
+                judged = (try Self.chainState(chain, store)?.next).map { $0 > 0 ? $0 - 1 : 0 } ?? 0
+            }
+            return canonicalJSON(["fp_btc_pk": key.hexString, "chain_id": chain,
                                   "missed_in_window": String(info.missed(window: params.signedBlocksWindow, endingAt: judged)),
                                   "last_missed_height": String(info.missedHeights.last ?? 0),
                                   "jailed_until": String(info.jailedUntil), "jail_count": String(info.jailCount)])
