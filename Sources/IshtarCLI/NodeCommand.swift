@@ -123,6 +123,9 @@ struct GenesisModuleOptions: ParsableArguments {
         "A consumer chain whose BTC finality starts at a fixed height (repeat). Without it, a consumer chain's tally starts where its first randomness commitment starts, whoever sends it.",
         valueName: "chain-id:height"))
     var consumerChain: [String] = []
+    @Flag(name: .long, help: ArgumentHelp(
+        "Refuse randomness commitments (and so votes) for consumer chains --consumer-chain does not list, so nobody can start an unlisted chain's tally where they like."))
+    var onlyListedConsumerChains = false
 
     /// The options, checked; `chainID` is the control plane's own id, which no consumer
     /// chain may take.
@@ -167,7 +170,7 @@ struct GenesisModuleOptions: ParsableArguments {
             btcNetwork: network, btcBaseHeader: base, btcBaseHeight: btcBaseHeight, covenantKeys: keys,
             covenantQuorum: covenantQuorum, btcConfirmationDepth: btcConfirmationDepth,
             btcFinalizationDepth: btcFinalizationDepth, epochLength: epochLength, minStakingTime: minStakingTime,
-            unbondingTime: unbondingTime, consumerChains: consumers)
+            unbondingTime: unbondingTime, consumerChains: consumers, allowUnlistedConsumerChains: !onlyListedConsumerChains)
     }
 }
 

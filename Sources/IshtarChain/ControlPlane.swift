@@ -63,7 +63,8 @@ public enum ControlPlane {
         let finality = FinalityGenesis(
             signedBlocksWindow: f.signedBlocksWindow, minSignedPerWindow: f.minSignedPerWindow.description,
             jailDurationMs: f.jailDurationMs, minPubRand: f.minPubRand, maxActiveFinalityProviders: options.maxActiveFinalityProviders ?? f.maxActiveFinalityProviders,
-            maxPubRandStartOffset: f.maxPubRandStartOffset, finalitySigTimeout: f.finalitySigTimeout, consumerChains: options.consumerChains)
+            maxPubRandStartOffset: f.maxPubRandStartOffset, finalitySigTimeout: f.finalitySigTimeout, consumerChains: options.consumerChains,
+            allowUnlistedConsumerChains: options.allowUnlistedConsumerChains)
         do {
             out[FinalityModule.moduleName] = try finality.jsonData()
         } catch {
@@ -104,12 +105,16 @@ public struct ControlPlaneGenesisOptions: Sendable, Hashable {
     public var maxActiveFinalityProviders: UInt32?
     /// Consumer chains whose finality tally starts at a fixed height.
     public var consumerChains: [ConsumerChainStart]
+    /// Whether chain ids `consumerChains` does not list may be used (their tally starts at
+    /// their first commitment).
+    public var allowUnlistedConsumerChains: Bool
 
     /// Options from their parts; defaults are PROTOCOL §6 on regtest from its genesis header.
     public init(btcNetwork: Network = .regtest, btcBaseHeader: BTCBlockHeader? = nil, btcBaseHeight: UInt64 = 0,
                 covenantKeys: [Schnorr.PublicKey], covenantQuorum: Int = 3, btcConfirmationDepth: UInt32 = 10,
                 btcFinalizationDepth: UInt64 = 100, epochLength: UInt64 = 10, minStakingTime: UInt16? = nil, unbondingTime: UInt16? = nil, minCommission: String? = nil,
-                maxActiveFinalityProviders: UInt32? = nil, consumerChains: [ConsumerChainStart] = []) {
+                maxActiveFinalityProviders: UInt32? = nil, consumerChains: [ConsumerChainStart] = [],
+                allowUnlistedConsumerChains: Bool = true) {
         self.btcNetwork = btcNetwork
         self.btcBaseHeader = btcBaseHeader
         self.btcBaseHeight = btcBaseHeight
@@ -123,6 +128,7 @@ public struct ControlPlaneGenesisOptions: Sendable, Hashable {
         self.minCommission = minCommission
         self.maxActiveFinalityProviders = maxActiveFinalityProviders
         self.consumerChains = consumerChains
+        self.allowUnlistedConsumerChains = allowUnlistedConsumerChains
     }
 }
 

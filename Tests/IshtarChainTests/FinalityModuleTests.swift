@@ -464,6 +464,29 @@ struct FinalityModuleTests {
         #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
     }
 
+    /// With `allow_unlisted_consumer_chains: false` only the chains genesis lists can be used:
+    /// a commitment for any other consumer chain id is refused, so nobody can open a tally at
+    /// a height of their choosing; listed chains and the control plane work as before.
+    @Test func unlistedConsumerChainsCanBeRefusedAtGenesis() throws {
+        var params = FinalityHarness.defaultParams
+        params.consumerChains = [ConsumerChainStart(chainID: "consumer-5", startHeight: 10)]
+        params.allowUnlistedConsumerChains = false
+        let h = try FinalityHarness(params: params)
+        let x = stkKey(0x6a), y = stkKey(0x6b)
+        try h.register([x], chainID: "consumer-5")
+        try h.register([y], chainID: "consumer-6")
+        try h.register([a])
+        #expect(try h.query("params")["allow_unlisted_consumer_chains"] as? Bool == false)
+        try h.expectRejected(h.relayer, [try PubRandBatch(fpKey: y, chainID: "consumer-6", startHeight: 10, count: 20).commitMessage()],
+                             rule: "unlisted-consumer-chain")
+        #expect(throws: (any Error).self) { try h.query("last-finalized/consumer-6") }
+        _ = try h.commit([x], count: 20, chainID: "consumer-5", start: 10)
+        _ = try h.commit([a])
+        #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
+        // The default keeps unlisted chains open (consumerChainVotesAreTalliedSeparately).
+        #expect(FinalityParams().allowUnlistedConsumerChains)
+    }
+
     /// A consumer chain's heights are judged for liveness `finality_sig_timeout` (1)
     /// control-plane blocks after its tally decided them: a vote in that time is no miss, a
     /// provider that stops voting is jailed at its sixth miss (window 10, min signed 5), leaves

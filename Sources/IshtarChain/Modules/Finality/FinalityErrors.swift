@@ -23,6 +23,9 @@ public enum FinalityModuleError: ChainRuleError, Equatable {
     /// The commitment's heights reach 2^64 − 1: its last height must be below it, so the
     /// height after it (where a tally cursor moves next) still fits in 64 bits.
     case commitmentRangeOverflow(start: UInt64, count: UInt64)
+    /// A commitment for a consumer chain genesis does not list, on a chain whose genesis
+    /// refuses unlisted consumer chains (`allow_unlisted_consumer_chains: false`).
+    case unlistedConsumerChain(String)
     /// The commitment does not start after the provider's latest commitment for the chain.
     case overlappingCommitment(start: UInt64, previousEnd: UInt64)
     /// The commitment starts too far ahead.
@@ -82,6 +85,7 @@ public enum FinalityModuleError: ChainRuleError, Equatable {
         case .finalityProviderNotJailed: return 23
         case .jailNotExpired: return 24
         case .notConfigured: return 25
+        case .unlistedConsumerChain: return 26
         }
     }
 
@@ -100,6 +104,7 @@ public enum FinalityModuleError: ChainRuleError, Equatable {
         case .commitmentRangeOverflow: return "commitment-range-overflow"
         case .overlappingCommitment: return "overlapping-commitment"
         case .startHeightTooFarAhead: return "start-height-too-far-ahead"
+        case .unlistedConsumerChain: return "unlisted-consumer-chain"
         case .invalidCommitmentSignature: return "invalid-commitment-signature"
         case .noRandomnessCommitted: return "no-randomness-committed"
         case .invalidInclusionProof: return "invalid-inclusion-proof"
@@ -133,6 +138,8 @@ public enum FinalityModuleError: ChainRuleError, Equatable {
         case let .overlappingCommitment(start, previousEnd):
             return "commitment starting at \(start) must start after the latest commitment's end \(previousEnd)"
         case let .startHeightTooFarAhead(start, limit): return "commitment start \(start) is beyond the limit \(limit)"
+        case let .unlistedConsumerChain(c):
+            return "consumer chain \(c) is not listed in genesis (modules.finality.consumer_chains), and this chain refuses unlisted ones"
         case .invalidCommitmentSignature: return "the commitment's BIP-340 signature does not verify under the provider key"
         case let .noRandomnessCommitted(k, h): return "finality provider \(k.hexString) has no randomness committed for height \(h)"
         case let .invalidInclusionProof(why): return "public randomness inclusion proof is invalid: \(why)"

@@ -535,6 +535,10 @@ public struct FinalityModule: Module {
             throw .rule(FinalityModuleError.commitmentRangeOverflow(start: m.startHeight, count: m.count))
         }
         let state = try Self.chainState(m.chainID, store)
+        // Every consumer chain genesis lists has its tally state from genesis.
+        if state == nil, !params.allowUnlistedConsumerChains, m.chainID != context.block.chainID {
+            throw .rule(FinalityModuleError.unlistedConsumerChain(m.chainID))
+        }
         // Bounded ahead of what the chain knows: the current height on the control plane, the
         // tally cursor on a consumer chain (its first commitment sets that cursor).
         let reference: UInt64? = m.chainID == context.block.chainID ? context.block.height : state?.next

@@ -40,11 +40,16 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
     public var finalitySigTimeout: UInt64
     /// Consumer chains whose tally starts at a height fixed at genesis, by chain id.
     public var consumerChains: [ConsumerChainStart]
+    /// Whether a consumer chain that `consumerChains` does not list may be used: its tally
+    /// then starts at its first commitment, wherever whoever commits first puts it. `false`
+    /// refuses commitments (and so votes) for unlisted chain ids.
+    public var allowUnlistedConsumerChains: Bool
 
     /// PROTOCOL §6 defaults.
     public init(signedBlocksWindow: UInt64 = 100, minSignedPerWindow: Commission = Commission(units: Commission.scale / 2),
                 jailDurationMs: UInt64 = 86_400_000, minPubRand: UInt64 = 100, maxActiveFinalityProviders: UInt32 = 100,
-                maxPubRandStartOffset: UInt64 = 10_000, finalitySigTimeout: UInt64 = 3, consumerChains: [ConsumerChainStart] = []) {
+                maxPubRandStartOffset: UInt64 = 10_000, finalitySigTimeout: UInt64 = 3, consumerChains: [ConsumerChainStart] = [],
+                allowUnlistedConsumerChains: Bool = true) {
         self.signedBlocksWindow = signedBlocksWindow
         self.minSignedPerWindow = minSignedPerWindow
         self.jailDurationMs = jailDurationMs
@@ -53,6 +58,7 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
         self.maxPubRandStartOffset = maxPubRandStartOffset
         self.finalitySigTimeout = finalitySigTimeout
         self.consumerChains = consumerChains
+        self.allowUnlistedConsumerChains = allowUnlistedConsumerChains
     }
 
     /// round(min_signed × window), half up, exactly.
@@ -66,7 +72,8 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
     public var maxMissedBlocks: UInt64 { signedBlocksWindow - min(minSignedBlocks, signedBlocksWindow) }
 
     /// `u64 window ‖ u64 minSigned units ‖ u64 jail ms ‖ u64 minPubRand ‖ u32 maxActive ‖
-    /// u64 startOffset ‖ u64 sigTimeout ‖ u32 n ‖ n × (str chainID ‖ u64 startHeight)`.
+    /// u64 startOffset ‖ u64 sigTimeout ‖ u32 n ‖ n × (str chainID ‖ u64 startHeight) ‖
+    /// bool allowUnlisted`.
     public func encode(to w: inout BinaryWriter) {
         w.u64(signedBlocksWindow)
         w.u64(minSignedPerWindow.units)
@@ -80,6 +87,7 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
             w.string(c.chainID)
             w.u64(c.startHeight)
         }
+        w.bool(allowUnlistedConsumerChains)
     }
 
     /// Inverse of ``encode(to:)``.
@@ -99,6 +107,7 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
                                              startHeight: try r.u64("consumer start height")))
         }
         consumerChains = chains
+        allowUnlistedConsumerChains = try r.bool("allow unlisted consumer chains")
     }
 
     /// The genesis JSON shape.
@@ -110,6 +119,7 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
             "max_pub_rand_start_offset": Int(clamping: maxPubRandStartOffset),
             "finality_sig_timeout": Int(clamping: finalitySigTimeout),
             "consumer_chains": consumerChains.map { ["chain_id": $0.chainID, "start_height": Int(clamping: $0.startHeight)] as [String: Any] },
+            "allow_unlisted_consumer_chains": allowUnlistedConsumerChains,
         ]
     }
 }
@@ -150,6 +160,8 @@ public struct FinalityGenesis: Sendable, Codable {
     public var finalitySigTimeout: UInt64?
     /// Consumer chains with a fixed tally start.
     public var consumerChains: [ConsumerChainStart]?
+    /// Whether unlisted consumer chain ids may be used (default true).
+    public var allowUnlistedConsumerChains: Bool?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case signedBlocksWindow = "signed_blocks_window", minSignedPerWindow = "min_signed_per_window"
@@ -157,12 +169,14 @@ public struct FinalityGenesis: Sendable, Codable {
         case maxActiveFinalityProviders = "max_active_finality_providers"
         case maxPubRandStartOffset = "max_pub_rand_start_offset", finalitySigTimeout = "finality_sig_timeout"
         case consumerChains = "consumer_chains"
+        case allowUnlistedConsumerChains = "allow_unlisted_consumer_chains"
     }
 
     /// From its parts (`nil` = default).
     public init(signedBlocksWindow: UInt64? = nil, minSignedPerWindow: String? = nil, jailDurationMs: UInt64? = nil,
                 minPubRand: UInt64? = nil, maxActiveFinalityProviders: UInt32? = nil, maxPubRandStartOffset: UInt64? = nil,
-                finalitySigTimeout: UInt64? = nil, consumerChains: [ConsumerChainStart]? = nil) {
+                finalitySigTimeout: UInt64? = nil, consumerChains: [ConsumerChainStart]? = nil,
+                allowUnlistedConsumerChains: Bool? = nil) {
         self.signedBlocksWindow = signedBlocksWindow
         self.minSignedPerWindow = minSignedPerWindow
         self.jailDurationMs = jailDurationMs
@@ -171,6 +185,7 @@ public struct FinalityGenesis: Sendable, Codable {
         self.maxPubRandStartOffset = maxPubRandStartOffset
         self.finalitySigTimeout = finalitySigTimeout
         self.consumerChains = consumerChains
+        self.allowUnlistedConsumerChains = allowUnlistedConsumerChains
     }
 
     /// Canonical JSON (sorted keys) for `Genesis.moduleParams["finality"]`.
@@ -249,6 +264,7 @@ public struct FinalityGenesis: Sendable, Codable {
             }
             p.consumerChains = chains
         }
+        if let v = allowUnlistedConsumerChains { p.allowUnlistedConsumerChains = v }
         return p
     }
 }
