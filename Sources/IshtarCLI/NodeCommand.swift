@@ -120,12 +120,12 @@ struct GenesisModuleOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Unbonding time, BTC blocks (default 200).", valueName: "blocks"))
     var unbondingTime: UInt16?
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
-        "A consumer chain whose BTC finality starts at a fixed height (repeat). Without it, a consumer chain's tally starts where its first randomness commitment starts, whoever sends it.",
+        "A consumer chain whose BTC finality starts at a fixed height (repeat). Only listed consumer chains accept randomness commitments and votes, unless --allow-unlisted-consumer-chains.",
         valueName: "chain-id:height"))
     var consumerChain: [String] = []
     @Flag(name: .long, help: ArgumentHelp(
-        "Refuse randomness commitments (and so votes) for consumer chains --consumer-chain does not list, so nobody can start an unlisted chain's tally where they like."))
-    var onlyListedConsumerChains = false
+        "Also accept consumer chains --consumer-chain does not list. Such a chain's tally starts where its first randomness commitment starts, whoever sends it: for devnets and experiments."))
+    var allowUnlistedConsumerChains = false
 
     /// The options, checked; `chainID` is the control plane's own id, which no consumer
     /// chain may take.
@@ -170,7 +170,7 @@ struct GenesisModuleOptions: ParsableArguments {
             btcNetwork: network, btcBaseHeader: base, btcBaseHeight: btcBaseHeight, covenantKeys: keys,
             covenantQuorum: covenantQuorum, btcConfirmationDepth: btcConfirmationDepth,
             btcFinalizationDepth: btcFinalizationDepth, epochLength: epochLength, minStakingTime: minStakingTime,
-            unbondingTime: unbondingTime, consumerChains: consumers, allowUnlistedConsumerChains: !onlyListedConsumerChains)
+            unbondingTime: unbondingTime, consumerChains: consumers, allowUnlistedConsumerChains: allowUnlistedConsumerChains)
     }
 }
 

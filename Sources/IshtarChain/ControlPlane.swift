@@ -106,7 +106,7 @@ public struct ControlPlaneGenesisOptions: Sendable, Hashable {
     /// Consumer chains whose finality tally starts at a fixed height.
     public var consumerChains: [ConsumerChainStart]
     /// Whether chain ids `consumerChains` does not list may be used (their tally starts at
-    /// their first commitment).
+    /// their first commitment, whoever sends it); default false.
     public var allowUnlistedConsumerChains: Bool
 
     /// Options from their parts; defaults are PROTOCOL §6 on regtest from its genesis header.
@@ -114,7 +114,7 @@ public struct ControlPlaneGenesisOptions: Sendable, Hashable {
                 covenantKeys: [Schnorr.PublicKey], covenantQuorum: Int = 3, btcConfirmationDepth: UInt32 = 10,
                 btcFinalizationDepth: UInt64 = 100, epochLength: UInt64 = 10, minStakingTime: UInt16? = nil, unbondingTime: UInt16? = nil, minCommission: String? = nil,
                 maxActiveFinalityProviders: UInt32? = nil, consumerChains: [ConsumerChainStart] = [],
-                allowUnlistedConsumerChains: Bool = true) {
+                allowUnlistedConsumerChains: Bool = false) {
         self.btcNetwork = btcNetwork
         self.btcBaseHeader = btcBaseHeader
         self.btcBaseHeight = btcBaseHeight

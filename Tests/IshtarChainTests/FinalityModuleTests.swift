@@ -401,7 +401,9 @@ struct FinalityModuleTests {
     // MARK: - Consumer chains
 
     @Test func consumerChainVotesAreTalliedSeparately() throws {
-        let h = try FinalityHarness()
+        var params = FinalityHarness.defaultParams
+        params.allowUnlistedConsumerChains = true
+        let h = try FinalityHarness(params: params)
         let x = stkKey(0x61)
         let y = stkKey(0x62)
         try h.register([a])
@@ -441,6 +443,7 @@ struct FinalityModuleTests {
     @Test func aConsumerChainListedAtGenesisStartsWhereGenesisSays() throws {
         var params = FinalityHarness.defaultParams
         params.consumerChains = [ConsumerChainStart(chainID: "consumer-3", startHeight: 100)]
+        params.allowUnlistedConsumerChains = true  // listed chains keep their start either way
         let h = try FinalityHarness(params: params)
         let x = stkKey(0x66), y = stkKey(0x67)
         try h.register([x, y], chainID: "consumer-3")
@@ -464,13 +467,13 @@ struct FinalityModuleTests {
         #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
     }
 
-    /// With `allow_unlisted_consumer_chains: false` only the chains genesis lists can be used:
-    /// a commitment for any other consumer chain id is refused, so nobody can open a tally at
-    /// a height of their choosing; listed chains and the control plane work as before.
-    @Test func unlistedConsumerChainsCanBeRefusedAtGenesis() throws {
+    /// By default (`allow_unlisted_consumer_chains: false`) only the chains genesis lists can
+    /// be used: a commitment for any other consumer chain id is refused, so nobody can open a
+    /// tally at a height of their choosing; listed chains and the control plane work.
+    @Test func unlistedConsumerChainsAreRefusedByDefault() throws {
         var params = FinalityHarness.defaultParams
         params.consumerChains = [ConsumerChainStart(chainID: "consumer-5", startHeight: 10)]
-        params.allowUnlistedConsumerChains = false
+        #expect(params.allowUnlistedConsumerChains == nil)
         let h = try FinalityHarness(params: params)
         let x = stkKey(0x6a), y = stkKey(0x6b)
         try h.register([x], chainID: "consumer-5")
@@ -483,8 +486,8 @@ struct FinalityModuleTests {
         _ = try h.commit([x], count: 20, chainID: "consumer-5", start: 10)
         _ = try h.commit([a])
         #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
-        // The default keeps unlisted chains open (consumerChainVotesAreTalliedSeparately).
-        #expect(FinalityParams().allowUnlistedConsumerChains)
+        // Open only when genesis says so (as consumerChainVotesAreTalliedSeparately does).
+        #expect(!FinalityParams().allowUnlistedConsumerChains)
     }
 
     /// A consumer chain's heights are judged for liveness `finality_sig_timeout` (1)
@@ -576,7 +579,9 @@ struct FinalityModuleTests {
     /// and votes there first must not become that height's only member (its lone vote would
     /// finalize any hash, and the honest votes would be refused as not active).
     @Test func aVoteFarAheadOnAConsumerChainDoesNotMakeItsSignerTheWholeSet() throws {
-        let h = try FinalityHarness()
+        var params = FinalityHarness.defaultParams
+        params.allowUnlistedConsumerChains = true
+        let h = try FinalityHarness(params: params)
         let x = stkKey(0x64), f = stkKey(0x65)
         try h.register([x, f], chainID: "consumer-2")
         try h.delegate([(x, 300_000), (f, 10_000)])
@@ -596,7 +601,10 @@ struct FinalityModuleTests {
     }
 
     @Test func commitmentsStopBelowTheLastHeight() throws {
-        let h = try FinalityHarness()
+        // Unlisted, so its first commitment may start its tally near 2^64.
+        var params = FinalityHarness.defaultParams
+        params.allowUnlistedConsumerChains = true
+        let h = try FinalityHarness(params: params)
         let x = stkKey(0x63)
         try h.register([x], chainID: "consumer-top")
         try h.delegate([(x, 100_000)])

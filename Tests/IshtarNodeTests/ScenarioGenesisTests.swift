@@ -70,7 +70,7 @@ import Testing
             ["node", "init", "--home", dir, "--chain-id", "ishtar-g", "--insecure-plaintext", "--base-port", "41000",
              "--btc-base-header", base.serialized.hexString, "--btc-base-height", "5", "--covenant-quorum", "2",
              "--btc-confirmation-depth", "6", "--btc-finalization-depth", "50", "--epoch-length", "7",
-             "--consumer-chain", "consumer-9:42", "--consumer-chain", "rollup.b:1", "--only-listed-consumer-chains"]
+             "--consumer-chain", "consumer-9:42", "--consumer-chain", "rollup.b:1", "--allow-unlisted-consumer-chains"]
                 + covenants.flatMap { ["--covenant-pk", $0] })
         #expect(status == 0, "\(stderr)")
         #expect(stdout.contains("btc light client: regtest base \(base.hash.displayHex) at height 5"), "\(stdout)")
@@ -91,7 +91,7 @@ import Testing
         #expect(checkpoints["btc_confirmation_depth"] as? String == "6")
         #expect(checkpoints["btc_finalization_timeout"] as? String == "50")
         let finality = try query(app, "/modules/finality/params")
-        #expect(finality["allow_unlisted_consumer_chains"] as? Bool == false)
+        #expect(finality["allow_unlisted_consumer_chains"] as? Bool == true)
         let consumers = try #require(finality["consumer_chains"] as? [[String: Any]])
         #expect(consumers.map { "\($0["chain_id"] ?? ""):\($0["start_height"] ?? "")" } == ["consumer-9:42", "rollup.b:1"])
         #expect(try query(app, "/modules/finality/last-finalized/consumer-9")["next_height"] as? String == "42")

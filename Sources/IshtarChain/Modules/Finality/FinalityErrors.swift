@@ -24,7 +24,7 @@ public enum FinalityModuleError: ChainRuleError, Equatable {
     /// height after it (where a tally cursor moves next) still fits in 64 bits.
     case commitmentRangeOverflow(start: UInt64, count: UInt64)
     /// A commitment for a consumer chain genesis does not list, on a chain whose genesis
-    /// refuses unlisted consumer chains (`allow_unlisted_consumer_chains: false`).
+    /// refuses unlisted consumer chains (`allow_unlisted_consumer_chains: false`, the default).
     case unlistedConsumerChain(String)
     /// The commitment does not start after the provider's latest commitment for the chain.
     case overlappingCommitment(start: UInt64, previousEnd: UInt64)
@@ -139,7 +139,7 @@ public enum FinalityModuleError: ChainRuleError, Equatable {
             return "commitment starting at \(start) must start after the latest commitment's end \(previousEnd)"
         case let .startHeightTooFarAhead(start, limit): return "commitment start \(start) is beyond the limit \(limit)"
         case let .unlistedConsumerChain(c):
-            return "consumer chain \(c) is not listed in genesis (modules.finality.consumer_chains), and this chain refuses unlisted ones"
+            return "consumer chain \(c) is not listed in genesis (modules.finality.consumer_chains), and this chain refuses unlisted ones (allow_unlisted_consumer_chains is false)"
         case .invalidCommitmentSignature: return "the commitment's BIP-340 signature does not verify under the provider key"
         case let .noRandomnessCommitted(k, h): return "finality provider \(k.hexString) has no randomness committed for height \(h)"
         case let .invalidInclusionProof(why): return "public randomness inclusion proof is invalid: \(why)"

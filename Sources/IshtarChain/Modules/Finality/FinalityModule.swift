@@ -61,7 +61,7 @@ import IshtarStore
 ///
 /// Limits, by choice: a consumer chain's tally starts at the height genesis lists for it
 /// (`consumer_chains`) or, for a chain not listed, at its first accepted commitment's start
-/// height (unless genesis refuses unlisted chains: `allow_unlisted_consumer_chains`); later commitments must start within `max_pub_rand_start_offset` of its cursor; a
+/// height (only if genesis allows unlisted chains: `allow_unlisted_consumer_chains`); later commitments must start within `max_pub_rand_start_offset` of its cursor; a
 /// height with active power that never gets enough votes stops that chain's finality (as in
 /// Babylon); on the control plane a vote for another hash than the committed
 /// block is refused unless the provider already voted the committed one (then it is evidence).

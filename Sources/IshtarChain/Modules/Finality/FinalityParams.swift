@@ -42,14 +42,16 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
     public var consumerChains: [ConsumerChainStart]
     /// Whether a consumer chain that `consumerChains` does not list may be used: its tally
     /// then starts at its first commitment, wherever whoever commits first puts it. `false`
-    /// refuses commitments (and so votes) for unlisted chain ids.
+    /// (the default) refuses commitments, and so votes, for unlisted chain ids: genesis's
+    /// list is the registry of consumer chains, as Babylon registers consumers before their
+    /// providers can serve them.
     public var allowUnlistedConsumerChains: Bool
 
     /// PROTOCOL §6 defaults.
     public init(signedBlocksWindow: UInt64 = 100, minSignedPerWindow: Commission = Commission(units: Commission.scale / 2),
                 jailDurationMs: UInt64 = 86_400_000, minPubRand: UInt64 = 100, maxActiveFinalityProviders: UInt32 = 100,
                 maxPubRandStartOffset: UInt64 = 10_000, finalitySigTimeout: UInt64 = 3, consumerChains: [ConsumerChainStart] = [],
-                allowUnlistedConsumerChains: Bool = true) {
+                allowUnlistedConsumerChains: Bool = false) {
         self.signedBlocksWindow = signedBlocksWindow
         self.minSignedPerWindow = minSignedPerWindow
         self.jailDurationMs = jailDurationMs
@@ -160,7 +162,7 @@ public struct FinalityGenesis: Sendable, Codable {
     public var finalitySigTimeout: UInt64?
     /// Consumer chains with a fixed tally start.
     public var consumerChains: [ConsumerChainStart]?
-    /// Whether unlisted consumer chain ids may be used (default true).
+    /// Whether unlisted consumer chain ids may be used (default false).
     public var allowUnlistedConsumerChains: Bool?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
