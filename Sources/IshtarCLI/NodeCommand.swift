@@ -120,7 +120,7 @@ struct GenesisModuleOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Unbonding time, BTC blocks (default 200).", valueName: "blocks"))
     var unbondingTime: UInt16?
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
-        "A consumer chain whose BTC finality starts at a fixed height (repeat). Only listed consumer chains accept randomness commitments and votes, unless --allow-unlisted-consumer-chains.",
+        "A consumer chain whose BTC finality starts at a fixed height (repeat). Only listed consumer chains accept providers, randomness commitments and votes, unless --allow-unlisted-consumer-chains.",
         valueName: "chain-id:height"))
     var consumerChain: [String] = []
     @Flag(name: .long, help: ArgumentHelp(

@@ -467,22 +467,23 @@ struct FinalityModuleTests {
         #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
     }
 
-    /// By default (`allow_unlisted_consumer_chains: false`) only the chains genesis lists can
-    /// be used: a commitment for any other consumer chain id is refused, so nobody can open a
-    /// tally at a height of their choosing; listed chains and the control plane work.
+    /// By default (`allow_unlisted_consumer_chains: false`) genesis's list is the registry of
+    /// consumer chains: a provider cannot register for another consumer chain id (so nobody
+    /// can commit for one and open its tally at a height of their choosing); listed chains
+    /// and the control plane work.
     @Test func unlistedConsumerChainsAreRefusedByDefault() throws {
         var params = FinalityHarness.defaultParams
         params.consumerChains = [ConsumerChainStart(chainID: "consumer-5", startHeight: 10)]
         #expect(params.allowUnlistedConsumerChains == nil)
         let h = try FinalityHarness(params: params)
         let x = stkKey(0x6a), y = stkKey(0x6b)
-        try h.register([x], chainID: "consumer-5")
-        try h.register([y], chainID: "consumer-6")
-        try h.register([a])
         #expect(try h.query("params")["allow_unlisted_consumer_chains"] as? Bool == false)
+        try h.expectRejected(h.owner, [try h.registration(y, chainID: "consumer-6")], rule: "unlisted-consumer-chain", codespace: "staking")
         try h.expectRejected(h.relayer, [try PubRandBatch(fpKey: y, chainID: "consumer-6", startHeight: 10, count: 20).commitMessage()],
-                             rule: "unlisted-consumer-chain")
+                             rule: "unknown-finality-provider")
         #expect(throws: (any Error).self) { try h.query("last-finalized/consumer-6") }
+        try h.register([x], chainID: "consumer-5")
+        try h.register([a])
         _ = try h.commit([x], count: 20, chainID: "consumer-5", start: 10)
         _ = try h.commit([a])
         #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)

@@ -99,14 +99,16 @@ final class FinalityHarness {
 
     /// Registers providers owned by ``owner``.
     func register(_ keys: [Schnorr.PrivateKey], chainID: String = testChainID) throws {
-        let messages = try keys.map {
-            CreateFinalityProvider(
-                btcKey: $0.publicKey.rawRepresentation,
-                proofOfPossession: try StakingModule.proofOfPossession(key: $0, chainID: testChainID, account: owner.account),
-                description: FinalityProviderDescription(moniker: "fp"), commission: try #require(Commission(decimal: "0.1")),
-                consumerChainID: chainID).message
-        }
-        try ok(owner, messages)
+        try ok(owner, try keys.map { try registration($0, chainID: chainID) })
+    }
+
+    /// ``owner``'s registration of `key` as a provider serving `chainID`.
+    func registration(_ key: Schnorr.PrivateKey, chainID: String = testChainID) throws -> Message {
+        CreateFinalityProvider(
+            btcKey: key.publicKey.rawRepresentation,
+            proofOfPossession: try StakingModule.proofOfPossession(key: key, chainID: testChainID, account: owner.account),
+            description: FinalityProviderDescription(moniker: "fp"), commission: try #require(Commission(decimal: "0.1")),
+            consumerChainID: chainID).message
     }
 
     /// Creates ACTIVE delegations (power counts from the height after the returned block).

@@ -535,7 +535,9 @@ public struct FinalityModule: Module {
             throw .rule(FinalityModuleError.commitmentRangeOverflow(start: m.startHeight, count: m.count))
         }
         let state = try Self.chainState(m.chainID, store)
-        // Every consumer chain genesis lists has its tally state from genesis.
+        // Every consumer chain genesis lists has its tally state from genesis. (Staking refuses
+        // to register a provider for an unlisted chain in the first place; this keeps the rule
+        // where the tally is opened.)
         if state == nil, !params.allowUnlistedConsumerChains, m.chainID != context.block.chainID {
             throw .rule(FinalityModuleError.unlistedConsumerChain(m.chainID))
         }

@@ -42,9 +42,9 @@ public struct FinalityParams: Hashable, Sendable, BinaryCodable {
     public var consumerChains: [ConsumerChainStart]
     /// Whether a consumer chain that `consumerChains` does not list may be used: its tally
     /// then starts at its first commitment, wherever whoever commits first puts it. `false`
-    /// (the default) refuses commitments, and so votes, for unlisted chain ids: genesis's
-    /// list is the registry of consumer chains, as Babylon registers consumers before their
-    /// providers can serve them.
+    /// (the default) refuses provider registrations (staking) and commitments, and so votes,
+    /// for unlisted chain ids: genesis's list is the registry of consumer chains, as Babylon
+    /// registers consumers before their providers can serve them.
     public var allowUnlistedConsumerChains: Bool
 
     /// PROTOCOL §6 defaults.

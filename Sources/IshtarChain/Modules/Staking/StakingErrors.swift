@@ -15,6 +15,9 @@ public enum StakingModuleError: ChainRuleError, Equatable {
     case emptyMoniker
     /// The consumer chain id must be 1…64 bytes.
     case invalidConsumerChainID(String)
+    /// The consumer chain is not registered: genesis's finality `consumer_chains` does not
+    /// list it and `allow_unlisted_consumer_chains` is false.
+    case unlistedConsumerChain(String)
     /// A commission rate must not exceed 1.
     case commissionAboveOne(Commission)
     /// The commission is below the chain's minimum commission.
@@ -105,6 +108,7 @@ public enum StakingModuleError: ChainRuleError, Equatable {
         case .notUnbondingTransaction: return 30
         case .notConfigured: return 31
         case .malformedCovenantSignature: return 32
+        case .unlistedConsumerChain: return 33
         }
     }
 
@@ -117,6 +121,7 @@ public enum StakingModuleError: ChainRuleError, Equatable {
         case .invalidProofOfPossession: return "invalid-proof-of-possession"
         case .emptyMoniker: return "empty-moniker"
         case .invalidConsumerChainID: return "invalid-consumer-chain-id"
+        case .unlistedConsumerChain: return "unlisted-consumer-chain"
         case .commissionAboveOne: return "commission-above-one"
         case .commissionBelowMinimum: return "commission-below-minimum"
         case .finalityProviderExists: return "finality-provider-exists"
@@ -155,6 +160,8 @@ public enum StakingModuleError: ChainRuleError, Equatable {
         case .emptyMoniker: return "the description's moniker must not be empty"
         case .invalidConsumerChainID(let c):
             return "consumer chain id \"\(c)\" must be 1…\(StakingModule.maxChainIDBytes) bytes of A-Z a-z 0-9 . - _"
+        case .unlistedConsumerChain(let c):
+            return "consumer chain \(c) is not registered: genesis (modules.finality.consumer_chains) does not list it, and allow_unlisted_consumer_chains is false"
         case .commissionAboveOne(let c): return "commission \(c) exceeds 1"
         case let .commissionBelowMinimum(c, m): return "commission \(c) is below the minimum commission \(m)"
         case .finalityProviderExists(let k): return "finality provider \(k.hexString) is already registered"

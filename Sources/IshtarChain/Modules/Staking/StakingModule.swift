@@ -350,6 +350,14 @@ public struct StakingModule: Module {
         guard m.commission >= params.minCommission else {
             throw .rule(StakingModuleError.commissionBelowMinimum(commission: m.commission, minimum: params.minCommission))
         }
+        // Refused here, not only at its first randomness commitment, so a provider learns at
+        // registration that it could never vote (a chain without the finality module has no
+        // registry and accepts any id).
+        if m.consumerChainID != context.block.chainID,
+           let finality = try context.store(of: FinalityModule.moduleName).read(FinalityParams.self, at: FinalityModule.paramsKey),
+           !finality.allowUnlistedConsumerChains, !finality.consumerChains.contains(where: { $0.chainID == m.consumerChainID }) {
+            throw .rule(StakingModuleError.unlistedConsumerChain(m.consumerChainID))
+        }
         let fp = FinalityProvider(btcKey: m.btcKey, owner: context.sender, description: m.description,
                                   commission: m.commission, consumerChainID: m.consumerChainID,
                                   registeredHeight: context.block.height)
