@@ -148,6 +148,39 @@ import Testing
         #expect(bad.stderr.contains("--commission"), "\(bad.stderr)")
     }
 
+    /// Genesis's consumer chain list is the registry: through the binary, registering a
+    /// provider for an unlisted chain fails naming the rule, and one for a listed chain
+    /// registers and commits randomness for it from its start height.
+    @Test func consumerProvidersRegisterOnlyForListedChains() async throws {
+        let covenant = (0..<3).map { cliTestKey("covenant-\($0)").publicKey }
+        let params = try ControlPlane.genesisModuleParams(ControlPlaneGenesisOptions(
+            covenantKeys: covenant, covenantQuorum: 2, consumerChains: [ConsumerChainStart(chainID: "rollup-1", startHeight: 7)]))
+        let node = try await LiveNode.start(backend: try CLIChainBackend(modules: ControlPlane.modules(), moduleParams: params))
+        defer { Task { await node.stop() } }
+        let dir = TempDir(prefix: "consumer-cli")
+        let (account, _) = try await key(dir, "operator.key")
+        let (fp, fpKey) = try await key(dir, "fp.key")
+        let common = ["--node", node.url, "--account-key-file", account, "--btc-key-file", fp, "--chain-id", CLIChainBackend.chainID, "--json"]
+
+        let unlisted = try await ishtar(["finality", "register"] + common + ["--consumer-chain-id", "rollup-2", "--moniker", "fp", "--commission", "0.05"],
+                                        environment: Self.passphrase)
+        #expect(unlisted.status == 1)
+        #expect(try parseJSON(unlisted)["rule"] as? String == "unlisted-consumer-chain", "\(unlisted.stdout) \(unlisted.stderr)")
+
+        let listed = try await ishtar(["finality", "register"] + common + ["--consumer-chain-id", "rollup-1", "--moniker", "fp", "--commission", "0.05"],
+                                      environment: Self.passphrase)
+        #expect(listed.status == 0, "\(listed.stdout) \(listed.stderr)")
+        try await node.backend.produceBlock()
+        let provider = try parseJSON(try await ishtar(["query", "module", "staking", "finality-provider", fpKey, "--node", node.url]))
+        #expect(provider["consumer_chain_id"] as? String == "rollup-1", "\(provider)")
+        let committed = try await ishtar(["finality", "commit-randomness"] + common
+                                            + ["--consumer-chain-id", "rollup-1", "--start", "7", "--count", "100"], environment: Self.passphrase)
+        #expect(committed.status == 0, "\(committed.stdout) \(committed.stderr)")
+        try await node.backend.produceBlock()
+        let list = try parseJSON(try await ishtar(["query", "module", "finality", "commitments", fpKey, "rollup-1", "--node", node.url]))
+        #expect((list["commitments"] as? [[String: Any]])?.first?["start_height"] as? String == "7", "\(list)")
+    }
+
     /// `ishtar covenant sign` answers for what it cannot sign (the signing itself runs in
     /// the devnet scenario, against real delegations).
     @Test func covenantSignRefusesWhatItCannotSign() async throws {
