@@ -518,6 +518,12 @@ struct FinalityModuleTests {
             let r = try h.ok(h.relayer, [try vote(0, height)])
             jailed += jailings(r)
             #expect(jailed.isEmpty || height == 207, "jailed before its sixth miss, at \(height)")
+            if height == 204 {
+                // Judged so far: 201, 202, 203 (204 was decided in this block).
+                let info = try h.query("signing-info/\(y.hexKey)")
+                #expect(info["missed_in_window"] as? String == "3" && info["last_missed_height"] as? String == "203", "\(info)")
+                #expect(info["chain_id"] as? String == "consumer-4")
+            }
         }
         let judgeBlock = try h.produce([])
         jailed += jailings(judgeBlock)
