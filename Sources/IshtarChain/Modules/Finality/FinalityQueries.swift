@@ -8,7 +8,7 @@ import Foundation
 /// - `last-finalized/<chain>` → `{chain_id, height?, next_height}` (not found for an unknown chain)
 /// - `evidence` → `{evidence: [...], next_cursor}` all; `evidence/<fp key>` → that provider's (paged)
 /// - `signing-info/<fp key>` → `{fp_btc_pk, chain_id, missed_in_window, last_missed_height, jailed_until, jail_count}`
-///   (misses in the window of the last judged height; 0 right after a jail)
+///   (misses in the window ending at its chain's last judged height — a consumer chain's last decided one; 0 right after a jail)
 /// - `commitments/<fp key>/<chain>` → `{commitments: [{start_height, count, end_height, root, committed_at}],
 ///   next_cursor}` oldest first (paged)
 /// - `commitment/<fp key>/<chain>/<height>` → the commitment covering the height (not found if none)
