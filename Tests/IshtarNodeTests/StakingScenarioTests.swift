@@ -227,6 +227,10 @@ struct StakingScenarioTests {
             let metrics = String(decoding: try chain.net.client(chain.node).get("/metrics").body, as: UTF8.self)
             #expect(metrics.contains("\(NodeMetricName.equivocations) 1"), "metrics: \(metrics)")
             #expect(metrics.contains("\(NodeMetricName.btcFinalizedHeight) "), "metrics: \(metrics)")
+            // The node process runs on jemalloc and reports what it holds (megabytes, not zero).
+            let allocated = metrics.split(separator: "\n").first { $0.hasPrefix("\(NodeMetricName.allocatedBytes) ") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") }
+            #expect((allocated ?? 0) > 1_000_000, "metrics: \(metrics)")
             let devnet = try DevnetActions.status(home: chain.net.dir)
             #expect(devnet.nodes.count == 4 && devnet.nodes.allSatisfy(\.running), "devnet status: \(devnet.nodes)")
             #expect(devnet.nodes.allSatisfy { ($0.btcFinalizedHeight ?? 0) >= finalized }, "devnet status: \(devnet.nodes)")

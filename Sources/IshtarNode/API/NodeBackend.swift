@@ -152,6 +152,9 @@ public enum NodeMetricName {
     public static let peers = "ishtar_peers"
     /// Gauge: transactions in the mempool.
     public static let mempoolSize = "ishtar_mempool_size"
+    /// Gauge: bytes the process has allocated and not freed (jemalloc's count; RocksDB's
+    /// memtables and block cache included), to see memory grow before the kernel notices.
+    public static let allocatedBytes = "ishtar_allocated_bytes"
     /// Timer: time between consecutive committed blocks.
     public static let blockTime = "ishtar_block_interval_seconds"
     /// Counter: committed transactions.

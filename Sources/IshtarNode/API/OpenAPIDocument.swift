@@ -148,7 +148,7 @@ enum OpenAPIDocument {
         },
         "/metrics": {
           "get": {
-            "summary": "Prometheus metrics (ishtar_height, ishtar_round, ishtar_peers, ishtar_mempool_size, ishtar_block_interval_seconds, ishtar_committed_transactions_total, ishtar_btc_light_client_height, ishtar_btc_finalized_height, ishtar_checkpoint_last_finalized_epoch, ishtar_finality_equivocations_total, ishtar_finality_jailings_total, ishtar_p2p_inbound_overflows_total, ishtar_p2p_misbehaving_peers_total)",
+            "summary": "Prometheus metrics (ishtar_height, ishtar_round, ishtar_peers, ishtar_mempool_size, ishtar_allocated_bytes, ishtar_block_interval_seconds, ishtar_committed_transactions_total, ishtar_btc_light_client_height, ishtar_btc_finalized_height, ishtar_checkpoint_last_finalized_epoch, ishtar_finality_equivocations_total, ishtar_finality_jailings_total, ishtar_p2p_inbound_overflows_total, ishtar_p2p_misbehaving_peers_total)",
             "operationId": "getMetrics",
             "responses": {"200": {"description": "Prometheus text exposition 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}
           }

@@ -119,6 +119,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
     private let roundGauge = Gauge(label: NodeMetricName.round)
     private let peersGauge = Gauge(label: NodeMetricName.peers)
     private let mempoolGauge = Gauge(label: NodeMetricName.mempoolSize)
+    private let allocatedGauge = Gauge(label: NodeMetricName.allocatedBytes)
     private let blockTimer = Metrics.Timer(label: NodeMetricName.blockTime)
     private let committedTxCounter = Counter(label: NodeMetricName.committedTransactions)
     private let equivocationCounter = Counter(label: NodeMetricName.equivocations)
@@ -288,7 +289,10 @@ public actor NodeService: NodeBackend, P2PDelegate {
         let next = lastHeight + 1
         running = true
         heightGauge.record(Int64(lastHeight))
-        logger.info("consensus starting", metadata: ["height": "\(next)", "validator": "\(validatorAddress.hexEncoded.prefix(16))"])
+        logger.info("consensus starting", metadata: [
+            "height": "\(next)", "validator": "\(validatorAddress.hexEncoded.prefix(16))",
+            "allocator": "jemalloc \(MemoryAllocator.version ?? "(not answering)")",
+        ])
         enqueue(.startHeight(next, genesisSet.advanced(byHeights: next - genesis.initialHeight)))
         drain()
         // A restart between an epoch's end and our checkpoint signature: sign it now.
@@ -330,6 +334,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         peersGauge.record(network.peerCount)
         mempoolGauge.record(mempool.count)
         roundGauge.record(Int64(engine.round))
+        if let bytes = MemoryAllocator.allocatedBytes() { allocatedGauge.record(bytes) }
         // Behind a peer: ask for our next height (repeats are rate-limited).
         if let peer = syncPeer(holding: engine.height) { requestSync(from: peer) }
     }
