@@ -5,7 +5,7 @@ import CJemalloc
 /// in the process. RocksDB's own guidance is to run it on jemalloc (less fragmentation
 /// under its allocation pattern), and block execution allocates and frees many small
 /// buffers, which jemalloc's per-thread caches serve faster than glibc's allocator did
-/// (`Scripts/bench`: block execution ~7 % and finality votes ~5 % faster, measured
+/// (`Scripts/bench`: block execution ~9 % and finality votes ~5 % faster, measured
 /// side by side).
 public enum MemoryAllocator {
     /// jemalloc's version string (for example `5.3.0-0-g54eaed1d…`), or `nil` if its control

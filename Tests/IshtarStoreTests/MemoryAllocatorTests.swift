@@ -1,6 +1,6 @@
 import CJemalloc
 import Testing
-@testable import IshtarStore
+import IshtarStore
 
 /// jemalloc must be the allocator the process actually uses, not just a library that is
 /// linked in: Swift's own allocations have to be counted by it.
