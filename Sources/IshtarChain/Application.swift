@@ -614,7 +614,7 @@ public final class Application {
         pending = nil
         checkState = rootOverlay()
         let consensusPrefix = ModuleStore.prefix(of: ConsensusModule.moduleName)
-        if p.changes.contains(where: { bytesStart($0.key.bytes, with: consensusPrefix) }) {
+        if p.changes.contains(where: { $0.key.starts(with: consensusPrefix) }) {
             try reloadConsensusState()
         }
         return CommitResult(height: h.height, appHash: p.appHash, blockHash: p.hash)
@@ -662,12 +662,13 @@ public final class Application {
             let old = try committed.get(key)
             if old == value { continue }
             changes.append((key: key, value: value))
-            let name = moduleName(of: key.bytes)
+            let keyBytes = key.data
+            let name = moduleName(of: keyBytes)
             // Moved out of the dictionary while it changes, so its 2 KiB of lanes are
             // updated in place instead of copied for every key.
             var c = updated.removeValue(forKey: name) ?? commitments[name] ?? StateCommitment()
-            if let old { c.remove(key: key.bytes, value: old) }
-            if let value { c.insert(key: key.bytes, value: value) }
+            if let old { c.remove(key: keyBytes, value: old) }
+            if let value { c.insert(key: keyBytes, value: value) }
             updated[name] = c
         }
         return (updated, changes)
@@ -701,7 +702,7 @@ public final class Application {
 
     private static func addStateChanges(_ changes: [(key: HashedBytes, value: Data?)], to batch: inout WriteBatch) {
         for (key, value) in changes {
-            if let value { batch.put(key.bytes, value, in: stateColumnFamily) } else { batch.delete(key.bytes, in: stateColumnFamily) }
+            if let value { batch.put(key.data, value, in: stateColumnFamily) } else { batch.delete(key.data, in: stateColumnFamily) }
         }
     }
 

@@ -12,8 +12,39 @@ final class DecodeMemo<T: Sendable>: Sendable {
     private struct State {
         // Payloads hashed once per lookup-and-insert: hashing a few hundred bytes twice per
         // vote cost as much as decoding them.
-        var newer: [HashedBytes: T] = [:]
-        var older: [HashedBytes: T] = [:]
+        var newer: [PayloadKey: T] = [:]
+        var older: [PayloadKey: T] = [:]
+    }
+
+    /// A payload as a map key. Its hash covers the length and the last 64 bytes only (a
+    /// vote ends with its block hash and signature, so votes differ there); equality
+    /// compares every byte. The payload stays the `Data` it came in: a copy of a few hundred
+    /// bytes per lookup cost more than the lookup.
+    private struct PayloadKey: Hashable {
+        let bytes: Data
+        private let hash: Int
+
+        init(_ bytes: Data) {
+            self.bytes = bytes
+            var hasher = Hasher()
+            hasher.combine(bytes.count)
+            bytes.withUnsafeBytes { all in
+                hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: all.suffix(64)))
+            }
+            hash = hasher.finalize()
+        }
+
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+
+        static func == (a: PayloadKey, b: PayloadKey) -> Bool {
+            guard a.hash == b.hash, a.bytes.count == b.bytes.count else { return false }
+            return a.bytes.withUnsafeBytes { x in
+                b.bytes.withUnsafeBytes { y in
+                    guard let p = x.baseAddress, let q = y.baseAddress else { return true }  // both empty
+                    return memcmp(p, q, x.count) == 0
+                }
+            }
+        }
     }
 
     /// Entries per generation.
@@ -24,7 +55,7 @@ final class DecodeMemo<T: Sendable>: Sendable {
 
     /// The decoded form of `payload`, from memory or from `decode`.
     func value<E: Error>(_ payload: Data, decode: (Data) throws(E) -> T) throws(E) -> T {
-        let key = HashedBytes(payload)
+        let key = PayloadKey(payload)
         if let hit = state.withLock({ s in s.newer[key] ?? s.older[key] }) { return hit }
         let value = try decode(payload)
         let capacity = self.capacity

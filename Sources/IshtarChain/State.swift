@@ -42,7 +42,7 @@ public struct StateKey: Hashable, Sendable {
 
     /// `key` of `module`: for a module's constant keys (its parameters), built once per
     /// process.
-    init(module: String, _ key: Data) { full = HashedBytes(joined(ModuleStore.prefix(of: module), key)) }
+    init(module: String, _ key: Data) { full = HashedBytes(joining: ModuleStore.prefix(of: module), key) }
 
     /// `"<module>/" ‖ prefix ‖ build's bytes`, assembled in one buffer: for keys made per
     /// message (a module key joined to the module prefix afterwards costs two more
@@ -54,28 +54,77 @@ public struct StateKey: Hashable, Sendable {
         bytes.append(UInt8(ascii: "/"))
         prefix.withUTF8Buffer { bytes.append(contentsOf: $0) }
         build(&bytes)
-        full = HashedBytes(bytes.withUnsafeBytes { Data($0) })
+        full = HashedBytes(bytes)
     }
 }
 
 /// Bytes with their hash computed once, as a map key. A state read walks up to three maps
 /// (transaction overlay, block overlay, committed cache) and a write is re-inserted at every
 /// merge; hashing the bytes at each step was a sizeable share of executing a transaction.
+///
+/// The bytes are a Swift array, not `Data`: a `Data`'s bytes are reached through a Foundation
+/// class whose every access is checked for exclusivity at run time, and comparing two keys
+/// that way was half of each of the ~30 map lookups of a finality vote.
 struct HashedBytes: Hashable {
-    let bytes: Data
+    let bytes: [UInt8]
     private let hash: Int
 
-    init(_ bytes: Data) {
+    init(_ bytes: [UInt8]) {
         self.bytes = bytes
-        hash = bytes.hashValue
+        var hasher = Hasher()
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        hash = hasher.finalize()
+    }
+
+    init(_ data: Data) { self.init(joining: data, Data()) }
+
+    /// `a ‖ b` in one buffer, copied with `memcpy` (`[UInt8](data)` walks a `Data` with its
+    /// iterator, ~600 instructions for a key).
+    init(joining a: Data, _ b: Data) {
+        let bytes = [UInt8](unsafeUninitializedCapacity: a.count + b.count) { buffer, count in
+            count = a.copyBytes(to: buffer)
+            count += b.copyBytes(to: UnsafeMutableBufferPointer(rebasing: buffer[count...]))
+        }
+        self.init(bytes)
+    }
+
+    /// The bytes as `Data`, for the store (a copy).
+    var data: Data { Data(bytes) }
+
+    /// Whether the bytes begin with `prefix`.
+    func starts(with prefix: Data) -> Bool {
+        guard bytes.count >= prefix.count else { return false }
+        return bytes.withUnsafeBytes { b in
+            prefix.withUnsafeBytes { p in
+                guard let q = p.baseAddress, let base = b.baseAddress else { return true }  // empty prefix
+                return memcmp(base, q, p.count) == 0
+            }
+        }
     }
 
     func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+
+    /// What `Dictionary` and `Set` ask for: the stored hash mixed with their per-table seed
+    /// by a 64-bit finalizer instead of a second SipHash round over it (which was a third of
+    /// every lookup, ~30 lookups a finality vote). The stored hash is already SipHash of the
+    /// bytes under the process's random key, so this keeps collision resistance; mixing in
+    /// the seed keeps each table's bucket order its own (copying one table into another of
+    /// another size does not cluster).
+    func _rawHashValue(seed: Int) -> Int {
+        var x = UInt64(bitPattern: Int64(hash ^ seed))
+        x ^= x >> 33
+        x &*= 0xff51_afd7_ed55_8ccd
+        x ^= x >> 33
+        x &*= 0xc4ce_b9fe_1a85_ec53
+        x ^= x >> 33
+        return Int(Int64(bitPattern: x))
+    }
+
     static func == (a: HashedBytes, b: HashedBytes) -> Bool {
-        // memcmp of the two buffers: `Data ==` took most of a cache lookup's time.
+        // memcmp of the two buffers: an element-by-element walk took most of a lookup's time.
         guard a.hash == b.hash, a.bytes.count == b.bytes.count else { return false }
-        return a.bytes.withUnsafeBytes { x in
-            b.bytes.withUnsafeBytes { y in
+        return a.bytes.withUnsafeBufferPointer { x in
+            b.bytes.withUnsafeBufferPointer { y in
                 guard let p = x.baseAddress, let q = y.baseAddress else { return true }  // both empty
                 return memcmp(p, q, x.count) == 0
             }
@@ -159,8 +208,8 @@ final class CommittedCache {
     /// committed state).
     func mismatches(against store: any KeyValueReader, columnFamily: String) throws -> [Data] {
         var bad: [Data] = []
-        for (key, e) in newer.merging(older, uniquingKeysWith: { a, _ in a }) where try store.get(key.bytes, in: columnFamily) != e.value {
-            bad.append(key.bytes)
+        for (key, e) in newer.merging(older, uniquingKeysWith: { a, _ in a }) where try store.get(key.data, in: columnFamily) != e.value {
+            bad.append(key.data)
         }
         return bad
     }
@@ -225,12 +274,12 @@ final class Overlay {
     private func committed(_ key: HashedBytes) throws(ChainError) -> CommittedCache.Entry {
         if let cache {
             if let e = cache.entry(key) { return e }
-            let e = CommittedCache.Entry(value: try storeCall { try base.get(key.bytes, in: columnFamily) }, decoded: nil)
+            let e = CommittedCache.Entry(value: try storeCall { try base.get(key.data, in: columnFamily) }, decoded: nil)
             cache.put(key, e)
             return e
         }
         if let cached = reads[key] { return CommittedCache.Entry(value: cached, decoded: nil) }
-        let value = try storeCall { try base.get(key.bytes, in: columnFamily) }
+        let value = try storeCall { try base.get(key.data, in: columnFamily) }
         reads[key] = .some(value)
         return CommittedCache.Entry(value: value, decoded: nil)
     }
@@ -292,8 +341,10 @@ final class Overlay {
             node = n.parent
         }
         for layer in layers.reversed() {
-            for (k, v) in layer.writes where range.contains(k.bytes) {
-                if let v { merged[k.bytes] = v } else { merged.removeValue(forKey: k.bytes) }
+            for (k, v) in layer.writes {
+                let key = k.data
+                guard range.contains(key) else { continue }
+                if let v { merged[key] = v } else { merged.removeValue(forKey: key) }
             }
         }
         return merged.sorted { bytesPrecede($0.key, $1.key) }.map { (key: $0.key, value: $0.value) }
@@ -312,7 +363,10 @@ final class Overlay {
         }
         var pending: [Data: Data?] = [:]
         for layer in layers.reversed() {
-            for (k, v) in layer.writes where range.contains(k.bytes) { pending[k.bytes] = .some(v) }
+            for (k, v) in layer.writes {
+                let key = k.data
+                if range.contains(key) { pending[key] = .some(v) }
+            }
         }
         let wanted = max(0, limit) + 1 + pending.count
         let (stored, exhausted) = try storeCall { () throws -> ([KeyValue], Bool) in
@@ -375,17 +429,17 @@ public struct ModuleStore {
     /// The value at `key`, or `nil`.
     public func get(_ key: Data) throws(ExecutionError) -> Data? {
         do {
-            return try overlay.get(joined(prefix, key))
+            return try overlay.get(HashedBytes(joining: prefix, key))
         } catch {
             throw .fatal(error)
         }
     }
 
     /// Sets `key` to `value`.
-    public func set(_ key: Data, _ value: Data) { overlay.set(joined(prefix, key), value) }
+    public func set(_ key: Data, _ value: Data) { overlay.set(HashedBytes(joining: prefix, key), value) }
 
     /// Removes `key` (no effect if absent).
-    public func delete(_ key: Data) { overlay.delete(joined(prefix, key)) }
+    public func delete(_ key: Data) { overlay.delete(HashedBytes(joining: prefix, key)) }
 
     /// Before replacing a large value just read at `key` with a changed copy: forgets this
     /// transaction's own earlier write of `key` so that the value in hand is the only
@@ -401,11 +455,11 @@ public struct ModuleStore {
 
     /// `key` under this module's prefix, hashed: for a key read and written several times in
     /// one step, so the prefix is joined and the bytes hashed once rather than at each access.
-    public func key(_ key: Data) -> StateKey { StateKey(full: HashedBytes(joined(prefix, key))) }
+    public func key(_ key: Data) -> StateKey { StateKey(full: HashedBytes(joining: prefix, key)) }
 
     /// A key made by another module's store would read or write that module's state under
     /// this one's name: a bug in the calling module, caught by the test builds.
-    private func owns(_ key: StateKey) -> Bool { bytesStart(key.full.bytes, with: prefix) }
+    private func owns(_ key: StateKey) -> Bool { key.full.starts(with: prefix) }
 
     /// The value at `key`, or `nil`.
     public func get(_ key: StateKey) throws(ExecutionError) -> Data? {
@@ -498,7 +552,7 @@ public struct ModuleStore {
     public func read<T>(at key: Data, decode: (Data) throws(CodecError) -> T) throws(ExecutionError) -> T? {
         let result: Result<T, CodecError>?
         do {
-            result = try overlay.read(joined(prefix, key), decode: decode)
+            result = try overlay.read(HashedBytes(joining: prefix, key), decode: decode)
         } catch {
             throw .fatal(error)
         }

@@ -232,7 +232,7 @@ public struct FinalityModule: Module {
 
     static func u64(_ store: ModuleStore, _ key: StateKey) throws(ExecutionError) -> UInt64? {
         guard let raw = try store.get(key) else { return nil }
-        guard raw.count == 8 else { throw .fatal(.corruptState("\(key.full.bytes.hexString): expected 8 bytes, found \(raw.count)")) }
+        guard raw.count == 8 else { throw .fatal(.corruptState("\(key.full.data.hexString): expected 8 bytes, found \(raw.count)")) }
         return readBE8(raw)
     }
 
