@@ -420,10 +420,16 @@ public struct ModuleStore {
 
     /// `"<module>/"`, the key prefix of a module's slice.
     static func prefix(of module: String) -> Data {
-        var prefix = Data(capacity: module.utf8.count + 1)
-        prefix.append(contentsOf: module.utf8)
-        prefix.append(UInt8(ascii: "/"))
-        return prefix
+        // From the name's contiguous UTF-8 in one copy: appending the `utf8` view goes
+        // through the generic sequence path (a dynamic cast and a byte loop), and a module's
+        // store is made for every message.
+        var name = module
+        return name.withUTF8 { utf8 in
+            var prefix = Data(capacity: utf8.count + 1)
+            prefix.append(utf8)
+            prefix.append(UInt8(ascii: "/"))
+            return prefix
+        }
     }
 
     /// The value at `key`, or `nil`.
