@@ -38,12 +38,7 @@ final class DecodeMemo<T: Sendable>: Sendable {
 
         static func == (a: PayloadKey, b: PayloadKey) -> Bool {
             guard a.hash == b.hash, a.bytes.count == b.bytes.count else { return false }
-            return a.bytes.withUnsafeBytes { x in
-                b.bytes.withUnsafeBytes { y in
-                    guard let p = x.baseAddress, let q = y.baseAddress else { return true }  // both empty
-                    return memcmp(p, q, x.count) == 0
-                }
-            }
+            return a.bytes.withUnsafeBytes { x in b.bytes.withUnsafeBytes { y in sameBytes(x, y) } }
         }
     }
 

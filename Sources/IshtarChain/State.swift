@@ -23,6 +23,14 @@ func bytesStart(_ data: Data, with prefix: Data) -> Bool {
     }
 }
 
+/// Whether two buffers hold the same bytes (`memcmp`, not an element-by-element walk).
+@inline(__always)
+func sameBytes(_ x: UnsafeRawBufferPointer, _ y: UnsafeRawBufferPointer) -> Bool {
+    guard x.count == y.count else { return false }
+    guard let p = x.baseAddress, let q = y.baseAddress else { return true }  // both empty
+    return memcmp(p, q, x.count) == 0
+}
+
 /// `a ‖ b` in one allocation (`+` on `Data` grows the left operand's copy instead).
 @inline(__always)
 func joined(_ a: Data, _ b: Data) -> Data {
@@ -123,12 +131,7 @@ struct HashedBytes: Hashable {
     static func == (a: HashedBytes, b: HashedBytes) -> Bool {
         // memcmp of the two buffers: an element-by-element walk took most of a lookup's time.
         guard a.hash == b.hash, a.bytes.count == b.bytes.count else { return false }
-        return a.bytes.withUnsafeBufferPointer { x in
-            b.bytes.withUnsafeBufferPointer { y in
-                guard let p = x.baseAddress, let q = y.baseAddress else { return true }  // both empty
-                return memcmp(p, q, x.count) == 0
-            }
-        }
+        return a.bytes.withUnsafeBytes { x in b.bytes.withUnsafeBytes { y in sameBytes(x, y) } }
     }
 }
 
