@@ -103,10 +103,7 @@ struct HashedBytes: Hashable {
     func starts(with prefix: Data) -> Bool {
         guard bytes.count >= prefix.count else { return false }
         return bytes.withUnsafeBytes { b in
-            prefix.withUnsafeBytes { p in
-                guard let q = p.baseAddress, let base = b.baseAddress else { return true }  // empty prefix
-                return memcmp(base, q, p.count) == 0
-            }
+            prefix.withUnsafeBytes { p in sameBytes(UnsafeRawBufferPointer(rebasing: b.prefix(p.count)), p) }
         }
     }
 
