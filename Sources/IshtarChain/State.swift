@@ -219,6 +219,10 @@ final class CommittedCache {
 final class DecodedBox<T> {
     let value: T
     init(_ value: T) { self.value = value }
+
+    /// `body` applied to the value in place (reading `value` from outside copies it).
+    @inline(__always)
+    func reading<R>(_ body: (borrowing T) -> R) -> R { body(value) }
 }
 
 /// Pending writes layered over the committed state (or over another overlay).
@@ -291,11 +295,20 @@ final class Overlay {
     }
 
     func read<T>(_ key: HashedBytes, decode: (Data) throws(CodecError) -> T) throws(ChainError) -> Result<T, CodecError>? {
+        try read(key, decode: decode, project: { $0 })
+    }
+
+    /// ``read(_:decode:)-(HashedBytes,_)`` passing the value to `project` instead of returning
+    /// it: a value kept decoded in the cache is then read in place rather than copied out
+    /// (copying a large record retains each of its strings and buffers).
+    @inline(__always)
+    func read<T, R>(_ key: HashedBytes, decode: (Data) throws(CodecError) -> T,
+                    project: (borrowing T) -> R) throws(ChainError) -> Result<R, CodecError>? {
         var node: Overlay? = self
         while let n = node {
             if !n.writes.isEmpty, let w = n.writes[key] {
                 guard let w else { return nil }
-                do throws(CodecError) { return .success(try decode(w)) } catch { return .failure(error) }
+                do throws(CodecError) { return .success(project(try decode(w))) } catch { return .failure(error) }
             }
             if n.parent == nil { break }
             node = n.parent
@@ -306,12 +319,12 @@ final class Overlay {
         // An identity check of the box's class instead of `as? T` from an existential: the
         // generic cast machinery cost more than the dictionary lookups of the read.
         if let box = e.decoded, ObjectIdentifier(type(of: box)) == ObjectIdentifier(DecodedBox<T>.self) {
-            return .success(unsafeDowncast(box, to: DecodedBox<T>.self).value)
+            return .success(unsafeDowncast(box, to: DecodedBox<T>.self).reading(project))
         }
         do throws(CodecError) {
             let value = try decode(raw)
             root.cache?.setDecoded(key, DecodedBox(value))
-            return .success(value)
+            return .success(project(value))
         } catch {
             return .failure(error)
         }
@@ -497,10 +510,22 @@ public struct ModuleStore {
     /// The value at `key` decoded by `decode` (a pure function of the bytes; see
     /// ``read(at:decode:)-(Data,_)``).
     public func read<T>(at key: StateKey, decode: (Data) throws(CodecError) -> T) throws(ExecutionError) -> T? {
+        try read(at: key, decode: decode, project: { $0 })
+    }
+
+    /// The value at `key` decoded as `T` and passed to `project`, for a hot read that needs a
+    /// few fields of a large record: a value kept decoded in the committed-state cache is
+    /// read in place instead of copied out.
+    public func read<T: BinaryCodable, R>(_ type: T.Type, at key: StateKey, project: (borrowing T) -> R) throws(ExecutionError) -> R? {
+        try read(at: key, decode: { raw throws(CodecError) in try T(decoding: raw) }, project: project)
+    }
+
+    @inline(__always)
+    func read<T, R>(at key: StateKey, decode: (Data) throws(CodecError) -> T, project: (borrowing T) -> R) throws(ExecutionError) -> R? {
         assert(owns(key), "state key of another module used with \(module)'s store")
-        let result: Result<T, CodecError>?
+        let result: Result<R, CodecError>?
         do {
-            result = try overlay.read(key.full, decode: decode)
+            result = try overlay.read(key.full, decode: decode, project: project)
         } catch {
             throw .fatal(error)
         }

@@ -512,13 +512,27 @@ public struct FinalityModule: Module {
 
     /// ``provider(_:chainID:_:)`` with the record's key already made (`stateKey`, of `staking`).
     static func provider(_ key: Data, at stateKey: StateKey, chainID: String, _ staking: ModuleStore) throws(ExecutionError) -> FinalityProvider {
-        guard let fp = try StakingModule.finalityProvider(at: stateKey, in: staking) else {
-            throw .rule(FinalityModuleError.unknownFinalityProvider(key))
+        try provider(key, at: stateKey, chainID: chainID, staking, reading: { $0 })
+    }
+
+    /// A provider record found for a vote or commitment: serving the requested chain (with
+    /// what was read of it), or registered for another.
+    private enum ProviderLookup<R> { case serving(R), registeredFor(String) }
+
+    /// What `project` reads of the registered provider for `key` serving `chainID`. The record
+    /// is read in place: a vote needs two flags of it, and copying it out retained each of its
+    /// keys and description strings twice a vote.
+    static func provider<R>(_ key: Data, at stateKey: StateKey, chainID: String, _ staking: ModuleStore,
+                            reading project: (borrowing FinalityProvider) -> R) throws(ExecutionError) -> R {
+        let found = try staking.read(FinalityProvider.self, at: stateKey) { fp in
+            fp.consumerChainID == chainID ? ProviderLookup.serving(project(fp)) : .registeredFor(fp.consumerChainID)
         }
-        guard fp.consumerChainID == chainID else {
-            throw .rule(FinalityModuleError.wrongChain(key: key, registered: fp.consumerChainID, requested: chainID))
+        switch found {
+        case nil: throw .rule(FinalityModuleError.unknownFinalityProvider(key))
+        case .registeredFor(let registered)?:
+            throw .rule(FinalityModuleError.wrongChain(key: key, registered: registered, requested: chainID))
+        case .serving(let value)?: return value
         }
-        return fp
     }
 
     func commitPubRand(_ m: CommitPubRand, _ context: TxContext) throws(ExecutionError) {
@@ -646,7 +660,8 @@ public struct FinalityModule: Module {
     func addFinalitySig(_ d: DecodedVote, _ context: TxContext) throws(ExecutionError) {
         let m = d.vote
         let store = context.store
-        let fp = try Self.provider(m.fpKey, at: d.keys.provider, chainID: m.chainID, context.store(of: StakingModule.moduleName))
+        let fp = try Self.provider(m.fpKey, at: d.keys.provider, chainID: m.chainID, context.store(of: StakingModule.moduleName),
+                                   reading: { (slashed: $0.slashedHeight != nil, jailed: $0.jailed) })
         let controlPlane = m.chainID == context.block.chainID
         let votesKey = d.keys.votes
         var votes = try Self.votes(at: votesKey, store)
@@ -656,10 +671,10 @@ public struct FinalityModule: Module {
             guard previous.blockHash != m.blockHash else {
                 throw .rule(FinalityModuleError.duplicateVote(key: m.fpKey, height: m.height))
             }
-            try equivocation(d, previous: previous, fp: fp, context)
+            try equivocation(d, previous: previous, providerSlashed: fp.slashed, context)
             return
         }
-        guard fp.slashedHeight == nil else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
+        guard !fp.slashed else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
         guard !fp.jailed else { throw .rule(FinalityModuleError.finalityProviderJailed(m.fpKey)) }
         if controlPlane {
             guard let canonical = try Self.controlPlaneBlockHash(m.height, context) else {
@@ -711,10 +726,10 @@ public struct FinalityModule: Module {
     /// A second vote for another hash at a height where the provider already voted: verified
     /// like any vote, then stored as evidence; the provider is slashed at once (its power
     /// leaves the next table; its votes stop counting in every tally not yet finalized).
-    func equivocation(_ d: DecodedVote, previous: StoredVote, fp: FinalityProvider, _ context: TxContext) throws(ExecutionError) {
+    func equivocation(_ d: DecodedVote, previous: StoredVote, providerSlashed: Bool, _ context: TxContext) throws(ExecutionError) {
         let m = d.vote
         let store = context.store
-        guard fp.slashedHeight == nil else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
+        guard !providerSlashed else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
         guard let commitment = try Self.commitment(m.fpKey, m.chainID, covering: m.height, store) else {
             throw .fatal(.corruptState("finality: vote of \(m.fpKey.hexString) at \(m.height) without its commitment"))
         }
