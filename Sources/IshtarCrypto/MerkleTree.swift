@@ -7,19 +7,54 @@ import Foundation
 public enum MerkleTree {
     /// SHA256(0x00 ‖ leaf).
     public static func leafHash(_ leaf: some DataProtocol) -> Data {
+        var digest = Data(count: 32)
+        digest.withUnsafeMutableBytes { leafHash(leaf, into: $0) }
+        return digest
+    }
+
+    /// SHA256(0x00 ‖ leaf) into the first 32 bytes of `out`; a leaf of up to 118 bytes (a
+    /// public randomness, a hash) takes the direct two-block path.
+    static func leafHash(_ leaf: some DataProtocol, into out: UnsafeMutableRawBufferPointer) {
+        if leaf.regions.count == 1, let region = leaf.regions.first {
+            region.withUnsafeBytes { leafHash(bytes: $0, into: out) }
+            return
+        }
         var hasher = InlineSHA256()
         withUnsafeBytes(of: UInt8(0x00)) { hasher.update(bufferPointer: $0) }
         hasher.update(bytes: leaf)
-        return hasher.finalize()
+        hasher.finalize(into: out)
+    }
+
+    /// ``leafHash(_:into:)`` of contiguous bytes.
+    static func leafHash(bytes leaf: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
+        if leaf.count < ShortSHA256Block.maximumLength {
+            var block = ShortSHA256Block(length: leaf.count + 1)
+            block.write(leaf, at: 1)
+            block.digest(into: out)
+            return
+        }
+        var hasher = InlineSHA256()
+        withUnsafeBytes(of: UInt8(0x00)) { hasher.update(bufferPointer: $0) }
+        hasher.update(bufferPointer: leaf)
+        hasher.finalize(into: out)
     }
 
     /// SHA256(0x01 ‖ left ‖ right).
     public static func innerHash(_ left: Data, _ right: Data) -> Data {
-        var hasher = InlineSHA256()
-        withUnsafeBytes(of: UInt8(0x01)) { hasher.update(bufferPointer: $0) }
-        hasher.update(data: left)
-        hasher.update(data: right)
-        return hasher.finalize()
+        guard left.count == 32, right.count == 32 else {
+            var hasher = InlineSHA256()
+            withUnsafeBytes(of: UInt8(0x01)) { hasher.update(bufferPointer: $0) }
+            hasher.update(data: left)
+            hasher.update(data: right)
+            return hasher.finalize()
+        }
+        var pair = ShortSHA256Block(length: 65)
+        pair.write(byte: 0x01, at: 0)
+        left.withUnsafeBytes { pair.write($0, at: 1) }
+        right.withUnsafeBytes { pair.write($0, at: 33) }
+        var digest = Data(count: 32)
+        digest.withUnsafeMutableBytes { pair.digest(into: $0) }
+        return digest
     }
 
     /// SHA256(""), the root of a tree with no leaves.
@@ -50,20 +85,17 @@ public enum MerkleTree {
         var nodes = [UInt8](repeating: 0, count: 32 * leaves.count)
         nodes.withUnsafeMutableBytes { level in
             for (i, leaf) in leaves.enumerated() {
-                var hasher = InlineSHA256()
-                withUnsafeBytes(of: UInt8(0x00)) { hasher.update(bufferPointer: $0) }
-                hasher.update(bytes: leaf)
-                hasher.finalize(into: UnsafeMutableRawBufferPointer(rebasing: level[(32 * i)..<(32 * i + 32)]))
+                leafHash(leaf, into: UnsafeMutableRawBufferPointer(rebasing: level[(32 * i)..<(32 * i + 32)]))
             }
+            var pair = ShortSHA256Block(length: 65)
+            pair.write(byte: 0x01, at: 0)
             var count = leaves.count
             while count > 1 {
                 let pairs = count / 2
                 for p in 0..<pairs {
-                    var hasher = InlineSHA256()
-                    withUnsafeBytes(of: UInt8(0x01)) { hasher.update(bufferPointer: $0) }
-                    hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: level[(64 * p)..<(64 * p + 64)]))
+                    pair.write(UnsafeRawBufferPointer(rebasing: level[(64 * p)..<(64 * p + 64)]), at: 1)
                     // Node p is written only after pair p is read, and below every pair not yet read.
-                    hasher.finalize(into: UnsafeMutableRawBufferPointer(rebasing: level[(32 * p)..<(32 * p + 32)]))
+                    pair.digest(into: UnsafeMutableRawBufferPointer(rebasing: level[(32 * p)..<(32 * p + 32)]))
                 }
                 if count % 2 == 1 {
                     let last = 32 * (count - 1)
@@ -149,6 +181,28 @@ public struct MerkleProof: Sendable, Hashable, Codable {
     /// The root this proof implies for `leaf`. Throws if index ≥ total, if an aunt is not
     /// 32 bytes, or if the number of aunts is not the leaf's exact depth for `total`.
     public func computeRoot(leaf: some DataProtocol) throws(CryptoError) -> Data {
+        if leaf.regions.count == 1, let region = leaf.regions.first {
+            return try region.withUnsafeBytes { root(leafBytes: $0) }.get()
+        }
+        return try computeRoot(leaf: Data(leaf))
+    }
+
+    /// ``computeRoot(leaf:)`` for a leaf in one buffer (a vote's randomness): every vote checks
+    /// a proof, and the generic byte-collection path cost more than the leaf's hash.
+    public func computeRoot(leaf: Data) throws(CryptoError) -> Data {
+        try leaf.withUnsafeBytes { root(leafBytes: $0) }.get()
+    }
+
+    private func root(leafBytes leaf: UnsafeRawBufferPointer) -> Result<Data, CryptoError> {
+        var root = Data(count: 32)
+        let outcome = root.withUnsafeMutableBytes { out in
+            Result { () throws(CryptoError) in try computeRoot(leafBytes: leaf, into: out) }
+        }
+        return outcome.map { root }
+    }
+
+    /// The root for `leaf` into the first 32 bytes of `node` (which must hold 32).
+    private func computeRoot(leafBytes leaf: UnsafeRawBufferPointer, into node: UnsafeMutableRawBufferPointer) throws(CryptoError) {
         guard total > 0, index < total else {
             throw .indexOutOfRange(
                 field: "Merkle proof index", index: Int(clamping: index), count: Int(clamping: total))
@@ -160,33 +214,34 @@ public struct MerkleProof: Sendable, Hashable, Codable {
         guard depth == aunts.count else {
             throw .invalidLength(field: "Merkle proof aunts", expected: depth, actual: aunts.count)
         }
-        // Bottom-up in one stack buffer: `0x01 ‖ left ‖ right` (65 bytes), then the current
-        // node (32): every vote checks a proof, and this allocates nothing per level.
-        return withUnsafeTemporaryAllocation(byteCount: 97, alignment: 1) { b in
-            let pair = UnsafeMutableRawBufferPointer(rebasing: b[0..<65])
-            let node = UnsafeMutableRawBufferPointer(rebasing: b[65..<97])
-            var leafHasher = InlineSHA256()
-            withUnsafeBytes(of: UInt8(0x00)) { leafHasher.update(bufferPointer: $0) }
-            leafHasher.update(bytes: leaf)
-            leafHasher.finalize(into: node)
-            pair[0] = 0x01
-            for (level, aunt) in aunts.enumerated() {
-                let left = goesLeft >> UInt64(depth - 1 - level) & 1 == 1
-                let (nodeAt, auntAt) = left ? (1, 33) : (33, 1)
-                UnsafeMutableRawBufferPointer(rebasing: pair[nodeAt..<(nodeAt + 32)]).copyMemory(from: UnsafeRawBufferPointer(node))
-                aunt.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: pair[auntAt..<(auntAt + 32)]).copyMemory(from: $0) }
-                var hasher = InlineSHA256()
-                hasher.update(bufferPointer: UnsafeRawBufferPointer(pair))
-                hasher.finalize(into: node)
-            }
-            return Data(UnsafeRawBufferPointer(node))
+        // Bottom-up: every vote checks a proof, so nothing here allocates per level, and each
+        // inner node is two direct compressions of one padded 65-byte buffer.
+        MerkleTree.leafHash(bytes: leaf, into: node)
+        var pair = ShortSHA256Block(length: 65)
+        pair.write(byte: 0x01, at: 0)
+        for (level, aunt) in aunts.enumerated() {
+            let left = goesLeft >> UInt64(depth - 1 - level) & 1 == 1
+            let (nodeAt, auntAt) = left ? (1, 33) : (33, 1)
+            pair.write(UnsafeRawBufferPointer(rebasing: node[0..<32]), at: nodeAt)
+            aunt.withUnsafeBytes { pair.write($0, at: auntAt) }
+            pair.digest(into: node)
         }
     }
 
     /// Whether `leaf` is at ``index`` of a ``total``-leaf tree with this `root`.
     public func verify(leaf: some DataProtocol, root: Data) -> Bool {
-        guard let computed = try? computeRoot(leaf: leaf) else { return false }
-        return computed == root
+        guard root.count == 32 else { return false }
+        func matches(_ leaf: UnsafeRawBufferPointer) -> Bool {
+            withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { node in
+                guard (try? computeRoot(leafBytes: leaf, into: node)) != nil else { return false }
+                return root.withUnsafeBytes { r in
+                    guard let a = r.baseAddress, let b = node.baseAddress else { return false }
+                    return memcmp(a, b, 32) == 0
+                }
+            }
+        }
+        if leaf.regions.count == 1, let region = leaf.regions.first { return region.withUnsafeBytes(matches) }
+        return Data(leaf).withUnsafeBytes(matches)
     }
 
     /// The path of leaf `index` in a `total`-leaf tree (`index < total`), walked down from the

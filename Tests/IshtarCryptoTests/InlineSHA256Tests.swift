@@ -68,4 +68,34 @@ import Testing
         viaSwiftCrypto.update(data: data)
         #expect(TaggedHash.hash(tag: tag, data: data) == Data(viaSwiftCrypto.finalize()))
     }
+
+    /// The direct two-block path equals SHA-256 at every length it accepts (each padding case:
+    /// one block up to 55 bytes, two from 56), written whole or in pieces, and a buffer reused
+    /// with new bytes at the same offsets hashes the new message.
+    @Test func shortBlocksAgreeWithSwiftCrypto() {
+        var rng = SplitMix64(seed: 0x0B10_C4ED)
+        for length in 0...ShortSHA256Block.maximumLength {
+            for round in 0..<2 {
+                let data = rng.bytes(length)
+                var block = ShortSHA256Block(length: length)
+                let cut = Int.random(in: 0...length, using: &rng)
+                data.prefix(cut).withUnsafeBytes { block.write($0, at: 0) }
+                data.suffix(from: cut).withUnsafeBytes { block.write($0, at: cut) }
+                let digest = withUnsafeTemporaryAllocation(byteCount: 32, alignment: 1) { out in
+                    block.digest(into: out)
+                    return Data(UnsafeRawBufferPointer(out))
+                }
+                #expect(digest == Data(SHA256.hash(data: data)), "length \(length), round \(round)")
+            }
+        }
+        // Writes past the declared length are ignored rather than spilling into the padding.
+        var block = ShortSHA256Block(length: 3)
+        Data("abcdef".utf8).withUnsafeBytes { block.write($0, at: 0) }
+        block.write(byte: 0xFF, at: 3)
+        let digest = withUnsafeTemporaryAllocation(byteCount: 32, alignment: 1) { out in
+            block.digest(into: out)
+            return Data(UnsafeRawBufferPointer(out))
+        }
+        #expect(digest.hexString == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
 }
