@@ -353,7 +353,7 @@ public final class Application {
         let (meta, validators, params) = try ready()
         let info = BlockInfo(chainID: meta.chainID, height: meta.lastHeight + 1, time: meta.lastBlockTime, proposer: Data(),
                              previousBlockHash: meta.lastBlockHash)
-        let hash = sha256(raw)
+        let hash = Transaction.hash(of: raw)
         let (result, tx) = try execute(raw, hash: hash, index: 0, isCheck: true, block: info, validators: validators,
                                        params: params, parent: checkState)
         return CheckTxResult(result: result, hash: hash, sender: tx?.sender, nonce: tx?.nonce)
@@ -364,7 +364,7 @@ public final class Application {
     /// a forged transaction must not be able to trigger.
     public func checkStateless(_ raw: Data) throws(ChainError) -> CheckTxResult {
         let (meta, _, params) = try ready()
-        let hash = sha256(raw)
+        let hash = Transaction.hash(of: raw)
         switch try statelessCheck(raw, hash: hash, chainID: meta.chainID, params: params) {
         case .success(let tx): return CheckTxResult(result: .ok(), hash: hash, sender: tx.sender, nonce: tx.nonce)
         case .failure(let v): return CheckTxResult(result: TxResult(violation: v), hash: hash)
@@ -394,7 +394,7 @@ public final class Application {
         for (i, raw) in request.transactions.enumerated() {
             let size = raw.count + 4
             guard used + size <= request.maxTxBytes else { continue }
-            let (result, _) = try execute(raw, hash: sha256(raw), index: i, isCheck: false, block: info,
+            let (result, _) = try execute(raw, hash: Transaction.hash(of: raw), index: i, isCheck: false, block: info,
                                           validators: validators, params: params, parent: scratch)
             guard result.isOK else { continue }
             selected.append(raw)
@@ -409,7 +409,7 @@ public final class Application {
     /// the block: they are executed and recorded as failed, deterministically.
     public func processProposal(_ block: Block) throws(ChainError) -> ProposalVerdict {
         let (meta, validators, params) = try ready()
-        let txHashes = block.transactions.map { sha256($0) }
+        let txHashes = block.transactions.map { Transaction.hash(of: $0) }
         do {
             try block.validate(tip: meta.tip, validators: validators, maxBlockBytes: params.maxBlockBytes, verifier: verifier,
                                encodedSize: block.encoded.count, transactionHashes: txHashes)
@@ -479,7 +479,7 @@ public final class Application {
         guard pending == nil else { throw .outOfOrder("finalizeBlock called twice without commit") }
         // Each transaction is hashed once here, for the transactions root, execution and the
         // tx index; the block is encoded once, for its size and its stored (or recorded) copy.
-        let txHashes = block.transactions.map { sha256($0) }
+        let txHashes = block.transactions.map { Transaction.hash(of: $0) }
         let blockBytes = block.encoded
         if durability == .replayedFromDecisionLog {
             // The caller's decision record is the only copy the block store will have: it

@@ -257,7 +257,7 @@ public struct Block: Hashable, Sendable, BinaryCodable {
 
     /// RFC-6962 root over the SHA-256 hashes of `transactions`.
     public static func transactionsRoot(_ transactions: [Data]) -> Data {
-        MerkleTree.root(leaves: transactions.map { sha256($0) })
+        MerkleTree.root(leaves: transactions.map { Transaction.hash(of: $0) })
     }
 
     /// The root over already computed transaction hashes (`sha256` of each transaction),
@@ -292,7 +292,7 @@ public struct Block: Hashable, Sendable, BinaryCodable {
         tip: ChainTip, validators: ChainValidatorSet, maxBlockBytes: Int, verifier: (any CommitVerifier)?
     ) throws(BlockError) {
         try validate(tip: tip, validators: validators, maxBlockBytes: maxBlockBytes, verifier: verifier,
-                     encodedSize: encoded.count, transactionHashes: transactions.map { sha256($0) })
+                     encodedSize: encoded.count, transactionHashes: transactions.map { Transaction.hash(of: $0) })
     }
 
     /// ``validate(tip:validators:maxBlockBytes:verifier:)`` with the block's encoded size

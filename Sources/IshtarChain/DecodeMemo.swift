@@ -14,6 +14,8 @@ final class DecodeMemo<T: Sendable>: Sendable {
         // vote cost as much as decoding them.
         var newer: [PayloadKey: T] = [:]
         var older: [PayloadKey: T] = [:]
+        /// Payload bytes held by `newer`'s keys.
+        var newerBytes = 0
     }
 
     /// A payload as a map key. Its hash covers the length and the last 64 bytes only (a
@@ -44,21 +46,32 @@ final class DecodeMemo<T: Sendable>: Sendable {
 
     /// Entries per generation.
     let capacity: Int
+    /// Payload bytes per generation; a generation also ends when its keys reach this.
+    let byteCapacity: Int
+    /// Whether a key keeps its own copy of the payload's bytes. A payload sliced from a block
+    /// would otherwise keep the whole block's buffer alive for as long as the entry lives.
+    let copiesPayloads: Bool
     private let state = Mutex(State())
 
-    init(capacity: Int) { self.capacity = max(1, capacity) }
+    init(capacity: Int, byteCapacity: Int = .max, copiesPayloads: Bool = false) {
+        self.capacity = max(1, capacity)
+        self.byteCapacity = max(1, byteCapacity)
+        self.copiesPayloads = copiesPayloads
+    }
 
     /// The decoded form of `payload`, from memory or from `decode`.
     func value<E: Error>(_ payload: Data, decode: (Data) throws(E) -> T) throws(E) -> T {
         let key = PayloadKey(payload)
         if let hit = state.withLock({ s in s.newer[key] ?? s.older[key] }) { return hit }
         let value = try decode(payload)
-        let capacity = self.capacity
+        let stored = copiesPayloads ? PayloadKey(payload.withUnsafeBytes { Data($0) }) : key
+        let (capacity, byteCapacity) = (self.capacity, self.byteCapacity)
         state.withLock { s in
-            s.newer[key] = value
-            if s.newer.count >= capacity {
+            if s.newer.updateValue(value, forKey: stored) == nil { s.newerBytes += payload.count }
+            if s.newer.count >= capacity || s.newerBytes >= byteCapacity {
                 s.older = s.newer
                 s.newer = Dictionary(minimumCapacity: capacity)
+                s.newerBytes = 0
             }
         }
         return value

@@ -134,7 +134,15 @@ public struct Transaction: Hashable, Sendable, BinaryCodable {
     public var hash: Data { sha256(encoded) }
 
     /// SHA-256 of raw transaction bytes (the hash of a transaction as it sits in a block).
-    public static func hash(of bytes: Data) -> Data { sha256(bytes) }
+    ///
+    /// Remembered per process: a node hashes the same transaction at check-tx, in the proposal
+    /// it builds or receives (the transactions root), at execution and for the index — a vote
+    /// transaction of ~6 KB hashed three times cost more than its tally. A hit compares the
+    /// bytes in full, so it is exactly the hash; what is kept is bounded in entries and bytes.
+    public static func hash(of bytes: Data) -> Data { knownHashes.value(bytes) { sha256($0) } }
+
+    /// Transaction bytes → their hash: 8,192 entries or 16 MiB a generation, two generations.
+    static let knownHashes = DecodeMemo<Data>(capacity: 8192, byteCapacity: 16 << 20, copiesPayloads: true)
 
     /// The stateless rules every transaction must pass: chain id, message count, a valid
     /// sender key, a valid signature. Module-specific checks come after.

@@ -1,6 +1,7 @@
 import Foundation
 @testable import IshtarChain
 import IshtarCrypto
+import IshtarTestSupport
 import Testing
 
 @Suite("DecodeMemo")
@@ -39,6 +40,48 @@ struct DecodeMemoTests {
         #expect(calls == 6)
         _ = memo.value(Data([0]), decode: decode)
         #expect(calls == 7)
+    }
+
+    /// A generation also ends when its payloads reach the byte bound (here long before the
+    /// entry bound), and a memo that copies its keys answers for equal bytes whatever buffer
+    /// they sit in.
+    @Test func byteBoundAndCopiedKeys() throws {
+        let memo = DecodeMemo<Int>(capacity: 100, byteCapacity: 10, copiesPayloads: true)
+        var calls = 0
+        func decode(_ d: Data) -> Int { calls += 1; return d.count }
+        let payloads = (0..<7).map { Data(repeating: UInt8($0), count: 4) }
+        for p in payloads { _ = memo.value(p, decode: decode) }
+        #expect(calls == 7)
+        // 12 bytes ended the generation {0, 1, 2}, and again {3, 4, 5}: 0 is gone.
+        _ = memo.value(payloads[6], decode: decode)
+        _ = memo.value(payloads[3], decode: decode)
+        #expect(calls == 7, "the two newest generations are remembered")
+        _ = memo.value(payloads[0], decode: decode)
+        #expect(calls == 8, "the oldest was dropped by the byte bound")
+
+        var block = Data([9, 9, 9])
+        block.append(Data(repeating: 7, count: 5))
+        #expect(memo.value(block[3..<8], decode: decode) == 5)
+        #expect(calls == 9)
+        block[3] = 0
+        #expect(memo.value(Data(repeating: 7, count: 5), decode: decode) == 5)
+        #expect(calls == 9, "equal bytes in another buffer are a hit, the key's copy unchanged")
+    }
+
+    /// Transaction hashes come from memory after the first time, and are still SHA-256 of
+    /// exactly the bytes asked about.
+    @Test func transactionHashesAreRememberedAndExact() {
+        var rng = SplitMix64(seed: 0x7A5_4A54)
+        for _ in 0..<64 {
+            let raw = rng.bytes(Int.random(in: 0...9000, using: &rng))
+            #expect(Transaction.hash(of: raw) == InlineSHA256.hash(data: raw))
+            #expect(Transaction.hash(of: raw) == InlineSHA256.hash(data: raw))
+            guard !raw.isEmpty else { continue }
+            // Same length and same last 64 bytes, one byte changed in front: another hash.
+            var changed = raw
+            changed[changed.startIndex] ^= 1
+            #expect(Transaction.hash(of: changed) == InlineSHA256.hash(data: changed))
+        }
     }
 
     /// The verification mark on a remembered vote only ever skips a check with the same
