@@ -484,8 +484,10 @@ public final class Application {
         if durability == .replayedFromDecisionLog {
             // The caller's decision record is the only copy the block store will have: it
             // must be there, and be this block, before anything is executed.
-            let recorded = try storeCall { try store.get(Self.blockKey(block.header.height), in: Self.blocksColumnFamily) }
-            guard recorded == blockBytes else {
+            let recorded = try storeCall {
+                try store.value(Self.blockKey(block.header.height), in: Self.blocksColumnFamily, equals: blockBytes)
+            }
+            guard recorded == true else {
                 throw .outOfOrder("block \(block.header.height) was not recorded with recordDecidedBlock before finalizeBlock"
                                   + (recorded == nil ? "" : " (a different block is recorded at that height)"))
             }

@@ -268,6 +268,28 @@ public final class Database: KeyValueStore, @unchecked Sendable {
 
     // MARK: Reads
 
+    /// ``KeyValueReader/value(_:in:equals:)`` compared in RocksDB's pinned buffer: the node
+    /// checks each decided block (tens of kilobytes) against its recorded copy before
+    /// executing it, and copying the copy out cost a fresh allocation, its page faults and
+    /// a second pass over the bytes.
+    public func value(_ key: Data, in columnFamily: String, equals expected: Data) throws -> Bool? {
+        try withOpen { db in
+            let cf = try handle(columnFamily)
+            let pinned = try withCBytes(key) { k, kl in
+                try rocksCall(path: path) { rocksdb_get_pinned_cf(db, readOptions.pointer, cf, k, kl, $0) }
+            }
+            guard let pinned else { return nil }
+            defer { rocksdb_pinnableslice_destroy(pinned) }
+            var length = 0
+            guard let value = rocksdb_pinnableslice_value(pinned, &length) else { return expected.isEmpty ? length == 0 : false }
+            guard length == expected.count else { return false }
+            return expected.withUnsafeBytes { e in
+                guard let base = e.baseAddress else { return true }
+                return memcmp(base, value, length) == 0
+            }
+        }
+    }
+
     /// The value of `key` in `columnFamily`, or `nil` if absent.
     public func get(_ key: Data, in columnFamily: String) throws -> Data? {
         try withOpen { db in

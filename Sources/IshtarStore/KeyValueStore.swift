@@ -187,6 +187,9 @@ public final class StoreIterator: Sequence, IteratorProtocol {
 public protocol KeyValueReader {
     /// The value of `key` in `columnFamily`, or `nil` if absent.
     func get(_ key: Data, in columnFamily: String) throws -> Data?
+    /// Whether the value of `key` in `columnFamily` is exactly `expected`; `nil` if the key is
+    /// absent. A store may compare where it holds the value, without copying it out.
+    func value(_ key: Data, in columnFamily: String, equals expected: Data) throws -> Bool?
     /// Iterates `range` of `columnFamily` in `direction` order. The iterator reads a
     /// consistent point-in-time view taken when it is created.
     func scan(_ columnFamily: String, _ range: KeyRange, direction: ScanDirection) throws -> StoreIterator
@@ -218,6 +221,11 @@ extension KeyValueStore {
 }
 
 extension KeyValueReader {
+    /// ``value(_:in:equals:)`` through ``get(_:in:)``.
+    public func value(_ key: Data, in columnFamily: String, equals expected: Data) throws -> Bool? {
+        try get(key, in: columnFamily).map { $0 == expected }
+    }
+
     /// `get` in the default column family.
     public func get(_ key: Data) throws -> Data? {
         try get(key, in: defaultColumnFamily)

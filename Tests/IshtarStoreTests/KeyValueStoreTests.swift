@@ -185,6 +185,43 @@ struct KeyValueStoreTests {
         try store.close()  // idempotent
     }
 
+    /// `value(_:in:equals:)` answers exactly what comparing `get` would: absent is `nil`,
+    /// equal bytes `true`, and a value that differs in one byte, is a prefix or extends the
+    /// expected bytes `false`. On RocksDB the same answers hold once the values were flushed
+    /// to tables (pinned from a block rather than the memtable) after a reopen.
+    @Test(arguments: Backend.allCases)
+    func valueEqualsMatchesGet(_ backend: Backend) throws {
+        let tmp = TempDir()
+        var store = try makeStore(backend, tmp, columnFamilies: ["blocks"])
+        let big = Data((0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        var flipped = big
+        flipped[50_000] ^= 1
+        try put(store, d("big"), big, in: "blocks")
+        try put(store, d("empty"), Data(), in: "blocks")
+        try put(store, d("small"), d("abc"))
+        func check(_ store: any KeyValueStore) throws {
+            #expect(try store.value(d("big"), in: "blocks", equals: big) == true)
+            #expect(try store.value(d("big"), in: "blocks", equals: flipped) == false)
+            #expect(try store.value(d("big"), in: "blocks", equals: big.prefix(69_999)) == false)
+            #expect(try store.value(d("big"), in: "blocks", equals: big + Data([0])) == false)
+            #expect(try store.value(d("big"), in: "blocks", equals: Data(big[1...])) == false)
+            #expect(try store.value(d("empty"), in: "blocks", equals: Data()) == true)
+            #expect(try store.value(d("empty"), in: "blocks", equals: d("x")) == false)
+            #expect(try store.value(d("small"), in: defaultColumnFamily, equals: d("abc")) == true)
+            #expect(try store.value(d("small"), in: defaultColumnFamily, equals: Data()) == false)
+            #expect(try store.value(d("absent"), in: "blocks", equals: Data()) == nil)
+            #expect(try store.value(d("big"), in: defaultColumnFamily, equals: big) == nil)
+            #expect(throws: StoreError.unknownColumnFamily("nope")) { try store.value(d("big"), in: "nope", equals: big) }
+        }
+        try check(store)
+        if backend == .rocksdb {
+            try store.close()
+            store = try makeStore(backend, tmp, columnFamilies: ["blocks"])
+            try check(store)
+        }
+        try store.close()
+    }
+
     /// The same seeded random operation sequence on both stores must produce the same
     /// observations at every step: gets, full and random range scans in both
     /// directions, and reads through snapshots taken along the way.
