@@ -6,7 +6,7 @@ import PackageDescription
 ///
 /// Release builds check exclusivity statically only. The dynamic checks (a runtime call and
 /// a thread-local access set on every access to a class's stored `var`, including those
-/// inlined from Foundation's `Data`) were ~5 % of the state machine's time per finality
+/// inlined from Foundation's `Data`) were ~6 % of the state machine's time per finality
 /// vote; debug builds, which every test runs, keep them, so an overlapping access still
 /// traps in `Scripts/test`.
 let strict: [SwiftSetting] = [

@@ -281,10 +281,11 @@ public final class Database: KeyValueStore, @unchecked Sendable {
             guard let pinned else { return nil }
             defer { rocksdb_pinnableslice_destroy(pinned) }
             var length = 0
-            guard let value = rocksdb_pinnableslice_value(pinned, &length) else { return expected.isEmpty ? length == 0 : false }
+            let value = rocksdb_pinnableslice_value(pinned, &length)
             guard length == expected.count else { return false }
+            if length == 0 { return true }
             return expected.withUnsafeBytes { e in
-                guard let base = e.baseAddress else { return true }
+                guard let value, let base = e.baseAddress else { return false }
                 return memcmp(base, value, length) == 0
             }
         }
