@@ -274,6 +274,9 @@ public struct ConsensusEngine: Sendable {
             validRound = s.lockedRound
             validValue = s.lockedValue
             if let v = s.lockedValue { setVerdict(v, true) }
+            // The proof-of-lock comes back with the lock: it is what a re-proposal of the
+            // locked value carries and what the others need to move to it.
+            for v in s.lockProof where storeVote(v) { out.append(.broadcastVote(v)) }
             startRoundNumber = s.round
             resumeStep = s.step
             for m in s.messages {
@@ -372,7 +375,9 @@ public struct ConsensusEngine: Sendable {
             }
             let m = make(sig)
             let earlier = lastSignState.map { $0.height == height && $0.round == round ? $0.messages : [] } ?? []
-            let state = SignState(message: m, sameRound: earlier, lockedRound: lockedRound, lockedValue: lockedValue)
+            let proof = lockedRound.flatMap { r in lockedValue.map { votes[r]?.prevotes.votes(for: $0.hash) ?? [] } } ?? []
+            let state = SignState(message: m, sameRound: earlier, lockedRound: lockedRound, lockedValue: lockedValue,
+                                  lockProof: proof)
             lastSignState = state
             out.append(.persistSignState(state))
             broadcast(m)

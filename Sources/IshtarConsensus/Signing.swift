@@ -47,12 +47,21 @@ public struct SignState: Hashable, Sendable {
     /// The lock at the time of signing (valid for `message.height` only).
     public let lockedRound: Round?
     public let lockedValue: ProposalValue?
+    /// The prevotes for `lockedValue` at `lockedRound` that this validator held when it
+    /// signed: the proof-of-lock. A validator locked on a value can only bring the others to
+    /// it by showing them that proof (with a re-proposal, or relayed), and an equivocator
+    /// may have shown its part of the proof to this validator alone. Without it in the
+    /// record, a restart forgot the proof while keeping the lock, and the honest validators
+    /// could stay split between two locks for good (simulation seed 29000813).
+    public let lockProof: [SignedVote]
 
-    public init(message: SignedMessage, sameRound: [SignedMessage] = [], lockedRound: Round?, lockedValue: ProposalValue?) {
+    public init(message: SignedMessage, sameRound: [SignedMessage] = [], lockedRound: Round?, lockedValue: ProposalValue?,
+                lockProof: [SignedVote] = []) {
         self.message = message
         self.sameRound = sameRound
         self.lockedRound = lockedRound
         self.lockedValue = lockedValue
+        self.lockProof = lockedValue == nil ? [] : lockProof
     }
 
     /// All messages of the record, oldest first.
@@ -65,7 +74,7 @@ public struct SignState: Hashable, Sendable {
     /// Canonical encoding for storage.
     public func encoded() -> Data {
         var w = ByteWriter()
-        w.u8(1)  // record version
+        w.u8(2)  // record version (1: without the proof-of-lock; still read)
         let all = Array(messages.suffix(256))  // in practice ≤ 3
         w.u8(UInt8(all.count - 1))
         for m in all {
@@ -83,6 +92,9 @@ public struct SignState: Hashable, Sendable {
             w.u8(1)
             w.bytes(lockedValue.hash.bytes)
             w.long(lockedValue.block)
+            let proof = Array(lockProof.prefix(Int(UInt16.max)))
+            w.u16(UInt16(proof.count))
+            for v in proof { w.vote(v) }
         } else {
             w.u8(0)
         }
@@ -92,7 +104,8 @@ public struct SignState: Hashable, Sendable {
     /// Decodes ``encoded()``; throws on anything else.
     public init(encoded data: Data) throws(ConsensusError) {
         var r = ByteReader(data)
-        guard try r.u8() == 1 else { throw .malformedMessage("unknown sign-state version") }
+        let version = try r.u8()
+        guard version == 1 || version == 2 else { throw .malformedMessage("unknown sign-state version") }
         let earlier = Int(try r.u8())
         var all: [SignedMessage] = []
         for _ in 0...earlier {
@@ -109,8 +122,17 @@ public struct SignState: Hashable, Sendable {
         if try r.flag() {
             let h = try r.hash()
             lockedValue = ProposalValue(hash: h, block: try r.long())
+            var proof: [SignedVote] = []
+            if version == 2 {
+                let n = Int(try r.u16())
+                guard n <= r.remaining / 17 else { throw .malformedMessage("proof-of-lock vote count too large") }
+                proof.reserveCapacity(n)
+                for _ in 0..<n { proof.append(try r.vote()) }
+            }
+            lockProof = proof
         } else {
             lockedValue = nil
+            lockProof = []
         }
         try r.finish()
     }

@@ -116,6 +116,17 @@ import Testing
         }
     }
 
+    /// Seeds that once found a bug, run on every test run whatever `SIM_SEED_BASE` says.
+    /// 29000813: a validator locked on a value whose proof-of-lock an equivocator had shown
+    /// it alone was partitioned from the others, crashed and restarted with its lock but
+    /// without the proof; the honest validators stayed split between two locks after GST.
+    @Test(arguments: [29_000_813, 7_007_731, 7_015_205, 12_022_767] as [UInt64])
+    func seedsThatFoundBugs(seed: UInt64) {
+        let (stats, failures, cfg) = Self.runSeed(seed, trace: false)
+        #expect(failures.isEmpty, "seed \(seed) [\(cfg)]: \(failures.joined(separator: "; "))")
+        #expect(stats.decidedHeights > 0)
+    }
+
     /// The same seed gives the same run (determinism of engine and harness).
     @Test func replayIsDeterministic() throws {
         for seed: UInt64 in [7, 42, 1234] {

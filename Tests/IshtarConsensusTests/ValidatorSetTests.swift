@@ -105,9 +105,25 @@ import Testing
             SignState(message: .vote(sv), lockedRound: 3, lockedValue: val),
             SignState(message: .proposal(sp), lockedRound: nil, lockedValue: nil),
             SignState(message: .vote(sv), sameRound: [.proposal(sp), .vote(nv)], lockedRound: 9, lockedValue: val),
+            SignState(message: .vote(sv), lockedRound: 9, lockedValue: val, lockProof: [sv, nv]),
         ] {
             #expect(try SignState(encoded: s.encoded()) == s)
         }
+        // No lock, no proof: a proof without a lock is dropped.
+        #expect(SignState(message: .vote(sv), lockedRound: nil, lockedValue: nil, lockProof: [sv]).lockProof.isEmpty)
+        // A record written before the proof-of-lock was kept (version 1) still reads, with
+        // an empty proof: the same bytes without the proof's count.
+        let locked = SignState(message: .vote(sv), lockedRound: 3, lockedValue: val)
+        var v1 = locked.encoded().dropLast(2)
+        v1[v1.startIndex] = 1
+        #expect(try SignState(encoded: Data(v1)) == locked)
+        var unlocked = SignState(message: .proposal(sp), lockedRound: nil, lockedValue: nil).encoded()
+        unlocked[unlocked.startIndex] = 1
+        #expect(try SignState(encoded: unlocked).lockedValue == nil)
+        // A proof count larger than the bytes left is refused before anything is read.
+        var lying = locked.encoded()
+        lying[lying.index(lying.endIndex, offsetBy: -2)] = 0xff
+        #expect(throws: ConsensusError.self) { try SignState(encoded: lying) }
     }
 
     @Test func malformedInputThrows() throws {
