@@ -32,6 +32,12 @@ public struct DatabaseOptions: Sendable, Equatable {
     /// cost of such a read. Keys shorter than this are always searched. Iterators are
     /// unaffected (they always seek in total order).
     public var memtableBloomPrefixBytes: Int? = 16
+    /// Whether the memtable's bloom filter holds whole keys too, answering point lookups by
+    /// the whole key instead of its prefix. Keys made per height (a height's vote list, its
+    /// tally, its finalized hash) share their prefix with every earlier height's, so the
+    /// prefix filter always said "maybe" and each block's first read of them searched the
+    /// skip list — over half of such a read, and a few per block. Iterators are unaffected.
+    public var memtableWholeKeyBloom = true
     /// On `close()`, flush memtables to SST files (after the WAL sync) so the next
     /// open does not have to replay the WAL. Durability does not depend on it.
     public var flushMemtablesOnClose = true
@@ -58,10 +64,16 @@ public struct DatabaseOptions: Sendable, Equatable {
         rocksdb_options_set_keep_log_file_num(p, keepLogFiles)
         if let backgroundThreads { rocksdb_options_increase_parallelism(p, Int32(backgroundThreads)) }
 
+        let prefixBloom = (memtableBloomPrefixBytes ?? 0) > 0
         if let prefix = memtableBloomPrefixBytes, prefix > 0 {
             // Ownership of the transform passes to the options (shared_ptr).
             rocksdb_options_set_prefix_extractor(p, rocksdb_slicetransform_create_fixed_prefix(prefix))
+        }
+        if prefixBloom || memtableWholeKeyBloom {
+            // One filter per memtable, sized as a share of the memtable; it holds prefixes,
+            // whole keys or both.
             rocksdb_options_set_memtable_prefix_bloom_size_ratio(p, 0.05)
+            rocksdb_options_set_memtable_whole_key_filtering(p, memtableWholeKeyBloom ? 1 : 0)
         }
 
         let table = NativeBlockBasedOptions()

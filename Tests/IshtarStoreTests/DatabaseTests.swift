@@ -42,15 +42,16 @@ struct DatabaseTests {
         try db.close()
     }
 
-    /// The memtable prefix bloom (`memtableBloomPrefixBytes`) must only ever skip keys that
-    /// are absent: keys shorter than, equal to and longer than the prefix, keys sharing a
-    /// prefix, read from the memtable and again from tables after a reopen; and scans that
-    /// cross prefixes must still see every key in order.
-    @Test(arguments: [nil, 4, 16])
-    func prefixBloomNeverHidesKeysOrBreaksScans(prefix: Int?) throws {
+    /// The memtable bloom (`memtableBloomPrefixBytes`, `memtableWholeKeyBloom`) must only
+    /// ever skip keys that are absent: keys shorter than, equal to and longer than the
+    /// prefix, keys sharing a prefix, read from the memtable and again from tables after a
+    /// reopen; and scans that cross prefixes must still see every key in order.
+    @Test(arguments: [nil, 4, 16], [false, true])
+    func prefixBloomNeverHidesKeysOrBreaksScans(prefix: Int?, wholeKeys: Bool) throws {
         let tmp = TempDir()
         var options = DatabaseOptions(columnFamilies: ["state"])
         options.memtableBloomPrefixBytes = prefix
+        options.memtableWholeKeyBloom = wholeKeys
         var present: [Data] = []
         var absent: [Data] = []
         for length in [0, 1, 3, 4, 5, 15, 16, 17, 40] {
