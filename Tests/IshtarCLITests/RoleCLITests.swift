@@ -32,120 +32,121 @@ import Testing
 
     @Test func registerCommitAndVoteThroughTheCLI() async throws {
         let node = try await Self.controlPlaneNode()
-        defer { Task { await node.stop() } }
-        let dir = TempDir(prefix: "finality-cli")
-        let (account, _) = try await key(dir, "operator.key")
-        let (fp, fpKey) = try await key(dir, "fp.key")
-        let common = ["--node", node.url, "--account-key-file", account, "--btc-key-file", fp, "--chain-id", CLIChainBackend.chainID, "--json"]
+        try await node.stopping {
+            let dir = TempDir(prefix: "finality-cli")
+            let (account, _) = try await key(dir, "operator.key")
+            let (fp, fpKey) = try await key(dir, "fp.key")
+            let common = ["--node", node.url, "--account-key-file", account, "--btc-key-file", fp, "--chain-id", CLIChainBackend.chainID, "--json"]
 
-        // Register: REGISTERED, owned by the sending account.
-        let registered = try await ishtar(["finality", "register"] + common + ["--moniker", "cli-fp", "--commission", "0.05"],
-                                          environment: Self.passphrase)
-        #expect(registered.status == 0, "\(registered.stdout) \(registered.stderr)")
-        try await node.backend.produceBlock()
-        let provider = try parseJSON(try await ishtar(["query", "module", "staking", "finality-provider", fpKey, "--node", node.url]))
-        #expect(provider["status"] as? String == "REGISTERED", "\(provider)")
-
-        // Commit randomness from two heights ahead; the node lists the commitment.
-        let client = try NodeAPIClient(url: node.url)
-        func height() async throws -> UInt64 { try await offPool { try QueryActions.block(client: client, which: "latest").header.height } }
-        let start = try await height() + 2
-        let committed = try await ishtar(["finality", "commit-randomness"] + common + ["--start", String(start), "--count", "100"],
-                                         environment: Self.passphrase)
-        #expect(committed.status == 0, "\(committed.stdout) \(committed.stderr)")
-        try await node.backend.produceBlock()
-        while try await height() < start { try await node.backend.produceBlock() }
-        let list = try parseJSON(try await ishtar(["query", "module", "finality", "commitments", fpKey, CLIChainBackend.chainID,
-                                                   "--node", node.url]))
-        let commitment = try #require((list["commitments"] as? [[String: Any]])?.first)
-        #expect(commitment["start_height"] as? String == String(start))
-        #expect(list["next_cursor"] is NSNull, "one commitment: one page")
-        let root = try Data(hex: try #require(commitment["root"] as? String), field: "root")
-
-        // Two more commitments: the listing comes a page at a time, `--cursor` takes the next
-        // page, `--all` follows every page into one list.
-        for later in [start + 100, start + 200] {
-            let more = try await ishtar(["finality", "commit-randomness"] + common + ["--start", String(later), "--count", "100"],
-                                        environment: Self.passphrase)
-            #expect(more.status == 0, "\(more.stdout) \(more.stderr)")
+            // Register: REGISTERED, owned by the sending account.
+            let registered = try await ishtar(["finality", "register"] + common + ["--moniker", "cli-fp", "--commission", "0.05"],
+                                              environment: Self.passphrase)
+            #expect(registered.status == 0, "\(registered.stdout) \(registered.stderr)")
             try await node.backend.produceBlock()
-        }
-        let listing = ["query", "module", "finality", "commitments", fpKey, CLIChainBackend.chainID, "--node", node.url]
-        let firstPage = try parseJSON(try await ishtar(listing + ["--limit", "2"]))
-        #expect((firstPage["commitments"] as? [[String: Any]])?.compactMap { $0["start_height"] as? String } == [String(start), String(start + 100)])
-        let cursor = try #require(firstPage["next_cursor"] as? String)
-        let secondPage = try parseJSON(try await ishtar(listing + ["--limit", "2", "--cursor", cursor]))
-        #expect((secondPage["commitments"] as? [[String: Any]])?.compactMap { $0["start_height"] as? String } == [String(start + 200)])
-        #expect(secondPage["next_cursor"] is NSNull)
-        let everything = try parseJSON(try await ishtar(listing + ["--limit", "1", "--all"]))
-        #expect((everything["commitments"] as? [[String: Any]])?.compactMap { $0["start_height"] as? String }
-                == [start, start + 100, start + 200].map { String($0) })
-        #expect(everything["next_cursor"] == nil)
-        let badLimit = try await ishtar(listing + ["--limit", "0"])
-        #expect(badLimit.status == 2 && badLimit.stderr.contains("--limit"), "\(badLimit.stderr)")
-        let notAListing = try await ishtar(["query", "module", "finality", "params", "--node", node.url, "--all"])
-        #expect(notAListing.status == 2 && notAListing.stderr.contains("next_cursor"), "\(notAListing.stderr)")
-        // The API refuses a malformed page with a JSON error naming it.
-        let raw = try await offPool { try client.get("/modules/finality/commitments/\(fpKey)/\(CLIChainBackend.chainID)?limit=5000") }
-        #expect(raw.status == 400 && raw.error?.code == "invalid_page", "\(raw.status) \(String(decoding: raw.body, as: UTF8.self))")
+            let provider = try parseJSON(try await ishtar(["query", "module", "staking", "finality-provider", fpKey, "--node", node.url]))
+            #expect(provider["status"] as? String == "REGISTERED", "\(provider)")
 
-        // The vote the CLI builds verifies: its randomness is the committed leaf for the
-        // height, its EOTS signature is valid for the block's hash.
-        let hash = try await offPool { try FinalityActions.committedBlockHash(client: client, height: start) }
-        let keyFile = try await offPool {
-            try KeyFileStore.read(from: fp).unlock(passphrase: Data(Self.passphrase["ISHTAR_PASSPHRASE", default: ""].utf8))
-        }
-        let probe = VoteRecord(directory: dir.path("probe-record"))
-        let message = try await offPool {
-            try FinalityActions.voteMessage(client: client, btcKey: keyFile, chainID: CLIChainBackend.chainID, height: start,
-                                            blockHash: hash, record: probe)
-        }
-        let vote = try AddFinalitySig(decoding: message.payload)
-        #expect(vote.proof.verify(leaf: vote.publicRandomness, root: root))
-        #expect(EOTS.isValid(signature: try EOTS.Signature(rawRepresentation: vote.signature),
-                             publicKey: keyFile.publicKey, publicRandomness: try EOTS.PublicRandomness(rawRepresentation: vote.publicRandomness),
-                             message: try EOTS.finalityVoteMessage(height: start, blockHash: hash)))
+            // Commit randomness from two heights ahead; the node lists the commitment.
+            let client = try NodeAPIClient(url: node.url)
+            func height() async throws -> UInt64 { try await offPool { try QueryActions.block(client: client, which: "latest").header.height } }
+            let start = try await height() + 2
+            let committed = try await ishtar(["finality", "commit-randomness"] + common + ["--start", String(start), "--count", "100"],
+                                             environment: Self.passphrase)
+            #expect(committed.status == 0, "\(committed.stdout) \(committed.stderr)")
+            try await node.backend.produceBlock()
+            while try await height() < start { try await node.backend.produceBlock() }
+            let list = try parseJSON(try await ishtar(["query", "module", "finality", "commitments", fpKey, CLIChainBackend.chainID,
+                                                       "--node", node.url]))
+            let commitment = try #require((list["commitments"] as? [[String: Any]])?.first)
+            #expect(commitment["start_height"] as? String == String(start))
+            #expect(list["next_cursor"] is NSNull, "one commitment: one page")
+            let root = try Data(hex: try #require(commitment["root"] as? String), field: "root")
 
-        // Through the binary: the chain takes it through every stateless rule (decode, EOTS
-        // signature) and refuses it only because the provider holds no stake.
-        let voted = try await ishtar(["finality", "vote"] + common + ["--height", String(start)], environment: Self.passphrase)
-        #expect(voted.status == 1)
-        #expect(try parseJSON(voted)["rule"] as? String == "finality-provider-not-active", "\(voted.stdout) \(voted.stderr)")
-        // The record sits beside the key file, one subdirectory per public key.
-        let record = VoteRecord.forKey(file: fp, publicKey: try Data(hex: fpKey, field: "fp key"))
-        #expect(record.directory == URL(fileURLWithPath: fp).resolvingSymlinksInPath().path + ".votes/" + fpKey)
-        #expect(FileManager.default.fileExists(atPath: record.path(chainID: CLIChainBackend.chainID, height: start)))
+            // Two more commitments: the listing comes a page at a time, `--cursor` takes the next
+            // page, `--all` follows every page into one list.
+            for later in [start + 100, start + 200] {
+                let more = try await ishtar(["finality", "commit-randomness"] + common + ["--start", String(later), "--count", "100"],
+                                            environment: Self.passphrase)
+                #expect(more.status == 0, "\(more.stdout) \(more.stderr)")
+                try await node.backend.produceBlock()
+            }
+            let listing = ["query", "module", "finality", "commitments", fpKey, CLIChainBackend.chainID, "--node", node.url]
+            let firstPage = try parseJSON(try await ishtar(listing + ["--limit", "2"]))
+            #expect((firstPage["commitments"] as? [[String: Any]])?.compactMap { $0["start_height"] as? String } == [String(start), String(start + 100)])
+            let cursor = try #require(firstPage["next_cursor"] as? String)
+            let secondPage = try parseJSON(try await ishtar(listing + ["--limit", "2", "--cursor", cursor]))
+            #expect((secondPage["commitments"] as? [[String: Any]])?.compactMap { $0["start_height"] as? String } == [String(start + 200)])
+            #expect(secondPage["next_cursor"] is NSNull)
+            let everything = try parseJSON(try await ishtar(listing + ["--limit", "1", "--all"]))
+            #expect((everything["commitments"] as? [[String: Any]])?.compactMap { $0["start_height"] as? String }
+                    == [start, start + 100, start + 200].map { String($0) })
+            #expect(everything["next_cursor"] == nil)
+            let badLimit = try await ishtar(listing + ["--limit", "0"])
+            #expect(badLimit.status == 2 && badLimit.stderr.contains("--limit"), "\(badLimit.stderr)")
+            let notAListing = try await ishtar(["query", "module", "finality", "params", "--node", node.url, "--all"])
+            #expect(notAListing.status == 2 && notAListing.stderr.contains("next_cursor"), "\(notAListing.stderr)")
+            // The API refuses a malformed page with a JSON error naming it.
+            let raw = try await offPool { try client.get("/modules/finality/commitments/\(fpKey)/\(CLIChainBackend.chainID)?limit=5000") }
+            #expect(raw.status == 400 && raw.error?.code == "invalid_page", "\(raw.status) \(String(decoding: raw.body, as: UTF8.self))")
 
-        // A hash by hand that is not the node's block at the height is refused before it is
-        // recorded (it would use the height up).
-        let mempool = await node.backend.mempool.count
-        let other = String(repeating: "ab", count: 32)
-        let wrong = try await ishtar(["finality", "vote"] + common + ["--height", String(start - 1), "--block-hash", other],
-                                     environment: Self.passphrase)
-        #expect(wrong.status == 1)
-        #expect(wrong.stderr.contains("refusing to vote"), "\(wrong.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: record.path(chainID: CLIChainBackend.chainID, height: start - 1)))
+            // The vote the CLI builds verifies: its randomness is the committed leaf for the
+            // height, its EOTS signature is valid for the block's hash.
+            let hash = try await offPool { try FinalityActions.committedBlockHash(client: client, height: start) }
+            let keyFile = try await offPool {
+                try KeyFileStore.read(from: fp).unlock(passphrase: Data(Self.passphrase["ISHTAR_PASSPHRASE", default: ""].utf8))
+            }
+            let probe = VoteRecord(directory: dir.path("probe-record"))
+            let message = try await offPool {
+                try FinalityActions.voteMessage(client: client, btcKey: keyFile, chainID: CLIChainBackend.chainID, height: start,
+                                                blockHash: hash, record: probe)
+            }
+            let vote = try AddFinalitySig(decoding: message.payload)
+            #expect(vote.proof.verify(leaf: vote.publicRandomness, root: root))
+            #expect(EOTS.isValid(signature: try EOTS.Signature(rawRepresentation: vote.signature),
+                                 publicKey: keyFile.publicKey, publicRandomness: try EOTS.PublicRandomness(rawRepresentation: vote.publicRandomness),
+                                 message: try EOTS.finalityVoteMessage(height: start, blockHash: hash)))
 
-        // Another hash at a recorded height is refused before anything is signed or sent
-        // (a consumer chain's hash is taken as given, so the record is what stops it).
-        try record.record(chainID: "consumer-1", height: 9, blockHash: hash)
-        let consumer = common + ["--consumer-chain-id", "consumer-1"]
-        let refused = try await ishtar(["finality", "vote"] + consumer + ["--height", "9", "--block-hash", other],
-                                       environment: Self.passphrase)
-        #expect(refused.status == 1)
-        #expect(refused.stderr.contains("refusing to sign"), "\(refused.stderr)")
-        #expect(await node.backend.mempool.count == mempool)
+            // Through the binary: the chain takes it through every stateless rule (decode, EOTS
+            // signature) and refuses it only because the provider holds no stake.
+            let voted = try await ishtar(["finality", "vote"] + common + ["--height", String(start)], environment: Self.passphrase)
+            #expect(voted.status == 1)
+            #expect(try parseJSON(voted)["rule"] as? String == "finality-provider-not-active", "\(voted.stdout) \(voted.stderr)")
+            // The record sits beside the key file, one subdirectory per public key.
+            let record = VoteRecord.forKey(file: fp, publicKey: try Data(hex: fpKey, field: "fp key"))
+            #expect(record.directory == URL(fileURLWithPath: fp).resolvingSymlinksInPath().path + ".votes/" + fpKey)
+            #expect(FileManager.default.fileExists(atPath: record.path(chainID: CLIChainBackend.chainID, height: start)))
 
-        // Heights without a commitment are refused locally, naming the fix.
-        let uncommitted = try await ishtar(["finality", "vote"] + consumer + ["--height", "500", "--block-hash", other],
+            // A hash by hand that is not the node's block at the height is refused before it is
+            // recorded (it would use the height up).
+            let mempool = await node.backend.mempool.count
+            let other = String(repeating: "ab", count: 32)
+            let wrong = try await ishtar(["finality", "vote"] + common + ["--height", String(start - 1), "--block-hash", other],
+                                         environment: Self.passphrase)
+            #expect(wrong.status == 1)
+            #expect(wrong.stderr.contains("refusing to vote"), "\(wrong.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: record.path(chainID: CLIChainBackend.chainID, height: start - 1)))
+
+            // Another hash at a recorded height is refused before anything is signed or sent
+            // (a consumer chain's hash is taken as given, so the record is what stops it).
+            try record.record(chainID: "consumer-1", height: 9, blockHash: hash)
+            let consumer = common + ["--consumer-chain-id", "consumer-1"]
+            let refused = try await ishtar(["finality", "vote"] + consumer + ["--height", "9", "--block-hash", other],
                                            environment: Self.passphrase)
-        #expect(uncommitted.status == 1)
-        #expect(uncommitted.stderr.contains("commit-randomness"), "\(uncommitted.stderr)")
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("refusing to sign"), "\(refused.stderr)")
+            #expect(await node.backend.mempool.count == mempool)
 
-        // Bad input is exit code 2 with the option named.
-        let bad = try await ishtar(["finality", "register"] + common + ["--moniker", "x", "--commission", "1.5"], environment: Self.passphrase)
-        #expect(bad.status == 2)
-        #expect(bad.stderr.contains("--commission"), "\(bad.stderr)")
+            // Heights without a commitment are refused locally, naming the fix.
+            let uncommitted = try await ishtar(["finality", "vote"] + consumer + ["--height", "500", "--block-hash", other],
+                                               environment: Self.passphrase)
+            #expect(uncommitted.status == 1)
+            #expect(uncommitted.stderr.contains("commit-randomness"), "\(uncommitted.stderr)")
+
+            // Bad input is exit code 2 with the option named.
+            let bad = try await ishtar(["finality", "register"] + common + ["--moniker", "x", "--commission", "1.5"], environment: Self.passphrase)
+            #expect(bad.status == 2)
+            #expect(bad.stderr.contains("--commission"), "\(bad.stderr)")
+        }
     }
 
     /// Genesis's consumer chain list is the registry: through the binary, registering a
@@ -156,46 +157,48 @@ import Testing
         let params = try ControlPlane.genesisModuleParams(ControlPlaneGenesisOptions(
             covenantKeys: covenant, covenantQuorum: 2, consumerChains: [ConsumerChainStart(chainID: "rollup-1", startHeight: 7)]))
         let node = try await LiveNode.start(backend: try CLIChainBackend(modules: ControlPlane.modules(), moduleParams: params))
-        defer { Task { await node.stop() } }
-        let dir = TempDir(prefix: "consumer-cli")
-        let (account, _) = try await key(dir, "operator.key")
-        let (fp, fpKey) = try await key(dir, "fp.key")
-        let common = ["--node", node.url, "--account-key-file", account, "--btc-key-file", fp, "--chain-id", CLIChainBackend.chainID, "--json"]
+        try await node.stopping {
+            let dir = TempDir(prefix: "consumer-cli")
+            let (account, _) = try await key(dir, "operator.key")
+            let (fp, fpKey) = try await key(dir, "fp.key")
+            let common = ["--node", node.url, "--account-key-file", account, "--btc-key-file", fp, "--chain-id", CLIChainBackend.chainID, "--json"]
 
-        let unlisted = try await ishtar(["finality", "register"] + common + ["--consumer-chain-id", "rollup-2", "--moniker", "fp", "--commission", "0.05"],
-                                        environment: Self.passphrase)
-        #expect(unlisted.status == 1)
-        #expect(try parseJSON(unlisted)["rule"] as? String == "unlisted-consumer-chain", "\(unlisted.stdout) \(unlisted.stderr)")
+            let unlisted = try await ishtar(["finality", "register"] + common + ["--consumer-chain-id", "rollup-2", "--moniker", "fp", "--commission", "0.05"],
+                                            environment: Self.passphrase)
+            #expect(unlisted.status == 1)
+            #expect(try parseJSON(unlisted)["rule"] as? String == "unlisted-consumer-chain", "\(unlisted.stdout) \(unlisted.stderr)")
 
-        let listed = try await ishtar(["finality", "register"] + common + ["--consumer-chain-id", "rollup-1", "--moniker", "fp", "--commission", "0.05"],
-                                      environment: Self.passphrase)
-        #expect(listed.status == 0, "\(listed.stdout) \(listed.stderr)")
-        try await node.backend.produceBlock()
-        let provider = try parseJSON(try await ishtar(["query", "module", "staking", "finality-provider", fpKey, "--node", node.url]))
-        #expect(provider["consumer_chain_id"] as? String == "rollup-1", "\(provider)")
-        let committed = try await ishtar(["finality", "commit-randomness"] + common
-                                            + ["--consumer-chain-id", "rollup-1", "--start", "7", "--count", "100"], environment: Self.passphrase)
-        #expect(committed.status == 0, "\(committed.stdout) \(committed.stderr)")
-        try await node.backend.produceBlock()
-        let list = try parseJSON(try await ishtar(["query", "module", "finality", "commitments", fpKey, "rollup-1", "--node", node.url]))
-        #expect((list["commitments"] as? [[String: Any]])?.first?["start_height"] as? String == "7", "\(list)")
+            let listed = try await ishtar(["finality", "register"] + common + ["--consumer-chain-id", "rollup-1", "--moniker", "fp", "--commission", "0.05"],
+                                          environment: Self.passphrase)
+            #expect(listed.status == 0, "\(listed.stdout) \(listed.stderr)")
+            try await node.backend.produceBlock()
+            let provider = try parseJSON(try await ishtar(["query", "module", "staking", "finality-provider", fpKey, "--node", node.url]))
+            #expect(provider["consumer_chain_id"] as? String == "rollup-1", "\(provider)")
+            let committed = try await ishtar(["finality", "commit-randomness"] + common
+                                                + ["--consumer-chain-id", "rollup-1", "--start", "7", "--count", "100"], environment: Self.passphrase)
+            #expect(committed.status == 0, "\(committed.stdout) \(committed.stderr)")
+            try await node.backend.produceBlock()
+            let list = try parseJSON(try await ishtar(["query", "module", "finality", "commitments", fpKey, "rollup-1", "--node", node.url]))
+            #expect((list["commitments"] as? [[String: Any]])?.first?["start_height"] as? String == "7", "\(list)")
+        }
     }
 
     /// `ishtar covenant sign` answers for what it cannot sign (the signing itself runs in
     /// the devnet scenario, against real delegations).
     @Test func covenantSignRefusesWhatItCannotSign() async throws {
         let node = try await Self.controlPlaneNode()
-        defer { Task { await node.stop() } }
-        let dir = TempDir(prefix: "covenant-cli")
-        let (member, _) = try await key(dir, "member.key")
-        let common = ["covenant", "sign", "--node", node.url, "--key-file", member, "--account-key-file", member,
-                      "--chain-id", CLIChainBackend.chainID]
-        let unknown = try await ishtar(common + ["--staking-txid", String(repeating: "12", count: 32)], environment: Self.passphrase)
-        #expect(unknown.status == 1)
-        #expect(unknown.stderr.contains("not_found") || unknown.stderr.contains("delegation"), "\(unknown.stderr)")
-        let malformed = try await ishtar(common + ["--staking-txid", "xyz"], environment: Self.passphrase)
-        #expect(malformed.status == 2)
-        #expect(malformed.stderr.contains("--staking-txid"), "\(malformed.stderr)")
+        try await node.stopping {
+            let dir = TempDir(prefix: "covenant-cli")
+            let (member, _) = try await key(dir, "member.key")
+            let common = ["covenant", "sign", "--node", node.url, "--key-file", member, "--account-key-file", member,
+                          "--chain-id", CLIChainBackend.chainID]
+            let unknown = try await ishtar(common + ["--staking-txid", String(repeating: "12", count: 32)], environment: Self.passphrase)
+            #expect(unknown.status == 1)
+            #expect(unknown.stderr.contains("not_found") || unknown.stderr.contains("delegation"), "\(unknown.stderr)")
+            let malformed = try await ishtar(common + ["--staking-txid", "xyz"], environment: Self.passphrase)
+            #expect(malformed.status == 2)
+            #expect(malformed.stderr.contains("--staking-txid"), "\(malformed.stderr)")
+        }
     }
 
     /// `ishtar staking delegate` refuses a transaction that does not stake to the script of
@@ -203,15 +206,7 @@ import Testing
     /// the devnet scenario, with real staking transactions).
     @Test func stakingDelegateRefusesWhatIsNotAStake() async throws {
         let node = try await Self.controlPlaneNode()
-        // Stopped (and its database closed) before the test returns, not in a detached task
-        // that can still be running when the test process exits.
-        do {
-            try await delegateChecks(node)
-        } catch {
-            await node.stop()
-            throw error
-        }
-        await node.stop()
+        try await node.stopping { try await delegateChecks(node) }
     }
 
     func delegateChecks(_ node: LiveNode) async throws {

@@ -52,6 +52,21 @@ final class LiveNode: Sendable {
         task.cancel()
         _ = try? await task.value
     }
+
+    /// Runs `body`, then stops the node before returning, also when `body` throws. A node
+    /// stopped from a detached task (`defer { Task { await node.stop() } }`) could still be
+    /// closing its database while the test process exited, and RocksDB, closed during exit,
+    /// crashed a test run.
+    func stopping<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            let result = try await body()
+            await stop()
+            return result
+        } catch {
+            await stop()
+            throw error
+        }
+    }
 }
 
 struct CLITestFailure: Error, CustomStringConvertible {
@@ -80,98 +95,98 @@ func parseJSON(_ r: IshtarProcess.Result) throws -> [String: Any] {
 @Suite(.serialized) struct TxQueryCLITests {
     @Test func sendThenQueryBlockTxAndAccount() async throws {
         let node = try await LiveNode.start()
-        defer { Task { await node.stop() } }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ishtar-txcli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let keyPath = dir.appendingPathComponent("sender.key").path
-        let env = ["ISHTAR_PASSPHRASE": "correct horse battery"]
-        let generated = try parseJSON(try await ishtar(["keys", "generate", "--output", keyPath, "--json"], environment: env))
-        let pub = try #require(generated["public_key"] as? String)
+        try await node.stopping {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ishtar-txcli-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let keyPath = dir.appendingPathComponent("sender.key").path
+            let env = ["ISHTAR_PASSPHRASE": "correct horse battery"]
+            let generated = try parseJSON(try await ishtar(["keys", "generate", "--output", keyPath, "--json"], environment: env))
+            let pub = try #require(generated["public_key"] as? String)
 
-        // accounts/SetLabel payload: u32 length ‖ UTF-8.
-        let label = "from-cli"
-        let length = String(label.utf8.count, radix: 16)
-        let payload = String(repeating: "0", count: 8 - length.count) + length + Data(label.utf8).hexString
-        let send = ["tx", "send", "--node", node.url, "--key-file", keyPath, "--chain-id", CLIChainBackend.chainID,
-                    "--message", "accounts/SetLabel:\(payload)"]
+            // accounts/SetLabel payload: u32 length ‖ UTF-8.
+            let label = "from-cli"
+            let length = String(label.utf8.count, radix: 16)
+            let payload = String(repeating: "0", count: 8 - length.count) + length + Data(label.utf8).hexString
+            let send = ["tx", "send", "--node", node.url, "--key-file", keyPath, "--chain-id", CLIChainBackend.chainID,
+                        "--message", "accounts/SetLabel:\(payload)"]
 
-        let first = try await ishtar(send + ["--nonce", "auto", "--json"], environment: env)
-        #expect(first.status == 0, "\(first.stderr)")
-        let accepted = try parseJSON(first)
-        #expect(accepted["accepted"] as? Bool == true)
-        #expect(accepted["nonce"] as? Int == 0)
-        let hash = try #require(accepted["hash"] as? String)
-        try await node.backend.produceBlock()
+            let first = try await ishtar(send + ["--nonce", "auto", "--json"], environment: env)
+            #expect(first.status == 0, "\(first.stderr)")
+            let accepted = try parseJSON(first)
+            #expect(accepted["accepted"] as? Bool == true)
+            #expect(accepted["nonce"] as? Int == 0)
+            let hash = try #require(accepted["hash"] as? String)
+            try await node.backend.produceBlock()
 
-        // Nonce 0 again: check-tx refuses it; exit 1, result on stdout, rule on stderr.
-        let stale = try await ishtar(send + ["--nonce", "0"], environment: env)
-        #expect(stale.status == 1, "\(stale.stdout) \(stale.stderr)")
-        #expect(stale.stdout.contains("accepted: false"))
-        #expect(stale.stdout.contains("nonce-mismatch"))
-        #expect(stale.stderr.split(separator: "\n").count == 1)
-        #expect(stale.stderr.contains("accounts/nonce-mismatch"))
+            // Nonce 0 again: check-tx refuses it; exit 1, result on stdout, rule on stderr.
+            let stale = try await ishtar(send + ["--nonce", "0"], environment: env)
+            #expect(stale.status == 1, "\(stale.stdout) \(stale.stderr)")
+            #expect(stale.stdout.contains("accepted: false"))
+            #expect(stale.stdout.contains("nonce-mismatch"))
+            #expect(stale.stderr.split(separator: "\n").count == 1)
+            #expect(stale.stderr.contains("accounts/nonce-mismatch"))
 
-        // auto now reads nonce 1 from the committed account.
-        let second = try parseJSON(try await ishtar(send + ["--nonce", "auto", "--json"], environment: env))
-        #expect(second["accepted"] as? Bool == true)
-        #expect(second["nonce"] as? Int == 1)
-        // Another before the block: auto counts the pending one and queues behind it.
-        let third = try parseJSON(try await ishtar(send + ["--nonce", "auto", "--json"], environment: env))
-        #expect(third["accepted"] as? Bool == true)
-        #expect(third["nonce"] as? Int == 2, "queued behind the pending nonce 1, not replacing it")
-        try await node.backend.produceBlock()
+            // auto now reads nonce 1 from the committed account.
+            let second = try parseJSON(try await ishtar(send + ["--nonce", "auto", "--json"], environment: env))
+            #expect(second["accepted"] as? Bool == true)
+            #expect(second["nonce"] as? Int == 1)
+            // Another before the block: auto counts the pending one and queues behind it.
+            let third = try parseJSON(try await ishtar(send + ["--nonce", "auto", "--json"], environment: env))
+            #expect(third["accepted"] as? Bool == true)
+            #expect(third["nonce"] as? Int == 2, "queued behind the pending nonce 1, not replacing it")
+            try await node.backend.produceBlock()
 
-        let block = try await ishtar(["query", "block", "1", "--node", node.url, "--json"])
-        #expect(block.status == 0, "\(block.stderr)")
-        let b = try parseJSON(block)
-        #expect((b["header"] as? [String: Any])?["height"] as? Int == 1)
-        #expect((b["transactions"] as? [[String: Any]])?.first?["hash"] as? String == hash)
+            let block = try await ishtar(["query", "block", "1", "--node", node.url, "--json"])
+            #expect(block.status == 0, "\(block.stderr)")
+            let b = try parseJSON(block)
+            #expect((b["header"] as? [String: Any])?["height"] as? Int == 1)
+            #expect((b["transactions"] as? [[String: Any]])?.first?["hash"] as? String == hash)
 
-        let latest = try await ishtar(["query", "block", "--node", node.url])
-        #expect(latest.status == 0)
-        #expect(latest.stdout.contains("height: 2"))
-        #expect(latest.stdout.contains("accounts/SetLabel"))
-        let byOption = try parseJSON(try await ishtar(["query", "block", "--height", "2", "--node", node.url, "--json"]))
-        #expect((byOption["header"] as? [String: Any])?["height"] as? Int == 2)
+            let latest = try await ishtar(["query", "block", "--node", node.url])
+            #expect(latest.status == 0)
+            #expect(latest.stdout.contains("height: 2"))
+            #expect(latest.stdout.contains("accounts/SetLabel"))
+            let byOption = try parseJSON(try await ishtar(["query", "block", "--height", "2", "--node", node.url, "--json"]))
+            #expect((byOption["header"] as? [String: Any])?["height"] as? Int == 2)
 
-        let tx = try await ishtar(["query", "tx", hash, "--node", node.url, "--json"])
-        #expect(tx.status == 0, "\(tx.stderr)")
-        let t = try parseJSON(tx)
-        #expect(t["height"] as? Int == 1)
-        #expect((t["result"] as? [String: Any])?["code"] as? Int == 0)
-        let txText = try await ishtar(["query", "tx", hash, "--node", node.url])
-        #expect(txText.stdout.contains("result: ok"))
+            let tx = try await ishtar(["query", "tx", hash, "--node", node.url, "--json"])
+            #expect(tx.status == 0, "\(tx.stderr)")
+            let t = try parseJSON(tx)
+            #expect(t["height"] as? Int == 1)
+            #expect((t["result"] as? [String: Any])?["code"] as? Int == 0)
+            let txText = try await ishtar(["query", "tx", hash, "--node", node.url])
+            #expect(txText.stdout.contains("result: ok"))
 
-        let account = try parseJSON(try await ishtar(["query", "account", pub, "--node", node.url, "--json"]))
-        #expect(account["nonce"] as? String == "3")
-        #expect(account["label"] as? String == label)
+            let account = try parseJSON(try await ishtar(["query", "account", pub, "--node", node.url, "--json"]))
+            #expect(account["nonce"] as? String == "3")
+            #expect(account["label"] as? String == label)
 
-        // The generic module query reaches the same answer by path.
-        let viaModule = try await ishtar(["query", "module", "accounts", "account", pub, "--node", node.url])
-        #expect(viaModule.status == 0, "\(viaModule.stderr)")
-        #expect(try parseJSON(viaModule)["nonce"] as? String == "3")
-        let badModule = try await ishtar(["query", "module", "No/Such", "--node", node.url])
-        #expect(badModule.status == 2)
-        #expect(badModule.stderr.contains("module"))
+            // The generic module query reaches the same answer by path.
+            let viaModule = try await ishtar(["query", "module", "accounts", "account", pub, "--node", node.url])
+            #expect(viaModule.status == 0, "\(viaModule.stderr)")
+            #expect(try parseJSON(viaModule)["nonce"] as? String == "3")
+            let badModule = try await ishtar(["query", "module", "No/Such", "--node", node.url])
+            #expect(badModule.status == 2)
+            #expect(badModule.stderr.contains("module"))
 
-        let status = try await ishtar(["node", "status", "--node", node.url, "--json"])
-        #expect(status.status == 0, "\(status.stderr)")
-        let s = try parseJSON(status)
-        #expect(s["chain_id"] as? String == CLIChainBackend.chainID)
-        #expect(s["height"] as? Int == 2)
-        // Text: the control plane's progress lines say plainly what is not there.
-        let text = try await ishtar(["node", "status", "--node", node.url])
-        #expect(text.status == 0, "\(text.stderr)")
-        #expect(text.stdout.contains("BTC finalized:     nothing yet"), "\(text.stdout)")
-        #expect(text.stdout.contains("mempool:           0 transactions"), "\(text.stdout)")
+            let status = try await ishtar(["node", "status", "--node", node.url, "--json"])
+            #expect(status.status == 0, "\(status.stderr)")
+            let s = try parseJSON(status)
+            #expect(s["chain_id"] as? String == CLIChainBackend.chainID)
+            #expect(s["height"] as? Int == 2)
+            // Text: the control plane's progress lines say plainly what is not there.
+            let text = try await ishtar(["node", "status", "--node", node.url])
+            #expect(text.status == 0, "\(text.stderr)")
+            #expect(text.stdout.contains("BTC finalized:     nothing yet"), "\(text.stdout)")
+            #expect(text.stdout.contains("mempool:           0 transactions"), "\(text.stdout)")
 
-        let missingBlock = try await ishtar(["query", "block", "77", "--node", node.url])
-        #expect(missingBlock.status == 1)
-        #expect(missingBlock.stderr.contains("block_not_found"))
-        let missingTx = try await ishtar(["query", "tx", String(repeating: "cd", count: 32), "--node", node.url])
-        #expect(missingTx.status == 1)
-        await node.stop()
+            let missingBlock = try await ishtar(["query", "block", "77", "--node", node.url])
+            #expect(missingBlock.status == 1)
+            #expect(missingBlock.stderr.contains("block_not_found"))
+            let missingTx = try await ishtar(["query", "tx", String(repeating: "cd", count: 32), "--node", node.url])
+            #expect(missingTx.status == 1)
+        }
     }
 
     @Test func unreachableNodeAndBadInputExitTwoWithOneLine() async throws {
