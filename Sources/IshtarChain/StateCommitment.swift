@@ -44,15 +44,17 @@ public struct StateCommitment: Hashable, Sendable {
         lanes = (0..<Self.laneCount).map { UInt16(raw[2 * $0]) << 8 | UInt16(raw[2 * $0 + 1]) }
     }
 
-    /// The lanes, big-endian.
+    /// The lanes, big-endian. Each block serializes every module's commitment for the app
+    /// hash, so the lanes are stored straight into the buffer (two appends per lane were
+    /// ~30K instructions a commitment).
     public var bytes: Data {
-        var out = [UInt8]()
-        out.reserveCapacity(Self.byteCount)
-        for l in lanes {
-            out.append(UInt8(l >> 8))
-            out.append(UInt8(l & 0xff))
+        var out = Data(count: Self.byteCount)
+        out.withUnsafeMutableBytes { raw in
+            lanes.withUnsafeBufferPointer { l in
+                for i in 0..<Self.laneCount { raw.storeBytes(of: l[i].bigEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            }
         }
-        return Data(out)
+        return out
     }
 
     /// Whether this commits to the empty set.

@@ -154,6 +154,9 @@ struct CommitPathTests {
         #expect(Array(c.lanes.prefix(4)) == [46227, 39599, 61271, 47578])
         #expect(Array(c.lanes.suffix(4)) == [51522, 12330, 33485, 22262])
         #expect(c.lanes.reduce(UInt16(0)) { $0 &+ $1 } == 9207)
+        // Serialized big-endian, lane by lane: 46227 = 0xB493, 39599 = 0x9AAF.
+        #expect(Array(c.bytes.prefix(4)) == [0xB4, 0x93, 0x9A, 0xAF])
+        #expect(c.bytes.count == StateCommitment.byteCount)
         c.remove(key: key, value: value)
         #expect(c.isEmpty)
     }
