@@ -228,6 +228,21 @@ public struct MerkleProof: Sendable, Hashable, Codable {
         }
     }
 
+    /// ``verify(leaf:root:)-(some DataProtocol,_)`` for a leaf in one `Data` (a vote's
+    /// randomness): every vote checks its proof, and the generic path, through the leaf's
+    /// regions and the generic metadata it instantiated at run time, cost as much as the
+    /// proof's hashing.
+    public func verify(leaf: Data, root: Data) -> Bool {
+        guard root.count == 32 else { return false }
+        return withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { node in
+            let computed = leaf.withUnsafeBytes { (l: UnsafeRawBufferPointer) -> Bool in
+                (try? computeRoot(leafBytes: l, into: node)) != nil
+            }
+            guard computed, let b = node.baseAddress else { return false }
+            return root.withUnsafeBytes { r in r.baseAddress.map { memcmp($0, b, 32) == 0 } ?? false }
+        }
+    }
+
     /// Whether `leaf` is at ``index`` of a ``total``-leaf tree with this `root`.
     public func verify(leaf: some DataProtocol, root: Data) -> Bool {
         guard root.count == 32 else { return false }

@@ -618,7 +618,7 @@ final class DecodedVote: Sendable {
     func wasVerified(against c: PubRandCommitment) -> Bool {
         verified.withLock { v in
             guard let v else { return false }
-            return v.startHeight == c.startHeight && v.count == c.count && v.root == c.root
+            return v.startHeight == c.startHeight && v.count == c.count && sameBytes(v.root, c.root)
         }
     }
 
