@@ -80,6 +80,9 @@ public final class Application {
     /// SHA-256 of transaction bytes that passed the stateless rules — signature included —
     /// before (bounded FIFO).
     private var statelessPassed = VerifiedSignatureCache(capacity: 200_000)
+    /// Transactions `checkTx` admitted, decoded, with each message's validated form, by
+    /// hash: executing one in a block starts from them instead of decoding it again.
+    private var admitted = AdmittedTransactions(capacity: 4096, byteCapacity: 16 << 20)
 
     private struct PendingBlock {
         var block: Block
@@ -271,9 +274,29 @@ public final class Application {
 
     /// The stateless rules: size, canonical decoding, chain id, signature, message count,
     /// known message types and each module's `validateMessage`.
+    /// ``statelessCheck(_:hash:chainID:params:remember:)`` for callers that need the
+    /// transaction only.
     private func statelessCheck(_ raw: Data, hash: Data, chainID: String, params: ConsensusParams) throws(ChainError) -> Result<Transaction, RuleViolation> {
+        try statelessCheck(raw, hash: hash, chainID: chainID, params: params, remember: false).map(\.transaction)
+    }
+
+    /// The stateless rules of `raw` (whose SHA-256 is `hash`). With `remember` (admission),
+    /// a transaction that passes is kept decoded, with its messages' validated forms, for
+    /// its execution in a block.
+    private func statelessCheck(_ raw: Data, hash: Data, chainID: String, params: ConsensusParams,
+                                remember: Bool) throws(ChainError) -> Result<AdmittedTransaction, RuleViolation> {
         guard raw.count <= params.maxTxBytes else {
             return .failure(TxError.tooLarge(size: raw.count, limit: params.maxTxBytes).violation)
+        }
+        // The hash covers every byte, and every rule below is a pure function of the bytes
+        // and the chain id (checked again, as it costs a compare).
+        if let kept = admitted[hash] {
+            do {
+                try kept.transaction.validateBasic(chainID: chainID, signatureVerified: true, encoded: raw)
+            } catch {
+                return .failure(error.violation)
+            }
+            return .success(kept)
         }
         let tx: Transaction
         do throws(CodecError) {
@@ -294,13 +317,17 @@ public final class Application {
         } catch {
             return .failure(error.violation)
         }
-        if passedBefore { return .success(tx) }
+        // Validated before but no longer kept: not validated again for its forms (a
+        // recheck would then pay for every message's stateless rules once more).
+        if passedBefore { return .success(AdmittedTransaction(transaction: tx, validatedForms: [])) }
+        var forms: [AnyObject?] = []
+        forms.reserveCapacity(tx.messages.count)
         for message in tx.messages {
             guard let i = moduleIndexByType[message.type] else {
                 return .failure(TxError.unknownMessageType(message.type).violation)
             }
             do throws(ExecutionError) {
-                try modules[i].validateMessage(message, sender: tx.sender)
+                forms.append(try modules[i].validatedForm(of: message, sender: tx.sender))
             } catch {
                 switch error {
                 case .fatal(let e): throw e
@@ -309,31 +336,36 @@ public final class Application {
             }
         }
         statelessPassed.insert(hash)
-        return .success(tx)
+        let passed = AdmittedTransaction(transaction: tx, validatedForms: forms)
+        if remember { admitted.insert(passed, hash: hash, size: raw.count) }
+        return .success(passed)
     }
 
     /// Runs one transaction (ante hooks, then its messages) in a child of `parent`,
     /// merging its writes only on success.
     private func execute(_ raw: Data, hash: Data, index: Int, isCheck: Bool, block: BlockInfo, validators: ChainValidatorSet,
                          params: ConsensusParams, parent: Overlay) throws(ChainError) -> (TxResult, Transaction?) {
-        let tx: Transaction
-        switch try statelessCheck(raw, hash: hash, chainID: block.chainID, params: params) {
+        let passed: AdmittedTransaction
+        switch try statelessCheck(raw, hash: hash, chainID: block.chainID, params: params, remember: isCheck) {
         case .failure(let v): return (TxResult(violation: v), nil)
-        case .success(let t): tx = t
+        case .success(let t): passed = t
         }
+        let tx = passed.transaction
         let overlay = Overlay(parent: parent)
         let sink = EventSink()
-        func context(_ i: Int) -> TxContext {
+        func context(_ i: Int, form: AnyObject? = nil) -> TxContext {
             TxContext(block: block, validators: validators, module: modules[i].name, storePrefix: modulePrefixes[i],
-                      overlay: overlay, sink: sink, transaction: tx, transactionHash: hash, index: index, isCheck: isCheck)
+                      overlay: overlay, sink: sink, transaction: tx, transactionHash: hash, index: index, isCheck: isCheck,
+                      validatedForm: form)
         }
+        let forms = passed.validatedForms
         do throws(ExecutionError) {
             for i in modules.indices { try modules[i].anteHandle(context(i)) }
-            for message in tx.messages {
+            for (j, message) in tx.messages.enumerated() {
                 guard let i = moduleIndexByType[message.type] else {
                     throw .rule(TxError.unknownMessageType(message.type))
                 }
-                try modules[i].deliverMessage(message, context(i))
+                try modules[i].deliverMessage(message, context(i, form: j < forms.count ? forms[j] : nil))
             }
         } catch {
             switch error {
@@ -889,6 +921,41 @@ struct VerifiedSignatureCache {
                 order.removeFirst(head)
                 head = 0
             }
+        }
+    }
+}
+
+/// A transaction that passed the stateless rules, with what each module made of each of its
+/// messages (``Module/validatedForm(of:sender:)``; empty when not asked for).
+struct AdmittedTransaction {
+    let transaction: Transaction
+    let validatedForms: [AnyObject?]
+}
+
+/// ``AdmittedTransaction``s by transaction hash, for the blocks that include them. Two
+/// generations bound it: when the newer one holds `capacity` transactions or
+/// `byteCapacity` transaction bytes it replaces the older one. A transaction's fields are
+/// slices of the bytes `checkTx` was given, so those bytes are what an entry keeps alive.
+struct AdmittedTransactions {
+    let capacity: Int
+    let byteCapacity: Int
+    private var newer: [Data: AdmittedTransaction] = [:]
+    private var older: [Data: AdmittedTransaction] = [:]
+    private var newerBytes = 0
+
+    init(capacity: Int, byteCapacity: Int) {
+        self.capacity = max(1, capacity)
+        self.byteCapacity = max(1, byteCapacity)
+    }
+
+    subscript(hash: Data) -> AdmittedTransaction? { newer[hash] ?? older[hash] }
+
+    mutating func insert(_ t: AdmittedTransaction, hash: Data, size: Int) {
+        if newer.updateValue(t, forKey: hash) == nil { newerBytes += size }
+        if newer.count >= capacity || newerBytes >= byteCapacity {
+            older = newer
+            newer = Dictionary(minimumCapacity: older.count)
+            newerBytes = 0
         }
     }
 }

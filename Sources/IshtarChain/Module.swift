@@ -86,13 +86,19 @@ public final class TxContext: ExecutionContext {
     public let index: Int
     /// `true` in `checkTx` (mempool admission), `false` when executing a block.
     public let isCheck: Bool
+    /// In ``Module/deliverMessage(_:_:)``: what the module's
+    /// ``Module/validatedForm(of:sender:)`` returned for this message, when the application
+    /// still has it (`nil` otherwise, and in ante handlers).
+    public let validatedForm: AnyObject?
 
     init(block: BlockInfo, validators: ChainValidatorSet, module: String, storePrefix: Data? = nil, overlay: Overlay,
-         sink: EventSink, transaction: Transaction, transactionHash: Data, index: Int, isCheck: Bool) {
+         sink: EventSink, transaction: Transaction, transactionHash: Data, index: Int, isCheck: Bool,
+         validatedForm: AnyObject? = nil) {
         self.transaction = transaction
         self.transactionHash = transactionHash
         self.index = index
         self.isCheck = isCheck
+        self.validatedForm = validatedForm
         super.init(block: block, validators: validators, module: module, storePrefix: storePrefix, overlay: overlay,
                    sink: sink)
     }
@@ -289,6 +295,12 @@ public protocol Module: Sendable {
     /// Stateless checks of one message (decodes the payload); runs in `checkTx`,
     /// `processProposal` and before delivery.
     func validateMessage(_ message: Message, sender: Data) throws(ExecutionError)
+    /// ``validateMessage(_:sender:)``, returning what the module made of the message for its
+    /// own ``deliverMessage(_:_:)`` to start from (``TxContext/validatedForm``), or `nil`.
+    /// The application keeps it with a transaction admitted by `checkTx`, so executing the
+    /// transaction in a block does not decode the message again. It must be a pure function
+    /// of the message's bytes: the same bytes may be delivered with a form made earlier.
+    func validatedForm(of message: Message, sender: Data) throws(ExecutionError) -> AnyObject?
     /// Runs for every transaction, before its messages (authentication-style rules such as
     /// nonces); called on every module in registration order.
     func anteHandle(_ context: TxContext) throws(ExecutionError)
@@ -309,6 +321,11 @@ extension Module {
     public func initGenesis(_ context: GenesisContext) throws(ExecutionError) {}
     /// Accepts every message.
     public func validateMessage(_ message: Message, sender: Data) throws(ExecutionError) {}
+    /// Validates; keeps nothing.
+    public func validatedForm(of message: Message, sender: Data) throws(ExecutionError) -> AnyObject? {
+        try validateMessage(message, sender: sender)
+        return nil
+    }
     /// No ante rule.
     public func anteHandle(_ context: TxContext) throws(ExecutionError) {}
     /// Rejects: a module that lists message types must implement delivery.

@@ -159,6 +159,30 @@ struct FinalityModuleTests {
         #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
     }
 
+    /// A transaction admitted by `checkTx` keeps its votes' decoded forms for its block
+    /// (`Module.validatedForm`): executed from them, the block's results, events and state
+    /// are those of a twin that never saw the transactions before their block — including a
+    /// second copy of a vote, which the check state admits (it records nothing) and the
+    /// block refuses as a duplicate.
+    @Test func votesKeptFromAdmissionExecuteLikeFreshOnes() throws {
+        let h = try FinalityHarness()
+        let (batches, first) = try fourProviders(h)
+        try h.produce([])
+        let twin = try h.replay()
+        let votes = try h.relayer.tx(try h.votes([batches[0], batches[1]], at: first))
+        let copy = try StakingActor("second-relayer").tx(try h.votes([batches[0]], at: first))
+        #expect(try h.app.checkTx(votes).result.isOK)
+        #expect(try h.app.checkTx(copy).result.isOK)
+        let kept = try h.produce([votes, copy])
+        let fresh = try h.net.produce(twin, [votes, copy])
+        #expect(kept.txResults[0].isOK, "\(kept.txResults[0].log)")
+        #expect(kept.txResults[1].rule == "duplicate-vote", "\(kept.txResults[1].log)")
+        #expect(kept.txResults == fresh.txResults)
+        #expect(kept.events == fresh.events)
+        #expect(kept.appHash == fresh.appHash)
+        #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
+    }
+
     // MARK: - Tally
 
     @Test func finalizationAtTheThresholdAndInHeightOrder() throws {

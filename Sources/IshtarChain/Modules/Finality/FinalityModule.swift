@@ -494,11 +494,28 @@ public struct FinalityModule: Module {
         }
     }
 
+    /// A vote's decoded form (``decodeVote(_:)``): the one `checkTx` kept with the
+    /// transaction saves looking the vote up by its bytes again.
+    public func validatedForm(of message: Message, sender: Data) throws(ExecutionError) -> AnyObject? {
+        guard message.type == AddFinalitySig.type else {
+            try validateMessage(message, sender: sender)
+            return nil
+        }
+        return try Self.decodeVote(message)
+    }
+
     /// Executes one message: every check first, then the writes.
     public func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError) {
         switch message.type {
         case CommitPubRand.type: try commitPubRand(Self.decode(CommitPubRand.self, message), context)
-        case AddFinalitySig.type: try addFinalitySig(Self.decodeVote(message), context)
+        case AddFinalitySig.type:
+            // A form kept by the application was made from these very bytes (see
+            // ``Module/validatedForm(of:sender:)``), so it is what decoding would return.
+            if let kept = context.validatedForm as? DecodedVote {
+                try addFinalitySig(kept, context)
+            } else {
+                try addFinalitySig(Self.decodeVote(message), context)
+            }
         case UnjailFinalityProvider.type: try unjail(Self.decode(UnjailFinalityProvider.self, message), context)
         default: throw .rule(FinalityModuleError.unknownMessage(message.type))
         }
@@ -668,7 +685,7 @@ public struct FinalityModule: Module {
         let (index, found) = votes.search(m.fpKey)
         if found {
             let previous = votes.vote(at: index)
-            guard previous.blockHash != m.blockHash else {
+            guard !sameBytes(previous.blockHash, m.blockHash) else {
                 throw .rule(FinalityModuleError.duplicateVote(key: m.fpKey, height: m.height))
             }
             try equivocation(d, previous: previous, providerSlashed: fp.slashed, context)
@@ -680,7 +697,7 @@ public struct FinalityModule: Module {
             guard let canonical = try Self.controlPlaneBlockHash(m.height, context) else {
                 throw .rule(FinalityModuleError.blockNotCommitted(height: m.height))
             }
-            guard canonical == m.blockHash else {
+            guard sameBytes(canonical, m.blockHash) else {
                 throw .rule(FinalityModuleError.blockHashMismatch(height: m.height, expected: canonical, actual: m.blockHash))
             }
         }
