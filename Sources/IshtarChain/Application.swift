@@ -272,17 +272,16 @@ public final class Application {
 
     // MARK: - Transactions
 
-    /// The stateless rules: size, canonical decoding, chain id, signature, message count,
-    /// known message types and each module's `validateMessage`.
-    /// ``statelessCheck(_:hash:chainID:params:remember:)`` for callers that need the
-    /// transaction only.
+    /// ``statelessCheck(_:hash:chainID:params:remember:)`` for callers that need only the
+    /// transaction.
     private func statelessCheck(_ raw: Data, hash: Data, chainID: String, params: ConsensusParams) throws(ChainError) -> Result<Transaction, RuleViolation> {
         try statelessCheck(raw, hash: hash, chainID: chainID, params: params, remember: false).map(\.transaction)
     }
 
-    /// The stateless rules of `raw` (whose SHA-256 is `hash`). With `remember` (admission),
-    /// a transaction that passes is kept decoded, with its messages' validated forms, for
-    /// its execution in a block.
+    /// The stateless rules of `raw` (whose SHA-256 is `hash`): size, canonical decoding,
+    /// chain id, signature, message count, known message types and each module's
+    /// `validatedForm(of:sender:)`. With `remember` (admission), a transaction that passes is
+    /// kept decoded, with its messages' validated forms, for its execution in a block.
     private func statelessCheck(_ raw: Data, hash: Data, chainID: String, params: ConsensusParams,
                                 remember: Bool) throws(ChainError) -> Result<AdmittedTransaction, RuleViolation> {
         guard raw.count <= params.maxTxBytes else {
