@@ -82,7 +82,8 @@ public final class Application {
     private var statelessPassed = VerifiedSignatureCache(capacity: 200_000)
     /// Transactions `checkTx` admitted, decoded, with each message's validated form, by
     /// hash: executing one in a block starts from them instead of decoding it again.
-    private var admitted = AdmittedTransactions(capacity: 4096, byteCapacity: 16 << 20)
+    /// An entry keeps alive the bytes `checkTx` was given (its fields are slices of them).
+    private var admitted = Generations<Data, AdmittedTransaction>(capacity: 4096, byteCapacity: 16 << 20)
 
     private struct PendingBlock {
         var block: Block
@@ -336,7 +337,7 @@ public final class Application {
         }
         statelessPassed.insert(hash)
         let passed = AdmittedTransaction(transaction: tx, validatedForms: forms)
-        if remember { admitted.insert(passed, hash: hash, size: raw.count) }
+        if remember { admitted.insert(passed, for: hash, size: raw.count) }
         return .success(passed)
     }
 
@@ -929,32 +930,4 @@ struct VerifiedSignatureCache {
 struct AdmittedTransaction {
     let transaction: Transaction
     let validatedForms: [AnyObject?]
-}
-
-/// ``AdmittedTransaction``s by transaction hash, for the blocks that include them. Two
-/// generations bound it: when the newer one holds `capacity` transactions or
-/// `byteCapacity` transaction bytes it replaces the older one. A transaction's fields are
-/// slices of the bytes `checkTx` was given, so those bytes are what an entry keeps alive.
-struct AdmittedTransactions {
-    let capacity: Int
-    let byteCapacity: Int
-    private var newer: [Data: AdmittedTransaction] = [:]
-    private var older: [Data: AdmittedTransaction] = [:]
-    private var newerBytes = 0
-
-    init(capacity: Int, byteCapacity: Int) {
-        self.capacity = max(1, capacity)
-        self.byteCapacity = max(1, byteCapacity)
-    }
-
-    subscript(hash: Data) -> AdmittedTransaction? { newer[hash] ?? older[hash] }
-
-    mutating func insert(_ t: AdmittedTransaction, hash: Data, size: Int) {
-        if newer.updateValue(t, forKey: hash) == nil { newerBytes += size }
-        if newer.count >= capacity || newerBytes >= byteCapacity {
-            older = newer
-            newer = Dictionary(minimumCapacity: older.count)
-            newerBytes = 0
-        }
-    }
 }

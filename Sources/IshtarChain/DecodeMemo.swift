@@ -9,15 +9,6 @@ import Synchronization
 /// return; only successful decodes are kept. Two generations bound the size: when the
 /// newer one reaches `capacity` it replaces the older one.
 final class DecodeMemo<T: Sendable>: Sendable {
-    private struct State {
-        // Payloads hashed once per lookup-and-insert: hashing a few hundred bytes twice per
-        // vote cost as much as decoding them.
-        var newer: [PayloadKey: T] = [:]
-        var older: [PayloadKey: T] = [:]
-        /// Payload bytes held by `newer`'s keys.
-        var newerBytes = 0
-    }
-
     /// A payload as a map key. Its hash covers the length and the last 64 bytes only (a
     /// vote ends with its block hash and signature, so votes differ there); equality
     /// compares every byte. The payload stays the `Data` it came in: a copy of a few hundred
@@ -44,36 +35,58 @@ final class DecodeMemo<T: Sendable>: Sendable {
         }
     }
 
-    /// Entries per generation.
-    let capacity: Int
-    /// Payload bytes per generation; a generation also ends when its keys reach this.
-    let byteCapacity: Int
     /// Whether a key keeps its own copy of the payload's bytes. A payload sliced from a block
     /// would otherwise keep the whole block's buffer alive for as long as the entry lives.
     let copiesPayloads: Bool
-    private let state = Mutex(State())
+    // Payloads hashed once per lookup-and-insert: hashing a few hundred bytes twice per
+    // vote cost as much as decoding them.
+    private let state: Mutex<Generations<PayloadKey, T>>
 
+    /// At most `capacity` entries and `byteCapacity` payload bytes per generation.
     init(capacity: Int, byteCapacity: Int = .max, copiesPayloads: Bool = false) {
-        self.capacity = max(1, capacity)
-        self.byteCapacity = max(1, byteCapacity)
         self.copiesPayloads = copiesPayloads
+        state = Mutex(Generations(capacity: capacity, byteCapacity: byteCapacity))
     }
 
     /// The decoded form of `payload`, from memory or from `decode`.
     func value<E: Error>(_ payload: Data, decode: (Data) throws(E) -> T) throws(E) -> T {
         let key = PayloadKey(payload)
-        if let hit = state.withLock({ s in s.newer[key] ?? s.older[key] }) { return hit }
+        if let hit = state.withLock({ $0[key] }) { return hit }
         let value = try decode(payload)
         let stored = copiesPayloads ? PayloadKey(payload.withUnsafeBytes { Data($0) }) : key
-        let (capacity, byteCapacity) = (self.capacity, self.byteCapacity)
-        state.withLock { s in
-            if s.newer.updateValue(value, forKey: stored) == nil { s.newerBytes += payload.count }
-            if s.newer.count >= capacity || s.newerBytes >= byteCapacity {
-                s.older = s.newer
-                s.newer = Dictionary(minimumCapacity: capacity)
-                s.newerBytes = 0
-            }
-        }
+        state.withLock { $0.insert(value, for: stored, size: payload.count) }
         return value
+    }
+}
+
+/// A map bounded by two generations: when the newer one holds `capacity` entries or
+/// `byteCapacity` bytes (as each insert counts them), it becomes the older one and the
+/// previous older one is dropped. A lookup sees both. For memories whose entries are wanted
+/// for a while after they are made (a vote from admission to its block) and need no order.
+struct Generations<Key: Hashable, Value> {
+    /// Entries per generation.
+    let capacity: Int
+    /// Bytes per generation; a generation also ends when its entries reach this.
+    let byteCapacity: Int
+    private var newer: [Key: Value] = [:]
+    private var older: [Key: Value] = [:]
+    /// Bytes counted for `newer`'s entries.
+    private var newerBytes = 0
+
+    init(capacity: Int, byteCapacity: Int = .max) {
+        self.capacity = max(1, capacity)
+        self.byteCapacity = max(1, byteCapacity)
+    }
+
+    subscript(key: Key) -> Value? { newer[key] ?? older[key] }
+
+    /// Adds or replaces `value` at `key`, counting `size` bytes for a new key.
+    mutating func insert(_ value: Value, for key: Key, size: Int) {
+        if newer.updateValue(value, forKey: key) == nil { newerBytes += size }
+        if newer.count >= capacity || newerBytes >= byteCapacity {
+            older = newer
+            newer = Dictionary(minimumCapacity: capacity)
+            newerBytes = 0
+        }
     }
 }
