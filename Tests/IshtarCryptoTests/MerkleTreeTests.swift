@@ -109,6 +109,71 @@ extension Data {
         #expect(rejectedTotals > 0)
     }
 
+    /// Every way of tampering with the proof of one leaf that the test above tries.
+    static func tamperings(_ proof: MerkleProof, leaf: Data, count: Int) -> [(MerkleProof, Data)] {
+        var out: [(MerkleProof, Data)] = [(proof, leaf), (proof, Data([0xff, 0xff]))]
+        for other in 0...(count + 1) where other != Int(proof.index) {
+            var moved = proof
+            moved.index = UInt64(other)
+            out.append((moved, leaf))
+        }
+        for total in 1...(2 * count + 1) where total != count {
+            var resized = proof
+            resized.total = UInt64(total)
+            out.append((resized, leaf))
+        }
+        for auntIndex in proof.aunts.indices {
+            var flipped = proof
+            flipped.aunts[auntIndex][31] ^= 0x80
+            out.append((flipped, leaf))
+            var swapped = proof
+            swapped.aunts[auntIndex] = leaf.count == 32 ? leaf : MerkleTree.leafHash(leaf)
+            out.append((swapped, leaf))
+        }
+        if !proof.aunts.isEmpty {
+            var missing = proof
+            missing.aunts.removeLast()
+            out.append((missing, leaf))
+        }
+        var extra = proof
+        extra.aunts.append(Data(count: 32))
+        out.append((extra, leaf))
+        return out
+    }
+
+    /// A proof checked through a ``MerklePathMemo`` gets the answer of a full check in every
+    /// case: with the memo empty, holding this leaf's own path, or a neighbour's (the case
+    /// where it skips hashing), and for every tampering — a forged sibling above the meeting
+    /// point must not pass because the node below it matched.
+    @Test(arguments: [1, 2, 3, 5, 8, 13, 33])
+    func memoizedProofsAnswerLikeFullOnes(count: Int) {
+        let leaves = Self.leaves(count)
+        let (root, proofs) = MerkleTree.proofs(leaves: leaves)
+        for index in 0..<count {
+            for primer in Set([index - 1, index, index + 1, count - 1 - index, 0]) where primer >= 0 && primer < count {
+                for (proof, leaf) in Self.tamperings(proofs[index], leaf: leaves[index], count: count) {
+                    let memo = MerklePathMemo(capacity: 8)
+                    #expect(proofs[primer].verify(leaf: leaves[primer], root: root, memo: memo))
+                    #expect(proof.verify(leaf: leaf, root: root, memo: memo) == proof.verify(leaf: leaf, root: root),
+                            "count \(count) index \(index) primed with \(primer), proof \(proof)")
+                    // Whatever it just saw, the memo still answers every genuine proof.
+                    for other in [index, primer, (index + 1) % count] {
+                        #expect(proofs[other].verify(leaf: leaves[other], root: root, memo: memo))
+                        #expect(!proofs[other].verify(leaf: Data([0xee]), root: root, memo: memo))
+                    }
+                }
+            }
+        }
+        // Walking the leaves in order, as a provider's votes do, through one memo.
+        let memo = MerklePathMemo(capacity: 1)
+        for index in 0..<count { #expect(proofs[index].verify(leaf: leaves[index], root: root, memo: memo)) }
+        #expect(memo.count == 1)
+        // Another tree's root is not answered from this one's path.
+        let (otherRoot, otherProofs) = MerkleTree.proofs(leaves: leaves.map { $0 + Data([1]) })
+        #expect(!proofs[0].verify(leaf: leaves[0], root: otherRoot, memo: memo))
+        #expect(otherProofs[0].verify(leaf: leaves[0] + Data([1]), root: otherRoot, memo: memo))
+    }
+
     /// The turns from the root down to `index` (true = left), written independently of the
     /// library: recursive halving at the largest power of two below the size.
     static func pathShape(index: Int, total: Int) -> [Bool] {

@@ -463,6 +463,10 @@ public struct FinalityModule: Module {
     /// a vote that fell out is decoded and verified again, never trusted without a check.
     static let decodedVotes = DecodeMemo<DecodedVote>(capacity: 8192)
 
+    /// Each commitment's last verified randomness path: a provider's next vote proves the
+    /// next leaf, whose path differs only below where the two meet (``MerklePathMemo``).
+    static let proofPaths = MerklePathMemo(capacity: 4096)
+
     static func decodeVote(_ message: Message) throws(ExecutionError) -> DecodedVote {
         try decodedVotes.value(message.payload) { (payload) throws(ExecutionError) -> DecodedVote in
             // Its fields are slices of the payload: the decoded vote is remembered, and each
@@ -640,7 +644,7 @@ public struct FinalityModule: Module {
             throw .rule(FinalityModuleError.invalidInclusionProof(
                 "index \(m.proof.index)/total \(m.proof.total) must be \(m.height - commitment.startHeight)/\(commitment.count)"))
         }
-        guard m.proof.verify(leaf: m.publicRandomness, root: commitment.root) else {
+        guard m.proof.verify(leaf: m.publicRandomness, root: commitment.root, memo: proofPaths) else {
             throw .rule(FinalityModuleError.invalidInclusionProof("does not lead to the committed root"))
         }
     }
