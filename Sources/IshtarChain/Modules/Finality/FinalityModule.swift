@@ -651,12 +651,9 @@ public struct FinalityModule: Module {
 
     /// The vote's EOTS signature under the provider key over `BE8(height) ‖ blockHash`,
     /// with the vote's public randomness as the nonce. Stateless.
-    static func verifySignature(_ m: AddFinalitySig) throws(ExecutionError) {
+    static func verifySignature(_ m: AddFinalitySig, key: Schnorr.PublicKey) throws(ExecutionError) {
         // EOTS verification is BIP-340 verification of (R.x, s) over SHA256(message)
         // (PROTOCOL §4, `EOTS.isValid`); building the signature directly skips lifting R.
-        guard let key = try? Schnorr.PublicKey.cached(rawRepresentation: m.fpKey) else {
-            throw .rule(FinalityModuleError.invalidKey(field: "fp key"))
-        }
         guard m.publicRandomness.count == 32, m.signature.count == 32, m.blockHash.count == 32 else {
             throw .rule(FinalityModuleError.invalidFinalitySignature)
         }
@@ -739,8 +736,8 @@ public struct FinalityModule: Module {
             store.write(state, at: Self.chainStateKey(m.chainID))
         }
         context.emit(Event(type: "finality.vote_added", attributes: [
-            EventAttribute("fp_btc_pk", m.fpKey.hexString), EventAttribute("chain_id", m.chainID),
-            EventAttribute("height", String(m.height)), EventAttribute("block_hash", m.blockHash.hexString),
+            EventAttribute("fp_btc_pk", d.fpKeyHex), EventAttribute("chain_id", m.chainID),
+            EventAttribute("height", String(m.height)), EventAttribute("block_hash", d.blockHashHex),
         ]))
     }
 

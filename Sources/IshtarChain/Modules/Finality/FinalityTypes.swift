@@ -9,12 +9,20 @@ import IshtarCrypto
 let maxProofDepth = 64
 
 func readChainID(_ r: inout BinaryReader) throws(CodecError) -> String {
-    let id = try r.string("chain id", limit: StakingModule.maxChainIDBytes)
+    let raw = try r.bytes("chain id", limit: StakingModule.maxChainIDBytes)
+    // Nearly every message names the chain the last one named: its bytes were validated then.
+    if let known = lastChainID.withLock({ last in last.flatMap { sameBytes($0.raw, raw) ? $0.id : nil } }) { return known }
+    guard let id = String(validating: raw, as: UTF8.self) else { throw .invalidUTF8(field: "chain id") }
     guard Genesis.isValidChainID(id) else {
         throw .nonCanonical(field: "chain id", reason: "must be 1…\(StakingModule.maxChainIDBytes) bytes of A-Z a-z 0-9 . - _")
     }
+    // A copy: `raw` may be a slice of a whole message, which the memory must not keep alive.
+    let copy = raw.withUnsafeBytes { Data($0) }
+    lastChainID.withLock { $0 = (copy, id) }
     return id
 }
+
+private let lastChainID = Mutex<(raw: Data, id: String)?>(nil)
 
 /// `finality/CommitPubRand`: a provider commits EOTS public randomness for heights
 /// `start … start + count − 1` of `chainID` (PROTOCOL §4). Any account may send it; the
@@ -580,6 +588,9 @@ final class DecodedVote: Sendable {
     /// same vote is looked up at admission and again at delivery, and joining and hashing
     /// each key twice was a visible share of both.
     let keys: Keys
+    /// The provider key and block hash in hex, for the vote's event.
+    let fpKeyHex: String
+    let blockHashHex: String
     private let verified = Mutex<(startHeight: UInt64, count: UInt64, root: Data)?>(nil)
 
     struct Keys: Sendable {
@@ -596,23 +607,27 @@ final class DecodedVote: Sendable {
         /// `activeSetKey`, `tallyKey` and `latestCommitKey` under their module prefixes (tested),
         /// each built in one buffer.
         init(_ v: AddFinalitySig) {
+            self.init(v, provider: VotingProvider.recordKey(v.fpKey), block: VotedBlock.of(v))
+        }
+
+        fileprivate init(_ v: AddFinalitySig, provider: StateKey, block: VotedBlock) {
             typealias F = FinalityModule
-            provider = StateKey(module: "staking", "fp/") { F.appendData(&$0, v.fpKey) }
-            votes = StateKey(module: "finality", "votes/") { F.appendChain(&$0, v.chainID); F.appendBE8(&$0, v.height) }
-            activeSet = StateKey(module: "finality", "as/") { F.appendChain(&$0, v.chainID); F.appendBE8(&$0, v.height) }
-            tally = StateKey(module: "finality", "tally/") {
-                F.appendChain(&$0, v.chainID); F.appendBE8(&$0, v.height); F.appendData(&$0, v.blockHash)
-            }
+            self.provider = provider
+            (votes, activeSet, tally) = (block.votes, block.activeSet, block.tally)
             latestCommitment = StateKey(module: "finality", "prl/") { F.appendData(&$0, v.fpKey); F.appendChain(&$0, v.chainID) }
         }
     }
 
-    /// Checks the vote's EOTS signature (``FinalityModule/verifySignature(_:)``) first: no
-    /// decoded vote exists whose signature was not verified.
+    /// Checks the vote's EOTS signature (``FinalityModule/verifySignature(_:key:)``) first:
+    /// no decoded vote exists whose signature was not verified.
     init(verifying vote: AddFinalitySig) throws(ExecutionError) {
-        try FinalityModule.verifySignature(vote)
+        let provider = try VotingProvider.of(vote.fpKey)
+        try FinalityModule.verifySignature(vote, key: provider.publicKey)
+        let block = VotedBlock.of(vote)
         self.vote = vote
-        keys = Keys(vote)
+        keys = Keys(vote, provider: provider.recordKey, block: block)
+        fpKeyHex = provider.hex
+        blockHashHex = block.hashHex
     }
 
     func wasVerified(against c: PubRandCommitment) -> Bool {
@@ -625,4 +640,70 @@ final class DecodedVote: Sendable {
     func markVerified(against c: PubRandCommitment) {
         verified.withLock { $0 = (c.startHeight, c.count, c.root) }
     }
+}
+
+/// What every vote of one provider needs besides its own fields — the parsed key, the state
+/// key of its record and its hex form — made once per provider instead of once per vote.
+struct VotingProvider: Sendable {
+    let publicKey: Schnorr.PublicKey
+    let recordKey: StateKey
+    let hex: String
+
+    /// The provider `fpKey` (32 bytes, an x coordinate on the curve), from a bounded memory.
+    static func of(_ fpKey: Data) throws(ExecutionError) -> VotingProvider {
+        guard fpKey.count == 32 else { throw .rule(FinalityModuleError.invalidKey(field: "fp key")) }
+        let id = Digest256(fpKey)
+        if let known = known.withLock({ $0[id] }) { return known }
+        guard let key = try? Schnorr.PublicKey(rawRepresentation: fpKey) else {
+            throw .rule(FinalityModuleError.invalidKey(field: "fp key"))
+        }
+        let made = VotingProvider(publicKey: key, recordKey: recordKey(fpKey), hex: fpKey.hexString)
+        Self.known.withLock { map in
+            if map.count >= 16_384 { map.removeAll(keepingCapacity: true) }
+            map[id] = made
+        }
+        return made
+    }
+
+    /// `StakingModule.fpKey(fpKey)` under the staking module's prefix.
+    static func recordKey(_ fpKey: Data) -> StateKey {
+        StateKey(module: "staking", "fp/") { FinalityModule.appendData(&$0, fpKey) }
+    }
+
+    private static let known = Mutex<[Digest256: VotingProvider]>([:])
+}
+
+/// What every vote for one (chain, height, block hash) shares: the keys of the height's vote
+/// list, active set and tally, and the hash in hex. All votes of a block carry the same, so
+/// the last ones made are kept and handed out again — the votes' lookups then compare one
+/// key buffer with itself.
+struct VotedBlock: Sendable {
+    let chainID: String
+    let height: UInt64
+    let hash: Data
+    let votes: StateKey
+    let activeSet: StateKey
+    let tally: StateKey
+    let hashHex: String
+
+    static func of(_ v: AddFinalitySig) -> VotedBlock {
+        if let kept = last.withLock({ k in
+            k.flatMap { $0.height == v.height && $0.chainID == v.chainID && sameBytes($0.hash, v.blockHash) ? $0 : nil }
+        }) {
+            return kept
+        }
+        typealias F = FinalityModule
+        let made = VotedBlock(
+            chainID: v.chainID, height: v.height, hash: v.blockHash,
+            votes: StateKey(module: "finality", "votes/") { F.appendChain(&$0, v.chainID); F.appendBE8(&$0, v.height) },
+            activeSet: StateKey(module: "finality", "as/") { F.appendChain(&$0, v.chainID); F.appendBE8(&$0, v.height) },
+            tally: StateKey(module: "finality", "tally/") {
+                F.appendChain(&$0, v.chainID); F.appendBE8(&$0, v.height); F.appendData(&$0, v.blockHash)
+            },
+            hashHex: v.blockHash.hexString)
+        last.withLock { $0 = made }
+        return made
+    }
+
+    private static let last = Mutex<VotedBlock?>(nil)
 }
