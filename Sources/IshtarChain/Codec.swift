@@ -125,13 +125,20 @@ public struct BinaryReader: Sendable {
         source = nil
     }
 
+    /// ``init(_:)-(DataProtocol)`` for `Data`: one `memcpy` (the generic copy walks the
+    /// collection's indices, a visible share of decoding a small message).
+    public init(_ data: Data) {
+        bytes = data.withUnsafeBytes { [UInt8]($0) }
+        source = nil
+    }
+
     /// A reader over `data` whose byte fields (``fixed(_:_:)``, ``bytes(_:limit:)``) are
     /// slices of `data` — sharing its storage, with `data`'s indices — instead of copies:
     /// for values decoded from bytes that stay around anyway (a transaction's, a remembered
     /// vote's), whose every key, hash and payload was otherwise two allocations.
     /// Acceptance and errors are exactly those of ``init(_:)``.
     init(slicing data: Data) {
-        bytes = [UInt8](data)
+        bytes = data.withUnsafeBytes { [UInt8]($0) }
         source = data
     }
 
@@ -255,6 +262,13 @@ extension BinaryCodable {
 
     /// Decodes exactly one value: trailing bytes are an error.
     public init(decoding data: some DataProtocol) throws(CodecError) {
+        var r = BinaryReader(data)
+        self = try Self(from: &r)
+        try r.finish()
+    }
+
+    /// ``init(decoding:)-(DataProtocol)`` for `Data`, copied into the reader in one `memcpy`.
+    public init(decoding data: Data) throws(CodecError) {
         var r = BinaryReader(data)
         self = try Self(from: &r)
         try r.finish()

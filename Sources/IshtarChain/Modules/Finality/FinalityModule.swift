@@ -98,6 +98,8 @@ public struct FinalityModule: Module {
 
     static func be8(_ v: UInt64) -> Data { Data(bigEndian8: v) }
     static func readBE8(_ d: some DataProtocol) -> UInt64 { d.prefix(8).reduce(0) { $0 << 8 | UInt64($1) } }
+    /// ``readBE8(_:)-(DataProtocol)`` for `Data` (a tally is read once per vote).
+    static func readBE8(_ d: Data) -> UInt64 { d.withUnsafeBytes { $0.prefix(8).reduce(0) { $0 << 8 | UInt64($1) } } }
     static func chainKey(_ chain: String) -> Data { key("") { appendChain(&$0, chain) } }
 
     // Keys are built in one byte buffer (several per vote; `Data` concatenation and
@@ -621,7 +623,7 @@ public struct FinalityModule: Module {
         // The common case needs no read. Before the first block the previous hash is zeros.
         if height + 1 == context.block.height {
             let previous = context.block.previousBlockHash
-            return previous.count == 32 && previous.contains(where: { $0 != 0 }) ? previous : nil
+            return previous.count == 32 && previous.withUnsafeBytes({ $0.contains { $0 != 0 } }) ? previous : nil
         }
         return try context.store.get(blockHashKey(height))
     }
