@@ -12,16 +12,23 @@ import Synchronization
 /// the remembered node, which are exactly the inputs from which a full verification would
 /// hash up to the same, already verified, root. Anything else is hashed to the top.
 public final class MerklePathMemo: Sendable {
-    struct Path {
+    /// One verified path. A class: a lookup takes one reference instead of copying (and
+    /// retaining) each buffer, and nodes and siblings share one allocation.
+    final class Path: Sendable {
         let total: UInt64
         let goesLeft: UInt64
         let depth: Int
         /// The path's nodes by depth from the top, 32 bytes each: the root first, the leaf's
-        /// hash last (`depth + 1` of them).
-        let nodes: [UInt8]
-        /// The sibling combined with the node at depth d + 1 to make the node at depth d,
-        /// 32 bytes each (`depth` of them).
-        let siblings: [UInt8]
+        /// hash last (`depth + 1` of them); then the sibling combined with the node at depth
+        /// d + 1 to make the node at depth d, 32 bytes each (`depth` of them).
+        let bytes: [UInt8]
+
+        init(total: UInt64, goesLeft: UInt64, depth: Int, bytes: [UInt8]) {
+            (self.total, self.goesLeft, self.depth, self.bytes) = (total, goesLeft, depth, bytes)
+        }
+
+        /// Where the siblings start in ``bytes``.
+        var siblingsOffset: Int { (depth + 1) * 32 }
     }
 
     /// Most trees remembered; when full, the memo starts over (it only saves work).
@@ -62,40 +69,42 @@ extension MerkleProof {
             let shared = min(depth, known.depth)
             while meet < shared, wentLeft(goesLeft, meet) == wentLeft(known.goesLeft, meet) { meet += 1 }
         }
-        var siblings = [UInt8](repeating: 0, count: depth * 32)
-        var nodes = [UInt8](repeating: 0, count: (depth + 1) * 32)
-        let valid = nodes.withUnsafeMutableBytes { n -> Bool in
-            siblings.withUnsafeMutableBytes { s -> Bool in
-                func node(_ d: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: n[d * 32 ..< d * 32 + 32]) }
-                func sibling(_ d: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: s[d * 32 ..< d * 32 + 32]) }
-                for (k, aunt) in aunts.enumerated() {
-                    aunt.withUnsafeBytes { sibling(depth - 1 - k).copyMemory(from: $0) }
-                }
-                leaf.withUnsafeBytes { MerkleTree.leafHash(bytes: $0, into: node(depth)) }
-                var pair = ShortSHA256Block(length: 65)
-                pair.write(byte: 0x01, at: 0)
-                func hash(up d: Int) {
-                    let (childAt, siblingAt) = wentLeft(goesLeft, d) ? (1, 33) : (33, 1)
-                    pair.write(UnsafeRawBufferPointer(node(d + 1)), at: childAt)
-                    pair.write(UnsafeRawBufferPointer(sibling(d)), at: siblingAt)
-                    pair.digest(into: node(d))
-                }
-                var d = depth
-                while d > meet { d -= 1; hash(up: d) }
-                if let known, known.nodes.withUnsafeBytes({ k in
-                    sameBytes(UnsafeRawBufferPointer(node(meet)), UnsafeRawBufferPointer(rebasing: k[meet * 32 ..< meet * 32 + 32]))
-                        && known.siblings.withUnsafeBytes { ks in
-                            sameBytes(UnsafeRawBufferPointer(rebasing: s[0 ..< meet * 32]), UnsafeRawBufferPointer(rebasing: ks[0 ..< meet * 32]))
-                        }
-                }) {
-                    known.nodes.withUnsafeBytes { n.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0 ..< meet * 32])) }
-                    return true
-                }
-                while d > 0 { d -= 1; hash(up: d) }
-                return root.withUnsafeBytes { sameBytes(UnsafeRawBufferPointer(node(0)), $0) }
+        // Nodes (depth + 1) then siblings (depth), 32 bytes each, in the buffer a verified
+        // path is remembered in.
+        var buffer = [UInt8](repeating: 0, count: (2 * depth + 1) * 32)
+        let siblingsAt = (depth + 1) * 32
+        let valid = buffer.withUnsafeMutableBytes { b -> Bool in
+            func node(_ d: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: b[d * 32 ..< d * 32 + 32]) }
+            func sibling(_ d: Int) -> UnsafeMutableRawBufferPointer {
+                UnsafeMutableRawBufferPointer(rebasing: b[siblingsAt + d * 32 ..< siblingsAt + d * 32 + 32])
             }
+            for (k, aunt) in aunts.enumerated() {
+                aunt.withUnsafeBytes { sibling(depth - 1 - k).copyMemory(from: $0) }
+            }
+            leaf.withUnsafeBytes { MerkleTree.leafHash(bytes: $0, into: node(depth)) }
+            var pair = ShortSHA256Block(length: 65)
+            pair.write(byte: 0x01, at: 0)
+            func hash(up d: Int) {
+                let (childAt, siblingAt) = wentLeft(goesLeft, d) ? (1, 33) : (33, 1)
+                pair.write(UnsafeRawBufferPointer(node(d + 1)), at: childAt)
+                pair.write(UnsafeRawBufferPointer(sibling(d)), at: siblingAt)
+                pair.digest(into: node(d))
+            }
+            var d = depth
+            while d > meet { d -= 1; hash(up: d) }
+            if let known, known.bytes.withUnsafeBytes({ k in
+                let knownSiblings = known.siblingsOffset
+                return sameBytes(UnsafeRawBufferPointer(node(meet)), UnsafeRawBufferPointer(rebasing: k[meet * 32 ..< meet * 32 + 32]))
+                    && sameBytes(UnsafeRawBufferPointer(rebasing: b[siblingsAt ..< siblingsAt + meet * 32]),
+                                 UnsafeRawBufferPointer(rebasing: k[knownSiblings ..< knownSiblings + meet * 32]))
+            }) {
+                known.bytes.withUnsafeBytes { b.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0 ..< meet * 32])) }
+                return true
+            }
+            while d > 0 { d -= 1; hash(up: d) }
+            return root.withUnsafeBytes { sameBytes(UnsafeRawBufferPointer(node(0)), $0) }
         }
-        if valid { memo.remember(MerklePathMemo.Path(total: total, goesLeft: goesLeft, depth: depth, nodes: nodes, siblings: siblings), root: key) }
+        if valid { memo.remember(MerklePathMemo.Path(total: total, goesLeft: goesLeft, depth: depth, bytes: buffer), root: key) }
         return valid
     }
 }

@@ -84,6 +84,21 @@ struct DecodeMemoTests {
         }
     }
 
+    /// A provider's remembered parts serve its votes on every chain: the latest-commitment
+    /// key it keeps is for the chain of its first vote, and a vote on another chain gets that
+    /// chain's key, not the kept one.
+    @Test func aVoteOnAnyChainGetsTheCommitmentKeyOfItsChain() throws {
+        let key = try Schnorr.PrivateKey(rawRepresentation: Data(repeating: 9, count: 32))
+        let fp = key.publicKey.rawRepresentation
+        let hash = Data(repeating: 0xcd, count: 32)
+        for chain in ["memo-chain-a", "memo-chain-b", "memo-chain-a"] {
+            let batch = try PubRandBatch(fpKey: key, chainID: chain, startHeight: 10, count: 4)
+            let vote = try DecodedVote(verifying: try batch.vote(height: 11, blockHash: hash))
+            #expect(vote.keys.latestCommitment == StateKey(module: FinalityModule.moduleName, FinalityModule.latestCommitKey(fp, chain)))
+            #expect(vote.keys.provider == StateKey(module: StakingModule.moduleName, StakingModule.fpKey(fp)))
+        }
+    }
+
     /// The verification mark on a remembered vote only ever skips a check with the same
     /// inputs: another commitment (range or root) is verified afresh, and a vote that fails
     /// is never marked.

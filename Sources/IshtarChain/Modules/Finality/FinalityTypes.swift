@@ -607,25 +607,25 @@ final class DecodedVote: Sendable {
         /// `activeSetKey`, `tallyKey` and `latestCommitKey` under their module prefixes (tested),
         /// each built in one buffer.
         init(_ v: AddFinalitySig) {
-            self.init(v, provider: VotingProvider.recordKey(v.fpKey), block: VotedBlock.of(v))
+            self.init(provider: VotingProvider.recordKey(v.fpKey),
+                      latestCommitment: VotingProvider.latestCommitmentKey(v.fpKey, chainID: v.chainID), block: VotedBlock.of(v))
         }
 
-        fileprivate init(_ v: AddFinalitySig, provider: StateKey, block: VotedBlock) {
-            typealias F = FinalityModule
+        fileprivate init(provider: StateKey, latestCommitment: StateKey, block: VotedBlock) {
             self.provider = provider
+            self.latestCommitment = latestCommitment
             (votes, activeSet, tally) = (block.votes, block.activeSet, block.tally)
-            latestCommitment = StateKey(module: "finality", "prl/") { F.appendData(&$0, v.fpKey); F.appendChain(&$0, v.chainID) }
         }
     }
 
     /// Checks the vote's EOTS signature (``FinalityModule/verifySignature(_:key:)``) first:
     /// no decoded vote exists whose signature was not verified.
     init(verifying vote: AddFinalitySig) throws(ExecutionError) {
-        let provider = try VotingProvider.of(vote.fpKey)
+        let provider = try VotingProvider.of(vote.fpKey, chainID: vote.chainID)
         try FinalityModule.verifySignature(vote, key: provider.publicKey)
         let block = VotedBlock.of(vote)
         self.vote = vote
-        keys = Keys(vote, provider: provider.recordKey, block: block)
+        keys = Keys(provider: provider.recordKey, latestCommitment: provider.latestCommitment(chainID: vote.chainID), block: block)
         fpKeyHex = provider.hex
         blockHashHex = block.hashHex
     }
@@ -643,21 +643,44 @@ final class DecodedVote: Sendable {
 }
 
 /// What every vote of one provider needs besides its own fields — the parsed key, the state
-/// key of its record and its hex form — made once per provider instead of once per vote.
-struct VotingProvider: Sendable {
+/// keys of its record and of its latest commitment on the chain it votes on, and its hex
+/// form — made once per provider instead of once per vote. A class: each vote takes one
+/// reference instead of copying (and retaining) every field.
+final class VotingProvider: Sendable {
     let publicKey: Schnorr.PublicKey
     let recordKey: StateKey
     let hex: String
+    /// The chain of the vote that made this entry, and the provider's latest-commitment key
+    /// there: a provider votes on one chain at a time almost always.
+    let chainID: String
+    let latestCommitmentOnChain: StateKey
 
-    /// The provider `fpKey` (32 bytes, an x coordinate on the curve), from a bounded memory.
-    static func of(_ fpKey: Data) throws(ExecutionError) -> VotingProvider {
+    private init(publicKey: Schnorr.PublicKey, fpKey: Data, chainID: String) {
+        self.publicKey = publicKey
+        recordKey = Self.recordKey(fpKey)
+        hex = fpKey.hexString
+        self.chainID = chainID
+        latestCommitmentOnChain = Self.latestCommitmentKey(fpKey, chainID: chainID)
+    }
+
+    /// The provider's latest-commitment key on `chainID` (`FinalityModule.latestCommitKey`
+    /// under the finality prefix).
+    func latestCommitment(chainID c: String) -> StateKey {
+        // Byte for byte, as chain ids are compared everywhere else.
+        if c.utf8.elementsEqual(chainID.utf8) { return latestCommitmentOnChain }
+        return Self.latestCommitmentKey(Data(publicKey.rawRepresentation), chainID: c)
+    }
+
+    /// The provider `fpKey` (32 bytes, an x coordinate on the curve), from a bounded memory;
+    /// `chainID` is the chain its vote is for.
+    static func of(_ fpKey: Data, chainID: String) throws(ExecutionError) -> VotingProvider {
         guard fpKey.count == 32 else { throw .rule(FinalityModuleError.invalidKey(field: "fp key")) }
         let id = Digest256(fpKey)
         if let known = known.withLock({ $0[id] }) { return known }
         guard let key = try? Schnorr.PublicKey(rawRepresentation: fpKey) else {
             throw .rule(FinalityModuleError.invalidKey(field: "fp key"))
         }
-        let made = VotingProvider(publicKey: key, recordKey: recordKey(fpKey), hex: fpKey.hexString)
+        let made = VotingProvider(publicKey: key, fpKey: fpKey, chainID: chainID)
         Self.known.withLock { map in
             if map.count >= 16_384 { map.removeAll(keepingCapacity: true) }
             map[id] = made
@@ -668,6 +691,11 @@ struct VotingProvider: Sendable {
     /// `StakingModule.fpKey(fpKey)` under the staking module's prefix.
     static func recordKey(_ fpKey: Data) -> StateKey {
         StateKey(module: "staking", "fp/") { FinalityModule.appendData(&$0, fpKey) }
+    }
+
+    /// `FinalityModule.latestCommitKey(fpKey, chainID)` under the finality module's prefix.
+    static func latestCommitmentKey(_ fpKey: Data, chainID: String) -> StateKey {
+        StateKey(module: "finality", "prl/") { FinalityModule.appendData(&$0, fpKey); FinalityModule.appendChain(&$0, chainID) }
     }
 
     private static let known = Mutex<[Digest256: VotingProvider]>([:])
