@@ -182,7 +182,7 @@ enum ChainBench {
                 // The node's synced decision record, which is the block store's copy of the
                 // block: consensus work before the application runs it, so not timed here.
                 var decision = WriteBatch()
-                Application.recordDecidedBlock(block.encoded, height: block.header.height, in: &decision)
+                try Application.recordDecidedBlock(block.encoded, height: block.header.height, in: &decision)
                 try db.write(decision, sync: false)
             }
             let t0 = clock.now

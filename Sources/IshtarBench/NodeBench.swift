@@ -540,7 +540,7 @@ extension NodeBench {
                         // block — precedes execution; consensus work, not timed, not in the
                         // commit batch the baseline repeats.
                         var decision = WriteBatch()
-                        Application.recordDecidedBlock(block.encoded, height: block.header.height, in: &decision)
+                        try Application.recordDecidedBlock(block.encoded, height: block.header.height, in: &decision)
                         try store.write(decision, sync: false)
                     }
                     store.batches = []

@@ -28,7 +28,8 @@ public enum CommitDurability: Sendable {
 /// Storage (three column families, see ``columnFamilies``):
 /// - `chain.state`: every module's state under `"<module>/"`;
 /// - `chain.blocks`: `h‖BE8(height)` → block, `b‖hash` → BE8(height),
-///   `t‖txHash` → ``TxRecord`` location, `r‖BE8(height)` → ``BlockResults``;
+///   `t‖txHash` → ``TxRecord`` location, `r‖BE8(height)` → ``BlockResults``,
+///   `d‖BE8(height)` → the hash of a block a caller recorded as decided;
 /// - `chain.meta`: `app` → tip (height, hashes, time), `commitment/<module>` → that
 ///   module's ``StateCommitment``, `genesis` → the genesis JSON.
 ///
@@ -87,7 +88,6 @@ public final class Application {
 
     private struct PendingBlock {
         var block: Block
-        var blockBytes: Data
         /// SHA-256 of each transaction, in block order.
         var txHashes: [Data]
         var hash: Data
@@ -510,30 +510,20 @@ public final class Application {
         let (meta, validators, params) = try ready()
         guard pending == nil else { throw .outOfOrder("finalizeBlock called twice without commit") }
         // Each transaction is hashed once here, for the transactions root, execution and the
-        // tx index; the block is encoded once, for its size and its stored (or recorded) copy.
+        // tx index.
         let txHashes = block.transactions.map { Transaction.hash(of: $0) }
-        let blockBytes = block.encoded
-        if durability == .replayedFromDecisionLog {
-            // The caller's decision record is the only copy the block store will have: it
-            // must be there, and be this block, before anything is executed.
-            let recorded = try storeCall {
-                try store.value(Self.blockKey(block.header.height), in: Self.blocksColumnFamily, equals: blockBytes)
-            }
-            guard recorded == true else {
-                throw .outOfOrder("block \(block.header.height) was not recorded with recordDecidedBlock before finalizeBlock"
-                                  + (recorded == nil ? "" : " (a different block is recorded at that height)"))
-            }
-        }
+        let hash = block.hash
+        if durability == .replayedFromDecisionLog { try checkRecorded(block, hash: hash) }
         do {
             try block.validate(tip: meta.tip, validators: validators, maxBlockBytes: params.maxBlockBytes, verifier: verifier,
-                               encodedSize: blockBytes.count, transactionHashes: txHashes)
+                               encodedSize: block.encodedSize, transactionHashes: txHashes)
         } catch {
             throw .invalidBlock(error)
         }
         if let i = try firstRecordedEvidence(block) { throw .invalidBlock(.invalidEvidence(index: i, "offence already committed")) }
         let h = block.header
         let info = BlockInfo(chainID: h.chainID, height: h.height, time: h.time, proposer: h.proposer,
-                             hash: block.hash, previousBlockHash: h.previousBlockHash)
+                             hash: hash, previousBlockHash: h.previousBlockHash)
         let overlay = rootOverlay()
         var events: [Event] = []
         try runHooks(begin: true, block: info, validators: validators, overlay: overlay, events: &events)
@@ -551,8 +541,7 @@ public final class Application {
         // are distinct, so no order of the writes is observable.
         let (updated, changes) = try updatedCommitments(overlay.writes)
         let appHash = Self.appHash(commitments.merging(updated) { $1 })
-        let hash = info.hash
-        pending = PendingBlock(block: block, blockBytes: blockBytes, txHashes: txHashes, hash: hash, results: results, events: events,
+        pending = PendingBlock(block: block, txHashes: txHashes, hash: hash, results: results, events: events,
                                changes: changes, commitments: updated, appHash: appHash)
         return FinalizeResult(height: h.height, blockHash: hash, txResults: results, events: events, appHash: appHash,
                               validatorUpdates: [])
@@ -565,7 +554,7 @@ public final class Application {
         Self.addStateChanges(p.changes, to: &batch)
         let height = p.block.header.height
         // With a decision log the block is already stored (``recordDecidedBlock``).
-        if durability == .synced { batch.put(Self.blockKey(height), p.blockBytes, in: Self.blocksColumnFamily) }
+        if durability == .synced { batch.put(Self.blockKey(height), p.block.encoded, in: Self.blocksColumnFamily) }
         batch.put(Data([UInt8(ascii: "b")]) + p.hash, Self.be8(height), in: Self.blocksColumnFamily)
         // Each result is encoded once, into the block's results (the bytes ``BlockResults``
         // would write); the tx index records where in them each result lies.
@@ -754,6 +743,7 @@ public final class Application {
     }
 
     static func blockKey(_ height: UInt64) -> Data { Data([UInt8(ascii: "h")]) + be8(height) }
+    static func decidedHashKey(_ height: UInt64) -> Data { Data([UInt8(ascii: "d")]) + be8(height) }
     static func resultsKey(_ height: UInt64) -> Data { Data([UInt8(ascii: "r")]) + be8(height) }
     static func txKey(_ hash: Data) -> Data { Data([UInt8(ascii: "t")]) + hash }
 
@@ -763,8 +753,40 @@ public final class Application {
     /// caller of an application that commits with ``CommitDurability/replayedFromDecisionLog``
     /// writes the block once, in its own synced decision record, and the commit does not
     /// write it again. The block is visible through ``block(at:)`` only once committed.
-    public static func recordDecidedBlock(_ bytes: Data, height: UInt64, in batch: inout WriteBatch) {
+    ///
+    /// The block's hash goes in the same batch, so that ``finalizeBlock(_:)`` can tell the
+    /// record is this block by reading 32 bytes instead of tens of kilobytes.
+    ///
+    /// - Throws: ``ChainError/invalidBlock(_:)`` (`malformed`) if `bytes` do not start with
+    ///   a block header; nothing is added to `batch` then.
+    public static func recordDecidedBlock(_ bytes: Data, height: UInt64, in batch: inout WriteBatch) throws(ChainError) {
+        let hash: Data
+        do {
+            hash = try Block.headerHash(ofEncoded: bytes)
+        } catch {
+            throw .invalidBlock(.malformed(error))
+        }
         batch.put(blockKey(height), bytes, in: blocksColumnFamily)
+        batch.put(decidedHashKey(height), hash, in: blocksColumnFamily)
+    }
+
+    /// Before a block runs under a caller's decision log: the caller's record is the only copy
+    /// the block store will have, so it must be there, and be this block. The recorded hash
+    /// stands for the recorded bytes (both were written in one batch, the hash derived from
+    /// the bytes' header, and the header commits to the body, which `validate` checks against
+    /// it). A record made before the hash was kept is compared byte for byte.
+    private func checkRecorded(_ block: Block, hash: Data) throws(ChainError) {
+        let height = block.header.height
+        let matches = try storeCall { () throws -> Bool? in
+            if let recorded = try store.get(Self.decidedHashKey(height), in: Self.blocksColumnFamily) {
+                return recorded == hash
+            }
+            return try store.value(Self.blockKey(height), in: Self.blocksColumnFamily, equals: block.encoded)
+        }
+        guard matches == true else {
+            throw .outOfOrder("block \(height) was not recorded with recordDecidedBlock before finalizeBlock"
+                              + (matches == nil ? "" : " (a different block is recorded at that height)"))
+        }
     }
 
     /// The bytes recorded at `height` by ``recordDecidedBlock(_:height:in:)`` or a commit,

@@ -211,6 +211,20 @@ public struct Block: Hashable, Sendable, BinaryCodable {
         transactions.reduce(1024 + 80 * (header.lastCommit?.signatures.count ?? 0) + 512 * evidence.count) { $0 + 4 + $1.count }
     }
 
+    /// The length of ``encoded``, without building it: the header and any evidence are
+    /// encoded (a few hundred bytes), the transactions only counted. Executing a block needs
+    /// its size for the block-size rule; encoding tens of kilobytes of transactions for a
+    /// count was a measurable share of a block of finality votes.
+    public var encodedSize: Int {
+        var size = 1 + header.encoded.count + 4
+        for t in transactions { size += 4 + t.count }
+        if !evidence.isEmpty {
+            size += 4
+            for e in evidence { size += e.encoded.count }
+        }
+        return size
+    }
+
     /// `u8 version ‖ header ‖ u32 count ‖ bytes*`.
     public func encode(to w: inout BinaryWriter) {
         w.u8(evidence.isEmpty ? Self.version : 2)
@@ -246,6 +260,15 @@ public struct Block: Hashable, Sendable, BinaryCodable {
 
     /// The block hash (the header's hash).
     public var hash: Data { header.hash }
+
+    /// The hash of the block encoded in `bytes`, reading only its version and header (the
+    /// transactions after them are neither decoded nor checked).
+    public static func headerHash(ofEncoded bytes: Data) throws(CodecError) -> Data {
+        var r = BinaryReader(slicing: bytes)
+        let v = try r.u8("block version")
+        guard v == Self.version || v == 2 else { throw .unknownVersion(field: "block version", value: v) }
+        return try BlockHeader(from: &r).hash
+    }
 
     /// Whether the body is the one the header commits to: its transactions' root and its
     /// evidence's root. Stateless; the block hash covers only the header, so without this a
@@ -292,7 +315,7 @@ public struct Block: Hashable, Sendable, BinaryCodable {
         tip: ChainTip, validators: ChainValidatorSet, maxBlockBytes: Int, verifier: (any CommitVerifier)?
     ) throws(BlockError) {
         try validate(tip: tip, validators: validators, maxBlockBytes: maxBlockBytes, verifier: verifier,
-                     encodedSize: encoded.count, transactionHashes: transactions.map { Transaction.hash(of: $0) })
+                     encodedSize: encodedSize, transactionHashes: transactions.map { Transaction.hash(of: $0) })
     }
 
     /// ``validate(tip:validators:maxBlockBytes:verifier:)`` with the block's encoded size

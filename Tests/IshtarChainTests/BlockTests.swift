@@ -83,6 +83,29 @@ struct BlockTests {
         #expect(app.lastHeight == 2)
     }
 
+    @Test func encodedSizeIsTheLengthOfTheEncoding() throws {
+        let net = try TestNet()
+        let app = try makeApp(net)
+        let first = try net.nextBlock(app, [])
+        #expect(first.header.lastCommit == nil)
+        #expect(first.encodedSize == first.encoded.count)
+        try net.produce(app, [])
+        var block = try net.nextBlock(app, [try labelTx(testKey("a"), nonce: 0), try labelTx(testKey("b"), nonce: 0)])
+        #expect(block.header.lastCommit != nil)
+        #expect(block.encodedSize == block.encoded.count)
+        func vote(_ hash: UInt8?) -> EvidenceVote {
+            EvidenceVote(type: EvidenceVote.precommit, height: 1, round: 0, blockHash: hash.map { Data(repeating: $0, count: 32) },
+                         signature: Data(repeating: 7, count: 64))
+        }
+        block.evidence = [DoubleVoteEvidence(validator: Data(repeating: 1, count: 32), vote(1), vote(nil)),
+                          DoubleVoteEvidence(validator: Data(repeating: 2, count: 32), vote(2), vote(3))]
+        block.header.evidenceHash = DoubleVoteEvidence.root(block.evidence)
+        #expect(block.encodedSize == block.encoded.count)
+        #expect(try Block(decoding: block.encoded) == block)
+        #expect(try Block.headerHash(ofEncoded: block.encoded) == block.hash)
+        #expect(throws: CodecError.self) { try Block.headerHash(ofEncoded: block.encoded.prefix(40)) }
+    }
+
     @Test func firstBlockRules() throws {
         let net = try TestNet()
         let app = try makeApp(net)

@@ -123,11 +123,11 @@ struct CommitPathTests {
         #expect(throws: ChainError.self) { try b.finalizeBlock(block) }
         var other = WriteBatch()
         let otherBlock = try net.nextBlock(b, [try labelTx(testKey("t"), nonce: 0)])
-        Application.recordDecidedBlock(otherBlock.encoded, height: block.header.height, in: &other)
+        try Application.recordDecidedBlock(otherBlock.encoded, height: block.header.height, in: &other)
         try deferred.write(other, sync: true)
         #expect(throws: ChainError.self, "another block recorded at the height") { try b.finalizeBlock(block) }
         var decision = WriteBatch()
-        Application.recordDecidedBlock(block.encoded, height: block.header.height, in: &decision)
+        try Application.recordDecidedBlock(block.encoded, height: block.header.height, in: &decision)
         try deferred.write(decision, sync: true)
         #expect(try b.block(at: block.header.height) == nil, "recorded, not committed: not the chain's yet")
         #expect(try b.recordedBlockBytes(at: block.header.height) == block.encoded)
@@ -142,6 +142,42 @@ struct CommitPathTests {
         #expect(deferred.syncs == [true, true, true, false],
                 "genesis synced; the caller's decision records; the block's commit left to them")
         #expect(b.lastAppHash == a.lastAppHash)
+    }
+
+    @Test func theDecisionRecordCarriesTheBlockHashAndAnOlderRecordIsComparedByteForByte() throws {
+        let net = try TestNet()
+        let store = InstrumentedStore(InMemoryStore(columnFamilies: Application.columnFamilies))
+        let app = try Application(store: store, verifier: TestCommitVerifier(), durability: .replayedFromDecisionLog)
+        try app.initChain(net.genesis)
+        let block = try net.nextBlock(app, [try labelTx(testKey("s"), nonce: 0)])
+        let height = block.header.height
+        var be8 = BinaryWriter()
+        be8.u64(height)
+        let blockKey = Data("h".utf8) + be8.data, hashKey = Data("d".utf8) + be8.data
+
+        // Bytes that are not a block add nothing to the batch.
+        var refused = WriteBatch()
+        #expect(throws: ChainError.self) { try Application.recordDecidedBlock(Data([1, 2, 3]), height: height, in: &refused) }
+        #expect(refused.operations.isEmpty)
+
+        var decision = WriteBatch()
+        try Application.recordDecidedBlock(block.encoded, height: height, in: &decision)
+        #expect(decision.operations.count == 2)
+        try store.write(decision, sync: true)
+        #expect(try store.get(hashKey, in: Application.blocksColumnFamily) == block.hash)
+
+        // A record from before the hash was kept: the bytes alone, compared in full.
+        var older = WriteBatch()
+        older.delete(hashKey, in: Application.blocksColumnFamily)
+        older.put(blockKey, try net.nextBlock(app, [try labelTx(testKey("t"), nonce: 0)]).encoded, in: Application.blocksColumnFamily)
+        try store.write(older, sync: true)
+        #expect(throws: ChainError.self, "another block's bytes") { try app.finalizeBlock(block) }
+        var same = WriteBatch()
+        same.put(blockKey, block.encoded, in: Application.blocksColumnFamily)
+        try store.write(same, sync: true)
+        #expect(try app.finalizeBlock(block).txResults.allSatisfy(\.isOK))
+        try app.commit()
+        #expect(try app.block(at: height) == block)
     }
 
     /// Known answer for one state element, computed outside Swift: d by Python's hashlib

@@ -642,7 +642,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
             b.put(Self.certKey(h), CanonicalEncoding.encode(d.certificate), in: Self.commitsCF)
             // The block store's only copy of the block (the commit does not write it again).
             // The codec is canonical, so these are exactly the bytes of the decoded block.
-            Application.recordDecidedBlock(d.value.block, height: h, in: &b)
+            try Application.recordDecidedBlock(d.value.block, height: h, in: &b)
             try db.write(b, sync: true)
             if crashAfterDecideHeight == h {
                 logger.critical("failpoint: crashing between the decision and the application commit", metadata: ["height": "\(h)"])
