@@ -181,9 +181,7 @@ enum ChainBench {
             if app.durability == .replayedFromDecisionLog {
                 // The node's synced decision record, which is the block store's copy of the
                 // block: consensus work before the application runs it, so not timed here.
-                var decision = WriteBatch()
-                try Application.recordDecidedBlock(block.encoded, height: block.header.height, in: &decision)
-                try db.write(decision, sync: false)
+                try app.recordDecision(WriteBatch(), block: block.encoded, height: block.header.height)
             }
             let t0 = clock.now
             if check {

@@ -539,9 +539,7 @@ extension NodeBench {
                         // The node's synced decision record — the block store's copy of the
                         // block — precedes execution; consensus work, not timed, not in the
                         // commit batch the baseline repeats.
-                        var decision = WriteBatch()
-                        try Application.recordDecidedBlock(block.encoded, height: block.header.height, in: &decision)
-                        try store.write(decision, sync: false)
+                        try app.recordDecision(WriteBatch(), block: block.encoded, height: block.header.height)
                     }
                     store.batches = []
                     let t0 = clock.now

@@ -11,7 +11,8 @@ public enum CommitDurability: Sendable {
     /// because the caller already holds a synced record of the decided block in the same
     /// database and replays it after a crash (ABCI's handshake replay) — as ``IshtarNode``
     /// does. That record is the block store's copy: the caller writes the block with
-    /// ``Application/recordDecidedBlock(_:height:in:)`` in its synced decision batch, before
+    /// ``Application/recordDecision(_:block:height:)`` (or adds it to its own synced decision
+    /// batch with ``Application/recordDecidedBlock(_:height:in:)``), before
     /// ``Application/finalizeBlock(_:)`` (which refuses a block not recorded so), and the
     /// commit does not write the block a second time. A killed process loses nothing (the
     /// log is in the OS page cache); a power loss can lose at most the last commit, since
@@ -71,6 +72,8 @@ public final class Application {
 
     private var meta: AppMeta?
     private var commitments: [String: StateCommitment] = [:]
+    /// The last decision this application wrote itself (``recordDecision(_:block:height:)``).
+    private var lastRecordedDecision: (height: UInt64, hash: Data)?
     private var validatorSet: ChainValidatorSet?
     private var params: ConsensusParams?
     private var checkState: Overlay
@@ -760,6 +763,11 @@ public final class Application {
     /// - Throws: ``ChainError/invalidBlock(_:)`` (`malformed`) if `bytes` do not start with
     ///   a block header; nothing is added to `batch` then.
     public static func recordDecidedBlock(_ bytes: Data, height: UInt64, in batch: inout WriteBatch) throws(ChainError) {
+        _ = try addDecidedBlock(bytes, height: height, to: &batch)
+    }
+
+    /// ``recordDecidedBlock(_:height:in:)``, returning the block's hash.
+    private static func addDecidedBlock(_ bytes: Data, height: UInt64, to batch: inout WriteBatch) throws(ChainError) -> Data {
         let hash: Data
         do {
             hash = try Block.headerHash(ofEncoded: bytes)
@@ -768,6 +776,24 @@ public final class Application {
         }
         batch.put(blockKey(height), bytes, in: blocksColumnFamily)
         batch.put(decidedHashKey(height), hash, in: blocksColumnFamily)
+        return hash
+    }
+
+    /// Writes the caller's decision record `batch` (e.g. its commit certificate) with the
+    /// decided block added (``recordDecidedBlock(_:height:in:)``), in one synced write to this
+    /// application's store, and remembers it: ``finalizeBlock(_:)`` then knows the block is
+    /// recorded without reading the block store back, a read that cost tens of microseconds
+    /// a block (its skip list long out of the cache by then). A record written any other
+    /// way is read back as before, so write a height's record only through one of the two.
+    ///
+    /// - Throws: ``ChainError/invalidBlock(_:)`` (`malformed`) if `bytes` do not start with
+    ///   a block header, ``ChainError/storage(_:)`` if the write fails; nothing is written or
+    ///   remembered then.
+    public func recordDecision(_ batch: WriteBatch, block bytes: Data, height: UInt64) throws(ChainError) {
+        var b = batch
+        let hash = try Self.addDecidedBlock(bytes, height: height, to: &b)
+        try storeCall { try store.write(b, sync: true) }
+        lastRecordedDecision = (height, hash)
     }
 
     /// Before a block runs under a caller's decision log: the caller's record is the only copy
@@ -777,6 +803,7 @@ public final class Application {
     /// it). A record made before the hash was kept is compared byte for byte.
     private func checkRecorded(_ block: Block, hash: Data) throws(ChainError) {
         let height = block.header.height
+        if let last = lastRecordedDecision, last.height == height, last.hash == hash { return }
         let matches = try storeCall { () throws -> Bool? in
             if let recorded = try store.get(Self.decidedHashKey(height), in: Self.blocksColumnFamily) {
                 return recorded == hash

@@ -180,6 +180,42 @@ struct CommitPathTests {
         #expect(try app.block(at: height) == block)
     }
 
+    @Test func anApplicationThatWritesTheDecisionKnowsItWithoutReadingItBack() throws {
+        let net = try TestNet()
+        let store = InstrumentedStore(InMemoryStore(columnFamilies: Application.columnFamilies))
+        let app = try Application(store: store, verifier: TestCommitVerifier(), durability: .replayedFromDecisionLog)
+        try app.initChain(net.genesis)
+        let block = try net.nextBlock(app, [try labelTx(testKey("s"), nonce: 0)])
+        let other = try net.nextBlock(app, [try labelTx(testKey("t"), nonce: 0)])
+        let height = block.header.height
+
+        store.failNextWrite()
+        #expect(throws: ChainError.self) { try app.recordDecision(WriteBatch(), block: block.encoded, height: height) }
+        #expect(throws: ChainError.self, "a failed write is not remembered") { try app.finalizeBlock(block) }
+        let writes = store.writeCount
+        #expect(throws: ChainError.self) { try app.recordDecision(WriteBatch(), block: Data([9]), height: height) }
+        #expect(store.writeCount == writes, "bytes that are not a block are not written")
+
+        // The caller's own record goes in the same synced write.
+        var certificate = WriteBatch()
+        certificate.put(Data("caller-record".utf8), Data([1]), in: Application.metaColumnFamily)
+        try app.recordDecision(certificate, block: block.encoded, height: height)
+        #expect(store.syncs.last == true)
+        #expect(try #require(store.batches.last).operations.count == 3)
+        #expect(try store.get(Data("caller-record".utf8), in: Application.metaColumnFamily) == Data([1]))
+        #expect(try app.recordedBlockBytes(at: height) == block.encoded)
+        #expect(throws: ChainError.self, "another block at the recorded height") { try app.finalizeBlock(other) }
+        #expect(try app.finalizeBlock(block).txResults.allSatisfy(\.isOK))
+        try app.commit()
+        #expect(try app.block(at: height) == block)
+
+        // Another application over the same store (a restart) reads the record back.
+        let next = try net.nextBlock(app, [try labelTx(testKey("s"), nonce: 1)])
+        try app.recordDecision(WriteBatch(), block: next.encoded, height: next.header.height)
+        let restarted = try Application(store: store, verifier: TestCommitVerifier(), durability: .replayedFromDecisionLog)
+        #expect(try restarted.finalizeBlock(next).txResults.allSatisfy(\.isOK))
+    }
+
     /// Known answer for one state element, computed outside Swift: d by Python's hashlib
     /// (`H_"ishtar/state-element"(BE4(len k) ‖ k ‖ v)`), the keystream by
     /// `openssl enc -aes-256-ctr -K d -iv 00…00` over 2048 zero bytes.

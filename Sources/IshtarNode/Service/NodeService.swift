@@ -640,10 +640,10 @@ public actor NodeService: NodeBackend, P2PDelegate {
         do {
             var b = WriteBatch()
             b.put(Self.certKey(h), CanonicalEncoding.encode(d.certificate), in: Self.commitsCF)
-            // The block store's only copy of the block (the commit does not write it again).
-            // The codec is canonical, so these are exactly the bytes of the decoded block.
-            try Application.recordDecidedBlock(d.value.block, height: h, in: &b)
-            try db.write(b, sync: true)
+            // With the block store's only copy of the block (the commit does not write it
+            // again), synced. The codec is canonical, so these are exactly the bytes of the
+            // decoded block.
+            try app.recordDecision(b, block: d.value.block, height: h)
             if crashAfterDecideHeight == h {
                 logger.critical("failpoint: crashing between the decision and the application commit", metadata: ["height": "\(h)"])
                 kill(getpid(), SIGKILL)
