@@ -539,7 +539,7 @@ extension NodeBench {
                         // The node's synced decision record — the block store's copy of the
                         // block — precedes execution; consensus work, not timed, not in the
                         // commit batch the baseline repeats.
-                        try app.recordDecision(WriteBatch(), block: block.encoded, height: block.header.height)
+                        try app.recordDecision(WriteBatch(), block: block.encoded, height: block.header.height, sync: false)
                     }
                     store.batches = []
                     let t0 = clock.now

@@ -11,7 +11,7 @@ public enum CommitDurability: Sendable {
     /// because the caller already holds a synced record of the decided block in the same
     /// database and replays it after a crash (ABCI's handshake replay) — as ``IshtarNode``
     /// does. That record is the block store's copy: the caller writes the block with
-    /// ``Application/recordDecision(_:block:height:)`` (or adds it to its own synced decision
+    /// ``Application/recordDecision(_:block:height:sync:)`` (or adds it to its own synced decision
     /// batch with ``Application/recordDecidedBlock(_:height:in:)``), before
     /// ``Application/finalizeBlock(_:)`` (which refuses a block not recorded so), and the
     /// commit does not write the block a second time. A killed process loses nothing (the
@@ -72,7 +72,7 @@ public final class Application {
 
     private var meta: AppMeta?
     private var commitments: [String: StateCommitment] = [:]
-    /// The last decision this application wrote itself (``recordDecision(_:block:height:)``).
+    /// The last decision this application wrote itself (``recordDecision(_:block:height:sync:)``).
     private var lastRecordedDecision: (height: UInt64, hash: Data)?
     private var validatorSet: ChainValidatorSet?
     private var params: ConsensusParams?
@@ -786,13 +786,16 @@ public final class Application {
     /// a block (its skip list long out of the cache by then). A record written any other
     /// way is read back as before, so write a height's record only through one of the two.
     ///
+    /// - Parameter sync: `false` leaves the record in RocksDB's log without an fsync: it
+    ///   survives a killed process, not a power loss. For benchmarks that keep consensus's
+    ///   own fsync out of the work they time; a node keeps the default.
     /// - Throws: ``ChainError/invalidBlock(_:)`` (`malformed`) if `bytes` do not start with
     ///   a block header, ``ChainError/storage(_:)`` if the write fails; nothing is written or
     ///   remembered then.
-    public func recordDecision(_ batch: WriteBatch, block bytes: Data, height: UInt64) throws(ChainError) {
+    public func recordDecision(_ batch: WriteBatch, block bytes: Data, height: UInt64, sync: Bool = true) throws(ChainError) {
         var b = batch
         let hash = try Self.addDecidedBlock(bytes, height: height, to: &b)
-        try storeCall { try store.write(b, sync: true) }
+        try storeCall { try store.write(b, sync: sync) }
         lastRecordedDecision = (height, hash)
     }
 
