@@ -157,12 +157,28 @@ struct HashedBytes: Hashable {
 /// exceeds ``byteLimit`` it becomes the older one and the previous older one is dropped;
 /// an entry found in the older generation moves to the newer.
 final class CommittedCache {
-    struct Entry {
-        /// `nil` = absent from the store.
-        var value: Data?
-        /// The value last decoded from `value` (a ``DecodedBox`` of any type), so repeated
-        /// typed reads skip decoding.
-        var decoded: AnyObject?
+    /// One reference at most: a typed read of a decoded entry retains (and so touches) only
+    /// the box it reads, not the raw bytes' buffer too. Each retain of a cold object is a
+    /// cache miss, and a finality vote makes ~10 such reads.
+    enum Entry {
+        /// Absent from the store.
+        case absent
+        /// The stored bytes, not decoded yet.
+        case raw(Data)
+        /// The stored bytes with the value last decoded from them (a ``DecodedBox`` of any
+        /// type), so repeated typed reads skip decoding.
+        case decoded(RawBox)
+
+        /// The stored bytes (`nil` = absent).
+        var value: Data? {
+            switch self {
+            case .absent: return nil
+            case .raw(let d): return d
+            case .decoded(let box): return box.raw
+            }
+        }
+
+        init(_ value: Data?) { self = value.map { .raw($0) } ?? .absent }
     }
 
     /// Approximate bytes (keys + values) one generation may hold before it is rotated.
@@ -195,20 +211,21 @@ final class CommittedCache {
 
     /// Records a decoded form of the cached value at `key` (no effect if it left the cache).
     /// A decoded value is counted as twice its encoding: its fields are separate objects.
-    func setDecoded(_ key: HashedBytes, _ decoded: AnyObject) {
-        guard let e = newer[key], e.decoded == nil else {
-            if newer[key] != nil { newer[key]?.decoded = decoded }
-            return
+    func setDecoded(_ key: HashedBytes, _ decoded: RawBox) {
+        switch newer[key] {
+        case .raw?:
+            newerBytes += 2 * decoded.raw.count
+            newer[key] = .decoded(decoded)
+        case .decoded?: newer[key] = .decoded(decoded)
+        case .absent?, nil: return
         }
-        newer[key]?.decoded = decoded
-        newerBytes += 2 * (e.value?.count ?? 0)
     }
 
     /// A committed block's changes (`nil` = deleted), after they are durable.
     func apply(_ changes: [(key: HashedBytes, value: Data?)]) {
         for (key, value) in changes {
             older.removeValue(forKey: key)
-            put(key, Entry(value: value, decoded: nil))
+            put(key, Entry(value))
         }
     }
 
@@ -229,10 +246,19 @@ final class CommittedCache {
     }
 }
 
-/// A decoded state value kept in ``CommittedCache``.
-final class DecodedBox<T> {
+/// The stored bytes of a decoded entry of ``CommittedCache`` (see ``DecodedBox``).
+class RawBox {
+    let raw: Data
+    init(raw: Data) { self.raw = raw }
+}
+
+/// A decoded state value kept in ``CommittedCache``, with the bytes it was decoded from.
+final class DecodedBox<T>: RawBox {
     let value: T
-    init(_ value: T) { self.value = value }
+    init(_ value: T, raw: Data) {
+        self.value = value
+        super.init(raw: raw)
+    }
 
     /// `body` applied to the value in place (reading `value` from outside copies it).
     @inline(__always)
@@ -292,14 +318,14 @@ final class Overlay {
     private func committed(_ key: HashedBytes) throws(ChainError) -> CommittedCache.Entry {
         if let cache {
             if let e = cache.entry(key) { return e }
-            let e = CommittedCache.Entry(value: try storeCall { try base.get(key.data, in: columnFamily) }, decoded: nil)
+            let e = CommittedCache.Entry(try storeCall { try base.get(key.data, in: columnFamily) })
             cache.put(key, e)
             return e
         }
-        if let cached = reads[key] { return CommittedCache.Entry(value: cached, decoded: nil) }
+        if let cached = reads[key] { return CommittedCache.Entry(cached) }
         let value = try storeCall { try base.get(key.data, in: columnFamily) }
         reads[key] = .some(value)
-        return CommittedCache.Entry(value: value, decoded: nil)
+        return CommittedCache.Entry(value)
     }
 
     /// The value at `key` decoded by `decode`: a value still only in the committed state is
@@ -328,16 +354,21 @@ final class Overlay {
             node = n.parent
         }
         guard let root = node else { return nil }
-        let e = try root.committed(key)
-        guard let raw = e.value else { return nil }
-        // An identity check of the box's class instead of `as? T` from an existential: the
-        // generic cast machinery cost more than the dictionary lookups of the read.
-        if let box = e.decoded, ObjectIdentifier(type(of: box)) == ObjectIdentifier(DecodedBox<T>.self) {
-            return .success(unsafeDowncast(box, to: DecodedBox<T>.self).reading(project))
+        let raw: Data
+        switch try root.committed(key) {
+        case .absent: return nil
+        case .raw(let d): raw = d
+        case .decoded(let box):
+            // An identity check of the box's class instead of `as? T` from an existential:
+            // the generic cast machinery cost more than the dictionary lookups of the read.
+            if ObjectIdentifier(type(of: box)) == ObjectIdentifier(DecodedBox<T>.self) {
+                return .success(unsafeDowncast(box, to: DecodedBox<T>.self).reading(project))
+            }
+            raw = box.raw
         }
         do throws(CodecError) {
             let value = try decode(raw)
-            root.cache?.setDecoded(key, DecodedBox(value))
+            root.cache?.setDecoded(key, DecodedBox(value, raw: raw))
             return .success(project(value))
         } catch {
             return .failure(error)
