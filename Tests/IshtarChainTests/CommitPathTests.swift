@@ -108,6 +108,15 @@ struct CommitPathTests {
         #expect(try app.recomputeAppHash() == app.lastAppHash)
     }
 
+    /// An application at genesis over a fresh instrumented store, committing as a node does
+    /// (behind the caller's decision log).
+    func decisionLogApp(_ net: TestNet) throws -> (InstrumentedStore<InMemoryStore>, Application) {
+        let store = InstrumentedStore(InMemoryStore(columnFamilies: Application.columnFamilies))
+        let app = try Application(store: store, verifier: TestCommitVerifier(), durability: .replayedFromDecisionLog)
+        try app.initChain(net.genesis)
+        return (store, app)
+    }
+
     @Test func commitSyncsUnlessTheCallerKeepsTheDecisionLog() throws {
         let net = try TestNet()
         let synced = InstrumentedStore(InMemoryStore(columnFamilies: Application.columnFamilies))
@@ -115,9 +124,7 @@ struct CommitPathTests {
         try net.produce(a, [try labelTx(testKey("s"), nonce: 0)])
         #expect(synced.syncs.allSatisfy { $0 }, "standalone: genesis and every commit synced")
 
-        let deferred = InstrumentedStore(InMemoryStore(columnFamilies: Application.columnFamilies))
-        let b = try Application(store: deferred, verifier: TestCommitVerifier(), durability: .replayedFromDecisionLog)
-        try b.initChain(net.genesis)
+        let (deferred, b) = try decisionLogApp(net)
         let block = try net.nextBlock(b, [try labelTx(testKey("s"), nonce: 0)])
         // The caller's decision record is the block store's copy: without it nothing runs.
         #expect(throws: ChainError.self) { try b.finalizeBlock(block) }
@@ -146,9 +153,7 @@ struct CommitPathTests {
 
     @Test func theDecisionRecordCarriesTheBlockHashAndAnOlderRecordIsComparedByteForByte() throws {
         let net = try TestNet()
-        let store = InstrumentedStore(InMemoryStore(columnFamilies: Application.columnFamilies))
-        let app = try Application(store: store, verifier: TestCommitVerifier(), durability: .replayedFromDecisionLog)
-        try app.initChain(net.genesis)
+        let (store, app) = try decisionLogApp(net)
         let block = try net.nextBlock(app, [try labelTx(testKey("s"), nonce: 0)])
         let height = block.header.height
         var be8 = BinaryWriter()
@@ -182,9 +187,7 @@ struct CommitPathTests {
 
     @Test func anApplicationThatWritesTheDecisionKnowsItWithoutReadingItBack() throws {
         let net = try TestNet()
-        let store = InstrumentedStore(InMemoryStore(columnFamilies: Application.columnFamilies))
-        let app = try Application(store: store, verifier: TestCommitVerifier(), durability: .replayedFromDecisionLog)
-        try app.initChain(net.genesis)
+        let (store, app) = try decisionLogApp(net)
         let block = try net.nextBlock(app, [try labelTx(testKey("s"), nonce: 0)])
         let other = try net.nextBlock(app, [try labelTx(testKey("t"), nonce: 0)])
         let height = block.header.height
