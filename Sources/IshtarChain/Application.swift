@@ -814,7 +814,7 @@ public final class Application {
             return try store.value(Self.blockKey(height), in: Self.blocksColumnFamily, equals: block.encoded)
         }
         guard matches == true else {
-            throw .outOfOrder("block \(height) was not recorded with recordDecidedBlock before finalizeBlock"
+            throw .outOfOrder("block \(height) was not recorded (recordDecision or recordDecidedBlock) before finalizeBlock"
                               + (matches == nil ? "" : " (a different block is recorded at that height)"))
         }
     }
