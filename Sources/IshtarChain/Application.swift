@@ -277,15 +277,19 @@ public final class Application {
     // MARK: - Transactions
 
     /// ``statelessCheck(_:hash:chainID:params:remember:)`` for callers that need only the
-    /// transaction.
+    /// transaction and will see it again in a block (admission without execution, a
+    /// proposal): it is remembered.
     private func statelessCheck(_ raw: Data, hash: Data, chainID: String, params: ConsensusParams) throws(ChainError) -> Result<Transaction, RuleViolation> {
-        try statelessCheck(raw, hash: hash, chainID: chainID, params: params, remember: false).map(\.transaction)
+        try statelessCheck(raw, hash: hash, chainID: chainID, params: params, remember: true).map(\.transaction)
     }
 
     /// The stateless rules of `raw` (whose SHA-256 is `hash`): size, canonical decoding,
     /// chain id, signature, message count, known message types and each module's
-    /// `validatedForm(of:sender:)`. With `remember` (admission), a transaction that passes is
-    /// kept decoded, with its messages' validated forms, for its execution in a block.
+    /// `validatedForm(of:sender:)`. With `remember` (everything but the execution of a decided
+    /// block), a transaction that passes is kept decoded, with its messages' validated forms,
+    /// for its execution in a block: that is the only memory of a message's validated form,
+    /// so a vote's EOTS signature is verified once whether its transaction reaches this node
+    /// through the mempool, a replacement's pre-check or a proposal.
     private func statelessCheck(_ raw: Data, hash: Data, chainID: String, params: ConsensusParams,
                                 remember: Bool) throws(ChainError) -> Result<AdmittedTransaction, RuleViolation> {
         guard raw.count <= params.maxTxBytes else {
@@ -320,9 +324,10 @@ public final class Application {
         } catch {
             return .failure(error.violation)
         }
-        // Validated before but no longer kept: not validated again for its forms (a
-        // recheck would then pay for every message's stateless rules once more).
-        if passedBefore { return .success(AdmittedTransaction(transaction: tx, validatedForms: [])) }
+        // Validated before but no longer kept. Executing a decided block needs no forms
+        // (each message's delivery checks what it needs); to be kept, the forms are made
+        // again once, so later rechecks find them.
+        if passedBefore && !remember { return .success(AdmittedTransaction(transaction: tx, validatedForms: [])) }
         var forms: [AnyObject?] = []
         forms.reserveCapacity(tx.messages.count)
         for message in tx.messages {
@@ -346,10 +351,10 @@ public final class Application {
 
     /// Runs one transaction (ante hooks, then its messages) in a child of `parent`,
     /// merging its writes only on success.
-    private func execute(_ raw: Data, hash: Data, index: Int, isCheck: Bool, block: BlockInfo, validators: ChainValidatorSet,
+    private func execute(_ raw: Data, hash: Data, index: Int, isCheck: Bool, remember: Bool = true, block: BlockInfo, validators: ChainValidatorSet,
                          params: ConsensusParams, parent: Overlay) throws(ChainError) -> (TxResult, Transaction?) {
         let passed: AdmittedTransaction
-        switch try statelessCheck(raw, hash: hash, chainID: block.chainID, params: params, remember: isCheck) {
+        switch try statelessCheck(raw, hash: hash, chainID: block.chainID, params: params, remember: remember) {
         case .failure(let v): return (TxResult(violation: v), nil)
         case .success(let t): passed = t
         }
@@ -535,7 +540,7 @@ public final class Application {
         var results: [TxResult] = []
         results.reserveCapacity(block.transactions.count)
         for (i, raw) in block.transactions.enumerated() {
-            let (result, _) = try execute(raw, hash: txHashes[i], index: i, isCheck: false, block: info,
+            let (result, _) = try execute(raw, hash: txHashes[i], index: i, isCheck: false, remember: false, block: info,
                                           validators: validators, params: params, parent: overlay)
             results.append(result)
         }

@@ -1,16 +1,16 @@
 import Foundation
 import Synchronization
 
-/// Payload bytes → their decoded message, for messages every node decodes several times:
-/// a finality vote is decoded by the stateless check, by mempool admission and again by
-/// block execution, and decoding (a dozen small allocations) cost more than a lookup.
+/// Payload bytes → what a pure function makes of them, for payloads every node sees several
+/// times: a transaction's hash is asked for at admission, for a proposal's transactions root
+/// and again at finalize, and hashing a few kilobytes costs more than a lookup.
 ///
 /// Decoding is a pure function of the bytes, so a hit is exactly what decoding would
 /// return; only successful decodes are kept. Two generations bound the size: when the
 /// newer one reaches `capacity` it replaces the older one.
 final class DecodeMemo<T: Sendable>: Sendable {
     /// A payload as a map key. Its hash covers the length and the last 64 bytes only (a
-    /// vote ends with its block hash and signature, so votes differ there); equality
+    /// transaction ends with its signature, so transactions differ there); equality
     /// compares every byte. The payload stays the `Data` it came in: a copy of a few hundred
     /// bytes per lookup cost more than the lookup.
     private struct PayloadKey: Hashable {
@@ -38,8 +38,7 @@ final class DecodeMemo<T: Sendable>: Sendable {
     /// Whether a key keeps its own copy of the payload's bytes. A payload sliced from a block
     /// would otherwise keep the whole block's buffer alive for as long as the entry lives.
     let copiesPayloads: Bool
-    // Payloads hashed once per lookup-and-insert: hashing a few hundred bytes twice per
-    // vote cost as much as decoding them.
+    // A key's hash is computed once per lookup-and-insert, not once for each.
     private let state: Mutex<Generations<PayloadKey, T>>
 
     /// At most `capacity` entries and `byteCapacity` payload bytes per generation.
@@ -62,7 +61,7 @@ final class DecodeMemo<T: Sendable>: Sendable {
 /// A map bounded by two generations: when the newer one holds `capacity` entries or
 /// `byteCapacity` bytes (as each insert counts them), it becomes the older one and the
 /// previous older one is dropped. A lookup sees both. For memories whose entries are wanted
-/// for a while after they are made (a vote from admission to its block) and need no order.
+/// for a while after they are made (a transaction from admission to its block) and need no order.
 struct Generations<Key: Hashable, Value> {
     /// Entries per generation.
     let capacity: Int

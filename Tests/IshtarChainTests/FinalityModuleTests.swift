@@ -159,27 +159,36 @@ struct FinalityModuleTests {
         #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
     }
 
-    /// A transaction admitted by `checkTx` keeps its votes' decoded forms for its block
-    /// (`Module.validatedForm`): executed from them, the block's results, events and state
-    /// are those of a twin that never saw the transactions before their block — including a
-    /// second copy of a vote, which the check state admits (it records nothing) and the
-    /// block refuses as a duplicate.
+    /// A transaction whose stateless rules passed before its block — admitted by `checkTx`,
+    /// pre-checked by `checkStateless` (a mempool replacement) or seen in a proposal — keeps
+    /// its votes' decoded, verified forms for its block (`Module.validatedForm`). Executed
+    /// from them, the block's results, events and state are those of a twin that never saw
+    /// the transactions before their block — including a second copy of a vote, which the
+    /// check state admits (it records nothing) and the block refuses as a duplicate.
     @Test func votesKeptFromAdmissionExecuteLikeFreshOnes() throws {
         let h = try FinalityHarness()
         let (batches, first) = try fourProviders(h)
         try h.produce([])
-        let twin = try h.replay()
+        let (fresh, preChecked, proposed) = (try h.replay(), try h.replay(), try h.replay())
         let votes = try h.relayer.tx(try h.votes([batches[0], batches[1]], at: first))
         let copy = try StakingActor("second-relayer").tx(try h.votes([batches[0]], at: first))
         #expect(try h.app.checkTx(votes).result.isOK)
         #expect(try h.app.checkTx(copy).result.isOK)
+        #expect(try preChecked.checkStateless(votes).result.isOK)
+        #expect(try preChecked.checkStateless(copy).result.isOK)
         let kept = try h.produce([votes, copy])
-        let fresh = try h.net.produce(twin, [votes, copy])
         #expect(kept.txResults[0].isOK, "\(kept.txResults[0].log)")
         #expect(kept.txResults[1].rule == "duplicate-vote", "\(kept.txResults[1].log)")
-        #expect(kept.txResults == fresh.txResults)
-        #expect(kept.events == fresh.events)
-        #expect(kept.appHash == fresh.appHash)
+        let twins = [
+            ("never seen", try h.net.produce(fresh, [votes, copy], requireValidProposal: false)),
+            ("pre-checked", try h.net.produce(preChecked, [votes, copy], requireValidProposal: false)),
+            ("proposed", try h.net.produce(proposed, [votes, copy])),
+        ]
+        for (name, twin) in twins {
+            #expect(kept.txResults == twin.txResults, "\(name)")
+            #expect(kept.events == twin.events, "\(name)")
+            #expect(kept.appHash == twin.appHash, "\(name)")
+        }
         #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
     }
 

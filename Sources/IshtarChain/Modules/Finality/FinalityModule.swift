@@ -459,34 +459,30 @@ public struct FinalityModule: Module {
         }
     }
 
-    /// Votes decoded once per process (see ``DecodeMemo``), each with the commitment it was
-    /// verified against: checkTx decodes and verifies, deliver finds both. 8,192 votes per
-    /// generation (~10 MB) covers a mempool's worth of votes between admission and delivery;
-    /// a vote that fell out is decoded and verified again, never trusted without a check.
-    static let decodedVotes = DecodeMemo<DecodedVote>(capacity: 8192)
-
     /// Each commitment's last verified randomness path: a provider's next vote proves the
     /// next leaf, whose path differs only below where the two meet (``MerklePathMemo``).
     static let proofPaths = MerklePathMemo(capacity: 4096)
 
+    /// A vote decoded and its EOTS signature verified. The application keeps the result with
+    /// the admitted transaction (``validatedForm(of:sender:)``), so a vote is decoded and
+    /// verified once per node however often it is checked before its block.
     static func decodeVote(_ message: Message) throws(ExecutionError) -> DecodedVote {
-        try decodedVotes.value(message.payload) { (payload) throws(ExecutionError) -> DecodedVote in
-            // Its fields are slices of the payload: the decoded vote is remembered, and each
-            // copied 32-byte field was two more allocations to make and later free.
-            var r = BinaryReader(slicing: payload)
-            let decoded: AddFinalitySig
-            do throws(CodecError) {
-                let vote = try AddFinalitySig(from: &r)
-                try r.finish()
-                decoded = vote
-            } catch {
-                throw .rule(FinalityModuleError.malformedMessage(type: message.type, error))
-            }
-            // The EOTS signature needs nothing from state, so it is checked here, with the
-            // transaction's other signatures: a forged vote costs no state reads, and a block
-            // carrying one is invalid, like one carrying a bad transaction signature.
-            return try DecodedVote(verifying: decoded)
+        // Its fields are slices of the payload: the decoded vote is kept with its
+        // transaction, and each copied 32-byte field was two more allocations to make and
+        // later free.
+        var r = BinaryReader(slicing: message.payload)
+        let decoded: AddFinalitySig
+        do throws(CodecError) {
+            let vote = try AddFinalitySig(from: &r)
+            try r.finish()
+            decoded = vote
+        } catch {
+            throw .rule(FinalityModuleError.malformedMessage(type: message.type, error))
         }
+        // The EOTS signature needs nothing from state, so it is checked here, with the
+        // transaction's other signatures: a forged vote costs no state reads, and a block
+        // carrying one is invalid, like one carrying a bad transaction signature.
+        return try DecodedVote(verifying: decoded)
     }
 
     /// Stateless checks: canonical payloads (fixed-size keys, hashes and signatures, chain id
