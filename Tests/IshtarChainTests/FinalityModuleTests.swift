@@ -192,6 +192,32 @@ struct FinalityModuleTests {
         #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
     }
 
+    /// A transaction whose stateless rules passed but which then fell out of the memory of
+    /// kept transactions (two generations of 4,096) has its votes' forms made again when it
+    /// is next checked; its block executes like that of a twin that never saw it.
+    @Test func aTransactionThatFellOutOfMemoryExecutesLikeAFreshOne() throws {
+        let h = try FinalityHarness()
+        let (batches, first) = try fourProviders(h)
+        try h.produce([])
+        let fresh = try h.replay()
+        let votes = try h.relayer.tx(try h.votes([batches[0], batches[1]], at: first))
+        #expect(try h.app.checkStateless(votes).result.isOK)
+        let filler = StakingActor("filler")
+        var admitted = 0
+        for n in 0..<8_200 {
+            filler.nonce = UInt64(n)
+            if try h.app.checkStateless(try filler.tx([SetLabel(label: "f").message])).result.isOK { admitted += 1 }
+        }
+        #expect(admitted == 8_200)
+        #expect(try h.app.checkTx(votes).result.isOK)
+        let kept = try h.produce([votes])
+        let twin = try h.net.produce(fresh, [votes], requireValidProposal: false)
+        #expect(kept.txResults[0].isOK, "\(kept.txResults[0].log)")
+        #expect(kept.txResults == twin.txResults)
+        #expect(kept.events == twin.events)
+        #expect(kept.appHash == twin.appHash)
+    }
+
     // MARK: - Tally
 
     @Test func finalizationAtTheThresholdAndInHeightOrder() throws {
