@@ -84,9 +84,11 @@ public final class Application {
     /// SHA-256 of transaction bytes that passed the stateless rules — signature included —
     /// before (bounded FIFO).
     private var statelessPassed = VerifiedSignatureCache(capacity: 200_000)
-    /// Transactions `checkTx` admitted, decoded, with each message's validated form, by
-    /// hash: executing one in a block starts from them instead of decoding it again.
-    /// An entry keeps alive the bytes `checkTx` was given (its fields are slices of them).
+    /// Transactions whose stateless rules passed before their block (mempool admission, a
+    /// replacement's pre-check, a proposal), decoded, with each message's validated form, by
+    /// hash: executing one in a block starts from them instead of decoding it again. An entry
+    /// keeps alive the bytes it was given (its fields are slices of them; of a proposal's
+    /// transactions, the block's buffer).
     /// Keyed by the hash as four words: a lookup hashes and compares 32 bytes in registers
     /// instead of through `Data` (which was ~4 % of a block of small transactions).
     private var admitted = Generations<Digest256, AdmittedTransaction>(capacity: 4096, byteCapacity: 16 << 20)
