@@ -1,5 +1,6 @@
 import Foundation
 import IshtarStore
+import Synchronization
 
 /// Whether `a` sorts before `b` byte-wise (shorter first on a common prefix): the order of
 /// RocksDB's default comparator, by `memcmp` instead of a generic element-by-element walk
@@ -183,6 +184,13 @@ final class CommittedCache {
 
     /// Approximate bytes (keys + values) one generation may hold before it is rotated.
     let byteLimit: Int
+    /// Changes whenever the committed values this cache mirrors may have changed (a commit's
+    /// changes applied, or the cache dropped), and never repeats within the process: two
+    /// reads answered at the same version saw the same committed state, so what a module
+    /// derived from committed values may be kept under it (``Overlay/committedVersion``).
+    private(set) var version = CommittedCache.nextVersion()
+    private static let versions = Atomic<UInt64>(0)
+    private static func nextVersion() -> UInt64 { versions.add(1, ordering: .relaxed).newValue }
     private var newer: [HashedBytes: Entry] = [:]
     private var older: [HashedBytes: Entry] = [:]
     private var newerBytes = 0
@@ -223,6 +231,7 @@ final class CommittedCache {
 
     /// A committed block's changes (`nil` = deleted), after they are durable.
     func apply(_ changes: [(key: HashedBytes, value: Data?)]) {
+        version = Self.nextVersion()
         for (key, value) in changes {
             older.removeValue(forKey: key)
             put(key, Entry(value))
@@ -230,6 +239,7 @@ final class CommittedCache {
     }
 
     func removeAll() {
+        version = Self.nextVersion()
         newer = [:]
         older = [:]
         newerBytes = 0
@@ -303,6 +313,25 @@ final class Overlay {
     private var reads: [HashedBytes: Data?] = [:]
 
     func get(_ key: Data) throws(ChainError) -> Data? { try get(HashedBytes(key)) }
+
+    /// The version of the committed state below this overlay (``CommittedCache/version``);
+    /// `nil` for an overlay without the application's cache, whose reads carry no version.
+    var committedVersion: UInt64? {
+        var node = self
+        while let parent = node.parent { node = parent }
+        return node.cache?.version
+    }
+
+    /// Whether any level of this overlay holds a write (or deletion) of `key`. If none does,
+    /// a read of `key` is answered by the committed state.
+    func hasPendingWrite(_ key: HashedBytes) -> Bool {
+        var node: Overlay? = self
+        while let n = node {
+            if !n.writes.isEmpty, n.writes[key] != nil { return true }
+            node = n.parent
+        }
+        return false
+    }
 
     func get(_ key: HashedBytes) throws(ChainError) -> Data? {
         var node = self

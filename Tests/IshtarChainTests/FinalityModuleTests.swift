@@ -218,6 +218,48 @@ struct FinalityModuleTests {
         #expect(kept.appHash == twin.appHash)
     }
 
+    /// Delivery reuses what a vote's admission found only while nothing that admission read
+    /// has changed. A vote admitted before a block that jails its provider, or in the same
+    /// block after a transaction that jails or slashes it, is refused at delivery; a vote
+    /// whose provider nothing touched counts. Results, events and app hash equal a twin's
+    /// that never admitted the votes.
+    @Test func admittedVotesAreJudgedAgainWhenWhatTheyReadChanged() throws {
+        let h = try FinalityHarness()
+        let (batches, first) = try fourProviders(h)
+        try h.produce([])
+        // Admitted, then a committed block jails its provider.
+        let cVote = try StakingActor("relayer-c").tx(try h.votes([batches[2]], at: first))
+        #expect(try h.app.checkTx(cVote).result.isOK)
+        try h.ok(StakingActor("jailer"), [Message(type: "stktest/Jail", payload: c.publicKey.rawRepresentation)])
+        let fresh = try h.replay()
+        // Admitted against the same committed state as their block; that block jails a and
+        // slashes b before their votes run, and leaves d alone.
+        let aVote = try StakingActor("relayer-a").tx(try h.votes([batches[0]], at: first))
+        let bVote = try StakingActor("relayer-b").tx(try h.votes([batches[1]], at: first))
+        let dVote = try StakingActor("relayer-d").tx(try h.votes([batches[3]], at: first))
+        for tx in [aVote, bVote, dVote] { #expect(try h.app.checkTx(tx).result.isOK) }
+        let hooks = StakingActor("hooks")
+        let jailA = try hooks.tx([Message(type: "stktest/Jail", payload: a.publicKey.rawRepresentation)])
+        hooks.nonce += 1
+        let slashB = try hooks.tx([Message(type: "stktest/Slash", payload: b.publicKey.rawRepresentation)])
+        let block = [jailA, slashB, aVote, bVote, cVote, dVote]
+        let kept = try h.produce(block)
+        let results = kept.txResults
+        #expect(results.count == 6)
+        #expect(results[0].isOK && results[1].isOK, "\(results[0].log) \(results[1].log)")
+        #expect(results[2].rule == "finality-provider-jailed", "\(results[2].log)")
+        #expect(results[3].rule == "finality-provider-slashed", "\(results[3].log)")
+        #expect(results[4].rule == "finality-provider-jailed", "\(results[4].log)")
+        #expect(results[5].isOK, "\(results[5].log)")
+        let twin = try h.net.produce(fresh, block, requireValidProposal: false)
+        #expect(kept.txResults == twin.txResults)
+        #expect(kept.events == twin.events)
+        #expect(kept.appHash == twin.appHash)
+        let tallies = try #require(try h.query("block/\(testChainID)/\(first)")["tallies"] as? [[String: Any]])
+        #expect(tallies.first?["voted_power"] as? String == "100000", "d's power alone")
+        #expect(try h.app.recomputeAppHash() == h.app.lastAppHash)
+    }
+
     // MARK: - Tally
 
     @Test func finalizationAtTheThresholdAndInHeightOrder() throws {

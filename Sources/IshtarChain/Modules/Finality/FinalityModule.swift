@@ -676,10 +676,24 @@ public struct FinalityModule: Module {
     func addFinalitySig(_ d: DecodedVote, _ context: TxContext) throws(ExecutionError) {
         let m = d.vote
         let store = context.store
-        let fp = try Self.provider(m.fpKey, at: d.keys.provider, chainID: m.chainID, context.store(of: StakingModule.moduleName),
-                                   reading: { (slashed: $0.slashedHeight != nil, jailed: $0.jailed) })
         let controlPlane = m.chainID == context.block.chainID
         let votesKey = d.keys.votes
+        // A vote this node admitted against the committed state the block runs on, where
+        // nothing since has written what that admission read: its rules would read the same
+        // values and pass again, so only the height's vote list (which this block's earlier
+        // votes change) and the block hash (the executed block's own) are looked at again.
+        if !context.isCheck, let power = Self.admittedPower(d, context) {
+            var votes = try Self.votes(at: votesKey, store)
+            let (index, found) = votes.search(m.fpKey)
+            if !found {
+                if controlPlane { try Self.checkControlPlaneBlockHash(m, context) }
+                try record(d, power: power, in: &votes, at: index, controlPlane: controlPlane, context)
+                return
+            }
+            // A duplicate or a second vote: the full rules below decide it.
+        }
+        let fp = try Self.provider(m.fpKey, at: d.keys.provider, chainID: m.chainID, context.store(of: StakingModule.moduleName),
+                                   reading: { (slashed: $0.slashedHeight != nil, jailed: $0.jailed) })
         var votes = try Self.votes(at: votesKey, store)
         let (index, found) = votes.search(m.fpKey)
         if found {
@@ -692,23 +706,18 @@ public struct FinalityModule: Module {
         }
         guard !fp.slashed else { throw .rule(FinalityModuleError.finalityProviderSlashed(m.fpKey)) }
         guard !fp.jailed else { throw .rule(FinalityModuleError.finalityProviderJailed(m.fpKey)) }
-        if controlPlane {
-            guard let canonical = try Self.controlPlaneBlockHash(m.height, context) else {
-                throw .rule(FinalityModuleError.blockNotCommitted(height: m.height))
-            }
-            guard sameBytes(canonical, m.blockHash) else {
-                throw .rule(FinalityModuleError.blockHashMismatch(height: m.height, expected: canonical, actual: m.blockHash))
-            }
-        }
+        if controlPlane { try Self.checkControlPlaneBlockHash(m, context) }
         guard let (latest, n) = try Self.latestCommitment(at: d.keys.latestCommitment, store),
               let commitment = try Self.commitment(m.fpKey, m.chainID, covering: m.height, latest: latest, count: n, store) else {
             throw .rule(FinalityModuleError.noRandomnessCommitted(key: m.fpKey, height: m.height))
         }
         let set: ActiveSet
+        let setWasFixed: Bool
         if let fixed = try Self.activeSet(at: d.keys.activeSet, in: store) {
-            set = fixed
+            (set, setWasFixed) = (fixed, true)
         } else {
             set = try Self.activeSetFixing(m.chainID, m.height, controlPlane: controlPlane, context, Self.parameters(in: store))
+            setWasFixed = false
         }
         guard let power = set.power(of: m.fpKey) else {
             throw .rule(FinalityModuleError.finalityProviderNotActive(key: m.fpKey, height: m.height))
@@ -718,8 +727,54 @@ public struct FinalityModule: Module {
         // Recording it (the height's list, the tally, the event) is delivery's work; doing it
         // in the check state too would double the cost of every vote for nothing — a second
         // copy of a vote fails at delivery as a duplicate either way.
-        if context.isCheck { return }
+        if context.isCheck {
+            // Delivery may rely on this admission only if it read committed state alone: the
+            // provider's record, a latest commitment covering the height (no earlier one
+            // read), an active set already fixed (not computed here), none of them written
+            // by a transaction admitted before this one.
+            if setWasFixed, latest.covers(m.height), let version = context.overlay.committedVersion,
+               Self.readsOnlyCommittedState(d, context) {
+                d.markAdmitted(atVersion: version, power: power)
+            }
+            return
+        }
+        try record(d, power: power, in: &votes, at: index, controlPlane: controlPlane, context)
+    }
 
+    /// The power with which this node admitted `d` (``DecodedVote/markAdmitted(atVersion:power:)``),
+    /// if that admission read the committed state `context` reads (the same version) and no
+    /// level of `context` has written since what it read.
+    static func admittedPower(_ d: DecodedVote, _ context: ExecutionContext) -> UInt64? {
+        guard let version = context.overlay.committedVersion, let power = d.admittedPower(atVersion: version),
+              readsOnlyCommittedState(d, context) else { return nil }
+        return power
+    }
+
+    /// Whether no level of `context` has written the provider record, latest commitment or
+    /// active set that `d`'s admission rules read.
+    static func readsOnlyCommittedState(_ d: DecodedVote, _ context: ExecutionContext) -> Bool {
+        let overlay = context.overlay
+        return !overlay.hasPendingWrite(d.keys.provider.full) && !overlay.hasPendingWrite(d.keys.latestCommitment.full)
+            && !overlay.hasPendingWrite(d.keys.activeSet.full)
+    }
+
+    /// A control-plane vote is for the block committed at its height.
+    static func checkControlPlaneBlockHash(_ m: AddFinalitySig, _ context: ExecutionContext) throws(ExecutionError) {
+        guard let canonical = try controlPlaneBlockHash(m.height, context) else {
+            throw .rule(FinalityModuleError.blockNotCommitted(height: m.height))
+        }
+        guard sameBytes(canonical, m.blockHash) else {
+            throw .rule(FinalityModuleError.blockHashMismatch(height: m.height, expected: canonical, actual: m.blockHash))
+        }
+    }
+
+    /// Records an admitted vote: into the height's list (`votes`, at `index`), its power into
+    /// its block hash's tally, the chain's highest voted height, and the event.
+    private func record(_ d: DecodedVote, power: UInt64, in votes: inout VoteList, at index: Int, controlPlane: Bool,
+                        _ context: TxContext) throws(ExecutionError) {
+        let m = d.vote
+        let store = context.store
+        let votesKey = d.keys.votes
         // The list grows by one entry per vote; all votes of one transaction insert into one
         // buffer rather than each copying the whole list.
         store.prepareInPlaceUpdate(votesKey)

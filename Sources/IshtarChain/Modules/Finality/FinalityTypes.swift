@@ -591,7 +591,16 @@ final class DecodedVote: Sendable {
     /// The provider key and block hash in hex, for the vote's event.
     let fpKeyHex: String
     let blockHashHex: String
-    private let verified = Mutex<(startHeight: UInt64, count: UInt64, root: Data)?>(nil)
+    private let marks = Mutex<Marks>(Marks())
+
+    /// What checks of this vote established, each valid only with the inputs it names.
+    private struct Marks {
+        /// The commitment (start, count, root) its randomness proof last verified against.
+        var verified: (startHeight: UInt64, count: UInt64, root: Data)?
+        /// The last admission that passed reading only committed state, the version of that
+        /// state (``CommittedCache/version``), and the provider's power it found.
+        var admitted: (version: UInt64, power: UInt64)?
+    }
 
     struct Keys: Sendable {
         /// The provider's record (the staking module's store).
@@ -631,14 +640,24 @@ final class DecodedVote: Sendable {
     }
 
     func wasVerified(against c: PubRandCommitment) -> Bool {
-        verified.withLock { v in
-            guard let v else { return false }
+        marks.withLock { m in
+            guard let v = m.verified else { return false }
             return v.startHeight == c.startHeight && v.count == c.count && sameBytes(v.root, c.root)
         }
     }
 
     func markVerified(against c: PubRandCommitment) {
-        verified.withLock { $0 = (c.startHeight, c.count, c.root) }
+        marks.withLock { $0.verified = (c.startHeight, c.count, c.root) }
+    }
+
+    /// The power an admission found reading only committed state at `version`, if one did
+    /// (see ``FinalityModule/admittedPower(_:_:)``).
+    func admittedPower(atVersion version: UInt64) -> UInt64? {
+        marks.withLock { m in m.admitted.flatMap { $0.version == version ? $0.power : nil } }
+    }
+
+    func markAdmitted(atVersion version: UInt64, power: UInt64) {
+        marks.withLock { $0.admitted = (version, power) }
     }
 }
 
