@@ -126,7 +126,7 @@ public struct AccountsParams: Hashable, Sendable, Codable, BinaryCodable {
 /// unchanged (it leaves no trace at all), so the sender can reuse it.
 /// State: `accounts/a/<key32>` → ``Account``, `accounts/params` → ``AccountsParams``.
 /// Queries: `/modules/accounts/account/<hex key>`, `/modules/accounts/params`.
-public struct AccountsModule: Module {
+public struct AccountsModule: AnteHandler {
     /// `"accounts"`.
     public static let moduleName = "accounts"
     /// Absolute bound on labels, whatever the parameter says.

@@ -65,6 +65,8 @@ public final class Application {
     private let moduleIndexByType: [String: Int]
     /// `"<name>/"` of each module in ``modules``, built once instead of per context.
     private let modulePrefixes: [Data]
+    /// The modules with an ante rule (``AnteHandler``), with their index in ``modules``.
+    private let anteHandlers: [(index: Int, handler: any AnteHandler)]
     private let moduleByName: [String: any Module]
     private let verifier: (any CommitVerifier)?
     /// Whether ``commit()`` syncs its batch (see ``CommitDurability``).
@@ -134,6 +136,7 @@ public final class Application {
         self.moduleByName = byName
         self.moduleIndexByType = indexByType
         self.modulePrefixes = all.map { ModuleStore.prefix(of: $0.name) }
+        self.anteHandlers = all.enumerated().compactMap { i, m in (m as? any AnteHandler).map { (i, $0) } }
         self.verifier = verifier
         self.durability = durability
         let cache = CommittedCache(byteLimit: 32 << 20)
@@ -373,7 +376,7 @@ public final class Application {
         }
         let forms = passed.validatedForms
         do throws(ExecutionError) {
-            for i in modules.indices { try modules[i].anteHandle(context(i)) }
+            for (i, handler) in anteHandlers { try handler.anteHandle(context(i)) }
             for (j, message) in tx.messages.enumerated() {
                 guard let i = moduleIndexByType[message.type] else {
                     throw .rule(TxError.unknownMessageType(message.type))

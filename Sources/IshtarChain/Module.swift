@@ -301,9 +301,6 @@ public protocol Module: Sendable {
     /// transaction in a block does not decode the message again. It must be a pure function
     /// of the message's bytes: the same bytes may be delivered with a form made earlier.
     func validatedForm(of message: Message, sender: Data) throws(ExecutionError) -> AnyObject?
-    /// Runs for every transaction, before its messages (authentication-style rules such as
-    /// nonces); called on every module in registration order.
-    func anteHandle(_ context: TxContext) throws(ExecutionError)
     /// Executes one message: check everything first, then write.
     func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError)
     /// Runs at the start of every block, before its transactions.
@@ -312,6 +309,18 @@ public protocol Module: Sendable {
     func endBlock(_ context: BlockContext) throws(ExecutionError)
     /// Answers `/modules/<name>/<path...>` against the last committed state.
     func query(_ request: QueryRequest, _ context: QueryContext) throws(ExecutionError) -> Data
+}
+
+/// A module with a rule for every transaction, run before its messages (authentication-style
+/// rules such as nonces).
+///
+/// A protocol of its own rather than a no-op default on ``Module``: the application makes a
+/// context only for the modules that conform, instead of one per registered module for
+/// every transaction (most modules have no such rule).
+public protocol AnteHandler: Module {
+    /// Runs for every transaction, before its messages; the conforming modules run in
+    /// registration order.
+    func anteHandle(_ context: TxContext) throws(ExecutionError)
 }
 
 extension Module {
@@ -326,8 +335,6 @@ extension Module {
         try validateMessage(message, sender: sender)
         return nil
     }
-    /// No ante rule.
-    public func anteHandle(_ context: TxContext) throws(ExecutionError) {}
     /// Rejects: a module that lists message types must implement delivery.
     public func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError) {
         throw .rule(TxError.unknownMessageType(message.type))
