@@ -80,6 +80,9 @@ public final class Application {
     private var params: ConsensusParams?
     private var checkState: Overlay
     private var pending: PendingBlock?
+    /// The last block ``processProposal(_:)`` accepted, with what it established; used once,
+    /// by ``finalizeBlock(_:)`` of that very block on the same committed state.
+    private var acceptedProposal: AcceptedProposal?
     private var haltReason: String?
     /// Committed state values read or written recently (bounded), shared by every root overlay.
     private let cache: CommittedCache
@@ -94,6 +97,18 @@ public final class Application {
     /// Keyed by the hash as four words: a lookup hashes and compares 32 bytes in registers
     /// instead of through `Data` (which was ~4 % of a block of small transactions).
     private var admitted = Generations<Digest256, AdmittedTransaction>(capacity: 4096, byteCapacity: 16 << 20)
+
+    /// A block that passed ``processProposal(_:)``: every block rule and every transaction's
+    /// stateless rules against the committed state `meta` names (validators and parameters
+    /// change only with that state). Executing the same block on the same state starts from
+    /// its transactions' hashes and admitted forms instead of hashing, validating and looking
+    /// up each transaction again — work every validator has just done before voting.
+    private struct AcceptedProposal {
+        let block: Block
+        let meta: AppMeta
+        let txHashes: [Data]
+        let admitted: [AdmittedTransaction]
+    }
 
     private struct PendingBlock {
         var block: Block
@@ -360,11 +375,16 @@ public final class Application {
     /// Runs one transaction (ante hooks, then its messages) in a child of `parent`,
     /// merging its writes only on success.
     private func execute(_ raw: Data, hash: Data, index: Int, isCheck: Bool, remember: Bool = true, block: BlockInfo, validators: ChainValidatorSet,
-                         params: ConsensusParams, parent: Overlay) throws(ChainError) -> (TxResult, Transaction?) {
+                         params: ConsensusParams, parent: Overlay,
+                         admitted known: AdmittedTransaction? = nil) throws(ChainError) -> (TxResult, Transaction?) {
         let passed: AdmittedTransaction
-        switch try statelessCheck(raw, hash: hash, chainID: block.chainID, params: params, remember: remember) {
-        case .failure(let v): return (TxResult(violation: v), nil)
-        case .success(let t): passed = t
+        if let known {
+            passed = known
+        } else {
+            switch try statelessCheck(raw, hash: hash, chainID: block.chainID, params: params, remember: remember) {
+            case .failure(let v): return (TxResult(violation: v), nil)
+            case .success(let t): passed = t
+            }
         }
         let tx = passed.transaction
         let overlay = Overlay(parent: parent)
@@ -457,19 +477,24 @@ public final class Application {
     /// the block: they are executed and recorded as failed, deterministically.
     public func processProposal(_ block: Block) throws(ChainError) -> ProposalVerdict {
         let (meta, validators, params) = try ready()
+        acceptedProposal = nil
         let txHashes = block.transactions.map { Transaction.hash(of: $0) }
         do {
             try block.validate(tip: meta.tip, validators: validators, maxBlockBytes: params.maxBlockBytes, verifier: verifier,
-                               encodedSize: block.encoded.count, transactionHashes: txHashes)
+                               encodedSize: block.encodedSize, transactionHashes: txHashes)
         } catch {
             return .reject(error)
         }
         if let i = try firstRecordedEvidence(block) { return .reject(.invalidEvidence(index: i, "offence already committed")) }
+        var admittedTransactions: [AdmittedTransaction] = []
+        admittedTransactions.reserveCapacity(block.transactions.count)
         for (i, raw) in block.transactions.enumerated() {
-            if case .failure(let v) = try statelessCheck(raw, hash: txHashes[i], chainID: meta.chainID, params: params) {
-                return .reject(.invalidTransaction(index: i, v))
+            switch try statelessCheck(raw, hash: txHashes[i], chainID: meta.chainID, params: params, remember: true) {
+            case .failure(let v): return .reject(.invalidTransaction(index: i, v))
+            case .success(let t): admittedTransactions.append(t)
             }
         }
+        acceptedProposal = AcceptedProposal(block: block, meta: meta, txHashes: txHashes, admitted: admittedTransactions)
         return .accept
     }
 
@@ -525,18 +550,25 @@ public final class Application {
     public func finalizeBlock(_ block: Block) throws(ChainError) -> FinalizeResult {
         let (meta, validators, params) = try ready()
         guard pending == nil else { throw .outOfOrder("finalizeBlock called twice without commit") }
+        // The block this application accepted in ``processProposal(_:)``, against the same
+        // committed state, has passed every rule below already: its hashes and stateless
+        // results are taken as they are. Any other block is checked here in full.
+        let accepted = acceptedProposal.flatMap { $0.meta == meta && $0.block == block ? $0 : nil }
+        acceptedProposal = nil
         // Each transaction is hashed once here, for the transactions root, execution and the
         // tx index.
-        let txHashes = block.transactions.map { Transaction.hash(of: $0) }
+        let txHashes = accepted?.txHashes ?? block.transactions.map { Transaction.hash(of: $0) }
         let hash = block.hash
         if durability == .replayedFromDecisionLog { try checkRecorded(block, hash: hash) }
-        do {
-            try block.validate(tip: meta.tip, validators: validators, maxBlockBytes: params.maxBlockBytes, verifier: verifier,
-                               encodedSize: block.encodedSize, transactionHashes: txHashes)
-        } catch {
-            throw .invalidBlock(error)
+        if accepted == nil {
+            do {
+                try block.validate(tip: meta.tip, validators: validators, maxBlockBytes: params.maxBlockBytes, verifier: verifier,
+                                   encodedSize: block.encodedSize, transactionHashes: txHashes)
+            } catch {
+                throw .invalidBlock(error)
+            }
+            if let i = try firstRecordedEvidence(block) { throw .invalidBlock(.invalidEvidence(index: i, "offence already committed")) }
         }
-        if let i = try firstRecordedEvidence(block) { throw .invalidBlock(.invalidEvidence(index: i, "offence already committed")) }
         let h = block.header
         let info = BlockInfo(chainID: h.chainID, height: h.height, time: h.time, proposer: h.proposer,
                              hash: hash, previousBlockHash: h.previousBlockHash)
@@ -549,7 +581,8 @@ public final class Application {
         results.reserveCapacity(block.transactions.count)
         for (i, raw) in block.transactions.enumerated() {
             let (result, _) = try execute(raw, hash: txHashes[i], index: i, isCheck: false, remember: false, block: info,
-                                          validators: validators, params: params, parent: overlay)
+                                          validators: validators, params: params, parent: overlay,
+                                          admitted: accepted?.admitted[i])
             results.append(result)
         }
         try runHooks(begin: false, block: info, validators: validators, overlay: overlay, events: &events)

@@ -83,6 +83,54 @@ struct BlockTests {
         #expect(app.lastHeight == 2)
     }
 
+    /// `finalizeBlock` starts from what `processProposal` established only for the very block
+    /// it accepted: the same header over another body (same hash) is checked in full and
+    /// refused, and the accepted block executes exactly as on a twin that never checked it.
+    @Test func acceptedProposalIsReusedOnlyForTheBlockItAccepted() throws {
+        let net = try TestNet()
+        let app = try makeApp(net)
+        let twin = try makeApp(net)
+        try net.produce(app, [])
+        try net.produce(twin, [])
+        // The third transaction reuses a nonce: a stateful failure, recorded in the block.
+        let good = try net.nextBlock(app, [try labelTx(testKey("a"), nonce: 0), try labelTx(testKey("b"), nonce: 0),
+                                           try labelTx(testKey("a"), nonce: 0, label: "again")])
+        var swapped = good
+        swapped.transactions.removeLast()
+        #expect(swapped.hash == good.hash)
+        guard case .reject(let swappedError) = try twin.processProposal(swapped) else {
+            Issue.record("a body that does not match its header must be rejected")
+            return
+        }
+        #expect(swappedError.rule == "wrong-transactions-root")
+
+        #expect(try app.processProposal(good) == .accept)
+        #expect(throws: ChainError.invalidBlock(swappedError)) { try app.finalizeBlock(swapped) }
+        #expect(app.lastHeight == 1)
+
+        #expect(try app.processProposal(good) == .accept)
+        let reused = try app.finalizeBlock(good)
+        try app.commit()
+        let fresh = try twin.finalizeBlock(good)
+        try twin.commit()
+        #expect(reused.txResults.map(\.isOK) == [true, true, false])
+        #expect(reused == fresh)
+        #expect(app.lastAppHash == twin.lastAppHash)
+
+        // Accepted, then another block of that height committed: the accepted one is now a
+        // block for a height already taken, refused like on the twin.
+        let late = try net.nextBlock(app, [try labelTx(testKey("c"), nonce: 0)])
+        #expect(try app.processProposal(late) == .accept)
+        try net.produce(app, [try labelTx(testKey("d"), nonce: 0)])
+        try net.produce(twin, [try labelTx(testKey("d"), nonce: 0)])
+        guard case .reject(let lateError) = try twin.processProposal(late) else {
+            Issue.record("a block for a committed height must be rejected")
+            return
+        }
+        #expect(throws: ChainError.invalidBlock(lateError)) { try app.finalizeBlock(late) }
+        #expect(app.lastAppHash == twin.lastAppHash)
+    }
+
     @Test func encodedSizeIsTheLengthOfTheEncoding() throws {
         let net = try TestNet()
         let app = try makeApp(net)
