@@ -104,6 +104,12 @@ public struct SetLabel: Hashable, Sendable, BinaryCodable {
     public var message: Message { Message(type: Self.type, payload: encoded) }
 }
 
+/// A `SetLabel` as decoded at admission (``AccountsModule/validatedForm(of:sender:)``).
+final class DecodedSetLabel: Sendable {
+    let message: SetLabel
+    init(_ message: SetLabel) { self.message = message }
+}
+
 /// Parameters of the accounts module (`modules.accounts` in genesis).
 public struct AccountsParams: Hashable, Sendable, Codable, BinaryCodable {
     /// Longest label, 1…``AccountsModule/labelHardLimit`` bytes; default 64.
@@ -188,27 +194,30 @@ public struct AccountsModule: AnteHandler {
 
     /// Decodes the payload.
     public func validateMessage(_ message: Message, sender: Data) throws(ExecutionError) {
-        switch message.type {
-        case SetLabel.type:
-            do {
-                _ = try SetLabel(decoding: message.payload)
-            } catch {
-                throw .rule(AccountsError.malformedMessage(type: message.type, error))
-            }
-        default:
-            throw .rule(AccountsError.unknownMessage(message.type))
+        _ = try Self.setLabel(message)
+    }
+
+    /// The decoded `SetLabel`, kept with the admitted transaction so that its delivery does
+    /// not decode (and validate the UTF-8 of) the label again.
+    public func validatedForm(of message: Message, sender: Data) throws(ExecutionError) -> AnyObject? {
+        DecodedSetLabel(try Self.setLabel(message))
+    }
+
+    /// `message` as a `SetLabel`, or the rule it breaks.
+    private static func setLabel(_ message: Message) throws(ExecutionError) -> SetLabel {
+        guard message.type == SetLabel.type else { throw .rule(AccountsError.unknownMessage(message.type)) }
+        do {
+            return try SetLabel(decoding: message.payload)
+        } catch {
+            throw .rule(AccountsError.malformedMessage(type: message.type, error))
         }
     }
 
     /// `SetLabel`: label length within the parameter, then store.
     public func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError) {
-        guard message.type == SetLabel.type else { throw .rule(AccountsError.unknownMessage(message.type)) }
+        // A kept form was made from these very bytes (``Module/validatedForm(of:sender:)``).
         let msg: SetLabel
-        do {
-            msg = try SetLabel(decoding: message.payload)
-        } catch {
-            throw .rule(AccountsError.malformedMessage(type: message.type, error))
-        }
+        if let kept = context.validatedForm as? DecodedSetLabel { msg = kept.message } else { msg = try Self.setLabel(message) }
         let limit = try Self.params(in: context.store).maxLabelBytes
         guard msg.label.utf8.count <= limit else {
             throw .rule(AccountsError.labelTooLong(length: msg.label.utf8.count, limit: limit))
