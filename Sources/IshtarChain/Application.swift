@@ -83,6 +83,8 @@ public final class Application {
     /// The last block ``processProposal(_:)`` accepted, with what it established; used once,
     /// by ``finalizeBlock(_:)`` of that very block on the same committed state.
     private var acceptedProposal: AcceptedProposal?
+    /// Size of the last committed block's encoded results (a capacity hint for the next).
+    private var lastResultsBytes = 0
     private var haltReason: String?
     /// Committed state values read or written recently (bounded), shared by every root overlay.
     private let cache: CommittedCache
@@ -606,8 +608,9 @@ public final class Application {
         if durability == .synced { batch.put(Self.blockKey(height), p.block.encoded, in: Self.blocksColumnFamily) }
         batch.put(Data([UInt8(ascii: "b")]) + p.hash, Self.be8(height), in: Self.blocksColumnFamily)
         // Each result is encoded once, into the block's results (the bytes ``BlockResults``
-        // would write); the tx index records where in them each result lies.
-        var w = BinaryWriter()
+        // would write); the tx index records where in them each result lies. Sized like the
+        // last block's, so a large block's results are not regrown (and recopied) on the way.
+        var w = BinaryWriter(reservingCapacity: min(lastResultsBytes + lastResultsBytes / 8, 16 << 20))
         w.count(p.results.count)
         var resultRanges: [Range<Int>] = []
         resultRanges.reserveCapacity(p.results.count)
@@ -618,19 +621,22 @@ public final class Application {
         }
         p.events.encode(to: &w)
         w.fixed(p.appHash)
+        lastResultsBytes = w.bytes.count
         batch.put(Self.resultsKey(height), w.data, in: Self.blocksColumnFamily)
         // The index keeps a transaction's first successful inclusion: a later failed replay
-        // of the same bytes (rejected by its nonce) must not hide it.
-        var indexed: [Data: Bool] = Dictionary(minimumCapacity: p.txHashes.count)
+        // of the same bytes (rejected by its nonce) must not hide it. Keyed by the hash as
+        // four words: hashing a `Data` key was most of this loop.
+        var indexed: [Digest256: Bool] = Dictionary(minimumCapacity: p.txHashes.count)
         for (i, txHash) in p.txHashes.enumerated() {
             let ok = p.results[i].isOK
-            if let earlierOK = indexed[txHash] {
+            let id = Digest256(txHash)
+            if let earlierOK = indexed[id] {
                 if earlierOK || !ok { continue }
             } else if !ok {
                 let existing = try storeCall { try store.get(Self.txKey(txHash), in: Self.blocksColumnFamily) }
                 if existing != nil { continue }
             }
-            indexed[txHash] = ok
+            indexed[id] = ok
             // The index points into the block's results instead of holding a second copy of
             // the result: with large events that copy was a third of a block's bytes.
             let location = TxLocation(height: height, index: UInt32(i), resultOffset: UInt32(resultRanges[i].lowerBound),
@@ -794,7 +800,13 @@ public final class Application {
     static func blockKey(_ height: UInt64) -> Data { Data([UInt8(ascii: "h")]) + be8(height) }
     static func decidedHashKey(_ height: UInt64) -> Data { Data([UInt8(ascii: "d")]) + be8(height) }
     static func resultsKey(_ height: UInt64) -> Data { Data([UInt8(ascii: "r")]) + be8(height) }
-    static func txKey(_ hash: Data) -> Data { Data([UInt8(ascii: "t")]) + hash }
+    /// `"t" ‖ hash`, built in one buffer.
+    static func txKey(_ hash: Data) -> Data {
+        var key = Data(capacity: 1 + hash.count)
+        key.append(UInt8(ascii: "t"))
+        key.append(hash)
+        return key
+    }
 
     // MARK: - Block store
 
