@@ -83,8 +83,6 @@ public final class Application {
     /// The last block ``processProposal(_:)`` accepted, with what it established; used once,
     /// by ``finalizeBlock(_:)`` of that very block on the same committed state.
     private var acceptedProposal: AcceptedProposal?
-    /// Size of the last committed block's encoded results (a capacity hint for the next).
-    private var lastResultsBytes = 0
     private var haltReason: String?
     /// Committed state values read or written recently (bounded), shared by every root overlay.
     private let cache: CommittedCache
@@ -608,9 +606,9 @@ public final class Application {
         if durability == .synced { batch.put(Self.blockKey(height), p.block.encoded, in: Self.blocksColumnFamily) }
         batch.put(Data([UInt8(ascii: "b")]) + p.hash, Self.be8(height), in: Self.blocksColumnFamily)
         // Each result is encoded once, into the block's results (the bytes ``BlockResults``
-        // would write); the tx index records where in them each result lies. Sized like the
-        // last block's, so a large block's results are not regrown (and recopied) on the way.
-        var w = BinaryWriter(reservingCapacity: min(lastResultsBytes + lastResultsBytes / 8, 16 << 20))
+        // would write); the tx index records where in them each result lies. (Sized from the
+        // last block's, its page faults cost more than the regrowth it saved: measured.)
+        var w = BinaryWriter()
         w.count(p.results.count)
         var resultRanges: [Range<Int>] = []
         resultRanges.reserveCapacity(p.results.count)
@@ -621,7 +619,6 @@ public final class Application {
         }
         p.events.encode(to: &w)
         w.fixed(p.appHash)
-        lastResultsBytes = w.bytes.count
         batch.put(Self.resultsKey(height), w.data, in: Self.blocksColumnFamily)
         // The index keeps a transaction's first successful inclusion: a later failed replay
         // of the same bytes (rejected by its nonce) must not hide it. Keyed by the hash as
