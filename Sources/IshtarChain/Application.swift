@@ -606,8 +606,9 @@ public final class Application {
         if durability == .synced { batch.put(Self.blockKey(height), p.block.encoded, in: Self.blocksColumnFamily) }
         batch.put(Data([UInt8(ascii: "b")]) + p.hash, Self.be8(height), in: Self.blocksColumnFamily)
         // Each result is encoded once, into the block's results (the bytes ``BlockResults``
-        // would write); the tx index records where in them each result lies. (Sized from the
-        // last block's, its page faults cost more than the regrowth it saved: measured.)
+        // would write); the tx index records where in them each result lies. The writer is
+        // not presized from the last block's: measured, its page faults cost more than the
+        // regrowth saves.
         var w = BinaryWriter()
         w.count(p.results.count)
         var resultRanges: [Range<Int>] = []
