@@ -190,6 +190,10 @@ public protocol KeyValueReader {
     /// Whether the value of `key` in `columnFamily` is exactly `expected`; `nil` if the key is
     /// absent. A store may compare where it holds the value, without copying it out.
     func value(_ key: Data, in columnFamily: String, equals expected: Data) throws -> Bool?
+    /// The values of `keys` in `columnFamily`, in the same order (`nil` = absent), read at one
+    /// point in time. A store may look them up together, which costs less than one `get`
+    /// after another.
+    func multiGet(_ keys: [Data], in columnFamily: String) throws -> [Data?]
     /// Iterates `range` of `columnFamily` in `direction` order. The iterator reads a
     /// consistent point-in-time view taken when it is created.
     func scan(_ columnFamily: String, _ range: KeyRange, direction: ScanDirection) throws -> StoreIterator
@@ -221,6 +225,12 @@ extension KeyValueStore {
 }
 
 extension KeyValueReader {
+    /// ``multiGet(_:in:)`` as one ``get(_:in:)`` after another (no common point in time
+    /// beyond what the store's reads give).
+    public func multiGet(_ keys: [Data], in columnFamily: String) throws -> [Data?] {
+        try keys.map { try get($0, in: columnFamily) }
+    }
+
     /// ``value(_:in:equals:)`` through ``get(_:in:)``.
     public func value(_ key: Data, in columnFamily: String, equals expected: Data) throws -> Bool? {
         try get(key, in: columnFamily).map { $0 == expected }

@@ -42,6 +42,33 @@ struct DatabaseTests {
         try db.close()
     }
 
+    /// `multiGet` (RocksDB's batched lookup) answers keys in the caller's order, from the
+    /// memtable and from flushed tables alike, repeats a repeated key, and read through a
+    /// snapshot sees the values as of the snapshot.
+    @Test func multiGetAnswersInOrderAcrossMemtableTablesAndSnapshots() throws {
+        let tmp = TempDir()
+        let db = try Database.open(path: tmp.path(), options: DatabaseOptions(columnFamilies: ["state"]))
+        for i in stride(from: 0, to: 200, by: 2) { try db.put(d("k\(i)"), d("flushed-\(i)"), in: "state", sync: false) }
+        try db.flush()
+        for i in stride(from: 1, to: 200, by: 4) { try db.put(d("k\(i)"), d("memtable-\(i)"), in: "state", sync: false) }
+        let keys = (0..<200).reversed().map { d("k\($0)") } + [d("k4"), d("k4"), d("missing")]
+        var expected: [Data?] = []
+        for i in (0..<200).reversed() {
+            if i % 2 == 0 { expected.append(d("flushed-\(i)")) } else if i % 4 == 1 { expected.append(d("memtable-\(i)")) } else { expected.append(nil) }
+        }
+        expected += [d("flushed-4"), d("flushed-4"), nil]
+        #expect(try db.multiGet(keys, in: "state") == expected)
+        #expect(try db.multiGet(keys, in: "state") == keys.map { try? db.get($0, in: "state") })
+
+        let snapshot = try db.snapshot()
+        try db.put(d("k4"), d("after the snapshot"), in: "state", sync: false)
+        try db.delete(d("k1"), in: "state", sync: false)
+        #expect(try snapshot.multiGet([d("k4"), d("k1")], in: "state") == [d("flushed-4"), d("memtable-1")])
+        #expect(try db.multiGet([d("k4"), d("k1")], in: "state") == [d("after the snapshot"), nil])
+        #expect(throws: StoreError.unknownColumnFamily("nope")) { try db.multiGet([d("k4")], in: "nope") }
+        try db.close()
+    }
+
     /// The memtable bloom (`memtableBloomPrefixBytes`, `memtableWholeKeyBloom`) must only
     /// ever skip keys that are absent: keys shorter than, equal to and longer than the
     /// prefix, keys sharing a prefix, read from the memtable and again from tables after a
