@@ -178,7 +178,7 @@ public struct AccountsModule: AnteHandler {
 
     /// Nonce check and increment; creates the account on first use.
     public func anteHandle(_ context: TxContext) throws(ExecutionError) {
-        let key = Self.accountStateKey(context.sender)
+        let key = Self.senderKey(context)
         let existing = try context.store.read(Account.self, at: key)
         var account = existing ?? Account(createdHeight: context.block.height)
         guard context.transaction.nonce == account.nonce else {
@@ -186,10 +186,24 @@ public struct AccountsModule: AnteHandler {
         }
         guard account.nonce < UInt64.max else { throw .rule(AccountsError.nonceExhausted) }
         account.nonce += 1
-        context.store.write(account, at: key)
+        // Kept decoded: a message of this transaction that changes the account reads it next.
+        context.store.write(account, at: key, keeping: true)
         if existing == nil {
-            context.emit(Event(type: "accounts.created", attributes: [EventAttribute("key", context.sender.hexString)]))
+            context.emit(Event(type: "accounts.created", attributes: [EventAttribute("key", context.senderHex)]))
         }
+    }
+
+    /// The sender's account: read by every transaction's ante step.
+    public func stateKeysRead(by transaction: Transaction, into keys: inout [StateKey]) {
+        keys.append(Self.accountStateKey(transaction.sender))
+    }
+
+    /// The sender's account key, made once per transaction.
+    private static func senderKey(_ context: TxContext) -> StateKey {
+        if let key = context.accountKey { return key }
+        let key = accountStateKey(context.sender)
+        context.accountKey = key
+        return key
     }
 
     /// Decodes the payload.
@@ -222,13 +236,13 @@ public struct AccountsModule: AnteHandler {
         guard msg.label.utf8.count <= limit else {
             throw .rule(AccountsError.labelTooLong(length: msg.label.utf8.count, limit: limit))
         }
-        let key = Self.accountStateKey(context.sender)
+        let key = Self.senderKey(context)
         // The ante step has just created/updated the account.
         var account = try context.store.read(Account.self, at: key) ?? Account(createdHeight: context.block.height)
         account.label = msg.label
-        context.store.write(account, at: key)
+        context.store.write(account, at: key, keeping: true)
         context.emit(Event(type: "accounts.label_set", attributes: [
-            EventAttribute("key", context.sender.hexString), EventAttribute("label", msg.label),
+            EventAttribute("key", context.senderHex), EventAttribute("label", msg.label),
         ]))
     }
 

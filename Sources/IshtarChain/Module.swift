@@ -46,11 +46,11 @@ public class ExecutionContext {
     /// The validator set in force.
     public let validators: ChainValidatorSet
     /// The module the hook belongs to.
-    public let module: String
+    public internal(set) var module: String
     let overlay: Overlay
     let sink: EventSink
     /// `"<module>/"`.
-    let storePrefix: Data
+    var storePrefix: Data
 
     init(block: BlockInfo, validators: ChainValidatorSet, module: String, storePrefix: Data? = nil, overlay: Overlay,
          sink: EventSink) {
@@ -76,7 +76,9 @@ public class ExecutionContext {
     public var events: [Event] { sink.events }
 }
 
-/// Context of a transaction's ante step and of each of its messages.
+/// Context of a transaction's ante step and of each of its messages. One context serves
+/// all the steps of a transaction in turn (the application moves it from module to module),
+/// so a module must not keep it past the call it was given to.
 public final class TxContext: ExecutionContext {
     /// The transaction (signature already verified).
     public let transaction: Transaction
@@ -86,10 +88,15 @@ public final class TxContext: ExecutionContext {
     public let index: Int
     /// `true` in `checkTx` (mempool admission), `false` when executing a block.
     public let isCheck: Bool
+    /// ``senderHex``, once made.
+    private var madeSenderHex: String?
+    /// The sender's account key in the accounts module, once made: its ante step and its
+    /// message both address it.
+    var accountKey: StateKey?
     /// In ``Module/deliverMessage(_:_:)``: what the module's
     /// ``Module/validatedForm(of:sender:)`` returned for this message, when the application
     /// still has it (`nil` otherwise, and in ante handlers).
-    public let validatedForm: AnyObject?
+    public internal(set) var validatedForm: AnyObject?
 
     init(block: BlockInfo, validators: ChainValidatorSet, module: String, storePrefix: Data? = nil, overlay: Overlay,
          sink: EventSink, transaction: Transaction, transactionHash: Data, index: Int, isCheck: Bool,
@@ -105,7 +112,17 @@ public final class TxContext: ExecutionContext {
 
     /// The sender's 32-byte key (the account address).
     public var sender: Data { transaction.sender }
+
+    /// The sender's key in lowercase hex, as events name it: made once per transaction
+    /// however many of its steps emit it.
+    public var senderHex: String {
+        if let hex = madeSenderHex { return hex }
+        let hex = transaction.sender.hexString
+        madeSenderHex = hex
+        return hex
+    }
 }
+
 
 /// Context of begin-block and end-block hooks.
 public final class BlockContext: ExecutionContext {}
@@ -321,6 +338,17 @@ public protocol AnteHandler: Module {
     /// Runs for every transaction, before its messages; the conforming modules run in
     /// registration order.
     func anteHandle(_ context: TxContext) throws(ExecutionError)
+
+    /// Appends to `keys` the state keys ``anteHandle(_:)`` will read for `transaction`.
+    /// Before a decided block's transactions run, the application reads every key its
+    /// transactions list from the store in one batch. A hint only: a key left out is read
+    /// when asked, and a key listed but never read costs one lookup. Default: none.
+    func stateKeysRead(by transaction: Transaction, into keys: inout [StateKey])
+}
+
+extension AnteHandler {
+    /// None.
+    public func stateKeysRead(by transaction: Transaction, into keys: inout [StateKey]) {}
 }
 
 extension Module {

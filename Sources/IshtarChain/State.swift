@@ -116,6 +116,14 @@ struct HashedBytes: Hashable {
         }
     }
 
+    /// Whether the bytes begin with `prefix`.
+    func starts(with prefix: [UInt8]) -> Bool {
+        guard bytes.count >= prefix.count else { return false }
+        return bytes.withUnsafeBytes { b in
+            prefix.withUnsafeBytes { p in sameBytes(UnsafeRawBufferPointer(rebasing: b.prefix(p.count)), p) }
+        }
+    }
+
     func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 
     /// What `Dictionary` and `Set` ask for: the stored hash mixed with their per-table seed
@@ -357,6 +365,18 @@ final class Overlay {
         return CommittedCache.Entry(value)
     }
 
+    /// Reads the committed values of those of `keys` the cache does not hold into the cache,
+    /// in one batched store lookup (root overlay with a cache only; otherwise nothing): for
+    /// keys known before they are read one by one.
+    func prefetch(_ keys: [HashedBytes]) throws(ChainError) {
+        guard parent == nil, let cache, !keys.isEmpty else { return }
+        // A key listed twice is read twice, which is harmless: both reads put the same value.
+        let missing = keys.filter { cache.entry($0) == nil }
+        guard !missing.isEmpty else { return }
+        let values = try storeCall { try base.multiGet(missing.map(\.data), in: columnFamily) }
+        for (key, value) in zip(missing, values) { cache.put(key, CommittedCache.Entry(value)) }
+    }
+
     /// The value at `key` decoded by `decode`: a value still only in the committed state is
     /// decoded once and kept decoded in the application's cache.
     func read<T>(_ key: Data, decode: (Data) throws(CodecError) -> T) throws(ChainError) -> Result<T, CodecError>? {
@@ -377,6 +397,10 @@ final class Overlay {
         while let n = node {
             if !n.writes.isEmpty, let w = n.writes[key] {
                 guard let w else { return nil }
+                if let kept = n.keptWrite, ObjectIdentifier(type(of: kept.box)) == ObjectIdentifier(DecodedBox<T>.self),
+                   kept.key == key, sameBytes(kept.box.raw, w) {
+                    return .success(unsafeDowncast(kept.box, to: DecodedBox<T>.self).reading(project))
+                }
                 do throws(CodecError) { return .success(project(try decode(w))) } catch { return .failure(error) }
             }
             if n.parent == nil { break }
@@ -402,6 +426,18 @@ final class Overlay {
         } catch {
             return .failure(error)
         }
+    }
+
+    /// The last value written at this level by ``set(_:keeping:encoded:)``, with its
+    /// encoding. A typed read of that key that finds those very bytes there takes the value
+    /// instead of decoding them again.
+    private var keptWrite: (key: HashedBytes, box: RawBox)?
+
+    /// Sets `key` to `encoded`, the canonical encoding of `value`, and keeps `value` for the
+    /// next typed read of `key` at this level (see ``ModuleStore/write(_:at:keeping:)``).
+    func set<T>(_ key: HashedBytes, keeping value: T, encoded: Data) {
+        writes[key] = .some(encoded)
+        keptWrite = (key, DecodedBox(value, raw: encoded))
     }
 
     func set(_ key: Data, _ value: Data) { writes[HashedBytes(key)] = .some(value) }
@@ -613,6 +649,17 @@ public struct ModuleStore {
 
     /// Stores the canonical encoding of `value` at `key`.
     public func write(_ value: some BinaryCodable, at key: StateKey) { set(key, value.encoded) }
+
+    /// Stores the canonical encoding of `value` at `key` and keeps `value` itself, so that
+    /// the next read of `key` in this transaction, if nothing has written it since, takes it
+    /// instead of decoding the bytes: for a record one step of a transaction writes and the
+    /// next reads (the ante handler's account, read back by the message). `value` must be
+    /// what decoding its encoding gives, as it is for every canonical ``BinaryCodable``.
+    public func write<T: BinaryCodable>(_ value: T, at key: StateKey, keeping: Bool) {
+        assert(owns(key), "state key of another module used with \(module)'s store")
+        guard keeping else { return set(key, value.encoded) }
+        overlay.set(key.full, keeping: value, encoded: value.encoded)
+    }
 
     /// Whether `key` has a value.
     public func contains(_ key: Data) throws(ExecutionError) -> Bool { try get(key) != nil }

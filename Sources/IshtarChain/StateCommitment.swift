@@ -64,14 +64,25 @@ public struct StateCommitment: Hashable, Sendable {
     public var digest: Data { sha256(bytes) }
 
     /// Adds `(key, value)` to the committed set.
-    public mutating func insert(key: Data, value: Data) { combine(key: key, value: value, adding: true) }
+    public mutating func insert(key: Data, value: Data) {
+        key.withUnsafeBytes { combine(key: $0, value: value, adding: true) }
+    }
 
     /// Removes `(key, value)` from the committed set (it must have been inserted).
-    public mutating func remove(key: Data, value: Data) { combine(key: key, value: value, adding: false) }
+    public mutating func remove(key: Data, value: Data) {
+        key.withUnsafeBytes { combine(key: $0, value: value, adding: false) }
+    }
+
+    /// ``insert(key:value:)`` of a key in hand as raw bytes (a state key's own buffer,
+    /// not a copy of it).
+    mutating func insert(key: UnsafeRawBufferPointer, value: Data) { combine(key: key, value: value, adding: true) }
+
+    /// ``remove(key:value:)`` of a key in hand as raw bytes.
+    mutating func remove(key: UnsafeRawBufferPointer, value: Data) { combine(key: key, value: value, adding: false) }
 
     /// Adds or subtracts the element of `(key, value)` lane-wise, reading the big-endian lanes
     /// straight from the keystream, which lives on the stack.
-    private mutating func combine(key: Data, value: Data, adding: Bool) {
+    private mutating func combine(key: UnsafeRawBufferPointer, value: Data, adding: Bool) {
         withUnsafeTemporaryAllocation(byteCount: Self.byteCount, alignment: 16) { stream in
             Self.fillElement(key: key, value: value, into: stream)
             let raw = UnsafeRawBufferPointer(stream)
@@ -86,11 +97,11 @@ public struct StateCommitment: Hashable, Sendable {
     }
 
     /// Writes the element's 2048 bytes into `out` (which holds exactly that many).
-    private static func fillElement(key: Data, value: Data, into out: UnsafeMutableRawBufferPointer) {
+    private static func fillElement(key: UnsafeRawBufferPointer, value: Data, into out: UnsafeMutableRawBufferPointer) {
         var seed = elementHasher
         let length = UInt32(truncatingIfNeeded: key.count)
         withUnsafeBytes(of: length.bigEndian) { seed.update(bufferPointer: $0) }
-        seed.update(data: key)
+        seed.update(bufferPointer: key)
         seed.update(data: value)
         let filled = withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { d -> Bool in
             seed.finalize(into: d)

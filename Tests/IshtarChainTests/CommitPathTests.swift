@@ -19,6 +19,28 @@ private struct NoOpWritesModule: Module {
     }
 }
 
+/// A module whose one message writes a record keeping its decoded value, then overwrites and
+/// deletes it by other means, emitting what a typed read returns after each step.
+private struct KeptWriteModule: Module {
+    static let probe = "kept/Probe"
+    var name: String { "kept" }
+    var messageTypes: [String] { [Self.probe] }
+    func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError) {
+        let key = context.store.key(Data("record".utf8))
+        func report(_ step: String) throws(ExecutionError) {
+            let label = try context.store.read(Account.self, at: key)?.label ?? "<absent>"
+            context.emit(Event(type: "kept.read", attributes: [EventAttribute("step", step), EventAttribute("label", label)]))
+        }
+        context.store.write(Account(nonce: 1, label: "kept"), at: key, keeping: true)
+        try report("kept")
+        context.store.set(key, Account(nonce: 2, label: "raw bytes").encoded)
+        try report("set")
+        context.store.write(Account(nonce: 3, label: "kept again"), at: key, keeping: true)
+        context.store.delete(key)
+        try report("deleted")
+    }
+}
+
 @Suite("Commit path: committed-state cache, no-op writes, durability, state elements")
 struct CommitPathTests {
     @Test func committedCacheAlwaysEqualsTheStore() throws {
@@ -106,6 +128,55 @@ struct CommitPathTests {
         #expect(second.contains { $0.hasPrefix("accounts/") }, "the nonce still moves")
         #expect(app.lastAppHash != hashAfterFirst)
         #expect(try app.recomputeAppHash() == app.lastAppHash)
+    }
+
+    /// A decided block that this application accepted has its senders' accounts read from
+    /// the store in one batch before its transactions run, not one lookup per transaction —
+    /// and executes to exactly what a replica that never saw the proposal computes.
+    @Test func aDecidedBlockReadsItsSendersAccountsInOneBatch() throws {
+        let net = try TestNet()
+        let dir = TempDir()
+        let store = InstrumentedStore(try openDatabase(dir))
+        let app = try makeApp(net, store: store)
+        let twin = try makeApp(net)
+        // Two blocks: new accounts (absent from the store), then the same accounts again.
+        for (round, nonce) in [UInt64(0), 1].enumerated() {
+            let txs = try (0..<5).map { try labelTx(testKey("batch-\($0)"), nonce: nonce) }
+            let block = try net.nextBlock(app, txs)
+            #expect(try app.processProposal(block) == .accept)
+            store.forgetReads()
+            let result = try app.finalizeBlock(block)
+            try app.commit()
+            #expect(result.txResults.allSatisfy { $0.isOK }, "round \(round)")
+            let accountKeys = Set(txs.map { raw -> Data in
+                let tx = try? Transaction(decoding: raw)
+                return Data("accounts/a/".utf8) + (tx?.sender ?? Data())
+            })
+            let (gets, batches) = store.keysRead
+            #expect(gets.filter(accountKeys.contains).isEmpty, "round \(round): an account read one at a time")
+            if round == 0 {
+                #expect(batches.count == 1 && Set(batches[0]) == accountKeys, "the five new accounts in one batch")
+            } else {
+                // Committed by the first block: the application's cache answers.
+                #expect(batches.allSatisfy { Set($0).isDisjoint(with: accountKeys) })
+            }
+            let twinResult = try twin.finalizeBlock(block)
+            try twin.commit()
+            #expect(twinResult.appHash == result.appHash, "round \(round)")
+        }
+        #expect(try app.auditCommittedCache().isEmpty)
+    }
+
+    /// A value written with its decoded form kept is read back as written, and a later write
+    /// of other bytes, or a delete, is what a read then sees.
+    @Test func aKeptWriteIsReadBackOnlyWhileItsBytesAreThere() throws {
+        let net = try TestNet()
+        let app = try makeApp(net, modules: [KeptWriteModule()])
+        let tx = try Transaction.signed(chainID: testChainID, key: testKey("kept"), nonce: 0,
+                                        messages: [Message(type: KeptWriteModule.probe, payload: Data())]).encoded
+        let result = try net.produce(app, [tx])
+        let reads = try #require(result.txResults.first).events.filter { $0.type == "kept.read" }
+        #expect(reads.map { $0.attributes.map(\.value) } == [["kept", "kept"], ["set", "raw bytes"], ["deleted", "<absent>"]])
     }
 
     /// An application at genesis over a fresh instrumented store, committing as a node does

@@ -134,7 +134,19 @@ final class InstrumentedStore<Inner: KeyValueStore>: KeyValueStore, @unchecked S
     var syncs: [Bool] { state.withLock { $0.syncs } }
     func failNextWrite() { state.withLock { $0.failNext = true } }
 
-    func get(_ key: Data, in columnFamily: String) throws -> Data? { try inner.get(key, in: columnFamily) }
+    /// Every key read with `get`, and every key list read with `multiGet`, in order.
+    private let reads = Mutex<(gets: [Data], multiGets: [[Data]])>(([], []))
+    var keysRead: (gets: [Data], multiGets: [[Data]]) { reads.withLock { $0 } }
+    func forgetReads() { reads.withLock { $0 = ([], []) } }
+
+    func get(_ key: Data, in columnFamily: String) throws -> Data? {
+        reads.withLock { $0.gets.append(key) }
+        return try inner.get(key, in: columnFamily)
+    }
+    func multiGet(_ keys: [Data], in columnFamily: String) throws -> [Data?] {
+        reads.withLock { $0.multiGets.append(keys) }
+        return try inner.multiGet(keys, in: columnFamily)
+    }
     func scan(_ columnFamily: String, _ range: KeyRange, direction: ScanDirection) throws -> StoreIterator {
         try inner.scan(columnFamily, range, direction: direction)
     }

@@ -445,7 +445,7 @@ public struct CheckpointsModule: Module {
         store.set(Self.activeKey(epoch), Data([1]))
         store.set(Self.activeMarkerKey, Data([1]))
         context.emit(Event(type: Self.submissionAddedEvent, attributes: [
-            EventAttribute("epoch", String(epoch)), EventAttribute("reporter", context.sender.hexString),
+            EventAttribute("epoch", String(epoch)), EventAttribute("reporter", context.senderHex),
             EventAttribute("txid1", txid1.displayHex), EventAttribute("txid2", txid2.displayHex),
             EventAttribute("block1", Self.display(p1.blockHash)), EventAttribute("block2", Self.display(p2.blockHash)),
         ]))

@@ -363,7 +363,7 @@ public struct StakingModule: Module {
                                   registeredHeight: context.block.height)
         store.write(fp, at: Self.fpKey(m.btcKey))
         context.emit(Event(type: "staking.fp_registered", attributes: [
-            EventAttribute("fp_btc_pk", m.btcKey.hexString), EventAttribute("owner", context.sender.hexString),
+            EventAttribute("fp_btc_pk", m.btcKey.hexString), EventAttribute("owner", context.senderHex),
             EventAttribute("consumer_chain_id", m.consumerChainID), EventAttribute("commission", m.commission.description),
         ]))
     }
