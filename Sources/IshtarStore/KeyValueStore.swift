@@ -190,9 +190,9 @@ public protocol KeyValueReader {
     /// Whether the value of `key` in `columnFamily` is exactly `expected`; `nil` if the key is
     /// absent. A store may compare where it holds the value, without copying it out.
     func value(_ key: Data, in columnFamily: String, equals expected: Data) throws -> Bool?
-    /// The values of `keys` in `columnFamily`, in the same order (`nil` = absent), read at one
-    /// point in time. A store may look them up together, which costs less than one `get`
-    /// after another.
+    /// The values of `keys` in `columnFamily`, in the same order (`nil` = absent). A store may
+    /// look them up together, at one point in time, which costs less than one `get` after
+    /// another (`Database` does).
     func multiGet(_ keys: [Data], in columnFamily: String) throws -> [Data?]
     /// Iterates `range` of `columnFamily` in `direction` order. The iterator reads a
     /// consistent point-in-time view taken when it is created.
