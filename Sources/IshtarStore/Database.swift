@@ -43,6 +43,8 @@ public final class Database: KeyValueStore, @unchecked Sendable {
     private var dependents: [ObjectIdentifier: DependentHandle] = [:]
     // Kept for the lifetime of the DB: cheap, and no doubt about what RocksDB copied.
     private let nativeOptions: NativeOptions
+    /// The options of ``DatabaseOptions/columnFamiliesWithoutMemtableBloom``, if any.
+    private let nativeOptionsWithoutBloom: NativeOptions?
     private let syncWrites = NativeWriteOptions(sync: true)
     private let asyncWrites = NativeWriteOptions(sync: false)
     /// Native batches kept for reuse: a batch's buffer grows to the size of a block's
@@ -51,11 +53,12 @@ public final class Database: KeyValueStore, @unchecked Sendable {
     private var spareBatches: [NativeWriteBatch] = []
     let readOptions: NativeReadOptions
 
-    private init(path: String, settings: DatabaseOptions, options: NativeOptions,
+    private init(path: String, settings: DatabaseOptions, options: NativeOptions, optionsWithoutBloom: NativeOptions?,
                  db: OpaquePointer, handles: [String: ColumnFamilyHandle], names: [String]) {
         self.path = path
         self.settings = settings
         self.nativeOptions = options
+        self.nativeOptionsWithoutBloom = optionsWithoutBloom
         self.db = db
         self.handles = handles
         self.handleList = handles.compactMap { name, handle in handle.pointer.map { (name: name, pointer: $0) } }
@@ -103,7 +106,11 @@ public final class Database: KeyValueStore, @unchecked Sendable {
         let cNames = names.map { strdup($0) }
         defer { cNames.forEach { free($0) } }
         let constNames: [UnsafePointer<CChar>?] = cNames.map { UnsafePointer($0) }
-        let cfOptions = [OpaquePointer?](repeating: native.pointer, count: names.count)
+        let withoutBloom = options.columnFamiliesWithoutMemtableBloom.isEmpty ? nil : options.makeNative(memtableBloom: false)
+        let cfOptions: [OpaquePointer?] = names.map { name in
+            guard let withoutBloom, options.columnFamiliesWithoutMemtableBloom.contains(name) else { return native.pointer }
+            return withoutBloom.pointer
+        }
         var cfHandles = [OpaquePointer?](repeating: nil, count: names.count)
 
         let opened = try rocksCall(path: path) { err in
@@ -121,7 +128,7 @@ public final class Database: KeyValueStore, @unchecked Sendable {
             }
             byName[name] = ColumnFamilyHandle(handle)
         }
-        return Database(path: path, settings: options, options: native, db: opened,
+        return Database(path: path, settings: options, options: native, optionsWithoutBloom: withoutBloom, db: opened,
                         handles: byName, names: names)
     }
 
@@ -246,17 +253,34 @@ public final class Database: KeyValueStore, @unchecked Sendable {
     static func rawMultiGet(db: OpaquePointer, readOptions: OpaquePointer, handle: OpaquePointer,
                             keys: [Data], path: String) throws -> [Data?] {
         if keys.isEmpty { return [] }
-        let pinned = keys.map(PinnedBytes.init)
-        let keyPointers: [UnsafePointer<CChar>?] = pinned.map { UnsafePointer($0.pointer) }
-        let keySizes = pinned.map(\.count)
+        // Every key copied into one buffer (a block's prefetch is a thousand keys: a copy and
+        // an allocation each would cost more than the lookup saves), plus one byte so the
+        // buffer exists even when every key is empty.
+        var arena: [UInt8] = []
+        arena.reserveCapacity(keys.reduce(1) { $0 + $1.count })
+        var offsets: [Int] = []
+        offsets.reserveCapacity(keys.count)
+        for key in keys {
+            offsets.append(arena.count)
+            key.withUnsafeBytes { arena.append(contentsOf: $0) }
+        }
+        arena.append(0)
+        let keySizes = keys.map(\.count)
         var values = [OpaquePointer?](repeating: nil, count: keys.count)
         var errors = [UnsafeMutablePointer<CChar>?](repeating: nil, count: keys.count)
-        keyPointers.withUnsafeBufferPointer { k in
-            keySizes.withUnsafeBufferPointer { ks in
-                rocksdb_batched_multi_get_cf(db, readOptions, handle, keys.count, k.baseAddress, ks.baseAddress,
-                                             &values, &errors, false)
+        let looked = arena.withUnsafeBytes { buffer -> Bool in
+            guard let base = buffer.baseAddress else { return false }
+            let keyPointers: [UnsafePointer<CChar>?] = offsets.map { (base + $0).assumingMemoryBound(to: CChar.self) }
+            keyPointers.withUnsafeBufferPointer { k in
+                keySizes.withUnsafeBufferPointer { ks in
+                    rocksdb_batched_multi_get_cf(db, readOptions, handle, keys.count, k.baseAddress, ks.baseAddress,
+                                                 &values, &errors, false)
+                }
             }
+            return true
         }
+        // Unreachable (the buffer holds at least one byte), but never answer "absent" unasked.
+        guard looked else { throw StoreError.other("multiGet: no key buffer") }
         var firstError: StoreError?
         var result: [Data?] = []
         result.reserveCapacity(keys.count)
@@ -274,7 +298,6 @@ public final class Database: KeyValueStore, @unchecked Sendable {
                 result.append(nil)
             }
         }
-        withExtendedLifetime(pinned) {}
         if let firstError { throw firstError }
         return result
     }

@@ -38,6 +38,11 @@ public struct DatabaseOptions: Sendable, Equatable {
     /// prefix filter always said "maybe" and each block's first read of them searched the
     /// skip list — over half of such a read, and a few per block. Iterators are unaffected.
     public var memtableWholeKeyBloom = true
+    /// Column families whose memtables get no bloom filter at all: families written with
+    /// many keys and rarely asked for an absent one (the chain's blocks, results and
+    /// transaction index). A bloom filter costs every insert a cache miss or two and pays
+    /// only on point lookups of absent keys.
+    public var columnFamiliesWithoutMemtableBloom: Set<String> = []
     /// On `close()`, flush memtables to SST files (after the WAL sync) so the next
     /// open does not have to replay the WAL. Durability does not depend on it.
     public var flushMemtablesOnClose = true
@@ -50,8 +55,9 @@ public struct DatabaseOptions: Sendable, Equatable {
         self.columnFamilies = columnFamilies
     }
 
-    /// Builds the C options. One options object serves the DB and every column family.
-    func makeNative() -> NativeOptions {
+    /// Builds the C options: for the database and every column family, or (`memtableBloom`
+    /// false) for the families in ``columnFamiliesWithoutMemtableBloom``.
+    func makeNative(memtableBloom: Bool = true) -> NativeOptions {
         let native = NativeOptions()
         let p = native.pointer
         rocksdb_options_set_create_if_missing(p, createIfMissing ? 1 : 0)
@@ -69,7 +75,7 @@ public struct DatabaseOptions: Sendable, Equatable {
             // Ownership of the transform passes to the options (shared_ptr).
             rocksdb_options_set_prefix_extractor(p, rocksdb_slicetransform_create_fixed_prefix(prefix))
         }
-        if prefixBloom || memtableWholeKeyBloom {
+        if memtableBloom, prefixBloom || memtableWholeKeyBloom {
             // One filter per memtable, sized as a share of the memtable; it holds prefixes,
             // whole keys or both.
             rocksdb_options_set_memtable_prefix_bloom_size_ratio(p, 0.05)

@@ -72,13 +72,27 @@ struct DatabaseTests {
     /// The memtable bloom (`memtableBloomPrefixBytes`, `memtableWholeKeyBloom`) must only
     /// ever skip keys that are absent: keys shorter than, equal to and longer than the
     /// prefix, keys sharing a prefix, read from the memtable and again from tables after a
-    /// reopen; and scans that cross prefixes must still see every key in order.
-    @Test(arguments: [nil, 4, 16], [false, true])
-    func prefixBloomNeverHidesKeysOrBreaksScans(prefix: Int?, wholeKeys: Bool) throws {
+    /// reopen; and scans that cross prefixes must still see every key in order. The same
+    /// holds for a family listed in `columnFamiliesWithoutMemtableBloom` (its own options,
+    /// without the filter, beside the other families').
+    @Test(arguments: [nil, 4, 16], ["prefix", "whole keys", "none for the family"])
+    func prefixBloomNeverHidesKeysOrBreaksScans(prefix: Int?, bloom: String) throws {
         let tmp = TempDir()
-        var options = DatabaseOptions(columnFamilies: ["state"])
+        var options = DatabaseOptions(columnFamilies: ["state", "other"])
         options.memtableBloomPrefixBytes = prefix
-        options.memtableWholeKeyBloom = wholeKeys
+        options.memtableWholeKeyBloom = bloom != "prefix"
+        if bloom == "none for the family" { options.columnFamiliesWithoutMemtableBloom = ["state"] }
+        // RocksDB records each family's options in the database's OPTIONS file: the listed
+        // family must have its own, without the filter.
+        func bloomRatio(of family: String) throws -> String? {
+            let files = try FileManager.default.contentsOfDirectory(atPath: tmp.path()).filter { $0.hasPrefix("OPTIONS-") }
+            let latest = try #require(files.max { Int($0.dropFirst(8)) ?? 0 < Int($1.dropFirst(8)) ?? 0 })
+            let text = try String(contentsOfFile: tmp.path() + "/" + latest, encoding: .utf8)
+            let section = text.components(separatedBy: "[CFOptions \"\(family)\"]").dropFirst().first?
+                .components(separatedBy: "\n[").first ?? ""
+            return section.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+                .first { $0.hasPrefix("memtable_prefix_bloom_size_ratio=") }.map { String($0.dropFirst(33)) }
+        }
         var present: [Data] = []
         var absent: [Data] = []
         for length in [0, 1, 3, 4, 5, 15, 16, 17, 40] {
@@ -91,10 +105,17 @@ struct DatabaseTests {
         present = Array(Set(present))
         absent = Array(Set(absent).subtracting(present))
         var db = try Database.open(path: tmp.path(), options: options)
+        let filtered = prefix != nil || bloom != "prefix"
+        #expect(try bloomRatio(of: "other").map { Double($0) } == (filtered ? 0.05 : 0))
+        #expect(try bloomRatio(of: "state").map { Double($0) } == (filtered && bloom != "none for the family" ? 0.05 : 0))
         for (i, key) in present.enumerated() { try db.put(key, Data("v\(i)".utf8), in: "state", sync: false) }
+        for (i, key) in present.enumerated() { try db.put(key, Data("o\(i)".utf8), in: "other", sync: false) }
         for round in 0..<2 {
             for (i, key) in present.enumerated() { #expect(try db.get(key, in: "state") == Data("v\(i)".utf8), "round \(round)") }
             for key in absent { #expect(try db.get(key, in: "state") == nil, "round \(round)") }
+            #expect(try db.multiGet(absent + present, in: "state")
+                == absent.map { _ in nil } + present.indices.map { Data("v\($0)".utf8) }, "round \(round)")
+            #expect(try db.multiGet(present, in: "other") == present.indices.map { Data("o\($0)".utf8) }, "round \(round)")
             let scanned = try keys(db.scan("state", .all, direction: .forward))
             #expect(scanned == present.sorted { $0.lexicographicallyPrecedes($1) }, "round \(round)")
             let reversed = try keys(db.scan("state", .all, direction: .reverse))
