@@ -124,7 +124,7 @@ enum ChainBench {
             dir = NSTemporaryDirectory() + "ishtar-chain-bench-\(name)-\(getpid())"
             try? FileManager.default.removeItem(atPath: dir)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            db = try Database.open(path: dir + "/app", options: DatabaseOptions(columnFamilies: Application.columnFamilies))
+            db = try Database.open(path: dir + "/app", options: Application.databaseOptions())
             self.modules = modules
             app = try Application(store: db, modules: modules, verifier: ConsensusCommitVerifier())
             let validator = ChainBench.key("chain-bench-validator")

@@ -492,7 +492,7 @@ extension NodeBench {
             let genesis = try Genesis(
                 chainID: chainID, genesisTime: UInt64(Date().timeIntervalSince1970 * 1000) - 1_000_000,
                 validators: [ChainValidator(publicKey: validatorKey.publicKey.rawRepresentation, power: 10, name: "v0")])
-            let db = try Database.open(path: dir + "/app", options: DatabaseOptions(columnFamilies: Application.columnFamilies))
+            let db = try Database.open(path: dir + "/app", options: Application.databaseOptions())
             let store = BenchRecordingStore(db)
             var app = try Application(store: store, verifier: ConsensusCommitVerifier())
             _ = try app.initChain(genesis)

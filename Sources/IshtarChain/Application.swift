@@ -50,8 +50,20 @@ public final class Application {
     public static let blocksColumnFamily = "chain.blocks"
     /// Tip and commitments.
     public static let metaColumnFamily = "chain.meta"
-    /// Open the store with these (e.g. `DatabaseOptions(columnFamilies: Application.columnFamilies)`).
+    /// The store needs these column families (``databaseOptions(extraColumnFamilies:)``
+    /// opens them).
     public static let columnFamilies = [stateColumnFamily, blocksColumnFamily, metaColumnFamily]
+
+    /// Options for the application's RocksDB store: its column families plus `extra`, and no
+    /// memtable bloom filter on the blocks family. That family takes a key per transaction
+    /// (the index) and is asked for keys that exist (a block, a result), so a bloom filter
+    /// there only cost its inserts; the state family keeps its filter, as its reads of
+    /// absent keys (a new account) are what the filter answers.
+    public static func databaseOptions(extraColumnFamilies: [String] = []) -> DatabaseOptions {
+        var options = DatabaseOptions(columnFamilies: columnFamilies + extraColumnFamilies)
+        options.columnFamiliesWithoutMemtableBloom = [blocksColumnFamily]
+        return options
+    }
 
     static let metaKey = Data("app".utf8)
     static let genesisKey = Data("genesis".utf8)

@@ -102,7 +102,7 @@ func makeApp(_ net: TestNet, modules: [any Module] = [], store: (any KeyValueSto
 }
 
 func openDatabase(_ dir: TempDir, _ name: String = "db") throws -> Database {
-    try Database.open(path: dir.path(name), options: DatabaseOptions(columnFamilies: Application.columnFamilies))
+    try Database.open(path: dir.path(name), options: Application.databaseOptions())
 }
 
 /// A signed `accounts/SetLabel` transaction.

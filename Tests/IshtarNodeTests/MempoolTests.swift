@@ -19,7 +19,7 @@ final class MempoolHarness {
     var mempool: Mempool
 
     init(_ config: MempoolConfig, senders: Int = 3) throws {
-        database = try Database.open(path: dir.path("db"), options: DatabaseOptions(columnFamilies: Application.columnFamilies))
+        database = try Database.open(path: dir.path("db"), options: Application.databaseOptions())
         app = try Application(store: database)
         try app.initChain(Genesis(
             chainID: Self.chainID, genesisTime: 1_735_689_600_000,

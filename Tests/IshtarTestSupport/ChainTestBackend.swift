@@ -35,7 +35,7 @@ public actor ChainTestBackend: NodeBackend {
     /// `ControlPlane.modules()`), with their genesis parameters.
     public init(modules: [any Module] = [], moduleParams: [String: Data] = [:]) throws {
         dir = TempDir(prefix: "ishtar-api")
-        database = try Database.open(path: dir.path("db"), options: DatabaseOptions(columnFamilies: Application.columnFamilies))
+        database = try Database.open(path: dir.path("db"), options: Application.databaseOptions())
         app = try Application(store: database, modules: modules)
         validatorKey = chainTestKey("validator")
         let genesis = try Genesis(

@@ -150,7 +150,7 @@ public actor NodeService: NodeBackend, P2PDelegate {
         do {
             db = try Database.open(
                 path: options.databasePath,
-                options: DatabaseOptions(columnFamilies: Application.columnFamilies + [Self.consensusCF, Self.commitsCF]))
+                options: Application.databaseOptions(extraColumnFamilies: [Self.consensusCF, Self.commitsCF]))
         } catch let e as StoreError {
             if case .lockHeld(let p) = e { throw .alreadyRunning(p) }
             throw .storage("cannot open \(options.databasePath): \(e)")
