@@ -637,12 +637,7 @@ public final class Application {
     /// The batch that commits the pending block: state changes, block, results, tx index,
     /// commitments and tip, together.
     private func commitBatch(_ p: PendingBlock, newMeta: AppMeta) throws(ChainError) -> WriteBatch {
-        var batch = WriteBatch()
-        Self.addStateChanges(p.changes, to: &batch)
         let height = p.block.header.height
-        // With a decision log the block is already stored (``recordDecidedBlock``).
-        if durability == .synced { batch.put(Self.blockKey(height), p.block.encoded, in: Self.blocksColumnFamily) }
-        batch.put(Data([UInt8(ascii: "b")]) + p.hash, Self.be8(height), in: Self.blocksColumnFamily)
         // Each result is encoded once, into the block's results (the bytes ``BlockResults``
         // would write); the tx index records where in them each result lies. The writer is
         // not presized from the last block's: measured, its page faults cost more than the
@@ -658,7 +653,19 @@ public final class Application {
         }
         p.events.encode(to: &w)
         w.fixed(p.appHash)
-        batch.put(Self.resultsKey(height), w.data, in: Self.blocksColumnFamily)
+        var batch = WriteBatch()
+        // Room for everything below at once: growing a block's worth of bytes step by step
+        // copies it again at every step.
+        let changeBytes = p.changes.reduce(0) { $0 + $1.key.bytes.count + ($1.value?.count ?? 0) }
+        batch.reserveCapacity(operations: p.changes.count + p.txHashes.count + p.commitments.count + 8,
+                              bytes: changeBytes + w.bytes.count + p.txHashes.count * 64 + 1024)
+        Self.addStateChanges(p.changes, to: &batch)
+        // With a decision log the block is already stored (``recordDecidedBlock``).
+        if durability == .synced { batch.put(Self.blockKey(height), p.block.encoded, in: Self.blocksColumnFamily) }
+        batch.put(Data([UInt8(ascii: "b")]) + p.hash, Self.be8(height), in: Self.blocksColumnFamily)
+        Self.resultsKey(height).withUnsafeBytes { key in
+            w.bytes.withUnsafeBytes { batch.put(key: key, value: $0, in: Self.blocksColumnFamily) }
+        }
         // The index keeps a transaction's first successful inclusion: a later failed replay
         // of the same bytes (rejected by its nonce) must not hide it. Keyed by the hash as
         // four words: hashing a `Data` key was most of this loop.
@@ -677,7 +684,9 @@ public final class Application {
             // the result: with large events that copy was a third of a block's bytes.
             let location = TxLocation(height: height, index: UInt32(i), resultOffset: UInt32(resultRanges[i].lowerBound),
                                       resultLength: UInt32(resultRanges[i].count))
-            batch.put(Self.txKey(txHash), location.encoded, in: Self.blocksColumnFamily)
+            Self.withTxKey(txHash) { key in
+                location.withEncoded { batch.put(key: key, value: $0, in: Self.blocksColumnFamily) }
+            }
         }
         Self.addCommitments(p.commitments, to: &batch)
         batch.put(Self.metaKey, newMeta.encoded, in: Self.metaColumnFamily)
@@ -837,7 +846,13 @@ public final class Application {
 
     private static func addStateChanges(_ changes: [(key: HashedBytes, value: Data?)], to batch: inout WriteBatch) {
         for (key, value) in changes {
-            if let value { batch.put(key.data, value, in: stateColumnFamily) } else { batch.delete(key.data, in: stateColumnFamily) }
+            key.bytes.withUnsafeBytes { k in
+                if let value {
+                    value.withUnsafeBytes { batch.put(key: k, value: $0, in: stateColumnFamily) }
+                } else {
+                    batch.delete(key: k, in: stateColumnFamily)
+                }
+            }
         }
     }
 
@@ -858,11 +873,15 @@ public final class Application {
     static func decidedHashKey(_ height: UInt64) -> Data { Data([UInt8(ascii: "d")]) + be8(height) }
     static func resultsKey(_ height: UInt64) -> Data { Data([UInt8(ascii: "r")]) + be8(height) }
     /// `"t" ‖ hash`, built in one buffer.
-    static func txKey(_ hash: Data) -> Data {
-        var key = Data(capacity: 1 + hash.count)
-        key.append(UInt8(ascii: "t"))
-        key.append(hash)
-        return key
+    static func txKey(_ hash: Data) -> Data { withTxKey(hash) { Data($0) } }
+
+    /// `body` given ``txKey(_:)`` in a buffer on the stack.
+    static func withTxKey<R>(_ hash: Data, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeTemporaryAllocation(byteCount: 1 + hash.count, alignment: 1) { buffer in
+            buffer.storeBytes(of: UInt8(ascii: "t"), toByteOffset: 0, as: UInt8.self)
+            hash.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: buffer[1...]))
+            return body(UnsafeRawBufferPointer(buffer))
+        }
     }
 
     // MARK: - Block store

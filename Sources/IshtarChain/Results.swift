@@ -184,11 +184,18 @@ struct TxLocation: Hashable, Sendable, BinaryCodable {
     var resultLength: UInt32
 
     /// `u64 height ‖ u32 index ‖ u32 offset ‖ u32 length`.
-    func encode(to w: inout BinaryWriter) {
-        w.u64(height)
-        w.u32(index)
-        w.u32(resultOffset)
-        w.u32(resultLength)
+    func encode(to w: inout BinaryWriter) { withEncoded { w.fixed($0) } }
+
+    /// `body` given the encoding (``encode(to:)``) in a buffer on the stack: a block's commit
+    /// writes one entry per transaction, and a writer and a `Data` each was two allocations.
+    func withEncoded<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeTemporaryAllocation(byteCount: 20, alignment: 8) { buffer in
+            buffer.storeBytes(of: height.bigEndian, toByteOffset: 0, as: UInt64.self)
+            buffer.storeBytes(of: index.bigEndian, toByteOffset: 8, as: UInt32.self)
+            buffer.storeBytes(of: resultOffset.bigEndian, toByteOffset: 12, as: UInt32.self)
+            buffer.storeBytes(of: resultLength.bigEndian, toByteOffset: 16, as: UInt32.self)
+            return body(UnsafeRawBufferPointer(buffer))
+        }
     }
 
     /// Inverse of ``encode(to:)``.

@@ -450,40 +450,35 @@ public final class Database: KeyValueStore, @unchecked Sendable {
     public func write(_ batch: WriteBatch, sync: Bool = true) throws {
         try withOpen { db in
             // Resolve every column family first: a bad name must fail the whole batch.
-            // A batch names one to three families over and over: compare with the last one
-            // before hashing the name into the table.
-            var cfs: [OpaquePointer] = []
-            cfs.reserveCapacity(batch.count)
-            var lastName = ""
-            var lastHandle: OpaquePointer?
-            var hasRangeDelete = false
-            for op in batch.operations {
-                let name: String
-                switch op {
-                case .put(let cf, _, _), .delete(let cf, _): name = cf
-                case .deleteRange(let cf, _, _): name = cf; hasRangeDelete = true
-                }
-                if let lastHandle, name == lastName {
-                    cfs.append(lastHandle)
-                } else {
-                    let h = try handle(name)
-                    (lastName, lastHandle) = (name, h)
-                    cfs.append(h)
-                }
-            }
+            let cfs = try batch.families.map { try handle($0) }
             let native = takeSpareBatch()
             defer { returnSpareBatch(native) }
-            // RocksDB inserts a batch into each memtable's skip list one key after another,
-            // resuming the search where the previous key went: keys in order cost a short
-            // walk each, keys in a dictionary's order a search from the top (raw RocksDB took
-            // ~20 % longer for a block's commit batch in that order). Operations on different keys commute
-            // inside one atomic batch, so they are put in key order; those on the same key
-            // keep their order. A range delete does not commute with the puts it covers, so
-            // a batch holding one is written as queued.
-            if hasRangeDelete || batch.count < 2 {
-                for (op, cf) in zip(batch.operations, cfs) { Self.append(op, cf: cf, to: native) }
-            } else {
-                Self.appendInKeyOrder(batch.operations, cfs: cfs, to: native)
+            batch.withBytes { base in
+                // RocksDB inserts a batch into each memtable's skip list one key after another,
+                // resuming the search where the previous key went: keys in order cost a short
+                // walk each, keys in a dictionary's order a search from the top (raw RocksDB
+                // took ~20 % longer for a block's commit batch in that order). Operations on
+                // different keys commute inside one atomic batch, so they are put in key
+                // order; those on the same key keep their order. A range delete does not
+                // commute with the puts it covers, so a batch holding one is written as queued.
+                if batch.hasRangeDelete || batch.count < 2 {
+                    for entry in batch.entries { Self.append(entry, base: base, cf: cfs[entry.family], to: native) }
+                } else {
+                    let family = cfs.map { UInt(bitPattern: Int(bitPattern: $0)) }
+                    var order = Array(batch.entries.indices)
+                    batch.entries.withUnsafeBufferPointer { entries in
+                        order.sort { i, j in
+                            let a = entries[i], b = entries[j]
+                            let fa = family[a.family], fb = family[b.family]
+                            if fa != fb { return fa < fb }
+                            let c = memcmp(base + a.keyStart, base + b.keyStart, min(a.keyCount, b.keyCount))
+                            if c != 0 { return c < 0 }
+                            if a.keyCount != b.keyCount { return a.keyCount < b.keyCount }
+                            return i < j
+                        }
+                        for i in order { Self.append(entries[i], base: base, cf: cfs[entries[i].family], to: native) }
+                    }
+                }
             }
             try rocksCall(path: path) { rocksdb_write(db, writeOptions(sync: sync), native.pointer, $0) }
         }
@@ -491,81 +486,22 @@ public final class Database: KeyValueStore, @unchecked Sendable {
 }
 
 extension Database {
-    /// Adds one operation to a native batch.
-    fileprivate static func append(_ op: BatchOperation, cf: OpaquePointer, to native: NativeWriteBatch) {
-        switch op {
-        case .put(_, let key, let value):
-            withCBytes(key) { k, kl in
-                withCBytes(value) { v, vl in rocksdb_writebatch_put_cf(native.pointer, cf, k, kl, v, vl) }
-            }
-        case .delete(_, let key):
-            withCBytes(key) { k, kl in rocksdb_writebatch_delete_cf(native.pointer, cf, k, kl) }
-        case .deleteRange(_, let start, let end):
+    /// Adds one operation, whose bytes lie at `base`, to a native batch.
+    fileprivate static func append(_ entry: WriteBatch.Entry, base: UnsafeRawPointer, cf: OpaquePointer,
+                                   to native: NativeWriteBatch) {
+        let key = (base + entry.keyStart).assumingMemoryBound(to: CChar.self)
+        let value = (base + entry.valueStart).assumingMemoryBound(to: CChar.self)
+        switch entry.kind {
+        case .put:
+            rocksdb_writebatch_put_cf(native.pointer, cf, key, entry.keyCount, value, entry.valueCount)
+        case .delete:
+            rocksdb_writebatch_delete_cf(native.pointer, cf, key, entry.keyCount)
+        case .deleteRange:
             // RocksDB leaves an inverted range undefined; the empty range is a no-op.
-            guard bytewiseLess(start, end) else { return }
-            withCBytes(start) { s, sl in
-                withCBytes(end) { e, el in rocksdb_writebatch_delete_range_cf(native.pointer, cf, s, sl, e, el) }
-            }
-        }
-    }
-
-    /// Adds puts and deletes (no range deletes) to a native batch ordered by column family,
-    /// then key, then queue position. The keys are copied into one buffer first so the sort
-    /// compares with `memcmp` on plain memory: sorting the operations themselves (enum
-    /// payloads of `Data`, retained and released at every comparison) cost more than the
-    /// ordered insert saved.
-    fileprivate static func appendInKeyOrder(_ ops: [BatchOperation], cfs: [OpaquePointer], to native: NativeWriteBatch) {
-        struct Slot {
-            var family: UInt
-            var start: Int
-            var length: Int
-            var index: Int
-        }
-        var keyBytes = 0
-        for op in ops {
-            switch op {
-            case .put(_, let key, _), .delete(_, let key): keyBytes += key.count
-            case .deleteRange: break
-            }
-        }
-        var arena = [UInt8]()
-        arena.reserveCapacity(keyBytes)
-        var slots = [Slot]()
-        slots.reserveCapacity(ops.count)
-        for (i, op) in ops.enumerated() {
-            switch op {
-            case .put(_, let key, _), .delete(_, let key):
-                slots.append(Slot(family: UInt(bitPattern: Int(bitPattern: cfs[i])), start: arena.count, length: key.count, index: i))
-                arena.append(contentsOf: key)
-            case .deleteRange: break  // the caller writes such a batch in queue order
-            }
-        }
-        arena.withUnsafeBufferPointer { bytes in
-            guard let start = bytes.baseAddress else {
-                // Every key is empty: there is no order to choose.
-                for (op, cf) in zip(ops, cfs) { append(op, cf: cf, to: native) }
-                return
-            }
-            let base = UnsafeRawPointer(start)
-            slots.sort { a, b in
-                if a.family != b.family { return a.family < b.family }
-                let n = min(a.length, b.length)
-                let c = memcmp(base + a.start, base + b.start, n)
-                if c != 0 { return c < 0 }
-                if a.length != b.length { return a.length < b.length }
-                return a.index < b.index
-            }
-            for slot in slots {
-                let key = (base + slot.start).assumingMemoryBound(to: CChar.self)
-                let cf = cfs[slot.index]
-                switch ops[slot.index] {
-                case .put(_, _, let value):
-                    withCBytes(value) { v, vl in rocksdb_writebatch_put_cf(native.pointer, cf, key, slot.length, v, vl) }
-                case .delete:
-                    rocksdb_writebatch_delete_cf(native.pointer, cf, key, slot.length)
-                case .deleteRange: break
-                }
-            }
+            let n = min(entry.keyCount, entry.valueCount)
+            let c = memcmp(key, value, n)
+            guard c < 0 || (c == 0 && entry.keyCount < entry.valueCount) else { return }
+            rocksdb_writebatch_delete_range_cf(native.pointer, cf, key, entry.keyCount, value, entry.valueCount)
         }
     }
 }

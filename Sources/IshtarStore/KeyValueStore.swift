@@ -96,35 +96,136 @@ public enum BatchOperation: Sendable, Equatable {
 /// `InMemoryStore`; `Database.write` turns it into a native `rocksdb_writebatch_t`
 /// after checking every column family name, so a bad name fails the whole batch
 /// before anything is written. A batch that is never written has no effect.
+///
+/// The keys and values are kept back to back in one buffer rather than as two `Data` per
+/// operation: a block's commit queues a few thousand operations, and an allocation (and
+/// later a copy for sorting) per key was a visible share of the commit.
 public struct WriteBatch: Sendable, Equatable {
-    /// The operations, applied in order (a later op on the same key wins).
-    public private(set) var operations: [BatchOperation] = []
+    /// One queued operation: its kind, its column family (an index into `families`) and
+    /// where its bytes lie in `bytes`.
+    struct Entry: Sendable {
+        enum Kind: UInt8, Sendable { case put, delete, deleteRange }
+        var kind: Kind
+        var family: Int
+        var keyStart: Int
+        var keyCount: Int
+        /// A put's value or a range delete's end; empty for a delete.
+        var valueStart: Int
+        var valueCount: Int
+    }
+
+    /// Every operation's key and value, in queue order.
+    private(set) var bytes: [UInt8] = []
+    /// The operations, in queue order.
+    private(set) var entries: [Entry] = []
+    /// The column families named, each once, in order of first use.
+    private(set) var families: [String] = []
+    /// Whether a range delete is queued (a batch holding one is written in queue order).
+    private(set) var hasRangeDelete = false
+    /// The family of the last operation queued: a batch names one to three over and over.
+    private var lastFamily = -1
 
     /// An empty batch.
     public init() {}
 
     /// Number of operations.
-    public var count: Int { operations.count }
+    public var count: Int { entries.count }
     /// Whether the batch has no operations.
-    public var isEmpty: Bool { operations.isEmpty }
+    public var isEmpty: Bool { entries.isEmpty }
+
+    /// The operations, applied in order (a later op on the same key wins), as values.
+    public var operations: [BatchOperation] {
+        entries.map { e in
+            let family = families[e.family]
+            let key = Data(bytes[e.keyStart..<(e.keyStart + e.keyCount)])
+            let value = Data(bytes[e.valueStart..<(e.valueStart + e.valueCount)])
+            switch e.kind {
+            case .put: return .put(columnFamily: family, key: key, value: value)
+            case .delete: return .delete(columnFamily: family, key: key)
+            case .deleteRange: return .deleteRange(columnFamily: family, start: key, end: value)
+            }
+        }
+    }
+
+    /// Two batches are equal when they queue the same operations in the same order.
+    public static func == (a: WriteBatch, b: WriteBatch) -> Bool { a.operations == b.operations }
 
     /// Queues `key = value` in `columnFamily`.
     public mutating func put(_ key: Data, _ value: Data, in columnFamily: String = defaultColumnFamily) {
-        operations.append(.put(columnFamily: columnFamily, key: key, value: value))
+        key.withUnsafeBytes { k in value.withUnsafeBytes { v in append(.put, columnFamily, k, v) } }
+    }
+
+    /// ``put(_:_:in:)`` of bytes in hand, copied straight into the batch.
+    public mutating func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                             in columnFamily: String = defaultColumnFamily) {
+        append(.put, columnFamily, key, value)
+    }
+
+    /// ``put(_:_:in:)`` of byte arrays.
+    public mutating func put(_ key: [UInt8], _ value: [UInt8], in columnFamily: String = defaultColumnFamily) {
+        key.withUnsafeBytes { k in value.withUnsafeBytes { v in append(.put, columnFamily, k, v) } }
     }
 
     /// Queues the removal of `key` from `columnFamily`.
     public mutating func delete(_ key: Data, in columnFamily: String = defaultColumnFamily) {
-        operations.append(.delete(columnFamily: columnFamily, key: key))
+        key.withUnsafeBytes { k in append(.delete, columnFamily, k, UnsafeRawBufferPointer(start: nil, count: 0)) }
+    }
+
+    /// ``delete(_:in:)`` of a key in hand.
+    public mutating func delete(key: UnsafeRawBufferPointer, in columnFamily: String = defaultColumnFamily) {
+        append(.delete, columnFamily, key, UnsafeRawBufferPointer(start: nil, count: 0))
     }
 
     /// Queues the removal of every key in `[start, end)` of `columnFamily`.
     public mutating func deleteRange(_ start: Data, _ end: Data, in columnFamily: String = defaultColumnFamily) {
-        operations.append(.deleteRange(columnFamily: columnFamily, start: start, end: end))
+        start.withUnsafeBytes { s in end.withUnsafeBytes { e in append(.deleteRange, columnFamily, s, e) } }
+        hasRangeDelete = true
+    }
+
+    /// Makes room for `operations` more operations holding `bytes` more bytes in all.
+    public mutating func reserveCapacity(operations: Int, bytes byteCount: Int) {
+        entries.reserveCapacity(entries.count + operations)
+        bytes.reserveCapacity(bytes.count + byteCount)
     }
 
     /// Removes every queued operation.
-    public mutating func clear() { operations.removeAll(keepingCapacity: true) }
+    public mutating func clear() {
+        bytes.removeAll(keepingCapacity: true)
+        entries.removeAll(keepingCapacity: true)
+        families.removeAll()
+        hasRangeDelete = false
+        lastFamily = -1
+    }
+
+    private mutating func append(_ kind: Entry.Kind, _ family: String, _ key: UnsafeRawBufferPointer,
+                                 _ value: UnsafeRawBufferPointer) {
+        let f: Int
+        if lastFamily >= 0, families[lastFamily] == family {
+            f = lastFamily
+        } else if let i = families.firstIndex(of: family) {
+            f = i
+        } else {
+            families.append(family)
+            f = families.count - 1
+        }
+        lastFamily = f
+        let keyStart = bytes.count
+        bytes.append(contentsOf: key)
+        let valueStart = bytes.count
+        bytes.append(contentsOf: value)
+        entries.append(Entry(kind: kind, family: f, keyStart: keyStart, keyCount: key.count,
+                             valueStart: valueStart, valueCount: value.count))
+    }
+
+    /// `body` with the address of `bytes` (of a byte that is never read when the buffer is
+    /// empty, so every operation's pointers are valid).
+    func withBytes<R>(_ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes { buffer in
+            if let base = buffer.baseAddress { return try body(base) }
+            var zero: UInt8 = 0
+            return try withUnsafePointer(to: &zero) { try body(UnsafeRawPointer($0)) }
+        }
+    }
 }
 
 /// Internal source of ordered pairs behind a `StoreIterator`.

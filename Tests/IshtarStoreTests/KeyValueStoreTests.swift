@@ -222,6 +222,46 @@ struct KeyValueStoreTests {
         try store.close()
     }
 
+    /// A batch keeps its operations' bytes in one buffer; what it hands back must be exactly
+    /// what was queued, in order, whichever `put` took the bytes, across interleaved column
+    /// families, with empty keys and values — and `clear` must forget the families too.
+    @Test func writeBatchGivesBackWhatWasQueued() {
+        var batch = WriteBatch()
+        batch.put(d("k1"), d("v1"), in: "a")
+        d("k2").withUnsafeBytes { k in d("v2").withUnsafeBytes { batch.put(key: k, value: $0, in: "b") } }
+        batch.put(Array("k3".utf8), [], in: "a")
+        batch.delete(Data(), in: "b")
+        d("k4").withUnsafeBytes { batch.delete(key: $0) }
+        batch.deleteRange(d("a"), d("z"), in: "a")
+        batch.put(Data(), Data())
+        let expected: [BatchOperation] = [
+            .put(columnFamily: "a", key: d("k1"), value: d("v1")),
+            .put(columnFamily: "b", key: d("k2"), value: d("v2")),
+            .put(columnFamily: "a", key: d("k3"), value: Data()),
+            .delete(columnFamily: "b", key: Data()),
+            .delete(columnFamily: defaultColumnFamily, key: d("k4")),
+            .deleteRange(columnFamily: "a", start: d("a"), end: d("z")),
+            .put(columnFamily: defaultColumnFamily, key: Data(), value: Data()),
+        ]
+        #expect(batch.operations == expected)
+        #expect(batch.count == expected.count && !batch.isEmpty)
+        var same = WriteBatch()
+        for op in expected {
+            switch op {
+            case .put(let cf, let k, let v): same.put(k, v, in: cf)
+            case .delete(let cf, let k): same.delete(k, in: cf)
+            case .deleteRange(let cf, let s, let e): same.deleteRange(s, e, in: cf)
+            }
+        }
+        #expect(same == batch)
+        same.put(d("one more"), d("x"))
+        #expect(same != batch)
+        batch.clear()
+        #expect(batch.isEmpty && batch.operations.isEmpty)
+        batch.put(d("after"), d("clear"), in: "c")
+        #expect(batch.operations == [.put(columnFamily: "c", key: d("after"), value: d("clear"))])
+    }
+
     /// The same seeded random operation sequence on both stores must produce the same
     /// observations at every step: gets, full and random range scans in both
     /// directions, and reads through snapshots taken along the way.
