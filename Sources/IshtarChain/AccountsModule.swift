@@ -67,6 +67,10 @@ public struct Account: Hashable, Sendable, BinaryCodable {
         self.createdHeight = createdHeight
     }
 
+    /// Exact: every transaction encodes its sender's account twice, and a writer grown from
+    /// empty reallocated on the way.
+    public var encodedSizeHint: Int { 8 + 4 + label.utf8.count + 8 }
+
     /// `u64 nonce ‖ str label ‖ u64 createdHeight`.
     public func encode(to w: inout BinaryWriter) {
         w.u64(nonce)

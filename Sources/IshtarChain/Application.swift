@@ -879,7 +879,9 @@ public final class Application {
     static func withTxKey<R>(_ hash: Data, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         withUnsafeTemporaryAllocation(byteCount: 1 + hash.count, alignment: 1) { buffer in
             buffer.storeBytes(of: UInt8(ascii: "t"), toByteOffset: 0, as: UInt8.self)
-            hash.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: buffer[1...]))
+            // `copyMemory`, not `Data.copyBytes(to:)`: the latter's generic path looked up
+            // type metadata on every call, more than the rest of the index entry cost.
+            hash.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[1...]).copyMemory(from: $0) }
             return body(UnsafeRawBufferPointer(buffer))
         }
     }

@@ -241,6 +241,13 @@ final class CommittedCache {
     func apply(_ changes: [(key: HashedBytes, value: Data?)]) {
         version = Self.nextVersion()
         for (key, value) in changes {
+            // A key is in one generation at most, and a block's changed keys were mostly read
+            // by it, so they are in the newer one: replaced there with one probe, without a
+            // second (a cache miss) to clear it from the older.
+            if let i = newer.index(forKey: key) {
+                newer.values[i] = Entry(value)
+                continue
+            }
             older.removeValue(forKey: key)
             put(key, Entry(value))
         }
