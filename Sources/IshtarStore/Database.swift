@@ -465,18 +465,23 @@ public final class Database: KeyValueStore, @unchecked Sendable {
                     for entry in batch.entries { Self.append(entry, base: base, cf: cfs[entry.family], to: native) }
                 } else {
                     let family = cfs.map { UInt(bitPattern: Int(bitPattern: $0)) }
-                    var order = Array(batch.entries.indices)
+                    var order = batch.entries.enumerated().map { i, e in
+                        OrderKey(family: family[e.family], head: Self.prefixWords(base + e.keyStart, e.keyCount), index: i)
+                    }
                     batch.entries.withUnsafeBufferPointer { entries in
-                        order.sort { i, j in
-                            let a = entries[i], b = entries[j]
-                            let fa = family[a.family], fb = family[b.family]
-                            if fa != fb { return fa < fb }
+                        // Integer comparisons of the keys' first 16 bytes settle nearly every
+                        // comparison; only keys equal that far are compared by `memcmp`.
+                        order.sort { x, y in
+                            if x.family != y.family { return x.family < y.family }
+                            if x.head.0 != y.head.0 { return x.head.0 < y.head.0 }
+                            if x.head.1 != y.head.1 { return x.head.1 < y.head.1 }
+                            let a = entries[x.index], b = entries[y.index]
                             let c = memcmp(base + a.keyStart, base + b.keyStart, min(a.keyCount, b.keyCount))
                             if c != 0 { return c < 0 }
                             if a.keyCount != b.keyCount { return a.keyCount < b.keyCount }
-                            return i < j
+                            return x.index < y.index
                         }
-                        for i in order { Self.append(entries[i], base: base, cf: cfs[entries[i].family], to: native) }
+                        for key in order { Self.append(entries[key.index], base: base, cf: cfs[entries[key.index].family], to: native) }
                     }
                 }
             }
@@ -486,6 +491,22 @@ public final class Database: KeyValueStore, @unchecked Sendable {
 }
 
 extension Database {
+    /// A queued operation's place in key order: its column family, then its key's first 16
+    /// bytes as two big-endian words (zero-padded, so comparing them never contradicts the
+    /// keys' byte order and equal words leave the rest to `memcmp`), then queue position.
+    fileprivate struct OrderKey {
+        var family: UInt
+        var head: (UInt64, UInt64)
+        var index: Int
+    }
+
+    /// The first 16 bytes at `key` (of `count`), zero-padded, as two big-endian words.
+    fileprivate static func prefixWords(_ key: UnsafeRawPointer, _ count: Int) -> (UInt64, UInt64) {
+        var words: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: UnsafeRawBufferPointer(start: key, count: min(count, 16))) }
+        return (UInt64(bigEndian: words.0), UInt64(bigEndian: words.1))
+    }
+
     /// Adds one operation, whose bytes lie at `base`, to a native batch.
     fileprivate static func append(_ entry: WriteBatch.Entry, base: UnsafeRawPointer, cf: OpaquePointer,
                                    to native: NativeWriteBatch) {
