@@ -32,6 +32,25 @@ struct AccountsTests {
         #expect(String(decoding: q.value, as: UTF8.self).contains("\"label\":\"A2\""))
     }
 
+    /// A transaction whose message fails after its ante step has moved the nonce leaves no
+    /// trace, even for the transactions after it in the same block.
+    @Test func aFailedTransactionLeavesNoTraceForTheNextOneInItsBlock() throws {
+        let net = try TestNet()
+        let app = try makeApp(net)
+        let (alice, bob) = (testKey("alice"), testKey("bob"))
+        let tooLong = String(repeating: "x", count: 100)  // over the default 64, under the 1,024 a message may carry
+        let result = try net.produce(app, [
+            try labelTx(alice, nonce: 0, label: tooLong),
+            try labelTx(bob, nonce: 0, label: "Bob"),
+            try labelTx(alice, nonce: 0, label: tooLong),
+        ])
+        #expect(result.txResults.map(\.isOK) == [false, true, false])
+        #expect(result.txResults[0].rule == "label-too-long")
+        #expect(try nonce(app, alice) == nil, "the failed ante step's account must not reach the block")
+        #expect(try nonce(app, bob) == "1")
+        #expect(try app.recomputeAppHash() == app.lastAppHash)
+    }
+
     /// Every rejection: a specific rule, and neither the store nor the app hash changes —
     /// through checkTx and through a committed block.
     @Test func rejectedTransactionsLeaveNoTrace() throws {
