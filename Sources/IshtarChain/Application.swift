@@ -666,26 +666,35 @@ public final class Application {
         Self.resultsKey(height).withUnsafeBytes { key in
             w.bytes.withUnsafeBytes { batch.put(key: key, value: $0, in: Self.blocksColumnFamily) }
         }
-        // The index keeps a transaction's first successful inclusion: a later failed replay
-        // of the same bytes (rejected by its nonce) must not hide it. Keyed by the hash as
-        // four words: hashing a `Data` key was most of this loop.
-        var indexed: [Digest256: Bool] = Dictionary(minimumCapacity: p.txHashes.count)
-        for (i, txHash) in p.txHashes.enumerated() {
-            let ok = p.results[i].isOK
-            let id = Digest256(txHash)
-            if let earlierOK = indexed[id] {
-                if earlierOK || !ok { continue }
-            } else if !ok {
-                let existing = try storeCall { try store.get(Self.txKey(txHash), in: Self.blocksColumnFamily) }
-                if existing != nil { continue }
-            }
-            indexed[id] = ok
+        func putIndexEntry(_ i: Int, _ txHash: Data) {
             // The index points into the block's results instead of holding a second copy of
             // the result: with large events that copy was a third of a block's bytes.
             let location = TxLocation(height: height, index: UInt32(i), resultOffset: UInt32(resultRanges[i].lowerBound),
                                       resultLength: UInt32(resultRanges[i].count))
             Self.withTxKey(txHash) { key in
                 location.withEncoded { batch.put(key: key, value: $0, in: Self.blocksColumnFamily) }
+            }
+        }
+        if p.results.allSatisfy(\.isOK) {
+            // No two transactions of the block are the same bytes: the second would have
+            // failed the accounts module's nonce rule, which every application runs.
+            for (i, txHash) in p.txHashes.enumerated() { putIndexEntry(i, txHash) }
+        } else {
+            // The index keeps a transaction's first successful inclusion: a later failed
+            // replay of the same bytes (rejected by its nonce) must not hide it. Keyed by the
+            // hash as four words: hashing a `Data` key was most of this loop.
+            var indexed: [Digest256: Bool] = Dictionary(minimumCapacity: p.txHashes.count)
+            for (i, txHash) in p.txHashes.enumerated() {
+                let ok = p.results[i].isOK
+                let id = Digest256(txHash)
+                if let earlierOK = indexed[id] {
+                    if earlierOK || !ok { continue }
+                } else if !ok {
+                    let existing = try storeCall { try store.get(Self.txKey(txHash), in: Self.blocksColumnFamily) }
+                    if existing != nil { continue }
+                }
+                indexed[id] = ok
+                putIndexEntry(i, txHash)
             }
         }
         Self.addCommitments(p.commitments, to: &batch)
