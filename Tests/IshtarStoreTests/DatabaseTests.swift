@@ -42,6 +42,29 @@ struct DatabaseTests {
         try db.close()
     }
 
+    /// The order `write` and `multiGet` hand keys to RocksDB in (which `multiGet` tells
+    /// RocksDB is sorted) must be exactly bytewise order, ties by position: checked against
+    /// a plain sort of random keys that share long heads and end around the 16-byte mark.
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func keyOrderIsBytewiseOrder(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let keys: [[UInt8]] = (0..<500).map { _ in
+            let head = [UInt8](repeating: UInt8(rng.next() % 2), count: Int(rng.next() % 20))
+            return head + (0..<Int(rng.next() % 4)).map { _ in UInt8(rng.next() % 3) * 127 }
+        }
+        var arena: [UInt8] = []
+        var offsets: [Int] = []
+        for key in keys { offsets.append(arena.count); arena += key }
+        arena.append(0)
+        let order = arena.withUnsafeBytes { buffer in
+            Database.keyOrder(keys.count, base: buffer.baseAddress!) { (offsets[$0], keys[$0].count) }
+        }
+        let expected = keys.indices.sorted { i, j in
+            keys[i] == keys[j] ? i < j : keys[i].lexicographicallyPrecedes(keys[j])
+        }
+        #expect(order == expected)
+    }
+
     /// `multiGet` (RocksDB's batched lookup) answers keys in the caller's order, from the
     /// memtable and from flushed tables alike, repeats a repeated key, and read through a
     /// snapshot sees the values as of the snapshot.
