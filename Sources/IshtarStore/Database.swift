@@ -487,7 +487,7 @@ extension Database {
     /// as two big-endian integers (zero-padded, which never contradicts byte order); only keys
     /// equal that far are compared by `memcmp`.
     static func keyOrder(_ count: Int, base: UnsafeRawPointer, family: ((Int) -> UInt)? = nil,
-                                     key: (Int) -> (offset: Int, count: Int)) -> [Int] {
+                         key: (Int) -> (offset: Int, count: Int)) -> [Int] {
         struct Slot {
             var family: UInt
             var head: (UInt64, UInt64)
