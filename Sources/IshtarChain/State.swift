@@ -277,6 +277,30 @@ class RawBox {
     init(raw: Data) { self.raw = raw }
 }
 
+/// A value written by a transaction step and kept unencoded (``Overlay/set(_:keeping:)``).
+protocol UnencodedKept: AnyObject {
+    /// The value with its canonical encoding, made now.
+    func encodedBox() -> RawBox
+}
+
+/// ``UnencodedKept`` of one type.
+final class UnencodedValue<T>: UnencodedKept {
+    let value: T
+    /// `T`'s canonical encoding (`T` is unconstrained so typed reads of any `T` can test
+    /// for it).
+    private let encode: (borrowing T) -> Data
+    init(_ value: T, encode: @escaping (borrowing T) -> Data) {
+        self.value = value
+        self.encode = encode
+    }
+
+    func encodedBox() -> RawBox { DecodedBox(value, raw: encode(value)) }
+
+    /// `body` applied to the value in place.
+    @inline(__always)
+    func reading<R>(_ body: (borrowing T) -> R) -> R { body(value) }
+}
+
 /// A decoded state value kept in ``CommittedCache``, with the bytes it was decoded from.
 final class DecodedBox<T>: RawBox {
     let value: T
@@ -296,8 +320,15 @@ final class DecodedBox<T>: RawBox {
 /// in a child overlay that is merged into the block's only if it succeeds, so a rejected
 /// transaction leaves no trace. Reads see the newest write at any level, then the store.
 final class Overlay {
-    /// `nil` value = deleted.
-    private(set) var writes: [HashedBytes: Data?] = [:]
+    /// `nil` value = deleted. Holds every write of this level but the unencoded kept one
+    /// (``unencodedKept``), which reading ``writes`` encodes first.
+    private var encodedWrites: [HashedBytes: Data?] = [:]
+
+    /// Every write of this level (`nil` value = deleted), the kept one encoded.
+    var writes: [HashedBytes: Data?] {
+        encodeKept()
+        return encodedWrites
+    }
     private let parent: Overlay?
     private let base: any KeyValueReader
     private let columnFamily: String
@@ -342,7 +373,8 @@ final class Overlay {
     func hasPendingWrite(_ key: HashedBytes) -> Bool {
         var node: Overlay? = self
         while let n = node {
-            if !n.writes.isEmpty, n.writes[key] != nil { return true }
+            if let kept = n.unencodedKept, kept.key == key { return true }
+            if !n.encodedWrites.isEmpty, n.encodedWrites[key] != nil { return true }
             node = n.parent
         }
         return false
@@ -351,7 +383,8 @@ final class Overlay {
     func get(_ key: HashedBytes) throws(ChainError) -> Data? {
         var node = self
         while true {
-            if !node.writes.isEmpty, let w = node.writes[key] { return w }
+            if let kept = node.unencodedKept, kept.key == key { node.encodeKept() }
+            if !node.encodedWrites.isEmpty, let w = node.encodedWrites[key] { return w }
             guard let parent = node.parent else { break }
             node = parent
         }
@@ -402,7 +435,13 @@ final class Overlay {
                     project: (borrowing T) -> R) throws(ChainError) -> Result<R, CodecError>? {
         var node: Overlay? = self
         while let n = node {
-            if !n.writes.isEmpty, let w = n.writes[key] {
+            if let kept = n.unencodedKept, kept.key == key {
+                if ObjectIdentifier(type(of: kept.value)) == ObjectIdentifier(UnencodedValue<T>.self) {
+                    return .success(unsafeDowncast(kept.value, to: UnencodedValue<T>.self).reading(project))
+                }
+                n.encodeKept()
+            }
+            if !n.encodedWrites.isEmpty, let w = n.encodedWrites[key] {
                 guard let w else { return nil }
                 if let kept = n.keptWrite, ObjectIdentifier(type(of: kept.box)) == ObjectIdentifier(DecodedBox<T>.self),
                    kept.key == key, sameBytes(kept.box.raw, w) {
@@ -435,28 +474,60 @@ final class Overlay {
         }
     }
 
-    /// The last value written at this level by ``set(_:keeping:encoded:)``, with its
-    /// encoding. A typed read of that key that finds those very bytes there takes the value
+    /// The last value written at this level by ``set(_:keeping:)``, with its encoding once
+    /// made. A typed read of that key that finds those very bytes there takes the value
     /// instead of decoding them again.
     private var keptWrite: (key: HashedBytes, box: RawBox)?
 
-    /// Sets `key` to `encoded`, the canonical encoding of `value`, and keeps `value` for the
-    /// next typed read of `key` at this level (see ``ModuleStore/write(_:at:keeping:)``).
-    func set<T>(_ key: HashedBytes, keeping value: T, encoded: Data) {
-        writes[key] = .some(encoded)
-        keptWrite = (key, DecodedBox(value, raw: encoded))
+    /// The last value written at this level by ``set(_:keeping:)``, not encoded yet: a
+    /// transaction's ante step writes its sender's account and its message rewrites it, so
+    /// only the second of the two is ever encoded. It shadows any write of its key in
+    /// ``encodedWrites``.
+    private var unencodedKept: (key: HashedBytes, value: any UnencodedKept)?
+
+    /// Moves ``unencodedKept`` into ``encodedWrites``, encoded, keeping its value with the
+    /// bytes (``keptWrite``).
+    private func encodeKept() {
+        guard let kept = unencodedKept else { return }
+        unencodedKept = nil
+        let box = kept.value.encodedBox()
+        encodedWrites[kept.key] = .some(box.raw)
+        keptWrite = (kept.key, box)
     }
 
-    func set(_ key: Data, _ value: Data) { writes[HashedBytes(key)] = .some(value) }
-    func set(_ key: HashedBytes, _ value: Data) { writes[key] = .some(value) }
+    /// Sets `key` to `value`, encoded canonically when its bytes are first needed, and keeps
+    /// `value` for the next typed read of `key` at this level (see
+    /// ``ModuleStore/write(_:at:keeping:)``).
+    func set<T: BinaryCodable>(_ key: HashedBytes, keeping value: T) {
+        if let kept = unencodedKept, kept.key != key { encodeKept() }
+        unencodedKept = (key, UnencodedValue(value, encode: { $0.encoded }))
+    }
 
-    func delete(_ key: Data) { writes[HashedBytes(key)] = .some(nil) }
-    func delete(_ key: HashedBytes) { writes[key] = .some(nil) }
+    /// Drops the unencoded kept write of `key`, which a write of its key supersedes.
+    @inline(__always)
+    private func supersedeKept(_ key: HashedBytes) {
+        if let kept = unencodedKept, kept.key == key { unencodedKept = nil }
+    }
+
+    func set(_ key: Data, _ value: Data) { set(HashedBytes(key), value) }
+    func set(_ key: HashedBytes, _ value: Data) {
+        supersedeKept(key)
+        encodedWrites[key] = .some(value)
+    }
+
+    func delete(_ key: Data) { delete(HashedBytes(key)) }
+    func delete(_ key: HashedBytes) {
+        supersedeKept(key)
+        encodedWrites[key] = .some(nil)
+    }
 
     /// Forgets this level's own write of `key` (reads then see the levels below), so that a
     /// value read from it stops sharing its buffer with this map: a caller about to change
     /// that value and set it again changes it in place instead of copying it.
-    func dropWrite(_ key: HashedBytes) { writes.removeValue(forKey: key) }
+    func dropWrite(_ key: HashedBytes) {
+        supersedeKept(key)
+        encodedWrites.removeValue(forKey: key)
+    }
 
     /// Every live pair in `range`, ascending by key, reflecting all layers. Cost is the
     /// store range plus a pass over each layer's writes.
@@ -523,8 +594,15 @@ final class Overlay {
     /// Moves this overlay's writes into its parent.
     func mergeIntoParent() {
         guard let parent else { return }
-        for (k, v) in writes { parent.writes[k] = v }
-        writes.removeAll()
+        encodeKept()
+        for (k, v) in encodedWrites { parent.set(k, encodedOrDeleted: v) }
+        encodedWrites.removeAll()
+    }
+
+    /// A merged child's write of `key`, superseding this level's own (kept or not).
+    private func set(_ key: HashedBytes, encodedOrDeleted value: Data?) {
+        supersedeKept(key)
+        encodedWrites[key] = .some(value)
     }
 }
 
@@ -665,7 +743,7 @@ public struct ModuleStore {
     public func write<T: BinaryCodable>(_ value: T, at key: StateKey, keeping: Bool) {
         assert(owns(key), "state key of another module used with \(module)'s store")
         guard keeping else { return set(key, value.encoded) }
-        overlay.set(key.full, keeping: value, encoded: value.encoded)
+        overlay.set(key.full, keeping: value)
     }
 
     /// Whether `key` has a value.

@@ -23,9 +23,12 @@ private struct NoOpWritesModule: Module {
 /// deletes it by other means, emitting what a typed read returns after each step.
 private struct KeptWriteModule: Module {
     static let probe = "kept/Probe"
+    /// Kept writes that are never read typed: superseded, then forced out by another key's.
+    static let sequence = "kept/Sequence"
     var name: String { "kept" }
-    var messageTypes: [String] { [Self.probe] }
+    var messageTypes: [String] { [Self.probe, Self.sequence] }
     func deliverMessage(_ message: Message, _ context: TxContext) throws(ExecutionError) {
+        if message.type == Self.sequence { return try sequence(context) }
         let key = context.store.key(Data("record".utf8))
         func report(_ step: String) throws(ExecutionError) {
             let label = try context.store.read(Account.self, at: key)?.label ?? "<absent>"
@@ -38,6 +41,20 @@ private struct KeptWriteModule: Module {
         context.store.write(Account(nonce: 3, label: "kept again"), at: key, keeping: true)
         context.store.delete(key)
         try report("deleted")
+    }
+
+    private func sequence(_ context: TxContext) throws(ExecutionError) {
+        let first = context.store.key(Data("a".utf8)), second = context.store.key(Data("b".utf8))
+        func report(_ step: String, _ value: Data?) {
+            context.emit(Event(type: "kept.bytes", attributes: [EventAttribute("step", step),
+                                                                EventAttribute("hex", value?.hexString ?? "<absent>")]))
+        }
+        context.store.write(Account(nonce: 1, label: "superseded"), at: first, keeping: true)
+        context.store.write(Account(nonce: 2, label: "first"), at: first, keeping: true)
+        report("raw read of a kept write", try context.store.get(first))
+        context.store.write(Account(nonce: 3, label: "second"), at: second, keeping: true)
+        report("first after another key's kept write", try context.store.get(first))
+        for row in try context.store.scan() { report("scan " + String(decoding: row.key, as: UTF8.self), row.value) }
     }
 }
 
@@ -177,6 +194,25 @@ struct CommitPathTests {
         let result = try net.produce(app, [tx])
         let reads = try #require(result.txResults.first).events.filter { $0.type == "kept.read" }
         #expect(reads.map { $0.attributes.map(\.value) } == [["kept", "kept"], ["set", "raw bytes"], ["deleted", "<absent>"]])
+    }
+
+    /// A kept write is encoded only when its bytes are needed, yet every reader sees exactly
+    /// the bytes an immediate encoding would have stored: a raw read, a scan, the next
+    /// kept write of another key, the merge into the block and the commit.
+    @Test func aKeptWriteLeftUnencodedIsSeenAsItsEncodingEverywhere() throws {
+        let net = try TestNet()
+        let store = InMemoryStore(columnFamilies: Application.columnFamilies)
+        let app = try makeApp(net, modules: [KeptWriteModule()], store: store)
+        let tx = try Transaction.signed(chainID: testChainID, key: testKey("kept"), nonce: 0,
+                                        messages: [Message(type: KeptWriteModule.sequence, payload: Data())]).encoded
+        let result = try net.produce(app, [tx])
+        let first = Account(nonce: 2, label: "first").encoded.hexString
+        let second = Account(nonce: 3, label: "second").encoded.hexString
+        let seen = try #require(result.txResults.first).events.filter { $0.type == "kept.bytes" }.map { $0.attributes.map(\.value) }
+        #expect(seen == [["raw read of a kept write", first], ["first after another key's kept write", first],
+                         ["scan a", first], ["scan b", second]])
+        #expect(try store.get(Data("kept/a".utf8), in: Application.stateColumnFamily)?.hexString == first)
+        #expect(try store.get(Data("kept/b".utf8), in: Application.stateColumnFamily)?.hexString == second)
     }
 
     /// An application at genesis over a fresh instrumented store, committing as a node does
