@@ -202,10 +202,11 @@ public struct AccountsModule: AnteHandler {
         keys.append(Self.accountStateKey(transaction.sender))
     }
 
-    /// The sender's account key, made once per transaction.
+    /// The sender's account key, made once per transaction (or taken from the list of
+    /// ``stateKeysRead(by:into:)``, where it is the one key).
     private static func senderKey(_ context: TxContext) -> StateKey {
         if let key = context.accountKey { return key }
-        let key = accountStateKey(context.sender)
+        let key = context.listedKeys.first ?? accountStateKey(context.sender)
         context.accountKey = key
         return key
     }

@@ -388,7 +388,8 @@ public final class Application {
     /// merging its writes only on success.
     private func execute(_ raw: Data, hash: Data, index: Int, isCheck: Bool, remember: Bool = true, block: BlockInfo, validators: ChainValidatorSet,
                          params: ConsensusParams, parent: Overlay,
-                         admitted known: AdmittedTransaction? = nil) throws(ChainError) -> (TxResult, Transaction?) {
+                         admitted known: AdmittedTransaction? = nil,
+                         listed: TransactionKeys? = nil) throws(ChainError) -> (TxResult, Transaction?) {
         let passed: AdmittedTransaction
         if let known {
             passed = known
@@ -415,11 +416,16 @@ public final class Application {
             c.module = modules[i].name
             c.storePrefix = modulePrefixes[i]
             c.validatedForm = form
+            c.listedKeys = []
             return c
         }
         let forms = passed.validatedForms
         do throws(ExecutionError) {
-            for (i, handler) in anteHandlers { try handler.anteHandle(context(i)) }
+            for (h, (i, handler)) in anteHandlers.enumerated() {
+                let c = context(i)
+                if let listed { c.listedKeys = listed.of(handler: h) }
+                try handler.anteHandle(c)
+            }
             for (j, message) in tx.messages.enumerated() {
                 guard let i = moduleIndexByType[message.type] else {
                     throw .rule(TxError.unknownMessageType(message.type))
@@ -600,13 +606,14 @@ public final class Application {
         try runHooks(begin: true, block: info, validators: validators, overlay: overlay, events: &events)
         let consensusStore = ModuleStore(module: ConsensusModule.moduleName, overlay: overlay)
         for e in block.evidence { events.append(ConsensusModule.recordEvidence(e, height: h.height, in: consensusStore)) }
-        if let accepted { try prefetchAnteKeys(of: accepted.admitted, into: overlay) }
+        var listed: ListedKeys?
+        if let accepted { listed = try prefetchAnteKeys(of: accepted.admitted, into: overlay) }
         var results: [TxResult] = []
         results.reserveCapacity(block.transactions.count)
         for (i, raw) in block.transactions.enumerated() {
             let (result, _) = try execute(raw, hash: txHashes[i], index: i, isCheck: false, remember: false, block: info,
                                           validators: validators, params: params, parent: overlay,
-                                          admitted: accepted?.admitted[i])
+                                          admitted: accepted?.admitted[i], listed: listed?.of(transaction: i))
             results.append(result)
         }
         try runHooks(begin: false, block: info, validators: validators, overlay: overlay, events: &events)
@@ -624,14 +631,48 @@ public final class Application {
     /// into the committed-state cache in one batched store lookup. For a block of new
     /// senders, one missing-key lookup after another was a tenth of its execution; the
     /// batch overlaps their cache misses.
-    private func prefetchAnteKeys(of transactions: [AdmittedTransaction], into overlay: Overlay) throws(ChainError) {
-        guard !anteHandlers.isEmpty, transactions.count > 1 else { return }
-        var keys: [StateKey] = []
-        keys.reserveCapacity(transactions.count * anteHandlers.count)
+    ///
+    /// Returns the keys listed, for the ante steps to take back (``TxContext/listedKeys``).
+    private func prefetchAnteKeys(of transactions: [AdmittedTransaction], into overlay: Overlay) throws(ChainError) -> ListedKeys? {
+        guard !anteHandlers.isEmpty, transactions.count > 1 else { return nil }
+        var listed = ListedKeys(handlers: anteHandlers.count)
+        listed.keys.reserveCapacity(transactions.count * anteHandlers.count)
+        listed.ends.reserveCapacity(transactions.count * anteHandlers.count)
         for t in transactions {
-            for (_, handler) in anteHandlers { handler.stateKeysRead(by: t.transaction, into: &keys) }
+            for (_, handler) in anteHandlers {
+                handler.stateKeysRead(by: t.transaction, into: &listed.keys)
+                listed.ends.append(listed.keys.count)
+            }
         }
-        try overlay.prefetch(keys.map(\.full))
+        try overlay.prefetch(listed.keys.map(\.full))
+        return listed
+    }
+
+    /// The keys every ante handler listed for every transaction of a block, in order.
+    private struct ListedKeys {
+        let handlers: Int
+        var keys: [StateKey] = []
+        /// Where the keys of (transaction, handler) end in ``keys``, transaction-major.
+        var ends: [Int] = []
+
+        init(handlers: Int) { self.handlers = handlers }
+
+        /// Transaction `i`'s lists, one per handler.
+        func of(transaction i: Int) -> TransactionKeys { TransactionKeys(listed: self, first: i * handlers) }
+    }
+
+    /// One transaction's lists in ``ListedKeys``.
+    private struct TransactionKeys {
+        let listed: ListedKeys
+        let first: Int
+
+        /// The keys of the `h`-th ante handler.
+        func of(handler h: Int) -> ArraySlice<StateKey> {
+            let j = first + h
+            guard j < listed.ends.count else { return [] }
+            let start = j == 0 ? 0 : listed.ends[j - 1]
+            return listed.keys[start..<listed.ends[j]]
+        }
     }
 
     /// The batch that commits the pending block: state changes, block, results, tx index,

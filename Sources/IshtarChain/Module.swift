@@ -93,6 +93,10 @@ public final class TxContext: ExecutionContext {
     /// The sender's account key in the accounts module, once made: its ante step and its
     /// message both address it.
     var accountKey: StateKey?
+    /// In ``AnteHandler/anteHandle(_:)`` of a decided block's transaction: the keys this
+    /// handler listed for the transaction (``AnteHandler/stateKeysRead(by:into:)``), in its
+    /// order. Empty elsewhere.
+    public internal(set) var listedKeys: ArraySlice<StateKey> = []
     /// In ``Module/deliverMessage(_:_:)``: what the module's
     /// ``Module/validatedForm(of:sender:)`` returned for this message, when the application
     /// still has it (`nil` otherwise, and in ante handlers).
@@ -342,7 +346,9 @@ public protocol AnteHandler: Module {
     /// Appends to `keys` the state keys ``anteHandle(_:)`` will read for `transaction`.
     /// Before a decided block's transactions run, the application reads every key its
     /// transactions list from the store in one batch. A hint only: a key left out is read
-    /// when asked, and a key listed but never read costs one lookup. Default: none.
+    /// when asked, and a key listed but never read costs one lookup. The keys listed come
+    /// back to the ante step in ``TxContext/listedKeys``, so it need not make them again.
+    /// Default: none.
     func stateKeysRead(by transaction: Transaction, into keys: inout [StateKey])
 }
 
