@@ -278,7 +278,7 @@ public final class Application {
         let info = BlockInfo(chainID: genesis.chainID, height: genesis.initialHeight - 1, time: genesis.genesisTime, proposer: Data())
         for module in modules {
             let ctx = GenesisContext(block: info, validators: genesis.validators, module: module.name, overlay: overlay,
-                                     sink: EventSink(), genesis: genesis, params: genesis.moduleParams[module.name])
+                                     genesis: genesis, params: genesis.moduleParams[module.name])
             do throws(ExecutionError) {
                 try module.initGenesis(ctx)
             } catch {
@@ -401,14 +401,13 @@ public final class Application {
         }
         let tx = passed.transaction
         let overlay = Overlay(parent: parent)
-        let sink = EventSink()
         // One context for every step, moved from module to module: a context per step was an
         // allocation each.
         var made: TxContext?
         func context(_ i: Int, form: AnyObject? = nil) -> TxContext {
             guard let c = made else {
                 let c = TxContext(block: block, validators: validators, module: modules[i].name, storePrefix: modulePrefixes[i],
-                                  overlay: overlay, sink: sink, transaction: tx, transactionHash: hash, index: index,
+                                  overlay: overlay, transaction: tx, transactionHash: hash, index: index,
                                   isCheck: isCheck, validatedForm: form)
                 made = c
                 return c
@@ -439,7 +438,7 @@ public final class Application {
             }
         }
         overlay.mergeIntoParent()
-        return (.ok(events: sink.events), tx)
+        return (.ok(events: made?.events ?? []), tx)
     }
 
     /// Mempool admission (ABCI `CheckTx`): the stateless rules, then full execution
@@ -549,8 +548,7 @@ public final class Application {
                           events: inout [Event]) throws(ChainError) {
         for module in modules {
             let child = Overlay(parent: overlay)
-            let sink = EventSink()
-            let ctx = BlockContext(block: block, validators: validators, module: module.name, overlay: child, sink: sink)
+            let ctx = BlockContext(block: block, validators: validators, module: module.name, overlay: child)
             do throws(ExecutionError) {
                 if begin { try module.beginBlock(ctx) } else { try module.endBlock(ctx) }
             } catch {
@@ -566,7 +564,7 @@ public final class Application {
                 }
             }
             child.mergeIntoParent()
-            events.append(contentsOf: sink.events)
+            events.append(contentsOf: ctx.events)
         }
     }
 
@@ -1118,7 +1116,7 @@ public final class Application {
             let info = BlockInfo(chainID: meta.chainID, height: meta.lastHeight, time: meta.lastBlockTime, proposer: Data(),
                                  hash: meta.lastBlockHash)
             let ctx = QueryContext(block: info, validators: validators, module: module.name,
-                                   overlay: rootOverlay(), sink: EventSink())
+                                   overlay: rootOverlay())
             do throws(ExecutionError) {
                 return ok(try module.query(QueryRequest(path: Array(parts.dropFirst(2)), data: data, page: page), ctx))
             } catch {

@@ -32,14 +32,9 @@ public struct BlockInfo: Hashable, Sendable {
     }
 }
 
-/// Collects the events of one unit of execution (a transaction, a hook).
-final class EventSink {
-    var events: [Event] = []
-}
-
 /// What every module hook receives: the block facts, its own state slice, access to
 /// other modules' slices (to call *their* public API functions with — a module never
-/// reads another's keys directly), and an event sink.
+/// reads another's keys directly), and the events it emits.
 public class ExecutionContext {
     /// The block being executed.
     public let block: BlockInfo
@@ -48,18 +43,15 @@ public class ExecutionContext {
     /// The module the hook belongs to.
     public internal(set) var module: String
     let overlay: Overlay
-    let sink: EventSink
     /// `"<module>/"`.
     var storePrefix: Data
 
-    init(block: BlockInfo, validators: ChainValidatorSet, module: String, storePrefix: Data? = nil, overlay: Overlay,
-         sink: EventSink) {
+    init(block: BlockInfo, validators: ChainValidatorSet, module: String, storePrefix: Data? = nil, overlay: Overlay) {
         self.block = block
         self.validators = validators
         self.module = module
         self.storePrefix = storePrefix ?? ModuleStore.prefix(of: module)
         self.overlay = overlay
-        self.sink = sink
     }
 
     /// This module's state.
@@ -70,10 +62,11 @@ public class ExecutionContext {
     public func store(of module: String) -> ModuleStore { ModuleStore(module: module, overlay: overlay) }
 
     /// Records an event; dropped if the transaction or hook is rejected.
-    public func emit(_ event: Event) { sink.events.append(event) }
+    public func emit(_ event: Event) { events.append(event) }
 
     /// Events emitted so far in this unit of execution.
-    public var events: [Event] { sink.events }
+    /// Kept by the context itself: a separate collector was one more object per transaction.
+    public private(set) var events: [Event] = []
 }
 
 /// Context of a transaction's ante step and of each of its messages. One context serves
@@ -103,15 +96,14 @@ public final class TxContext: ExecutionContext {
     public internal(set) var validatedForm: AnyObject?
 
     init(block: BlockInfo, validators: ChainValidatorSet, module: String, storePrefix: Data? = nil, overlay: Overlay,
-         sink: EventSink, transaction: Transaction, transactionHash: Data, index: Int, isCheck: Bool,
+         transaction: Transaction, transactionHash: Data, index: Int, isCheck: Bool,
          validatedForm: AnyObject? = nil) {
         self.transaction = transaction
         self.transactionHash = transactionHash
         self.index = index
         self.isCheck = isCheck
         self.validatedForm = validatedForm
-        super.init(block: block, validators: validators, module: module, storePrefix: storePrefix, overlay: overlay,
-                   sink: sink)
+        super.init(block: block, validators: validators, module: module, storePrefix: storePrefix, overlay: overlay)
     }
 
     /// The sender's 32-byte key (the account address).
@@ -139,11 +131,11 @@ public final class GenesisContext: ExecutionContext {
     /// (use defaults).
     public let params: Data?
 
-    init(block: BlockInfo, validators: ChainValidatorSet, module: String, overlay: Overlay, sink: EventSink,
+    init(block: BlockInfo, validators: ChainValidatorSet, module: String, overlay: Overlay,
          genesis: Genesis, params: Data?) {
         self.genesis = genesis
         self.params = params
-        super.init(block: block, validators: validators, module: module, overlay: overlay, sink: sink)
+        super.init(block: block, validators: validators, module: module, overlay: overlay)
     }
 }
 
