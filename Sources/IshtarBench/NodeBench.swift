@@ -469,6 +469,7 @@ final class BenchRecordingStore: KeyValueStore, @unchecked Sendable {
     var columnFamilies: [String] { db.columnFamilies }
     func get(_ key: Data, in columnFamily: String) throws -> Data? { try db.get(key, in: columnFamily) }
     func multiGet(_ keys: [Data], in columnFamily: String) throws -> [Data?] { try db.multiGet(keys, in: columnFamily) }
+    func multiGet(_ keys: KeyList, in columnFamily: String) throws -> [Data?] { try db.multiGet(keys, in: columnFamily) }
     func scan(_ columnFamily: String, _ range: KeyRange, direction: ScanDirection) throws -> StoreIterator {
         try db.scan(columnFamily, range, direction: direction)
     }

@@ -642,7 +642,7 @@ public final class Application {
                 listed.ends.append(listed.keys.count)
             }
         }
-        try overlay.prefetch(listed.keys.map(\.full))
+        try overlay.prefetch(listed.keys)
         return listed
     }
 

@@ -408,13 +408,19 @@ final class Overlay {
     /// Reads the committed values of those of `keys` the cache does not hold into the cache,
     /// in one batched store lookup (root overlay with a cache only; otherwise nothing): for
     /// keys known before they are read one by one.
-    func prefetch(_ keys: [HashedBytes]) throws(ChainError) {
+    func prefetch(_ keys: [StateKey]) throws(ChainError) {
         guard parent == nil, let cache, !keys.isEmpty else { return }
         // A key listed twice is read twice, which is harmless: both reads put the same value.
-        let missing = keys.filter { cache.entry($0) == nil }
+        // The missing keys' bytes go to the store in one buffer, not as a `Data` each.
+        var missing: [Int] = []
+        var list = KeyList(reservingKeys: keys.count, bytes: keys.count * (keys[0].full.bytes.count + 8))
+        for (i, key) in keys.enumerated() where cache.entry(key.full) == nil {
+            missing.append(i)
+            key.full.bytes.withUnsafeBytes { list.append($0) }
+        }
         guard !missing.isEmpty else { return }
-        let values = try storeCall { try base.multiGet(missing.map(\.data), in: columnFamily) }
-        for (key, value) in zip(missing, values) { cache.put(key, CommittedCache.Entry(value)) }
+        let values = try storeCall { try base.multiGet(list, in: columnFamily) }
+        for (i, value) in zip(missing, values) { cache.put(keys[i].full, CommittedCache.Entry(value)) }
     }
 
     /// The value at `key` decoded by `decode`: a value still only in the committed state is

@@ -213,6 +213,15 @@ public final class DatabaseSnapshot: KeyValueReader, @unchecked Sendable {
         }
     }
 
+    /// The values of the keys of `keys` in `columnFamily` as of the snapshot.
+    public func multiGet(_ keys: KeyList, in columnFamily: String = defaultColumnFamily) throws -> [Data?] {
+        try database.withOpen { db in
+            guard handle.snapshot != nil else { throw StoreError.closed }
+            return try Database.rawMultiGet(db: db, readOptions: handle.readOptions.pointer,
+                                            handle: database.handle(columnFamily), keys: keys, path: database.path)
+        }
+    }
+
     /// Iterates `range` of `columnFamily` as of the snapshot.
     public func scan(_ columnFamily: String, _ range: KeyRange, direction: ScanDirection) throws -> StoreIterator {
         try database.scan(columnFamily, range, direction: direction, snapshot: self)

@@ -252,33 +252,35 @@ public final class Database: KeyValueStore, @unchecked Sendable {
     /// overlap instead of following one another as in a loop of `Get`s.
     static func rawMultiGet(db: OpaquePointer, readOptions: OpaquePointer, handle: OpaquePointer,
                             keys: [Data], path: String) throws -> [Data?] {
-        if keys.isEmpty { return [] }
         // Every key copied into one buffer (a block's prefetch is a thousand keys: a copy and
-        // an allocation each would cost more than the lookup saves), plus one byte so the
-        // buffer exists even when every key is empty.
-        var arena: [UInt8] = []
-        arena.reserveCapacity(keys.reduce(1) { $0 + $1.count })
-        var offsets: [Int] = []
-        offsets.reserveCapacity(keys.count)
-        for key in keys {
-            offsets.append(arena.count)
-            key.withUnsafeBytes { arena.append(contentsOf: $0) }
-        }
-        arena.append(0)
-        var values = [OpaquePointer?](repeating: nil, count: keys.count)
-        var errors = [UnsafeMutablePointer<CChar>?](repeating: nil, count: keys.count)
+        // an allocation each would cost more than the lookup saves).
+        var list = KeyList(reservingKeys: keys.count, bytes: keys.reduce(0) { $0 + $1.count })
+        for key in keys { list.append(key) }
+        return try rawMultiGet(db: db, readOptions: readOptions, handle: handle, keys: list, path: path)
+    }
+
+    static func rawMultiGet(db: OpaquePointer, readOptions: OpaquePointer, handle: OpaquePointer,
+                            keys list: KeyList, path: String) throws -> [Data?] {
+        let count = list.count
+        if count == 0 { return [] }
+        let ends = list.ends
+        func offset(_ i: Int) -> Int { i == 0 ? 0 : ends[i - 1] }
+        var values = [OpaquePointer?](repeating: nil, count: count)
+        var errors = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
         // The keys go to RocksDB in key order, which lets it skip sorting them itself: its
         // comparator sort was half of a thousand-key lookup, ours compares integers
         // (``keyOrder(_:_:_:)``). `values[k]` and `errors[k]` then belong to `order[k]`.
         var order: [Int] = []
+        // When every key is empty their buffer has no address: a one-byte one stands in.
+        let arena = list.bytes.isEmpty ? [0] : list.bytes
         let looked = arena.withUnsafeBytes { buffer -> Bool in
             guard let base = buffer.baseAddress else { return false }
-            order = Self.keyOrder(keys.count, base: base) { (offsets[$0], keys[$0].count) }
-            let keyPointers: [UnsafePointer<CChar>?] = order.map { (base + offsets[$0]).assumingMemoryBound(to: CChar.self) }
-            let keySizes = order.map { keys[$0].count }
+            order = Self.keyOrder(count, base: base) { (offset($0), ends[$0] - offset($0)) }
+            let keyPointers: [UnsafePointer<CChar>?] = order.map { (base + offset($0)).assumingMemoryBound(to: CChar.self) }
+            let keySizes = order.map { ends[$0] - offset($0) }
             keyPointers.withUnsafeBufferPointer { k in
                 keySizes.withUnsafeBufferPointer { ks in
-                    rocksdb_batched_multi_get_cf(db, readOptions, handle, keys.count, k.baseAddress, ks.baseAddress,
+                    rocksdb_batched_multi_get_cf(db, readOptions, handle, count, k.baseAddress, ks.baseAddress,
                                                  &values, &errors, true)
                 }
             }
@@ -287,7 +289,7 @@ public final class Database: KeyValueStore, @unchecked Sendable {
         // Unreachable (the buffer holds at least one byte), but never answer "absent" unasked.
         guard looked else { throw StoreError.other("multiGet: no key buffer") }
         var firstError: StoreError?
-        var result = [Data?](repeating: nil, count: keys.count)
+        var result = [Data?](repeating: nil, count: count)
         for (k, i) in order.enumerated() {
             if let err = errors[k] {
                 firstError = firstError ?? StoreError.fromRocksDB(String(cString: err), path: path)
@@ -340,6 +342,14 @@ public final class Database: KeyValueStore, @unchecked Sendable {
     /// The values of `keys` in `columnFamily` (same order; `nil` for absent keys),
     /// read at one consistent point in time.
     public func multiGet(_ keys: [Data], in columnFamily: String = defaultColumnFamily) throws -> [Data?] {
+        try withOpen { db in
+            try Database.rawMultiGet(db: db, readOptions: readOptions.pointer, handle: handle(columnFamily),
+                                     keys: keys, path: path)
+        }
+    }
+
+    /// The values of the keys of `keys` in `columnFamily`, in order (`nil` = absent).
+    public func multiGet(_ keys: KeyList, in columnFamily: String = defaultColumnFamily) throws -> [Data?] {
         try withOpen { db in
             try Database.rawMultiGet(db: db, readOptions: readOptions.pointer, handle: handle(columnFamily),
                                      keys: keys, path: path)

@@ -284,6 +284,42 @@ public final class StoreIterator: Sequence, IteratorProtocol {
     }
 }
 
+/// Keys back to back in one buffer, for a batched lookup (``KeyValueReader/multiGet(_:in:)-(KeyList,_)``):
+/// a block's prefetch is a thousand keys, and a `Data` of each was an allocation and a copy
+/// apiece before the store copied them again.
+public struct KeyList: Sendable {
+    /// Every key's bytes, in order.
+    public private(set) var bytes: [UInt8] = []
+    /// Where each key ends in ``bytes``.
+    public private(set) var ends: [Int] = []
+
+    /// An empty list with room for `keys` keys of `bytes` bytes in all.
+    public init(reservingKeys keys: Int = 0, bytes: Int = 0) {
+        if keys > 0 { ends.reserveCapacity(keys) }
+        if bytes > 0 { self.bytes.reserveCapacity(bytes) }
+    }
+
+    /// The number of keys.
+    public var count: Int { ends.count }
+    /// Whether there are none.
+    public var isEmpty: Bool { ends.isEmpty }
+
+    /// Appends a key.
+    public mutating func append(_ key: UnsafeRawBufferPointer) {
+        bytes.append(contentsOf: key)
+        ends.append(bytes.count)
+    }
+
+    /// Appends a key.
+    public mutating func append(_ key: Data) { key.withUnsafeBytes { append($0) } }
+
+    /// Where key `i` lies in ``bytes``.
+    public func range(of i: Int) -> Range<Int> { (i == 0 ? 0 : ends[i - 1])..<ends[i] }
+
+    /// Every key as `Data`.
+    public var keys: [Data] { ends.indices.map { Data(bytes[range(of: $0)]) } }
+}
+
 /// Read access shared by a live store and by a snapshot of it.
 public protocol KeyValueReader {
     /// The value of `key` in `columnFamily`, or `nil` if absent.
@@ -295,6 +331,9 @@ public protocol KeyValueReader {
     /// look them up together, at one point in time, which costs less than one `get` after
     /// another (`Database` does).
     func multiGet(_ keys: [Data], in columnFamily: String) throws -> [Data?]
+    /// ``multiGet(_:in:)-([Data],_)`` of keys laid out in one buffer: for a caller holding
+    /// its keys as bytes, so that it need not make a `Data` of each.
+    func multiGet(_ keys: KeyList, in columnFamily: String) throws -> [Data?]
     /// Iterates `range` of `columnFamily` in `direction` order. The iterator reads a
     /// consistent point-in-time view taken when it is created.
     func scan(_ columnFamily: String, _ range: KeyRange, direction: ScanDirection) throws -> StoreIterator
@@ -330,6 +369,11 @@ extension KeyValueReader {
     /// beyond what the store's reads give).
     public func multiGet(_ keys: [Data], in columnFamily: String) throws -> [Data?] {
         try keys.map { try get($0, in: columnFamily) }
+    }
+
+    /// ``multiGet(_:in:)-([Data],_)`` of each key as `Data`.
+    public func multiGet(_ keys: KeyList, in columnFamily: String) throws -> [Data?] {
+        try multiGet(keys.keys, in: columnFamily)
     }
 
     /// ``value(_:in:equals:)`` through ``get(_:in:)``.

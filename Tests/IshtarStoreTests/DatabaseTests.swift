@@ -82,11 +82,26 @@ struct DatabaseTests {
         expected += [d("flushed-4"), d("flushed-4"), nil]
         #expect(try db.multiGet(keys, in: "state") == expected)
         #expect(try db.multiGet(keys, in: "state") == keys.map { try? db.get($0, in: "state") })
+        // The same keys laid out in one buffer, with an empty key among them.
+        try db.put(Data(), d("empty key"), in: "state", sync: false)
+        var list = KeyList()
+        for key in keys + [Data()] { list.append(key) }
+        #expect(list.keys == keys + [Data()])
+        #expect(try db.multiGet(list, in: "state") == expected + [d("empty key")])
+        var onlyEmpty = KeyList()
+        onlyEmpty.append(Data())
+        onlyEmpty.append(Data())
+        #expect(try db.multiGet(onlyEmpty, in: "state") == [d("empty key"), d("empty key")])
+        #expect(try db.multiGet(KeyList(), in: "state") == [])
 
         let snapshot = try db.snapshot()
         try db.put(d("k4"), d("after the snapshot"), in: "state", sync: false)
         try db.delete(d("k1"), in: "state", sync: false)
         #expect(try snapshot.multiGet([d("k4"), d("k1")], in: "state") == [d("flushed-4"), d("memtable-1")])
+        var pair = KeyList()
+        pair.append(d("k4"))
+        pair.append(d("k1"))
+        #expect(try snapshot.multiGet(pair, in: "state") == [d("flushed-4"), d("memtable-1")])
         #expect(try db.multiGet([d("k4"), d("k1")], in: "state") == [d("after the snapshot"), nil])
         #expect(throws: StoreError.unknownColumnFamily("nope")) { try db.multiGet([d("k4")], in: "nope") }
         try db.close()
