@@ -778,8 +778,7 @@ public final class Application {
         let newMeta = AppMeta(chainID: meta.chainID, initialHeight: meta.initialHeight, lastHeight: h.height,
                               lastBlockHash: p.hash, lastAppHash: p.appHash, lastBlockTime: h.time)
         let batch = try commitBatch(p, newMeta: newMeta)
-        try writeDurably(batch, sync: durability == .synced)
-        cache.apply(p.changes)
+        try writeDurably(batch, sync: durability == .synced, applying: p.changes)
         self.meta = newMeta
         commitments.merge(p.commitments) { $1 }
         pending = nil
@@ -798,6 +797,31 @@ public final class Application {
             cache.removeAll()
             haltReason = "commit write failed: \(error)"
             throw error
+        }
+    }
+
+    /// ``writeDurably(_:sync:)`` of a block's batch, with its state `changes` applied to the
+    /// committed-state cache. A large block's cache update runs on a second thread while
+    /// RocksDB writes: the cache is this application's alone and the write does not touch
+    /// it, and if the write fails the whole cache is dropped, as before.
+    private func writeDurably(_ batch: WriteBatch, sync: Bool, applying changes: [(key: HashedBytes, value: Data?)]) throws(ChainError) {
+        guard changes.count >= Self.parallelChangeThreshold else {
+            try writeDurably(batch, sync: sync)
+            cache.apply(changes)
+            return
+        }
+        var failure: ChainError?
+        inParallel(2) { part in
+            if part == 0 {
+                do throws(ChainError) { try storeCall { try store.write(batch, sync: sync) } } catch { failure = error }
+            } else {
+                cache.apply(changes)
+            }
+        }
+        if let failure {
+            cache.removeAll()
+            haltReason = "commit write failed: \(failure)"
+            throw failure
         }
     }
 
@@ -830,16 +854,18 @@ public final class Application {
     /// batch nothing and leaves no RocksDB tombstone for later scans to step over.
     private func updatedCommitments(_ writes: [HashedBytes: Data?]) throws(ChainError)
         -> (commitments: [String: StateCommitment], changes: [(key: HashedBytes, value: Data?)]) {
-        var updated: [String: StateCommitment] = [:]
         var changes: [(key: HashedBytes, value: Data?)] = []
         changes.reserveCapacity(writes.count)
+        // Per change: the value it replaces and its module (an index into `names`).
+        var olds: [Data?] = []
+        olds.reserveCapacity(writes.count)
+        var moduleOfChange: [Int] = []
+        moduleOfChange.reserveCapacity(writes.count)
+        var names: [String] = []
         let committed = rootOverlay()
-        // The commitment being updated and its module's key prefix (`name ‖ "/"`): a block's
-        // writes are mostly one module's, so a key that carries the same prefix as the last
-        // goes on with the same commitment instead of making its module's name and moving the
-        // commitment's 2 KiB in and out of `updated`.
-        var current: StateCommitment?
-        var currentName = ""
+        // The module of the last key and its key prefix (`name ‖ "/"`): a block's writes are
+        // mostly one module's, so a key that carries the same prefix as the last one needs no
+        // name of its own.
         var currentPrefix: [UInt8] = []
         for (key, value) in writes {
             let old = try committed.get(key)
@@ -849,22 +875,71 @@ public final class Application {
             default: break
             }
             changes.append((key: key, value: value))
-            if current == nil || !key.starts(with: currentPrefix) {
-                if let c = current { updated[currentName] = c }
-                currentName = Self.moduleName(of: key.bytes)
-                currentPrefix = Array(currentName.utf8) + [UInt8(ascii: "/")]
-                // Moved out of the dictionary while it changes, so its lanes are updated in
-                // place instead of copied for every key.
-                current = updated.removeValue(forKey: currentName) ?? commitments[currentName] ?? StateCommitment()
-            }
-            key.bytes.withUnsafeBytes { k in
-                if let old { current?.remove(key: k, value: old) }
-                if let value { current?.insert(key: k, value: value) }
+            olds.append(old)
+            if names.isEmpty || !key.starts(with: currentPrefix) {
+                let name = Self.moduleName(of: key.bytes)
+                currentPrefix = Array(name.utf8) + [UInt8(ascii: "/")]
+                if let i = names.firstIndex(of: name) {
+                    moduleOfChange.append(i)
+                } else {
+                    names.append(name)
+                    moduleOfChange.append(names.count - 1)
+                }
+            } else {
+                moduleOfChange.append(moduleOfChange[moduleOfChange.count - 1])
             }
         }
-        if let c = current { updated[currentName] = c }
+        // The elements (a SHA-256 and a 2 KiB AES keystream each, two per changed key) are
+        // summed, and a sum does not depend on its order: a large block's are computed in
+        // two halves on two cores, each into its own per-module deltas, added afterwards.
+        let parts = changes.count >= Self.parallelChangeThreshold ? 2 : 1
+        var deltas = [[StateCommitment]](repeating: [], count: parts)
+        changes.withUnsafeBufferPointer { changes in
+            olds.withUnsafeBufferPointer { olds in
+                moduleOfChange.withUnsafeBufferPointer { modules in
+                    deltas.withUnsafeMutableBufferPointer { buffer in
+                        let deltas = buffer
+                        let work = { (part: Int) in
+                            var local = [StateCommitment](repeating: StateCommitment(), count: names.count)
+                            for j in (changes.count * part / parts)..<(changes.count * (part + 1) / parts) {
+                                changes[j].key.bytes.withUnsafeBytes { k in
+                                    if let old = olds[j] { local[modules[j]].remove(key: k, value: old) }
+                                    if let value = changes[j].value { local[modules[j]].insert(key: k, value: value) }
+                                }
+                            }
+                            deltas[part] = local
+                        }
+                        if parts == 1 { work(0) } else { inParallel(parts, work) }
+                    }
+                }
+            }
+        }
+        var updated: [String: StateCommitment] = [:]
+        for (m, name) in names.enumerated() {
+            var c = commitments[name] ?? StateCommitment()
+            for part in deltas { c.add(part[m]) }
+            updated[name] = c
+        }
         return (updated, changes)
     }
+
+    /// Runs `work(0)`…`work(parts - 1)` at once on the process's worker threads and returns
+    /// when all have finished.
+    ///
+    /// `work` is not `Sendable`: it reads buffers the caller lends and writes results through
+    /// them. That is safe because each part writes only its own slot, nothing else touches
+    /// those buffers until every part is done, and the call does not return before then.
+    private func inParallel(_ parts: Int, _ work: (Int) -> Void) {
+        withoutActuallyEscaping(work) { work in
+            let shared = UncheckedSendable(work)
+            DispatchQueue.concurrentPerform(iterations: parts) { shared.value($0) }
+        }
+    }
+
+    /// Changed keys from which a block's state work is split across two cores (its state
+    /// elements; its cache update beside the RocksDB write): below it, handing work to
+    /// another thread costs more than it saves.
+    static let parallelChangeThreshold = 256
 
     /// `H_"ishtar/app-hash"` over `str name ‖ digest` of every module with non-empty state,
     /// in name order (so a newly added, still empty module does not change the hash).
@@ -1172,4 +1247,11 @@ final class AdmittedTransaction {
         self.transaction = transaction
         self.validatedForms = validatedForms
     }
+}
+
+/// A value handed across threads by code that guarantees, at the use site, that the threads
+/// never touch it at the same time in conflicting ways (see ``Application/inParallel(_:_:)``).
+private struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -73,6 +73,16 @@ public struct StateCommitment: Hashable, Sendable {
         key.withUnsafeBytes { combine(key: $0, value: value, adding: false) }
     }
 
+    /// Adds every element of `other` (lane-wise, modulo 2^16): the commitment to the union
+    /// of two disjoint sets, or a base plus a delta built from the empty commitment.
+    mutating func add(_ other: StateCommitment) {
+        lanes.withUnsafeMutableBufferPointer { l in
+            other.lanes.withUnsafeBufferPointer { o in
+                for i in 0..<Self.laneCount { l[i] &+= o[i] }
+            }
+        }
+    }
+
     /// ``insert(key:value:)`` of a key in hand as raw bytes (a state key's own buffer,
     /// not a copy of it).
     mutating func insert(key: UnsafeRawBufferPointer, value: Data) { combine(key: key, value: value, adding: true) }

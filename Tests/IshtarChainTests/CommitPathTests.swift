@@ -215,6 +215,27 @@ struct CommitPathTests {
         #expect(try store.get(Data("kept/b".utf8), in: Application.stateColumnFamily)?.hexString == second)
     }
 
+    /// A block with enough changed keys has its state elements summed on two threads, per
+    /// module, from the empty commitment: the app hash must still be the one a full scan of
+    /// the committed state gives, for inserts, for rewrites of existing keys, and with two
+    /// modules' keys mixed in one block (300 changed keys: over the 256 at which it splits).
+    @Test func aLargeBlockSummedInPartsCommitsToTheWholeState() throws {
+        let net = try TestNet(moduleParams: ["counter": Data("{\"max\":1000000}".utf8)])
+        let app = try makeApp(net, modules: [CounterModule()])
+        let keys = (0..<300).map { testKey("many-\($0)") }
+        let fresh = try keys.map { try labelTx($0, nonce: 0) }
+        #expect(try net.produce(app, fresh).txResults.allSatisfy(\.isOK))
+        #expect(try app.recomputeAppHash() == app.lastAppHash, "new accounts")
+        var mixed: [Data] = []
+        for (i, key) in keys.enumerated() {
+            mixed.append(i % 3 == 0
+                ? try Transaction.signed(chainID: testChainID, key: key, nonce: 1, messages: [CounterModule.add(UInt64(i + 1))]).encoded
+                : try labelTx(key, nonce: 1, label: "again \(i)"))
+        }
+        #expect(try net.produce(app, mixed).txResults.allSatisfy(\.isOK))
+        #expect(try app.recomputeAppHash() == app.lastAppHash, "rewritten accounts and counter keys")
+    }
+
     /// An application at genesis over a fresh instrumented store, committing as a node does
     /// (behind the caller's decision log).
     func decisionLogApp(_ net: TestNet) throws -> (InstrumentedStore<InMemoryStore>, Application) {

@@ -151,14 +151,19 @@ struct StateMachineTests {
         }
     }
 
-    @Test func failedCommitWriteHaltsAndReopenResumes() throws {
+    /// With one transaction the cache is updated after the write; with 300 changed keys,
+    /// on another thread while RocksDB writes. Either way a failed write halts the
+    /// application and leaves nothing of the block behind.
+    @Test(arguments: [1, 300])
+    func failedCommitWriteHaltsAndReopenResumes(transactions: Int) throws {
         let net = try TestNet()
         let dir = TempDir()
         do {
             let store = InstrumentedStore(try openDatabase(dir))
             let app = try makeApp(net, store: store)
             try net.produce(app, [])
-            _ = try app.finalizeBlock(try net.nextBlock(app, [try labelTx(testKey("a"), nonce: 0)]))
+            let txs = try [labelTx(testKey("a"), nonce: 0)] + (1..<transactions).map { try labelTx(testKey("more-\($0)"), nonce: 0) }
+            _ = try app.finalizeBlock(try net.nextBlock(app, txs))
             store.failNextWrite()
             #expect(throws: ChainError.storage(.ioError("injected failure"))) { try app.commit() }
             #expect(throws: ChainError.self) { try app.checkTx(Data()) } // halted
