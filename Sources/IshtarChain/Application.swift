@@ -120,6 +120,9 @@ public final class Application {
         let meta: AppMeta
         let txHashes: [Data]
         let admitted: [AdmittedTransaction]
+        /// The keys the ante handlers listed for its transactions, read into the cache when
+        /// the proposal was accepted.
+        let listed: ListedKeys?
     }
 
     private struct PendingBlock {
@@ -522,7 +525,14 @@ public final class Application {
             case .success(let t): admittedTransactions.append(t)
             }
         }
-        acceptedProposal = AcceptedProposal(block: block, meta: meta, txHashes: txHashes, admitted: admittedTransactions)
+        // The state the ante steps will read is read now, while the validators vote: the
+        // committed state cannot change before this height's block is decided, so the cache
+        // still holds it when the block runs (values of a proposal that loses are merely
+        // unused). A node that executes a block it never processed (replay, catch-up) reads
+        // them one by one instead.
+        let listed = try prefetchAnteKeys(of: admittedTransactions, into: rootOverlay())
+        acceptedProposal = AcceptedProposal(block: block, meta: meta, txHashes: txHashes, admitted: admittedTransactions,
+                                            listed: listed)
         return .accept
     }
 
@@ -604,8 +614,7 @@ public final class Application {
         try runHooks(begin: true, block: info, validators: validators, overlay: overlay, events: &events)
         let consensusStore = ModuleStore(module: ConsensusModule.moduleName, overlay: overlay)
         for e in block.evidence { events.append(ConsensusModule.recordEvidence(e, height: h.height, in: consensusStore)) }
-        var listed: ListedKeys?
-        if let accepted { listed = try prefetchAnteKeys(of: accepted.admitted, into: overlay) }
+        let listed = accepted?.listed
         var results: [TxResult] = []
         results.reserveCapacity(block.transactions.count)
         for (i, raw) in block.transactions.enumerated() {
