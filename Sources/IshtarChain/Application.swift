@@ -83,6 +83,8 @@ public final class Application {
     private let verifier: (any CommitVerifier)?
     /// Whether ``commit()`` syncs its batch (see ``CommitDurability``).
     public let durability: CommitDurability
+    /// Size of the last committed block's encoded results: room reserved in the next batch.
+    private var lastResultsBytes = 0
 
     private var meta: AppMeta?
     private var commitments: [String: StateCommitment] = [:]
@@ -691,26 +693,41 @@ public final class Application {
         // not presized from the last block's: measured, its page faults cost more than the
         // regrowth saves.
         var w = BinaryWriter()
-        w.count(p.results.count)
         var resultRanges: [Range<Int>] = []
-        resultRanges.reserveCapacity(p.results.count)
-        for r in p.results {
-            let start = w.bytes.count
-            r.encode(to: &w)
-            resultRanges.append(start..<w.bytes.count)
-        }
-        p.events.encode(to: &w)
-        w.fixed(p.appHash)
         var batch = WriteBatch()
-        // Room for everything below at once: growing a block's worth of bytes step by step
-        // copies it again at every step.
-        let changeBytes = p.changes.reduce(0) { $0 + $1.key.bytes.count + ($1.value?.count ?? 0) }
-        batch.reserveCapacity(operations: p.changes.count + p.txHashes.count + p.commitments.count + 8,
-                              bytes: changeBytes + w.bytes.count + p.txHashes.count * 64 + 1024)
-        Self.addStateChanges(p.changes, to: &batch)
-        // With a decision log the block is already stored (``recordDecidedBlock``).
-        if durability == .synced { batch.put(Self.blockKey(height), p.block.encoded, in: Self.blocksColumnFamily) }
-        batch.put(Data([UInt8(ascii: "b")]) + p.hash, Self.be8(height), in: Self.blocksColumnFamily)
+        // A large block's results are encoded on a second thread while this one puts its
+        // state changes (each part touches only its own variables).
+        let parallel = p.changes.count + p.results.count >= Self.parallelChangeThreshold
+        let build = { (part: Int) in
+            if part == 0 {
+                w.count(p.results.count)
+                resultRanges.reserveCapacity(p.results.count)
+                for r in p.results {
+                    let start = w.bytes.count
+                    r.encode(to: &w)
+                    resultRanges.append(start..<w.bytes.count)
+                }
+                p.events.encode(to: &w)
+                w.fixed(p.appHash)
+            } else {
+                // Room for everything at once (the results as large as the last block's):
+                // growing a block's worth of bytes step by step copies it again at every step.
+                let changeBytes = p.changes.reduce(0) { $0 + $1.key.bytes.count + ($1.value?.count ?? 0) }
+                batch.reserveCapacity(operations: p.changes.count + p.txHashes.count + p.commitments.count + 8,
+                                      bytes: changeBytes + self.lastResultsBytes + p.txHashes.count * 64 + 1024)
+                Self.addStateChanges(p.changes, to: &batch)
+                // With a decision log the block is already stored (``recordDecidedBlock``).
+                if self.durability == .synced { batch.put(Self.blockKey(height), p.block.encoded, in: Self.blocksColumnFamily) }
+                batch.put(Data([UInt8(ascii: "b")]) + p.hash, Self.be8(height), in: Self.blocksColumnFamily)
+            }
+        }
+        if parallel {
+            inParallel(2, build)
+        } else {
+            build(0)
+            build(1)
+        }
+        lastResultsBytes = w.bytes.count
         Self.resultsKey(height).withUnsafeBytes { key in
             w.bytes.withUnsafeBytes { batch.put(key: key, value: $0, in: Self.blocksColumnFamily) }
         }

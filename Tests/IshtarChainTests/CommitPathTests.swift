@@ -225,12 +225,25 @@ struct CommitPathTests {
     /// module, from the empty commitment: the app hash must still be the one a full scan of
     /// the committed state gives, for inserts, for rewrites of existing keys, and with two
     /// modules' keys mixed in one block (300 changed keys: over the 256 at which it splits).
+    /// Its results, encoded beside the batch's state part, are still the standard encoding,
+    /// and every transaction's record points at its own.
     @Test func aLargeBlockSummedInPartsCommitsToTheWholeState() throws {
         let net = try TestNet(moduleParams: ["counter": Data("{\"max\":1000000}".utf8)])
         let app = try makeApp(net, modules: [CounterModule()])
+        func checkRecords(_ r: FinalizeResult, _ txs: [Data]) throws {
+            let raw = try app.query(path: "/blocks/\(r.height)/results").value
+            let stored = try BlockResults(decoding: raw)
+            #expect(stored.encoded == raw && stored.txResults == r.txResults && stored.appHash == r.appHash)
+            for (i, tx) in txs.enumerated() {
+                let record = try TxRecord(decoding: try app.query(path: "/tx/" + Data(SHA256.hash(data: tx)).hexString).value)
+                #expect(record.height == r.height && record.index == UInt32(i) && record.result == r.txResults[i])
+            }
+        }
         let keys = (0..<300).map { testKey("many-\($0)") }
         let fresh = try keys.map { try labelTx($0, nonce: 0) }
-        #expect(try net.produce(app, fresh).txResults.allSatisfy(\.isOK))
+        let first = try net.produce(app, fresh)
+        #expect(first.txResults.allSatisfy { $0.isOK })
+        try checkRecords(first, fresh)
         #expect(try app.recomputeAppHash() == app.lastAppHash, "new accounts")
         var mixed: [Data] = []
         for (i, key) in keys.enumerated() {
@@ -238,7 +251,9 @@ struct CommitPathTests {
                 ? try Transaction.signed(chainID: testChainID, key: key, nonce: 1, messages: [CounterModule.add(UInt64(i + 1))]).encoded
                 : try labelTx(key, nonce: 1, label: "again \(i)"))
         }
-        #expect(try net.produce(app, mixed).txResults.allSatisfy(\.isOK))
+        let second = try net.produce(app, mixed)
+        #expect(second.txResults.allSatisfy { $0.isOK })
+        try checkRecords(second, mixed)
         #expect(try app.recomputeAppHash() == app.lastAppHash, "rewritten accounts and counter keys")
     }
 
