@@ -612,6 +612,7 @@ public final class Application {
         let info = BlockInfo(chainID: h.chainID, height: h.height, time: h.time, proposer: h.proposer,
                              hash: hash, previousBlockHash: h.previousBlockHash)
         let overlay = rootOverlay()
+        overlay.reserveWrites(block.transactions.count + 16)
         var events: [Event] = []
         try runHooks(begin: true, block: info, validators: validators, overlay: overlay, events: &events)
         let consensusStore = ModuleStore(module: ConsensusModule.moduleName, overlay: overlay)

@@ -281,6 +281,8 @@ class RawBox {
 protocol UnencodedKept: AnyObject {
     /// The value with its canonical encoding, made now.
     func encodedBox() -> RawBox
+    /// The canonical encoding, made now.
+    func encoded() -> Data
 }
 
 /// ``UnencodedKept`` of one type.
@@ -295,6 +297,7 @@ final class UnencodedValue<T>: UnencodedKept {
     }
 
     func encodedBox() -> RawBox { DecodedBox(value, raw: encode(value)) }
+    func encoded() -> Data { encode(value) }
 
     /// `body` applied to the value in place.
     @inline(__always)
@@ -600,10 +603,22 @@ final class Overlay {
     /// Moves this overlay's writes into its parent.
     func mergeIntoParent() {
         guard let parent else { return }
-        encodeKept()
-        for (k, v) in encodedWrites { parent.set(k, encodedOrDeleted: v) }
-        encodedWrites.removeAll()
+        if !encodedWrites.isEmpty {
+            for (k, v) in encodedWrites { parent.set(k, encodedOrDeleted: v) }
+            encodedWrites.removeAll()
+        }
+        // After the others, which it shadows; straight to the parent, without a map of this
+        // level's own (a transaction that only touched its sender's account has no other).
+        if let kept = unencodedKept {
+            unencodedKept = nil
+            keptWrite = nil
+            parent.set(kept.key, encodedOrDeleted: kept.value.encoded())
+        }
     }
+
+    /// Makes room for `count` writes at this level: a block's overlay takes one per
+    /// transaction, and growing its map step by step rehashed it a dozen times.
+    func reserveWrites(_ count: Int) { encodedWrites.reserveCapacity(count) }
 
     /// A merged child's write of `key`, superseding this level's own (kept or not).
     private func set(_ key: HashedBytes, encodedOrDeleted value: Data?) {
