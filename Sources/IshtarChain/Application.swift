@@ -805,7 +805,10 @@ public final class Application {
         let newMeta = AppMeta(chainID: meta.chainID, initialHeight: meta.initialHeight, lastHeight: h.height,
                               lastBlockHash: p.hash, lastAppHash: p.appHash, lastBlockTime: h.time)
         let batch = try commitBatch(p, newMeta: newMeta)
-        try writeDurably(batch, sync: durability == .synced, applying: p.changes)
+        try writeDurably(batch, sync: durability == .synced)
+        // After the write, not beside it on another thread: measured, the cache update
+        // running beside RocksDB's skip-list inserts slowed them by as much as it saved.
+        cache.apply(p.changes)
         self.meta = newMeta
         commitments.merge(p.commitments) { $1 }
         pending = nil
@@ -824,31 +827,6 @@ public final class Application {
             cache.removeAll()
             haltReason = "commit write failed: \(error)"
             throw error
-        }
-    }
-
-    /// ``writeDurably(_:sync:)`` of a block's batch, with its state `changes` applied to the
-    /// committed-state cache. A large block's cache update runs on a second thread while
-    /// RocksDB writes: the cache is this application's alone and the write does not touch
-    /// it, and if the write fails the whole cache is dropped, as before.
-    private func writeDurably(_ batch: WriteBatch, sync: Bool, applying changes: [(key: HashedBytes, value: Data?)]) throws(ChainError) {
-        guard changes.count >= Self.parallelChangeThreshold else {
-            try writeDurably(batch, sync: sync)
-            cache.apply(changes)
-            return
-        }
-        var failure: ChainError?
-        inParallel(2) { part in
-            if part == 0 {
-                do throws(ChainError) { try storeCall { try store.write(batch, sync: sync) } } catch { failure = error }
-            } else {
-                cache.apply(changes)
-            }
-        }
-        if let failure {
-            cache.removeAll()
-            haltReason = "commit write failed: \(failure)"
-            throw failure
         }
     }
 
@@ -963,9 +941,9 @@ public final class Application {
         }
     }
 
-    /// Changed keys from which a block's state work is split across two cores (its state
-    /// elements; its cache update beside the RocksDB write): below it, handing work to
-    /// another thread costs more than it saves.
+    /// Changed keys (or results) from which a block's state elements, and the encoding of its
+    /// results, are split across two cores: below it, handing work to another thread costs
+    /// more than it saves.
     static let parallelChangeThreshold = 256
 
     /// `H_"ishtar/app-hash"` over `str name ‖ digest` of every module with non-empty state,

@@ -151,9 +151,9 @@ struct StateMachineTests {
         }
     }
 
-    /// With one transaction the cache is updated after the write; with 300 changed keys,
-    /// on another thread while RocksDB writes. Either way a failed write halts the
-    /// application and leaves nothing of the block behind.
+    /// A block of one transaction, and one of 300 (whose state elements and results are
+    /// computed on two threads): either way a failed write halts the application and leaves
+    /// nothing of the block behind.
     @Test(arguments: [1, 300])
     func failedCommitWriteHaltsAndReopenResumes(transactions: Int) throws {
         let net = try TestNet()
