@@ -331,6 +331,28 @@ public final class Database: KeyValueStore, @unchecked Sendable {
         }
     }
 
+    /// RocksDB's own report `name` about `columnFamily` (e.g. `rocksdb.cur-size-all-mem-tables`,
+    /// `rocksdb.num-files-at-level0`, `rocksdb.stats`), or `nil` if RocksDB does not know
+    /// the property.
+    public func property(_ name: String, in columnFamily: String = defaultColumnFamily) throws -> String? {
+        try withOpen { db in
+            guard let value = rocksdb_property_value_cf(db, try handle(columnFamily), name) else { return nil }
+            defer { rocksdb_free(value) }
+            return String(cString: value)
+        }
+    }
+
+    /// ``property(_:in:)`` read as an integer, summed over `columnFamilies` (all of them by
+    /// default); `nil` if any of them does not report it as one.
+    public func integerProperty(_ name: String, in columnFamilies: [String]? = nil) throws -> Int? {
+        var total = 0
+        for family in columnFamilies ?? self.columnFamilies {
+            guard let text = try property(name, in: family), let value = Int(text) else { return nil }
+            total += value
+        }
+        return total
+    }
+
     /// The value of `key` in `columnFamily`, or `nil` if absent.
     public func get(_ key: Data, in columnFamily: String) throws -> Data? {
         try withOpen { db in

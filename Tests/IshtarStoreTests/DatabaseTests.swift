@@ -173,6 +173,30 @@ struct DatabaseTests {
         try db.close()
     }
 
+    @Test func propertiesReportRocksDBsOwnCountersPerColumnFamily() throws {
+        let tmp = TempDir()
+        let db = try Database.open(path: tmp.path(), options: DatabaseOptions(columnFamilies: ["state", "blocks"]))
+        for i in 0..<100 { try db.put(d("key-\(i)"), Data(repeating: 7, count: 100), in: "state", sync: false) }
+        // The writes sit in the state family's memtable; the blocks family has none.
+        let stateMemtable = try #require(try db.integerProperty("rocksdb.cur-size-all-mem-tables", in: ["state"]))
+        let blocksEntries = try #require(try db.integerProperty("rocksdb.num-entries-active-mem-table", in: ["blocks"]))
+        #expect(try db.integerProperty("rocksdb.num-entries-active-mem-table", in: ["state"]) == 100)
+        #expect(blocksEntries == 0)
+        #expect(stateMemtable >= 100 * 100)
+        #expect(try db.integerProperty("rocksdb.num-files-at-level0") == 0)
+        // A flush moves them into one L0 file of the state family.
+        try db.flush()
+        #expect(try db.integerProperty("rocksdb.num-files-at-level0", in: ["state"]) == 1)
+        #expect(try db.integerProperty("rocksdb.num-entries-active-mem-table", in: ["state"]) == 0)
+        // The multi-line report is text, not an integer; an unknown name is nil, not an error.
+        #expect(try db.property("rocksdb.stats")?.contains("Compaction") == true)
+        #expect(try db.integerProperty("rocksdb.stats") == nil)
+        #expect(try db.property("rocksdb.no-such-property") == nil)
+        #expect(throws: StoreError.unknownColumnFamily("nope")) { try db.property("rocksdb.stats", in: "nope") }
+        try db.close()
+        #expect(throws: StoreError.closed) { try db.property("rocksdb.stats") }
+    }
+
     @Test func columnFamiliesAndDataPersistAcrossReopen() throws {
         let tmp = TempDir()
         do {
