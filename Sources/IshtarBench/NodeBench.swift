@@ -18,7 +18,8 @@ import Darwin
 /// Environment knobs (defaults are the reported configuration):
 /// `NODE_BENCH_SECONDS` (drive time, 20), `NODE_BENCH_RATE` (offered tx/s, 1200),
 /// `NODE_BENCH_BATCH` (transactions per `POST /txs/batch` request, 50),
-/// `NODE_BENCH_EXEC_BLOCKS` / `NODE_BENCH_EXEC_TXS` (single-node blocks × transactions, 20 × 1000),
+/// `NODE_BENCH_EXEC_BLOCKS` / `NODE_BENCH_EXEC_TXS` (single-node fresh-database blocks × transactions, 20 × 1000),
+/// `NODE_BENCH_EXEC_CYCLE_BLOCKS` (steady-state blocks; default one whole cycle of the raw memtable),
 /// `NODE_BENCH_PARTS` (which parts run, `devnet,exec`).
 enum NodeBench {
     static let goalTPS = 1000.0
@@ -40,7 +41,9 @@ enum NodeBench {
             out["devnet"] = ["error": "\(error)"]
         } }
         if parts.contains("exec") { do {
-            out["block_execution"] = try Execution.run(blocks: env("NODE_BENCH_EXEC_BLOCKS", 20), txs: env("NODE_BENCH_EXEC_TXS", 1000))
+            let cycle = env("NODE_BENCH_EXEC_CYCLE_BLOCKS", 0)
+            out["block_execution"] = try Execution.run(freshBlocks: env("NODE_BENCH_EXEC_BLOCKS", 20), txs: env("NODE_BENCH_EXEC_TXS", 1000),
+                                                       cycleBlocks: cycle > 0 ? cycle : nil)
         } catch {
             progress("block execution part failed: \(error)")
             out["block_execution"] = ["error": "\(error)"]
@@ -483,7 +486,46 @@ final class BenchRecordingStore: KeyValueStore, @unchecked Sendable {
 
 extension NodeBench {
     enum Execution {
-        static func run(blocks: Int, txs perBlock: Int) throws -> [String: Any] {
+        /// One block's paired timings.
+        struct BlockTiming {
+            var exec = Duration.zero, execWithCheck = Duration.zero, raw = Duration.zero, committed = 0, bytes = 0
+        }
+
+        /// Sums and ratios over a run of blocks.
+        static func figures(_ blocks: ArraySlice<BlockTiming>) -> [String: Any] {
+            let n = Double(blocks.reduce(0) { $0 + $1.committed })
+            let exec = seconds(blocks.reduce(Duration.zero) { $0 + $1.exec })
+            let raw = seconds(blocks.reduce(Duration.zero) { $0 + $1.raw })
+            let withCheck = seconds(blocks.reduce(Duration.zero) { $0 + $1.execWithCheck })
+            return [
+                "blocks": blocks.count,
+                "exec_commit_tx_per_second": rounded(n / exec),
+                "exec_commit_with_process_proposal_tx_per_second": rounded(n / withCheck),
+                "raw_rocksdb_tx_per_second": rounded(n / raw),
+                "ratio_exec_over_raw": rounded(exec / raw),
+            ]
+        }
+
+        /// What a database holds when a timed window starts: MiB in its memtables and its
+        /// SST files (all families), from RocksDB's own properties.
+        static func databaseState(_ property: (String) throws -> Int?) rethrows -> [String: Any] {
+            var files = 0
+            for level in 0..<7 { files += try property("rocksdb.num-files-at-level\(level)") ?? 0 }
+            return [
+                "memtable_mib": rounded(Double(try property("rocksdb.cur-size-all-mem-tables") ?? 0) / 1_048_576),
+                "sst_files": files,
+            ]
+        }
+
+        static func ratio(_ blocks: ArraySlice<BlockTiming>) -> Double {
+            seconds(blocks.reduce(Duration.zero) { $0 + $1.exec }) / seconds(blocks.reduce(Duration.zero) { $0 + $1.raw })
+        }
+
+        /// - Parameters:
+        ///   - freshBlocks: the blocks timed on a fresh database (the figure reported until the
+        ///     thirty-ninth session).
+        ///   - cycleBlocks: the steady-state window; `nil` for one whole memtable cycle.
+        static func run(freshBlocks: Int, txs perBlock: Int, cycleBlocks: Int?) throws -> [String: Any] {
             let dir = NSTemporaryDirectory() + "ishtar-exec-bench-\(getpid())"
             try? FileManager.default.removeItem(atPath: dir)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -499,101 +541,141 @@ extension NodeBench {
             _ = try app.initChain(genesis)
             let signer = SchnorrConsensusSigner(key: validatorKey)
             let chain = try ChainID(chainID)
-            let syncedBlocks = max(5, blocks / 2)
+            let syncedBlocks = max(5, freshBlocks / 2)
 
-            progress("node: signing \((blocks + syncedBlocks) * perBlock) transactions for block execution")
-            // Distinct senders per block so every transaction creates/updates real state.
-            var bodies: [[Data]] = []
-            for b in 0..<(blocks + syncedBlocks) {
-                var list: [Data] = []
-                for i in 0..<perBlock {
-                    let key = Schnorr.PrivateKey()
-                    list.append(try Transaction.signed(chainID: chainID, key: key, nonce: 0,
-                                                       messages: [SetLabel(label: "e\(b)-\(i)").message]).encoded)
+            // Distinct senders in every block, so every transaction creates real state; signed
+            // just before their block (untimed), so a long run does not hold them all.
+            var nextBlock = 0
+            func body() throws -> [Data] {
+                defer { nextBlock += 1 }
+                return try (0..<perBlock).map { i in
+                    try Transaction.signed(chainID: chainID, key: Schnorr.PrivateKey(), nonce: 0,
+                                           messages: [SetLabel(label: "e\(nextBlock)-\(i)").message]).encoded
                 }
-                bodies.append(list)
             }
-            struct Phase { var exec = Duration.zero, execWithCheck = Duration.zero, raw = Duration.zero, committed = 0, bytes = 0 }
             let clock = ContinuousClock()
             // Each block: what every validator does with a proposal before voting (its
             // transactions' signatures are checked there, and its senders' accounts read into
-            // the application's cache), then the decided block's execution and commit (timed); right after, the same bytes written raw (timed): every put of
-            // the commit batch, column family name prefixed to the key since the baseline
-            // writes the default column family, as one rocksdb_write with the same sync.
-            func run(_ range: Range<Int>, durability: CommitDurability, rawPath: String) throws -> Phase {
-                app = try Application(store: store, verifier: ConsensusCommitVerifier(), durability: durability)
-                let raw = try RawRocksBaseline.Writer(path: rawPath, sync: durability == .synced)
-                var phase = Phase()
-                for b in range {
-                    guard let tip = app.tip, let validators = app.validators else { throw BenchError("no tip") }
-                    var lastCommit: CommitInfo?
-                    if tip.lastHeight >= tip.initialHeight {
-                        let hash = try BlockHash(tip.lastBlockHash)
-                        let bytes = CanonicalEncoding.voteSignBytes(chainID: chain, type: .precommit, height: tip.lastHeight, round: 0, value: hash)
-                        lastCommit = CommitInfo(height: tip.lastHeight, round: 0, blockHash: tip.lastBlockHash, signatures: [
-                            CommitSignature(address: signer.validatorAddress, signature: try signer.sign(bytes)),
-                        ])
-                    }
-                    let time = max(UInt64(Date().timeIntervalSince1970 * 1000), tip.lastBlockTime + 1)
-                    let block = Block.make(tip: tip, time: time, proposer: signer.validatorAddress, validators: validators,
-                                           lastCommit: lastCommit, transactions: bodies[b])
-                    if durability == .replayedFromDecisionLog {
-                        // The node's synced decision record — the block store's copy of the
-                        // block — precedes execution; consensus work, not timed, not in the
-                        // commit batch the baseline repeats.
-                        try app.recordDecision(WriteBatch(), block: block.encoded, height: block.header.height, sync: false)
-                    }
-                    store.batches = []
-                    let t0 = clock.now
-                    guard try app.processProposal(block) == .accept else { throw BenchError("proposal rejected") }
-                    let t1 = clock.now
-                    let result = try app.finalizeBlock(block)
-                    try app.commit()
-                    let t2 = clock.now
-                    phase.execWithCheck += t2 - t0
-                    phase.exec += t2 - t1
-                    phase.committed += result.txResults.filter(\.isOK).count
-                    guard let batch = store.batches.last else { throw BenchError("no commit batch recorded") }
-                    let entries: [(key: [UInt8], value: [UInt8])] = batch.operations.compactMap { op in
-                        switch op {
-                        case .put(let cf, let k, let v): return (key: Array(cf.utf8) + Array(k), value: Array(v))
-                        default: return nil
-                        }
-                    }
-                    phase.bytes += entries.reduce(0) { $0 + $1.key.count + $1.value.count }
-                    // In key order (not timed): RocksDB's memtable inserts a sorted batch
-                    // fastest, so the baseline gets its best case whatever order we write in.
-                    phase.raw += try raw.write(entries.sorted { $0.key.lexicographicallyPrecedes($1.key) })
+            // the application's cache), then the decided block's execution and commit (timed);
+            // right after, the same bytes written raw (timed): every put of the commit batch,
+            // column family name prefixed to the key since the baseline writes the default
+            // column family, as one rocksdb_write with the same sync.
+            func runBlock(durability: CommitDurability, raw: RawRocksBaseline.Writer) throws -> BlockTiming {
+                let transactions = try body()
+                guard let tip = app.tip, let validators = app.validators else { throw BenchError("no tip") }
+                var lastCommit: CommitInfo?
+                if tip.lastHeight >= tip.initialHeight {
+                    let hash = try BlockHash(tip.lastBlockHash)
+                    let bytes = CanonicalEncoding.voteSignBytes(chainID: chain, type: .precommit, height: tip.lastHeight, round: 0, value: hash)
+                    lastCommit = CommitInfo(height: tip.lastHeight, round: 0, blockHash: tip.lastBlockHash, signatures: [
+                        CommitSignature(address: signer.validatorAddress, signature: try signer.sign(bytes)),
+                    ])
                 }
-                guard phase.committed == range.count * perBlock else { throw BenchError("only \(phase.committed) transactions succeeded") }
-                return phase
+                let time = max(UInt64(Date().timeIntervalSince1970 * 1000), tip.lastBlockTime + 1)
+                let block = Block.make(tip: tip, time: time, proposer: signer.validatorAddress, validators: validators,
+                                       lastCommit: lastCommit, transactions: transactions)
+                if durability == .replayedFromDecisionLog {
+                    // The node's synced decision record — the block store's copy of the
+                    // block — precedes execution; consensus work, not timed, not in the
+                    // commit batch the baseline repeats.
+                    try app.recordDecision(WriteBatch(), block: block.encoded, height: block.header.height, sync: false)
+                }
+                store.batches = []
+                var timing = BlockTiming()
+                let t0 = clock.now
+                guard try app.processProposal(block) == .accept else { throw BenchError("proposal rejected") }
+                let t1 = clock.now
+                let result = try app.finalizeBlock(block)
+                try app.commit()
+                let t2 = clock.now
+                timing.execWithCheck = t2 - t0
+                timing.exec = t2 - t1
+                timing.committed = result.txResults.filter(\.isOK).count
+                guard timing.committed == perBlock else { throw BenchError("only \(timing.committed) transactions succeeded") }
+                guard let batch = store.batches.last else { throw BenchError("no commit batch recorded") }
+                let entries: [(key: [UInt8], value: [UInt8])] = batch.operations.compactMap { op in
+                    switch op {
+                    case .put(let cf, let k, let v): return (key: Array(cf.utf8) + Array(k), value: Array(v))
+                    default: return nil
+                    }
+                }
+                timing.bytes = entries.reduce(0) { $0 + $1.key.count + $1.value.count }
+                // In key order (not timed): RocksDB's memtable inserts a sorted batch
+                // fastest, so the baseline gets its best case whatever order we write in.
+                timing.raw = try raw.write(entries.sorted { $0.key.lexicographicallyPrecedes($1.key) })
+                return timing
             }
+
             // As the node runs it: its decision record is synced before the application runs the
             // block, so the commit batch is not synced (CommitDurability) — and neither is the raw one.
-            let node = try run(0..<blocks, durability: .replayedFromDecisionLog, rawPath: dir + "/raw-node")
-            // Standalone: every commit synced, and every raw write too.
-            let synced = try run(blocks..<(blocks + syncedBlocks), durability: .synced, rawPath: dir + "/raw-synced")
-            func figures(_ p: Phase, blocks: Int) -> [String: Any] {
-                let n = Double(p.committed)
-                return [
-                    "blocks": blocks,
-                    "exec_commit_tx_per_second": rounded(n / NodeBench.seconds(p.exec)),
-                    "exec_commit_with_process_proposal_tx_per_second": rounded(n / NodeBench.seconds(p.execWithCheck)),
-                    "raw_rocksdb_tx_per_second": rounded(n / NodeBench.seconds(p.raw)),
-                    "ratio_exec_over_raw": rounded(NodeBench.seconds(p.exec) / NodeBench.seconds(p.raw)),
-                ]
+            // First the fresh window; then on until the raw database's memtable has filled and
+            // been switched for a new one (it has flushed once); then, timed as the steady
+            // state, every block until it is switched again: one whole memtable cycle. A running
+            // node's memtables pass through every fill level in turn, and an insert into a fuller
+            // skip list costs both sides more; the fresh window is the baseline's best case.
+            app = try Application(store: store, verifier: ConsensusCommitVerifier(), durability: .replayedFromDecisionLog)
+            let nodeRaw = try RawRocksBaseline.Writer(path: dir + "/raw-node", sync: false)
+            var node: [BlockTiming] = []
+            var switches = 0
+            var active = 0
+            /// Runs a block and counts the raw memtable's switches (its size falls).
+            func step() throws {
+                node.append(try runBlock(durability: .replayedFromDecisionLog, raw: nodeRaw))
+                let now = nodeRaw.integerProperty("rocksdb.cur-size-active-mem-table") ?? 0
+                if now < active { switches += 1 }
+                active = now
+                if node.count % 50 == 0 {
+                    progress("node: \(node.count) blocks, raw memtable \(active >> 20) MiB, switched \(switches) times")
+                }
             }
-            let ratio = NodeBench.seconds(node.exec) / NodeBench.seconds(node.raw)
-            progress("node: block execution \(String(format: "%.0f", Double(node.committed) / NodeBench.seconds(node.exec))) tx/s, raw RocksDB \(String(format: "%.0f", Double(node.committed) / NodeBench.seconds(node.raw))) tx/s, ratio \(String(format: "%.2f", ratio))")
-            var out = figures(node, blocks: blocks)
+            let limit = 5_000
+            progress("node: block execution, \(perBlock) transactions a block: a fresh window of \(freshBlocks) blocks, then on until the raw memtable is switched, then one whole cycle of it")
+            while node.count < freshBlocks || switches < 1 {
+                guard node.count < limit else { throw BenchError("the raw memtable never filled in \(limit) blocks") }
+                try step()
+            }
+            let warm = node.count
+            let stateAtWindow = try databaseState { try db.integerProperty($0) }
+            let rawStateAtWindow = databaseState { nodeRaw.integerProperty($0) }
+            progress("node: \(warm) blocks to the raw memtable's first switch; timing until its next")
+            if let cycleBlocks {
+                for _ in 0..<max(1, cycleBlocks) { try step() }
+            } else {
+                while switches < 2 {
+                    guard node.count < limit else { throw BenchError("the raw memtable never filled again in \(limit) blocks") }
+                    try step()
+                }
+            }
+            let cycle = node.count - warm
+            let stateAtEnd = try databaseState { try db.integerProperty($0) }
+            let rawStateAtEnd = databaseState { nodeRaw.integerProperty($0) }
+            // Standalone: every commit synced, and every raw write too.
+            app = try Application(store: store, verifier: ConsensusCommitVerifier(), durability: .synced)
+            let syncedRaw = try RawRocksBaseline.Writer(path: dir + "/raw-synced", sync: true)
+            var synced: [BlockTiming] = []
+            for _ in 0..<syncedBlocks { synced.append(try runBlock(durability: .synced, raw: syncedRaw)) }
+
+            let steady = node[warm...]
+            let fresh = node[..<freshBlocks]
+            let ratio = Self.ratio(steady)
+            let freshRatio = Self.ratio(fresh)
+            progress("node: block execution in steady state \(String(format: "%.2f", ratio))× raw RocksDB; on the fresh database \(String(format: "%.2f", freshRatio))×")
+            var out = figures(steady)
+            out["window"] = cycleBlocks == nil
+                ? "steady state: the \(cycle) blocks from the raw memtable's first switch to its second (one whole cycle of it), after \(warm) blocks; memtables pass through every fill level, as a running node's do (databases: what each held at the window's ends)"
+                : "\(cycle) blocks after the raw memtable's first switch (NODE_BENCH_EXEC_CYCLE_BLOCKS)"
+            out["databases"] = ["at_window_start": ["node": stateAtWindow, "raw": rawStateAtWindow],
+                                "at_window_end": ["node": stateAtEnd, "raw": rawStateAtEnd]]
+            out["fresh_database"] = figures(fresh)
             out["tx_per_block"] = perBlock
-            out["bytes_written_per_block"] = node.bytes / max(1, blocks)
+            out["bytes_written_per_block"] = steady.reduce(0) { $0 + $1.bytes } / max(1, steady.count)
             out["commit"] = "as in the node: one unsynced batch per block (the node's synced decision record, which holds the block, precedes it untimed and is not in the batch); the raw writes unsynced too"
-            out["synced_commit"] = figures(synced, blocks: syncedBlocks)
+            out["synced_commit"] = figures(synced[...])
             out["timed"] = "finalizeBlock + commit per block, each paired with the raw write of the same batch right after it; processProposal before it (untimed, as in the node, where it runs while the validators vote) checks the transactions' signatures and reads their senders' accounts into the cache in one batch"
             out.merge([
                 "goal_ratio": goalExecRatio,
                 "met": ratio <= goalExecRatio,
+                "met_on_fresh_database": freshRatio <= goalExecRatio,
             ] as [String: Any]) { $1 }
             return out
         }

@@ -58,6 +58,14 @@ public enum RawRocksBaseline {
             self.db = db
         }
 
+        /// RocksDB's report `name` about the default family, as an integer (`nil` if unknown
+        /// or not a number): so a benchmark can say what state the baseline was in.
+        public func integerProperty(_ name: String) -> Int? {
+            guard let value = rocksdb_property_value(db, name) else { return nil }
+            defer { rocksdb_free(value) }
+            return Int(String(cString: value))
+        }
+
         deinit {
             rocksdb_close(db)
             rocksdb_writebatch_destroy(batch)
