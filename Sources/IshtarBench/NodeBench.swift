@@ -525,7 +525,9 @@ extension NodeBench {
         ///   - freshBlocks: the blocks timed on a fresh database (the figure reported until the
         ///     thirty-ninth session).
         ///   - cycleBlocks: the steady-state window; `nil` for one whole memtable cycle.
-        static func run(freshBlocks: Int, txs perBlock: Int, cycleBlocks: Int?) throws -> [String: Any] {
+        static func run(freshBlocks requested: Int, txs perBlock: Int, cycleBlocks: Int?) throws -> [String: Any] {
+            // At least one block in each window, so every ratio has a denominator.
+            let freshBlocks = max(1, requested)
             let dir = NSTemporaryDirectory() + "ishtar-exec-bench-\(getpid())"
             try? FileManager.default.removeItem(atPath: dir)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
