@@ -502,11 +502,11 @@ extension NodeBench {
                 "exec_commit_tx_per_second": rounded(n / exec),
                 "exec_commit_with_process_proposal_tx_per_second": rounded(n / withCheck),
                 "raw_rocksdb_tx_per_second": rounded(n / raw),
-                "ratio_exec_over_raw": rounded(exec / raw),
+                "ratio_exec_over_raw": rounded(ratio(blocks)),
             ]
         }
 
-        /// What a database holds when a timed window starts: MiB in its memtables and its
+        /// What a database holds at one end of a timed window: MiB in its memtables and its
         /// SST files (all families), from RocksDB's own properties.
         static func databaseState(_ property: (String) throws -> Int?) rethrows -> [String: Any] {
             var files = 0
