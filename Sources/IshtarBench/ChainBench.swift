@@ -652,8 +652,9 @@ extension ChainBench {
     /// committed; then `blocks` blocks in each of which every provider votes for the previous
     /// block (votes bundled ten per relayer transaction — any account may carry them).
     /// Timed: checkTx of every transaction + finalizeBlock + commit. Baseline: raw
-    /// libsecp256k1 BIP-340 verification of the same signatures over the same digests (the
-    /// chain's signature check), in the same run.
+    /// libsecp256k1 BIP-340 verification, in the same run, of as many signatures by the same
+    /// keys over digests of the same form, each verified once (as the chain verifies each
+    /// vote once); also reported: raw re-verification of the block's own vote signatures.
     static func finalityVotes(providers: Int, perProvider: Int, blocks: Int) throws -> [String: Any] {
         let (chain, world, _, setupSeconds) = try stakingChain(
             name: "fin", providers: providers, delegations: providers * perProvider, unbondings: 0)
@@ -674,10 +675,17 @@ extension ChainBench {
         // Up to `start`: its begin-block fixes the active set the first votes are counted against.
         while try height(chain) < start { try chain.produce([]) }
 
-        // Baseline: the same signatures (R.x = the committed randomness ‖ s) verified raw over
-        // the same digests with libsecp256k1, keys parsed once outside the timing. It runs right
-        // after each block on that block's signatures (three passes, the fastest counted), so
-        // both figures see the same machine: this one's speed drifts by a quarter over seconds.
+        // Baseline: raw libsecp256k1 BIP-340 verification, keys parsed once outside the
+        // timing, right after each block, so both figures see the same machine (this one's
+        // speed drifts by a quarter over seconds). Three passes, the fastest counted, each over
+        // one signature per provider that nothing has verified before: plain BIP-340
+        // signatures by the provider keys over SHA256(BE8(height) ‖ another hash) — a vote's
+        // digest form — made untimed. Verifying a signature warms the cache lines of the
+        // precomputed-multiple tables its scalars select, so a second verification of the same
+        // signature is faster: re-verifying the block's own vote signatures (also reported)
+        // measured ~37.0 µs against ~38.4 µs for unverified ones, while the chain, which
+        // verifies each vote once, spent ~39 µs in each EOTS check (timed inside checkTx,
+        // 2026-11-24) — the cost of a first verification.
         guard let ctx = secp256k1_context_create(UInt32(SECP256K1_CONTEXT_NONE)) else { throw Failure("secp256k1 context") }
         defer { secp256k1_context_destroy(ctx) }
         var xonly = [secp256k1_xonly_pubkey](repeating: secp256k1_xonly_pubkey(), count: providers)
@@ -686,7 +694,19 @@ extension ChainBench {
             guard secp256k1_xonly_pubkey_parse(ctx, &xonly[i], raw) == 1 else { throw Failure("xonly parse") }
         }
         struct Signed { var key: Int; var digest: [UInt8]; var signature: [UInt8] }
-        struct Phase { var check = 0.0, deliverCommit = 0.0, raw = 0.0, votes = 0, verified = 0, finalized = 0 }
+        struct Phase { var check = 0.0, deliverCommit = 0.0, raw = 0.0, reverified = 0.0, votes = 0, verified = 0, finalized = 0 }
+        /// The fastest of three passes over `sets` (one pass each), checking every signature holds.
+        func fastestPass(_ sets: [[Signed]]) throws -> Double {
+            var best = Double.infinity
+            for set in sets {
+                var valid = 0
+                let t0 = ContinuousClock.now
+                for s in set { valid += Int(secp256k1_schnorrsig_verify(ctx, s.signature, s.digest, 32, &xonly[s.key])) }
+                best = min(best, seconds(ContinuousClock.now - t0))
+                guard valid == set.count else { throw Failure("raw verification accepted \(valid) of \(set.count)") }
+            }
+            return best
+        }
         func run(_ blocks: Int) throws -> Phase {
             var phase = Phase()
             for _ in 0..<blocks {
@@ -695,6 +715,14 @@ extension ChainBench {
                 let list = try batches.map { try $0.vote(height: h, blockHash: hash) }
                 let digest = [UInt8](try FinalityModule.voteDigest(height: h, blockHash: hash))
                 let signed = list.enumerated().map { Signed(key: $0.offset, digest: digest, signature: [UInt8]($0.element.publicRandomness + $0.element.signature)) }
+                let unverified = try (0..<3).map { (pass: Int) throws -> [Signed] in
+                    let other = Data(SHA256.hash(data: hash + Data([UInt8(pass)])))
+                    let otherDigest = try FinalityModule.voteDigest(height: h, blockHash: other)
+                    return try world.providers.enumerated().map {
+                        Signed(key: $0.offset, digest: [UInt8](otherDigest),
+                               signature: [UInt8](try $0.element.signature(for: otherDigest).rawRepresentation))
+                    }
+                }
                 var txs: [Data] = []
                 for (r, first) in stride(from: 0, to: list.count, by: perTx).enumerated() {
                     txs.append(try relayers[r % relayers.count].tx(list[first..<min(first + perTx, list.count)].map(\.message)))
@@ -704,15 +732,8 @@ extension ChainBench {
                 phase.deliverCommit += timed.deliverCommit
                 phase.votes += timed.result.txResults.reduce(0) { $0 + $1.events.filter { $0.type == "finality.vote_added" }.count }
                 phase.finalized += timed.result.events.filter { $0.type == "finality.block_finalized" }.count
-                var best = Double.infinity
-                for _ in 0..<3 {
-                    var valid = 0
-                    let t0 = ContinuousClock.now
-                    for s in signed { valid += Int(secp256k1_schnorrsig_verify(ctx, s.signature, s.digest, 32, &xonly[s.key])) }
-                    best = min(best, seconds(ContinuousClock.now - t0))
-                    guard valid == signed.count else { throw Failure("raw verification accepted \(valid) of \(signed.count)") }
-                }
-                phase.raw += best
+                phase.raw += try fastestPass(unverified)
+                phase.reverified += try fastestPass([signed, signed, signed])
                 phase.verified += signed.count
             }
             guard phase.votes == providers * blocks else { throw Failure("\(phase.votes) votes accepted of \(providers * blocks)") }
@@ -736,6 +757,7 @@ extension ChainBench {
         let ratio = rate / rawRate
         let syncedRate = Double(synced.votes) / (synced.check + synced.deliverCommit)
         let syncedRawRate = Double(synced.verified) / synced.raw
+        let reverifiedRate = Double(node.verified) / node.reverified
         return [
             "providers": providers,
             "active_delegations": providers * perProvider,
@@ -751,6 +773,13 @@ extension ChainBench {
             "baseline_raw_bip340_verifications_per_second": rounded(rawRate),
             "ratio": rounded(ratio),
             "ratio_deliver_commit_only": rounded(Double(votes) / deliverCommit / rawRate),
+            "baseline_reverifying_the_blocks_signatures": [
+                "verifications_per_second": rounded(reverifiedRate),
+                "ratio": rounded(rate / reverifiedRate),
+                "met": rate / reverifiedRate >= 0.6,
+                "over_unverified_baseline": rounded(reverifiedRate / rawRate),
+                "note": "the block's own vote signatures verified raw three times over, the fastest pass counted: the baseline until 2026-11-24. A pass after the first finds in cache the table lines those signatures select, which no first verification does, so this rate is above what raw verification of signatures nothing has verified reaches (over_unverified_baseline)",
+            ] as [String: Any],
             "synced_commit": [
                 "blocks": syncedBlocks, "votes": synced.votes, "votes_per_second": rounded(syncedRate),
                 "check_us_per_vote": rounded(synced.check * 1e6 / Double(synced.votes)),
@@ -758,8 +787,9 @@ extension ChainBench {
                 "baseline_raw_bip340_verifications_per_second": rounded(syncedRawRate),
                 "ratio": rounded(syncedRate / syncedRawRate),
             ] as [String: Any],
-            "note": "a vote is verified once: checkTx decodes and verifies it against committed state (without recording it) and deliver finds the decoded vote, marked with the commitment it verified against and carrying its state keys, with the transaction in the application's bounded memory of admitted transactions. Besides the EOTS verification, each vote costs (profiled 2026-11-22, seventh session): in checkTx, decoding, the state reads of the admission rules and the transaction's bookkeeping ~11 us, its share of its transaction's signature ~3 us, its Merkle proof ~1.5 us; in delivery, the same reads again plus the vote-list insert, tally and event ~5 us; per block and shared by its votes, encoding the block and checking it against the recorded copy, hooks, block validation and the app-hash update ~4 us, and the commit's RocksDB write of ~470 bytes per vote (result event, vote-list entry; the block itself is the node's decision record, written before execution and not timed) ~3 us",
+            "note": "a vote is verified once: checkTx decodes and verifies it against committed state (without recording it) and deliver finds the decoded vote, marked with the commitment it verified against and carrying its state keys, with the transaction in the application's bounded memory of admitted transactions. Per vote (measured 2026-11-24, fortieth session, raw verification 38.4 us): the EOTS check inside checkTx ~39 us; its share of its transaction's signature ~3.9 us; the rest of checkTx (decoding, the admission rules' state reads, the Merkle proof, the transaction's hash and bookkeeping) ~5.5 us; finalizeBlock (vote-list insert, tally, event, hooks, app hash) ~2.6 us; the commit's RocksDB write of ~460 bytes (results ~245, the height's vote list ~130, the next height's active set ~40, module commitments ~40; the block itself is the node's decision record, written before execution and not timed) ~2.9 us, of which the write-ahead log ~0.5 us",
             "timed": "checkTx of every transaction + finalizeBlock + commit (one RocksDB batch per block, unsynced as in the node, whose synced decision record — holding the block — precedes it untimed; synced_commit: the same with every commit synced), per block, in the node's order: checkTx, then the proposal built, its decision recorded and processProposal run (untimed: consensus work, which checks the block and its last commit's signatures), then finalizeBlock and commit",
+            "baseline": "raw libsecp256k1 BIP-340 verification right after each block: three passes, each over \(providers) signatures by the provider keys that nothing had verified before (over digests of a vote's form), the fastest pass counted",
             "goal": "votes per second ≥ 0.6 × raw BIP-340 verifications per second",
             "met": ratio >= 0.6,
         ]
